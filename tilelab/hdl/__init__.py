@@ -1,0 +1,1 @@
+"""Reusable Amaranth building blocks and the single definition of every bit format."""

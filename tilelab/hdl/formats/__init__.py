@@ -1,0 +1,1 @@
+"""Bit formats shared by RTL and host: commands, descriptors and NoC flits."""

@@ -1,0 +1,1 @@
+"""Host runtime: layer description, lowering, golden models and the run API."""

@@ -1,0 +1,1 @@
+"""2D-mesh network-on-chip: routers, meshes, traffic and collectives."""

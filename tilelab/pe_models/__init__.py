@@ -1,0 +1,1 @@
+"""Compute tiles and processing elements built from :mod:`tilelab.hdl` blocks."""

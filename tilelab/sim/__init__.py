@@ -1,0 +1,1 @@
+"""Simulation backends, Verilog generation, build caching and testbench helpers."""
