@@ -1,0 +1,211 @@
+"""Multiply-accumulate units and the output-stationary MAC array.
+
+The array is the math engine of the compute tile. Each input transfer is one step of the
+reduction dimension k: ``acc[r][c] (+)= a[r] * b[c]`` (an outer product of an activation column
+and a weight row), with ``first`` starting a new block and ``last`` ending it. On ``last`` the
+finished block moves to a shadow bank and drains one row per cycle on the output stream while
+the next block already accumulates (double buffering), so a block of K steps keeps the array
+busy whenever K ≥ rows.
+
+With ``depthwise=True`` the array also has an element-wise mode (``dw=1``):
+``acc[r][c] (+)= a2[r][c] * b[c]`` — every PE gets its own activation, as depthwise convolution
+needs (output channel c only sees input channel c), so it does not fall to 1/cols of the array.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["MACUnit", "MACArray", "mac_array_layouts"]
+
+
+def _check_width(name, value, *, minimum=1, maximum=64):
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], not {value!r}")
+
+
+def _check_acc(a_width, b_width, acc_width):
+    need = a_width + b_width
+    if acc_width < need:
+        raise ValueError(f"acc_width {acc_width!r} cannot hold the {a_width}x{b_width}-bit product; "
+                         f"it must be at least {need}")
+
+
+class MACUnit(wiring.Component):
+    """One multiply-accumulate unit.
+
+    ``acc <= (clear ? 0 : acc) + a * b`` on every cycle with ``en`` high.
+
+    Parameters
+    ----------
+    a_width, b_width : int
+        Operand widths (1..32).
+    acc_width : int
+        Accumulator width; at least ``a_width + b_width``. The sum wraps modulo 2**acc_width.
+    signed_ : bool
+        Signed (two's complement) or unsigned operands and accumulator.
+    """
+
+    def __init__(self, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32, signed_: bool = True):
+        _check_width("a_width", a_width, maximum=32)
+        _check_width("b_width", b_width, maximum=32)
+        _check_width("acc_width", acc_width, maximum=64)
+        _check_acc(a_width, b_width, acc_width)
+        shape = signed if signed_ else unsigned
+        self.a_width, self.b_width, self.acc_width, self.signed = a_width, b_width, acc_width, signed_
+        super().__init__({
+            "a": In(shape(a_width)),
+            "b": In(shape(b_width)),
+            "en": In(1),
+            "clear": In(1),
+            "acc": Out(shape(acc_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.en & self.clear):
+            m.d.sync += self.acc.eq(self.a * self.b)
+        with m.Elif(self.en):
+            m.d.sync += self.acc.eq(self.acc + self.a * self.b)
+        return m
+
+
+def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32,
+                      signed_: bool = True, depthwise: bool = False):
+    """Return ``(input_layout, output_layout)`` of :class:`MACArray` for these parameters.
+
+    Input: ``a`` (rows operands), ``b`` (cols operands), ``first``, ``last`` and, with
+    ``depthwise``, ``dw`` (mode) and ``a2`` (rows × cols operands).
+    Output: ``row`` (cols accumulators), ``index`` (which row), ``last`` (last row of a block).
+    """
+    shape = signed if signed_ else unsigned
+    fields = {
+        "a": data.ArrayLayout(shape(a_width), rows),
+        "b": data.ArrayLayout(shape(b_width), cols),
+        "first": 1,
+        "last": 1,
+    }
+    if depthwise:
+        fields["dw"] = 1
+        fields["a2"] = data.ArrayLayout(data.ArrayLayout(shape(a_width), cols), rows)
+    out = data.StructLayout({
+        "row": data.ArrayLayout(shape(acc_width), cols),
+        "index": range(rows),
+        "last": 1,
+    })
+    return data.StructLayout(fields), out
+
+
+class MACArray(wiring.Component):
+    """Output-stationary R×C MAC array with a double-buffered drain.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape (1..256 each).
+    a_width, b_width, acc_width : int
+        Operand and accumulator widths; ``acc_width >= a_width + b_width``.
+    signed_ : bool
+        Signed operands (int8 × int8 → int32 by default).
+    depthwise : bool
+        Add the element-wise (depthwise) mode.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(input_layout))
+        One reduction step per transfer (see :func:`mac_array_layouts`).
+    o : Out(stream.Signature(output_layout))
+        Finished blocks, one row of ``cols`` accumulators per transfer, rows in order.
+    busy : Out(1)
+        A block is accumulating or draining.
+    macs : Out(48)
+        Multiply-accumulates performed (rows·cols per step).
+    """
+
+    def __init__(self, *, rows: int = 8, cols: int = 8, a_width: int = 8, b_width: int = 8,
+                 acc_width: int = 32, signed_: bool = True, depthwise: bool = False):
+        _check_width("rows", rows, maximum=256)
+        _check_width("cols", cols, maximum=256)
+        _check_width("a_width", a_width, maximum=32)
+        _check_width("b_width", b_width, maximum=32)
+        _check_width("acc_width", acc_width, maximum=64)
+        _check_acc(a_width, b_width, acc_width)
+        self.rows, self.cols = rows, cols
+        self.a_width, self.b_width, self.acc_width = a_width, b_width, acc_width
+        self.signed, self.depthwise = signed_, depthwise
+        self.in_layout, self.out_layout = mac_array_layouts(
+            rows, cols, a_width=a_width, b_width=b_width, acc_width=acc_width, signed_=signed_,
+            depthwise=depthwise)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+            "busy": Out(1),
+            "macs": Out(48),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        shape = signed(self.acc_width) if self.signed else unsigned(self.acc_width)
+        acc = [[Signal(shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
+        shadow = [[Signal(shape, name=f"shadow_{r}_{c}") for c in range(C)] for r in range(R)]
+
+        draining = Signal()
+        row = Signal(range(R))
+        last_row = row == R - 1
+        drain_done = self.o.valid & self.o.ready & last_row
+        p = self.i.payload
+
+        # A block may only finish (move to the shadow bank) when the shadow bank is free.
+        m.d.comb += self.i.ready.eq(~p.last | ~draining | drain_done)
+        step = self.i.valid & self.i.ready
+
+        for r in range(R):
+            for c in range(C):
+                if self.depthwise:
+                    a = Signal.like(p.a[r], name=f"op_a_{r}_{c}")
+                    m.d.comb += a.eq(p.a[r])
+                    with m.If(p.dw):
+                        m.d.comb += a.eq(p.a2[r][c])
+                else:
+                    a = p.a[r]
+                prod = a * p.b[c]
+                new = Signal(shape, name=f"new_{r}_{c}")
+                with m.If(p.first):
+                    m.d.comb += new.eq(prod)
+                with m.Else():
+                    m.d.comb += new.eq(acc[r][c] + prod)
+                with m.If(step):
+                    with m.If(p.last):
+                        m.d.sync += shadow[r][c].eq(new)
+                    with m.Else():
+                        m.d.sync += acc[r][c].eq(new)
+
+        with m.If(step):
+            m.d.sync += self.macs.eq(self.macs + R * C)
+
+        # Drain the shadow bank row by row.
+        m.d.comb += [
+            self.o.valid.eq(draining),
+            self.o.payload.index.eq(row),
+            self.o.payload.last.eq(last_row),
+        ]
+        with m.Switch(row):
+            for r in range(R):
+                with m.Case(r):
+                    for c in range(C):
+                        m.d.comb += self.o.payload.row[c].eq(shadow[r][c])
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += row.eq(row + 1)
+            with m.If(last_row):
+                m.d.sync += [row.eq(0), draining.eq(0)]
+        with m.If(step & p.last):
+            m.d.sync += draining.eq(1)
+
+        in_block = Signal()
+        with m.If(step):
+            m.d.sync += in_block.eq(~p.last)
+        m.d.comb += self.busy.eq(in_block | draining)
+        return m

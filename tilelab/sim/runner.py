@@ -1,0 +1,223 @@
+"""One entry point to simulate a component on any backend: :func:`simulate`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.lib import wiring
+
+from . import io as _io
+from .builders import build_icarus, build_verilator
+from .cache import BuildCache
+from .toolchain import cocotb_run_env
+from .verilog import Design, port_names, to_verilog
+
+__all__ = ["BACKENDS", "SimResult", "SimulationError", "simulate"]
+
+#: The simulation backends, fastest first.
+BACKENDS = ("verilator", "icarus", "amaranth")
+
+#: Exceptions a bench may raise that are re-raised as themselves in the host process.
+_PASSTHROUGH = {
+    "SimulationStalled": _io.SimulationStalled,
+    "SimulationTimeout": _io.SimulationTimeout,
+    "AssertionError": AssertionError,
+    "ValueError": ValueError,
+}
+
+
+class SimulationError(RuntimeError):
+    """The simulator process failed, or the bench raised an unexpected exception."""
+
+
+@dataclass
+class SimResult:
+    """What a simulation returned.
+
+    Attributes
+    ----------
+    value : object
+        The bench's return value (JSON round-tripped on cocotb backends).
+    cycles : int
+        Clock cycles from the bench's start to its end.
+    wall_seconds : float
+        Wall time of the bench alone (no build, no process start).
+    total_seconds : float
+        Wall time of the whole call, including any build.
+    backend : str
+        The backend used.
+    build_cached : bool or None
+        Whether the simulator build came from the cache (None for Amaranth).
+    workdir : Path
+        Folder the bench could write files to.
+    """
+
+    value: object
+    cycles: int
+    wall_seconds: float
+    total_seconds: float
+    backend: str
+    build_cached: bool | None
+    workdir: Path
+
+
+def _bench_ref(bench) -> str:
+    if isinstance(bench, str):
+        if ":" not in bench:
+            raise ValueError(f"bench must be 'module:function', not {bench!r}")
+        return bench
+    if callable(bench):
+        if "<locals>" in bench.__qualname__:
+            raise ValueError(f"bench {bench.__qualname__!r} must be a module-level function so a simulator "
+                             "process can import it")
+        return f"{bench.__module__}:{bench.__qualname__}"
+    raise TypeError(f"bench must be a coroutine function or 'module:function', not {bench!r}")
+
+
+def _load(ref: str):
+    module, _, qualname = ref.partition(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def simulate(design: wiring.Component | Design, bench: Callable | str, *, backend: str = "verilator",
+             args: dict | None = None, waves: str | os.PathLike | None = None, visibility: str = "ports",
+             name: str = "top", clock_period_ns: int = 10, workdir: str | os.PathLike | None = None,
+             timeout_seconds: float | None = None, cache: BuildCache | None = None) -> SimResult:
+    """Simulate ``design`` with ``bench`` on ``backend``.
+
+    Parameters
+    ----------
+    design : wiring.Component or Design
+        The component (required for ``backend="amaranth"``), or its converted Verilog.
+    bench : coroutine function or str
+        ``async def bench(io, **args)``, module-level (so a simulator process can import it),
+        or its ``"module:function"`` name. It drives the design through a
+        :class:`tilelab.sim.io.IO` and returns a JSON-able value.
+    backend : {"verilator", "icarus", "amaranth"}
+        Verilator (the default, built with only the top-level ports visible unless
+        ``visibility="all"``), Icarus Verilog, or Amaranth's own simulator.
+    args : dict, optional
+        Keyword arguments for the bench (JSON-able).
+    waves : path, optional
+        Write a waveform: FST on Verilator, VCD on Icarus and Amaranth.
+    visibility : {"ports", "all"}
+        Verilator only: which signals cocotb can reach.
+    name : str
+        Top-level module name.
+    clock_period_ns : int
+        Clock period (only affects waveform time stamps).
+    workdir : path, optional
+        Folder for the run's files; a temporary one when omitted.
+    timeout_seconds : float, optional
+        Wall-clock limit on the simulator process.
+
+    Returns
+    -------
+    SimResult
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
+    if not isinstance(clock_period_ns, int) or clock_period_ns < 2 or clock_period_ns % 2:
+        raise ValueError(f"clock_period_ns must be an even integer >= 2, not {clock_period_ns!r}")
+    ref = _bench_ref(bench)
+    args = dict(args or {})
+    t_start = time.perf_counter()
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tilelab-sim-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    if backend == "amaranth":
+        if not isinstance(design, wiring.Component):
+            raise TypeError("the amaranth backend needs the component itself, not its Verilog")
+        value, cycles, wall = _simulate_amaranth(design, ref, args, waves, clock_period_ns, work)
+        return SimResult(value, cycles, wall, time.perf_counter() - t_start, backend, None, work)
+
+    if isinstance(design, wiring.Component):
+        design = to_verilog(design, name=name)
+    if backend == "verilator":
+        exe, hit = build_verilator(design, visibility=visibility, waves=waves is not None, cache=cache)
+        cmd = [str(exe)]
+        if waves is not None:
+            cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
+    else:
+        vvp, hit = build_icarus(design, waves=waves is not None, cache=cache)
+        cmd = ["vvp", "-m", _icarus_vpi(), str(vvp)]
+        if waves is not None:
+            cmd += [f"+waves={Path(waves).resolve()}"]
+    job = {
+        "bench": ref, "args": args, "backend": backend, "workdir": str(work),
+        "result": str(work / "result.json"), "clock_period_ns": clock_period_ns,
+    }
+    (work / "job.json").write_text(json.dumps(job))
+    if (work / "result.json").exists():
+        (work / "result.json").unlink()
+    env = cocotb_run_env(toplevel=design.top, test_module="tilelab.sim._cocotb_entry",
+                         extra={"TILELAB_JOB": str(work / "job.json"),
+                                "COCOTB_RESULTS_FILE": str(work / "results.xml")})
+    with open(work / "sim.log", "w") as log:
+        try:
+            proc = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout_seconds)
+        except subprocess.TimeoutExpired as exc:
+            raise SimulationError(f"{backend} simulation exceeded {timeout_seconds} s wall clock; "
+                                  f"log: {work / 'sim.log'}") from exc
+    result_file = work / "result.json"
+    if not result_file.exists():
+        tail = "\n".join((work / "sim.log").read_text(errors="replace").splitlines()[-40:])
+        raise SimulationError(f"{backend} simulation ended (exit status {proc.returncode}) without a result; "
+                              f"log tail:\n{tail}")
+    res = json.loads(result_file.read_text())
+    if not res["ok"]:
+        exc_type = _PASSTHROUGH.get(res["type"])
+        if exc_type is not None:
+            raise exc_type(res["message"])
+        raise SimulationError(f"bench {ref} raised {res['type']}: {res['message']}\n{res['traceback']}")
+    return SimResult(res.get("value"), int(res.get("cycles", 0)), float(res["wall_seconds"]),
+                     time.perf_counter() - t_start, backend, hit, work)
+
+
+def _icarus_vpi() -> str:
+    import cocotb_tools.config
+
+    return str(cocotb_tools.config.lib_entry("vpi", "icarus"))
+
+
+def _simulate_amaranth(component, ref, args, waves, clock_period_ns, work):
+    from amaranth.sim import Simulator
+
+    bench = _load(ref)
+    ports = port_names(component)
+    sim = Simulator(component)
+    sim.add_clock(clock_period_ns * 1e-9)
+    box = {}
+
+    async def tb(ctx):
+        io = _io.AmaranthIO(ctx, ports, work)
+        t0 = time.perf_counter()
+        try:
+            box["value"] = await bench(io, **args)
+        finally:
+            box["wall"] = time.perf_counter() - t0
+            box["cycles"] = io.cycle
+
+    sim.add_testbench(tb)
+    if waves is not None:
+        with sim.write_vcd(str(waves)):
+            sim.run()
+    else:
+        sim.run()
+    # JSON round trip, so every backend returns the same kinds of values.
+    value = json.loads(json.dumps(box.get("value")))
+    return value, box["cycles"], box["wall"]
+
+
