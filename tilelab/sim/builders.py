@@ -47,7 +47,7 @@ def _vlt_ports(design: Design) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_verilator(design: Design, *, visibility: str = "ports", waves: bool = False, jobs: int = 2,
+def build_verilator(design: Design, *, visibility: str = "ports", waves: str | None = None, jobs: int = 2,
                     cache: BuildCache | None = None) -> tuple[Path, bool]:
     """Build a cocotb-enabled Verilator simulator of ``design`` (cached).
 
@@ -58,8 +58,9 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: bool = 
     visibility : {"ports", "all"}
         ``"ports"`` makes only the top-level ports visible to cocotb (the fast path); ``"all"`` is
         cocotb's default ``--public-flat-rw`` (every signal reachable, 4–5× slower).
-    waves : bool
-        Build with FST tracing support.
+    waves : {None, "fst", "vcd"}
+        Build with waveform tracing support in this format (FST needs the lz4 headers,
+        Debian package ``liblz4-dev``).
     jobs : int
         Parallel compile jobs for make.
 
@@ -70,12 +71,19 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: bool = 
     """
     if visibility not in ("ports", "all"):
         raise ValueError(f"visibility must be 'ports' or 'all', not {visibility!r}")
+    if waves not in (None, "fst", "vcd"):
+        raise ValueError(f"waves must be None, 'fst' or 'vcd', not {waves!r}")
+    if waves == "fst" and not _have_header("lz4.h"):
+        raise ToolchainError("FST waveforms need the lz4 headers (apt-get install liblz4-dev); "
+                             "or ask for a .vcd file instead")
     import cocotb_tools.config
 
     cache = cache or BuildCache()
     flags = list(VERILATOR_OPT_FLAGS) + list(VERILATOR_WNO) + ["--timescale", "1ns/1ps"]
-    if waves:
+    if waves == "fst":
         flags += ["--trace-fst", "--trace-structs"]
+    elif waves == "vcd":
+        flags += ["--trace", "--trace-structs"]
     key = cache.key(
         "verilator",
         {
@@ -115,7 +123,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: bool = 
         env = verilator_env()
         _run(cmd, env=env, what=f"verilator ({design.top})")
         _run(["make", "-s", "-j", str(jobs), "-C", str(tmp / "obj"), "-f", "Vtop.mk", "OPT_FAST=-O2",
-              f"VM_TRACE={int(waves)}"], env=env, what=f"make of the Verilator model ({design.top})")
+              f"VM_TRACE={int(waves is not None)}"], env=env, what=f"make of the Verilator model ({design.top})")
         exe = tmp / "obj" / "sim"
         shutil.move(str(exe), str(tmp / "sim"))
         # The object files are not needed to run; keep the cache small.
@@ -159,6 +167,10 @@ def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | Non
 
     folder, hit = cache.get_or_build(key, build)
     return folder / "sim.vvp", hit
+
+
+def _have_header(name: str) -> bool:
+    return any(Path(d, name).exists() for d in ("/usr/include", "/usr/local/include"))
 
 
 def _cocotb_version() -> str:

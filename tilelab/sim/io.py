@@ -261,7 +261,7 @@ class CocotbIO(IO):
         clk = self._h("clk")
         if n > 2:
             # One Python wake-up for a long stretch: sleep to mid-cycle before the n-th edge.
-            await t.Timer(self._period * (n - 1) - self._period // 2, unit="ns")
+            await t.Timer(self._period * n - self._period // 2, unit="ns")
             await t.RisingEdge(clk)
         else:
             for _ in range(n):

@@ -20,7 +20,7 @@ from .cache import BuildCache
 from .toolchain import cocotb_run_env
 from .verilog import Design, port_names, to_verilog
 
-__all__ = ["BACKENDS", "SimResult", "SimulationError", "simulate"]
+__all__ = ["BACKENDS", "SimResult", "SimulationError", "run_cocotb_tests", "simulate"]
 
 #: The simulation backends, fastest first.
 BACKENDS = ("verilator", "icarus", "amaranth")
@@ -110,7 +110,8 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
     args : dict, optional
         Keyword arguments for the bench (JSON-able).
     waves : path, optional
-        Write a waveform: FST on Verilator, VCD on Icarus and Amaranth.
+        Write a waveform: on Verilator FST (or VCD when the name ends in ``.vcd``); VCD on Icarus
+        and Amaranth.
     visibility : {"ports", "all"}
         Verilator only: which signals cocotb can reach.
     name : str
@@ -145,7 +146,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
     if isinstance(design, wiring.Component):
         design = to_verilog(design, name=name)
     if backend == "verilator":
-        exe, hit = build_verilator(design, visibility=visibility, waves=waves is not None, cache=cache)
+        exe, hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves), cache=cache)
         cmd = [str(exe)]
         if waves is not None:
             cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
@@ -186,6 +187,13 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
                      time.perf_counter() - t_start, backend, hit, work)
 
 
+def _wave_format(waves) -> str | None:
+    """Verilator waveform format from the file name: ``.vcd`` is VCD, anything else FST."""
+    if waves is None:
+        return None
+    return "vcd" if str(waves).endswith(".vcd") else "fst"
+
+
 def _icarus_vpi() -> str:
     import cocotb_tools.config
 
@@ -221,3 +229,60 @@ def _simulate_amaranth(component, ref, args, waves, clock_period_ns, work):
     return value, box["cycles"], box["wall"]
 
 
+
+
+def run_cocotb_tests(design: wiring.Component | Design, test_module: str, *, backend: str = "verilator",
+                     name: str = "top", waves: str | os.PathLike | None = None, visibility: str = "ports",
+                     workdir: str | os.PathLike | None = None, testcase: str | None = None,
+                     timeout_seconds: float | None = None) -> dict[str, str]:
+    """Run a user's own cocotb test module (``@cocotb.test()`` functions) against ``design``.
+
+    The design is built the same way as for :func:`simulate` (cached; ports-only on Verilator
+    unless ``visibility="all"``).
+
+    Returns
+    -------
+    dict
+        Test name -> ``"pass"`` / ``"fail"`` / ``"skip"``.
+
+    Raises
+    ------
+    SimulationError
+        When a test fails (the message lists the failures and the log tail).
+    """
+    import xml.etree.ElementTree as ET
+
+    if backend not in ("verilator", "icarus"):
+        raise ValueError(f"cocotb tests run on 'verilator' or 'icarus', not {backend!r}")
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tilelab-cocotb-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if isinstance(design, wiring.Component):
+        design = to_verilog(design, name=name)
+    if backend == "verilator":
+        exe, _hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves))
+        cmd = [str(exe)] + (["--trace", "--trace-file", str(Path(waves).resolve())] if waves else [])
+    else:
+        vvp, _hit = build_icarus(design, waves=waves is not None)
+        cmd = ["vvp", "-m", _icarus_vpi(), str(vvp)] + ([f"+waves={Path(waves).resolve()}"] if waves else [])
+    extra = {"COCOTB_RESULTS_FILE": str(work / "results.xml")}
+    if testcase:
+        extra["COCOTB_TEST_FILTER"] = testcase
+    env = cocotb_run_env(toplevel=design.top, test_module=test_module, extra=extra)
+    with open(work / "sim.log", "w") as log:
+        subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_seconds)
+    if not (work / "results.xml").exists():
+        tail = "\n".join((work / "sim.log").read_text(errors="replace").splitlines()[-40:])
+        raise SimulationError(f"cocotb run of {test_module} produced no results; log tail:\n{tail}")
+    outcome = {}
+    for case in ET.parse(work / "results.xml").iter("testcase"):
+        status = "pass"
+        if case.find("failure") is not None or case.find("error") is not None:
+            status = "fail"
+        elif case.find("skipped") is not None:
+            status = "skip"
+        outcome[case.get("name")] = status
+    failed = [k for k, v in outcome.items() if v == "fail"]
+    if failed or not outcome:
+        tail = "\n".join((work / "sim.log").read_text(errors="replace").splitlines()[-60:])
+        raise SimulationError(f"cocotb tests failed: {failed or 'no test ran'}\n{tail}")
+    return outcome

@@ -1,15 +1,16 @@
-"""Backend-neutral benches for the MAC array (run under Amaranth, Verilator and Icarus)."""
+"""Check the MAC array against numpy on any backend (used by the tests and ``tilelab demo``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tilelab.hdl.mac import mac_array_layouts
-from tilelab.sim.streams import StreamSink, StreamSource, run_streams
+
+from .streams import StreamSink, StreamSource, run_streams
 
 
 def mac_blocks(rows, cols, ks, seed, depthwise=False):
-    """Random blocks: list of (a [k, rows], b [k, cols], a2 [k, rows, cols] or None, dw)."""
+    """Return random blocks: a list of (a [k, rows], b [k, cols], a2 [k, rows, cols] or None, dw)."""
     rng = np.random.default_rng(seed)
     blocks = []
     for i, k in enumerate(ks):
@@ -22,6 +23,7 @@ def mac_blocks(rows, cols, ks, seed, depthwise=False):
 
 
 def expected_rows(blocks):
+    """Return the numpy golden output rows of ``blocks``, in drain order."""
     out = []
     for a, b, a2, dw in blocks:
         if dw:
@@ -48,7 +50,8 @@ async def mac_array_bench(io, *, rows, cols, ks, seed, idle=0.3, stall=0.3, dept
     await io.reset()
     src = StreamSource("i", items, idle=idle, seed=seed)
     sink = StreamSink("o", stall=stall, seed=seed + 1)
-    cycles = await run_streams(io, [src], [sink], expect={"o": rows * len(blocks)}, max_cycles=50 * len(items) + 500)
+    cycles = await run_streams(io, [src], [sink], expect={"o": rows * len(blocks)},
+                               max_cycles=50 * len(items) + 500)
     want = expected_rows(blocks)
     for n, bits in enumerate(sink.items):
         v = lout.from_bits(bits)

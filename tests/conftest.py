@@ -1,0 +1,15 @@
+"""Shared pytest configuration: simulator availability markers."""
+
+import pytest
+
+from tilelab.sim import icarus_available
+
+requires_icarus = pytest.mark.skipif(not icarus_available(),
+                                     reason="Icarus Verilog (iverilog) is not installed; apt-get install iverilog")
+
+#: Backends every cross-simulator test runs on; Icarus skips with a reason when absent.
+ALL_BACKENDS = [
+    pytest.param("amaranth", id="amaranth"),
+    pytest.param("verilator", id="verilator"),
+    pytest.param("icarus", id="icarus", marks=requires_icarus),
+]

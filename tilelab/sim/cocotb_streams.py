@@ -1,0 +1,237 @@
+"""cocotb drivers for :mod:`amaranth.lib.stream` ports, for users' own cocotb testbenches.
+
+Amaranth flattens a stream port ``o`` into ``o__valid``, ``o__ready`` and ``o__payload``. The
+classes here drive and observe such ports the way cocotbext-axi drives AXI-Stream: a
+:class:`StreamSource` with idle insertion, a :class:`StreamSink` with backpressure, a passive
+:class:`StreamMonitor`, and ``empty()`` on each so a test can end by asserting nothing is left.
+
+Every driver samples the handshake when the design has settled in the second half of the clock
+cycle and drives new values right after the rising edge, so the same testbench behaves the same on
+Verilator and Icarus.
+
+Example
+-------
+::
+
+    @cocotb.test()
+    async def test_fifo(dut):
+        await start_clock_and_reset(dut)
+        src = StreamSource(dut, "i", idle=bernoulli(0.3, seed=1))
+        sink = StreamSink(dut, "o", backpressure=bernoulli(0.3, seed=2))
+        for x in range(100):
+            src.send_nowait(x)
+        assert [await sink.recv() for _ in range(100)] == list(range(100))
+        await ClockCycles(dut.clk, 10)
+        assert sink.empty()
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from collections.abc import Iterator
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import Event, FallingEdge, ReadOnly, ReadWrite, RisingEdge
+
+__all__ = ["StreamSource", "StreamSink", "StreamMonitor", "bernoulli", "start_clock_and_reset"]
+
+
+def bernoulli(probability: float, *, seed: int = 0) -> Iterator[bool]:
+    """Yield True with ``probability`` each cycle: an idle or backpressure pattern."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"probability must be within [0, 1], not {probability!r}")
+    rng = random.Random(seed)
+    while True:
+        yield rng.random() < probability
+
+
+async def start_clock_and_reset(dut, *, period_ns: int = 10, reset_cycles: int = 2, clk: str = "clk",
+                                rst: str = "rst") -> None:
+    """Start a clock on ``dut.<clk>`` and pulse ``dut.<rst>`` for ``reset_cycles`` cycles."""
+    clock = getattr(dut, clk)
+    Clock(clock, period_ns, unit="ns").start()
+    reset = getattr(dut, rst, None)
+    if reset is not None:
+        reset.value = 1
+        for _ in range(reset_cycles):
+            await RisingEdge(clock)
+        reset.value = 0
+    await RisingEdge(clock)
+    await ReadWrite()
+
+
+class _Port:
+    def __init__(self, dut, prefix: str, clk: str):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clock = getattr(dut, clk)
+        self.prefix = prefix
+
+
+def _int(value) -> int:
+    try:
+        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+    except ValueError:
+        return int("".join(ch if ch in "01" else "0" for ch in str(value)), 2)
+
+
+class StreamSource:
+    """Drives a stream input of the design.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The top level.
+    prefix : str
+        Port prefix (``"i"`` for ``i__valid`` / ``i__ready`` / ``i__payload``).
+    idle : iterator of bool, optional
+        Each cycle, True keeps ``valid`` low (idle insertion), e.g. :func:`bernoulli`.
+    clk : str
+        Clock port name.
+    """
+
+    def __init__(self, dut, prefix: str, *, idle: Iterator[bool] | None = None, clk: str = "clk"):
+        self._p = _Port(dut, prefix, clk)
+        self._queue: deque[int] = deque()
+        self._idle = idle or itertools.repeat(False)
+        self._idle_event = Event()
+        self.sent = 0
+        self._p.valid.value = 0
+        self._task = cocotb.start_soon(self._run())
+
+    def send_nowait(self, payload: int) -> None:
+        """Queue one payload."""
+        self._queue.append(int(payload))
+        self._idle_event.clear()
+
+    async def send(self, payload: int) -> None:
+        """Queue one payload (returns at once; use :meth:`wait` to wait for the transfer)."""
+        self.send_nowait(payload)
+
+    def empty(self) -> bool:
+        """Return True when every queued payload has been transferred."""
+        return not self._queue
+
+    def count(self) -> int:
+        """Return the number of payloads still queued."""
+        return len(self._queue)
+
+    async def wait(self) -> None:
+        """Wait until every queued payload has been transferred."""
+        while self._queue:
+            await self._idle_event.wait()
+
+    async def _run(self):
+        p = self._p
+        valid = 0
+        while True:
+            if not valid and self._queue and not next(self._idle):
+                p.payload.value = self._queue[0]
+                valid = 1
+            p.valid.value = valid
+            await FallingEdge(p.clock)
+            await ReadOnly()
+            fire = valid and _int(p.ready.value)
+            await RisingEdge(p.clock)
+            await ReadWrite()
+            if fire:
+                self._queue.popleft()
+                self.sent += 1
+                valid = 0
+                if not self._queue:
+                    self._idle_event.set()
+
+
+class StreamSink:
+    """Accepts a stream output of the design, with optional backpressure.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The top level.
+    prefix : str
+        Port prefix (``"o"``).
+    backpressure : iterator of bool, optional
+        Each cycle, True holds ``ready`` low.
+    clk : str
+        Clock port name.
+    """
+
+    def __init__(self, dut, prefix: str, *, backpressure: Iterator[bool] | None = None, clk: str = "clk"):
+        self._p = _Port(dut, prefix, clk)
+        self._queue: deque[int] = deque()
+        self._bp = backpressure or itertools.repeat(False)
+        self._event = Event()
+        self._task = cocotb.start_soon(self._run())
+
+    def empty(self) -> bool:
+        """Return True when no received payload is waiting to be read."""
+        return not self._queue
+
+    def count(self) -> int:
+        """Return the number of received payloads not read yet."""
+        return len(self._queue)
+
+    def recv_nowait(self) -> int:
+        """Return the oldest received payload; raise IndexError when there is none."""
+        return self._queue.popleft()
+
+    async def recv(self) -> int:
+        """Wait for and return the next payload."""
+        while not self._queue:
+            self._event.clear()
+            await self._event.wait()
+        return self._queue.popleft()
+
+    async def _run(self):
+        p = self._p
+        while True:
+            ready = 0 if next(self._bp) else 1
+            p.ready.value = ready
+            await FallingEdge(p.clock)
+            await ReadOnly()
+            if ready and _int(p.valid.value):
+                self._queue.append(_int(p.payload.value))
+                self._event.set()
+            await RisingEdge(p.clock)
+            await ReadWrite()
+
+
+class StreamMonitor:
+    """Records every transfer on a stream without driving it.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The top level.
+    prefix : str
+        Port prefix.
+    clk : str
+        Clock port name.
+    """
+
+    def __init__(self, dut, prefix: str, *, clk: str = "clk"):
+        self._p = _Port(dut, prefix, clk)
+        self.transfers: deque[int] = deque()
+        self._task = cocotb.start_soon(self._run())
+
+    def empty(self) -> bool:
+        """Return True when no recorded transfer is waiting to be read."""
+        return not self.transfers
+
+    def recv_nowait(self) -> int:
+        """Return the oldest recorded transfer."""
+        return self.transfers.popleft()
+
+    async def _run(self):
+        p = self._p
+        while True:
+            await FallingEdge(p.clock)
+            await ReadOnly()
+            if _int(p.valid.value) and _int(p.ready.value):
+                self.transfers.append(_int(p.payload.value))
+            await RisingEdge(p.clock)
