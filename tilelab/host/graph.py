@@ -1,0 +1,330 @@
+"""A small graph IR for CNN inference: nodes with inferred, checked shapes.
+
+A :class:`Graph` is built node by node; each builder method checks its inputs, infers the output
+shape and returns the new node's name, so a graph is always consistent::
+
+    g = Graph("tiny")
+    x = g.input("image", (1, 32, 32, 3))
+    x = g.conv2d("conv1", x, cout=16, kernel=3, padding=1, relu=True)
+    x = g.global_avg_pool("pool", x)
+    x = g.flatten("flatten", x)
+    g.linear("fc", x, nout=10)
+
+Activation shapes are NHWC ``(N, H, W, C)`` or ``(N, K)`` after :meth:`Graph.flatten` (which
+flattens in NHWC order). A bad shape raises :class:`GraphError` naming the node.
+
+Node kinds (:data:`OPS`), each computed by one function of :mod:`tilelab.host.golden`:
+
+- ``conv2d``: ``spec`` a :class:`~tilelab.host.layers.Conv2dSpec`; fused ``bias`` (int32 added
+  to the accumulator), ``requant`` (int8 output; otherwise int32 accumulators) and ``relu``;
+- ``linear``: ``spec`` a :class:`~tilelab.host.layers.LinearSpec`; fused flags as conv2d;
+- ``batch_norm``, ``relu``, ``flatten``, ``global_avg_pool``: no parameters besides the node's;
+- ``max_pool``, ``avg_pool``: ``spec`` a :class:`~tilelab.host.layers.PoolSpec`;
+- ``add``: residual add of two same-shape tensors (:func:`~tilelab.host.golden.add_requant`),
+  fused ``relu``;
+- ``input``: the graph input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tilelab.host.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
+
+__all__ = ["OPS", "Graph", "GraphError", "Node"]
+
+OPS = (
+    "input",
+    "conv2d",
+    "batch_norm",
+    "relu",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "add",
+    "linear",
+    "flatten",
+)
+
+
+class GraphError(ValueError):
+    """A node cannot be added: bad input shape or parameters. ``node`` names it."""
+
+    def __init__(self, node: str, op: str, detail: str):
+        super().__init__(f"node {node!r} ({op}): {detail}")
+        self.node = node
+        self.op = op
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a :class:`Graph`.
+
+    Parameters
+    ----------
+    name : str
+        Unique in its graph.
+    op : str
+        One of :data:`OPS`.
+    inputs : tuple of str
+        Names of the nodes it reads.
+    shape : tuple of int
+        Output shape, NHWC or ``(N, K)``.
+    spec : Conv2dSpec or LinearSpec or PoolSpec or None
+        The layer's shape and parameters, for conv2d, linear, max_pool and avg_pool.
+    bias, requant, relu : bool
+        Fused steps of conv2d and linear (``relu`` also for add).
+    """
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+    spec: Conv2dSpec | LinearSpec | PoolSpec | None = None
+    bias: bool = False
+    requant: bool = False
+    relu: bool = False
+
+
+class Graph:
+    """An ordered (topological by construction) collection of :class:`Node`.
+
+    Parameters
+    ----------
+    name : str
+        The model name.
+    """
+
+    def __init__(self, name: str):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty string, not {name!r}")
+        self.name = name
+        self._nodes: dict[str, Node] = {}
+
+    # -- access -------------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """All nodes in the order they were added."""
+        return tuple(self._nodes.values())
+
+    @property
+    def output(self) -> Node:
+        """The last node added."""
+        if not self._nodes:
+            raise ValueError(f"graph {self.name!r} is empty")
+        return next(reversed(self._nodes.values()))
+
+    def __getitem__(self, name: str) -> Node:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise KeyError(f"graph {self.name!r} has no node {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._nodes
+
+    def __iter__(self):
+        return iter(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self)} nodes)"
+
+    # -- builders -----------------------------------------------------------------------------
+
+    def input(self, name: str, shape) -> str:
+        """Add the graph input, NHWC ``(N, H, W, C)``.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        self._check_name(name, "input")
+        if not isinstance(shape, (tuple, list)) or len(shape) != 4:
+            raise GraphError(name, "input", f"shape must be (N, H, W, C), not {shape!r}")
+        try:
+            shape = tuple(check_int(v, "shape element") for v in shape)
+        except (TypeError, ValueError) as error:
+            raise GraphError(name, "input", f"shape must be positive integers, not {shape!r}") from error
+        return self._add(Node(name, "input", (), shape))
+
+    def conv2d(
+        self,
+        name,
+        x,
+        *,
+        cout,
+        kernel,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        requant=True,
+        relu=False,
+    ) -> str:
+        """Add a 2-D convolution reading ``x`` (NHWC), with optional fused bias, requant and ReLU.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        n, h, w, c = self._nhwc(name, "conv2d", x)
+        kh, kw = self._guard(name, "conv2d", as_pair, kernel, "kernel")
+        spec = self._guard(
+            name, "conv2d", Conv2dSpec,
+            n=n, h=h, w=w, cin=c, cout=cout, kh=kh, kw=kw,
+            stride=stride, padding=padding, dilation=dilation, groups=groups,
+        )  # fmt: skip
+        if relu and not requant:
+            raise GraphError(name, "conv2d", "a fused relu needs requant=True (it acts on int8 outputs)")
+        node = Node(name, "conv2d", (x,), spec.output_shape, spec, bool(bias), bool(requant), bool(relu))
+        return self._add(node)
+
+    def linear(self, name, x, *, nout, bias=True, requant=True, relu=False) -> str:
+        """Add a fully connected layer reading ``x`` of shape ``(N, K)``.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        shape = self._shape_of(name, "linear", x)
+        if len(shape) != 2:
+            raise GraphError(name, "linear", f"needs a 2-D input (N, K), not shape {shape!r} from node {x!r}")
+        spec = self._guard(name, "linear", LinearSpec, n=shape[0], k=shape[1], nout=nout)
+        if relu and not requant:
+            raise GraphError(name, "linear", "a fused relu needs requant=True (it acts on int8 outputs)")
+        node = Node(name, "linear", (x,), spec.output_shape, spec, bool(bias), bool(requant), bool(relu))
+        return self._add(node)
+
+    def batch_norm(self, name, x) -> str:
+        """Add a per-channel batch normalization of ``x`` (NHWC).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._add(Node(name, "batch_norm", (x,), self._nhwc(name, "batch_norm", x)))
+
+    def relu(self, name, x) -> str:
+        """Add a ReLU of ``x`` (any shape).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._add(Node(name, "relu", (x,), self._shape_of(name, "relu", x)))
+
+    def max_pool(self, name, x, *, kernel, stride=None, padding=0) -> str:
+        """Add a max pooling of ``x`` (NHWC); the stride defaults to the window.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._pool(name, "max_pool", x, kernel, stride, padding)
+
+    def avg_pool(self, name, x, *, kernel, stride=None, padding=0) -> str:
+        """Add an average pooling of ``x`` (NHWC); the stride defaults to the window.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._pool(name, "avg_pool", x, kernel, stride, padding)
+
+    def global_avg_pool(self, name, x) -> str:
+        """Add a global average pooling, ``(N, H, W, C)`` to ``(N, 1, 1, C)``.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        n, _, _, c = self._nhwc(name, "global_avg_pool", x)
+        return self._add(Node(name, "global_avg_pool", (x,), (n, 1, 1, c)))
+
+    def add(self, name, a, b, *, relu=False) -> str:
+        """Add a residual addition of ``a`` and ``b`` (same shape), with optional fused ReLU.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        shape_a = self._shape_of(name, "add", a)
+        shape_b = self._shape_of(name, "add", b)
+        if shape_a != shape_b:
+            raise GraphError(
+                name,
+                "add",
+                f"inputs must have the same shape, not {shape_a!r} from {a!r} and {shape_b!r} from {b!r}",
+            )
+        return self._add(Node(name, "add", (a, b), shape_a, relu=bool(relu)))
+
+    def flatten(self, name, x) -> str:
+        """Add a flatten, ``(N, H, W, C)`` to ``(N, H·W·C)`` in NHWC order.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        n, h, w, c = self._nhwc(name, "flatten", x)
+        return self._add(Node(name, "flatten", (x,), (n, h * w * c)))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_name(self, name, op):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"node name must be a non-empty string, not {name!r}")
+        if name in self._nodes:
+            raise GraphError(name, op, "a node of that name already exists")
+        if op != "input" and not self._nodes:
+            raise GraphError(name, op, "the graph has no input yet")
+
+    def _add(self, node: Node) -> str:
+        self._check_name(node.name, node.op)
+        self._nodes[node.name] = node
+        return node.name
+
+    def _shape_of(self, name, op, x) -> tuple[int, ...]:
+        self._check_name(name, op)
+        if x not in self._nodes:
+            raise GraphError(name, op, f"input {x!r} is not a node of graph {self.name!r}")
+        return self._nodes[x].shape
+
+    def _nhwc(self, name, op, x) -> tuple[int, int, int, int]:
+        shape = self._shape_of(name, op, x)
+        if len(shape) != 4:
+            raise GraphError(
+                name, op, f"needs an NHWC input (N, H, W, C), not shape {shape!r} from node {x!r}"
+            )
+        return shape
+
+    def _guard(self, name, op, build, *args, **kwargs):
+        try:
+            return build(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"node {name!r} ({op}): {error}") from error
+        except ValueError as error:
+            raise GraphError(name, op, str(error)) from error
+
+    def _pool(self, name, op, x, kernel, stride, padding) -> str:
+        n, h, w, c = self._nhwc(name, op, x)
+        kh, kw = self._guard(name, op, as_pair, kernel, "kernel")
+        spec = self._guard(
+            name, op, PoolSpec, n=n, h=h, w=w, c=c, kh=kh, kw=kw, stride=stride, padding=padding
+        )
+        return self._add(Node(name, op, (x,), spec.output_shape, spec))

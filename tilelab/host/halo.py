@@ -1,0 +1,135 @@
+"""Halo plan for a sharded convolution: which input sticks each core needs, and from whom.
+
+Definitions
+-----------
+- A **stick** is one pixel's ``C`` values. Sticks are numbered 0-based in row-major order.
+- **Needed indices** are positions in the zero-padded input of shape ``(N, H + 2·ph, W + 2·pw)``:
+  ``index = (n · Hp + hp) · Wp + wp``. Output sticks are numbered likewise in ``(N, Ho, Wo)``.
+- **Shards.** ``count`` sticks split over ``cores`` into contiguous ranges of
+  ``size = ceil(count / cores)``: core ``i`` gets ``[i·size, min((i + 1)·size, count))``, so every
+  range but the last non-empty one is full, the last is smaller and, when ``cores`` does not
+  divide evenly, trailing cores may get nothing (``count=5, cores=4``: 2, 2, 1, 0). See
+  :func:`shard_ranges`.
+- **Ownership.** The input is held the way a real height-sharded tensor is: the ``N·H·W``
+  *non-padded* input sticks, in row-major order, are split into shards, and each is mapped to its
+  index in the padded input. Padding sticks are owned by no core: they are generated (zeros) by
+  the reader, never stored or sent.
+- **Outputs.** The ``N·Ho·Wo`` output sticks are split into shards the same way; core ``i``
+  computes its output range and so needs the union of the receptive fields of those outputs.
+
+For core ``i`` the plan lists, sorted ascending, the needed padded indices that are
+``"padding"``, the ``"local"`` ones core ``i`` holds, and the ``"remote"`` ones as
+``[index, owner_core]`` pairs. A core with an empty output range needs nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tilelab.host.layers import Conv2dSpec, as_pair, check_int
+
+__all__ = ["halo_bytes", "halo_plan", "shard_ranges"]
+
+
+def shard_ranges(count: int, cores: int) -> list[tuple[int, int]]:
+    """Split ``count`` items into ``cores`` contiguous ``[start, stop)`` ranges of ceil size.
+
+    Parameters
+    ----------
+    count : int
+        Number of items, ``>= 0``.
+    cores : int
+        Number of ranges, ``>= 1``.
+
+    Returns
+    -------
+    list of (int, int)
+        ``cores`` ranges; range ``i`` is ``[i·size, min((i + 1)·size, count))`` clipped to be
+        empty (``start == stop == count``) past the end, with ``size = ceil(count / cores)``.
+    """
+    count = check_int(count, "count", minimum=0)
+    cores = check_int(cores, "cores")
+    size = -(-count // cores)
+    return [(min(i * size, count), min((i + 1) * size, count)) for i in range(cores)]
+
+
+def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores) -> list[dict]:
+    """For every core, the padded input sticks its output shard needs: padding, local, remote.
+
+    Parameters
+    ----------
+    n, h, w, c : int
+        Input batch, height, width and channels (``c`` only validated; a plan is per stick).
+    kernel, stride, padding, dilation : int or (int, int)
+        Convolution window, per ``(height, width)``; padding is symmetric.
+    cores : int
+        Number of cores the input and the output are sharded over.
+
+    Returns
+    -------
+    list of dict
+        One ``{"core": i, "padding": [...], "local": [...], "remote": [[index, owner], ...]}``
+        per core, every list sorted ascending by index; plain Python ints (JSON-ready).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a size is not a positive integer or the output would be smaller than 1×1.
+    """
+    kh, kw = as_pair(kernel, "kernel")
+    cores = check_int(cores, "cores")
+    spec = Conv2dSpec(
+        n=n, h=h, w=w, cin=c, cout=c, kh=kh, kw=kw, stride=stride, padding=padding, dilation=dilation
+    )
+    (ph, pw), (sh, sw), (dh, dw) = spec.padding, spec.stride, spec.dilation
+    hp, wp = spec.h + 2 * ph, spec.w + 2 * pw
+    ho, wo = spec.ho, spec.wo
+
+    # Owner of every padded stick (-1 for padding), from the shards of the non-padded sticks.
+    owner = np.full((spec.n, hp, wp), -1, dtype=np.int64)
+    flat = np.arange(spec.n * spec.h * spec.w).reshape(spec.n, spec.h, spec.w)
+    in_size = -(-flat.size // cores)
+    owner[:, ph : ph + spec.h, pw : pw + spec.w] = flat // in_size
+    owner = owner.reshape(-1)
+
+    taps = ((np.arange(kh) * dh)[:, None] * wp + (np.arange(kw) * dw)[None, :]).reshape(-1)
+    plan = []
+    for core, (start, stop) in enumerate(shard_ranges(spec.n * ho * wo, cores)):
+        out = np.arange(start, stop)
+        b, rest = np.divmod(out, ho * wo)
+        oh, ow = np.divmod(rest, wo)
+        corner = (b * hp + oh * sh) * wp + ow * sw  # padded index of each window's top-left tap
+        needed = np.unique((corner[:, None] + taps[None, :]).reshape(-1))
+        owners = owner[needed]
+        remote = (owners >= 0) & (owners != core)
+        plan.append(
+            {
+                "core": core,
+                "padding": needed[owners < 0].tolist(),
+                "local": needed[owners == core].tolist(),
+                "remote": np.stack([needed[remote], owners[remote]], axis=1).tolist(),
+            }
+        )
+    return plan
+
+
+def halo_bytes(plan, c, *, bytes_per_element=1) -> int:
+    """Bytes moved between cores by a plan: remote sticks × ``c`` × ``bytes_per_element``.
+
+    Parameters
+    ----------
+    plan : list of dict
+        From :func:`halo_plan` (or a sub-list, e.g. one core's entry, for a per-core figure).
+    c : int
+        Channels per stick.
+    bytes_per_element : int
+        1 for int8 activations.
+
+    Returns
+    -------
+    int
+        Total over the entries of ``plan``; padding and local sticks move nothing.
+    """
+    c = check_int(c, "c")
+    bytes_per_element = check_int(bytes_per_element, "bytes_per_element")
+    return sum(len(entry["remote"]) for entry in plan) * c * bytes_per_element
