@@ -88,7 +88,7 @@ def _build_in_child(args):
     cache_dir, tag = args
     from tests.sim.designs import Counter
     from tilelab.sim import BuildCache, to_verilog
-    from tilelab.sim.builders import _have_header, build_verilator
+    from tilelab.sim.builders import build_verilator
 
     exe, hit = build_verilator(to_verilog(Counter(tag=tag)), cache=BuildCache(cache_dir))
     return str(exe), hit

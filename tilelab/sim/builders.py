@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -139,11 +140,11 @@ def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | Non
     if not icarus_available():
         raise ToolchainError("Icarus Verilog is not installed: apt-get install iverilog")
     cache = cache or BuildCache()
-    key = cache.key("icarus", {"top": design.top, "src": design.sources_text(), "waves": waves,
+    key = cache.key("icarus", {"top": design.top, "src": design.sources_text(), "waves": waves, "fix": 1,
                                "iverilog": icarus_version()})
 
     def build(tmp: Path):
-        (tmp / f"{design.top}.v").write_text(design.verilog)
+        (tmp / f"{design.top}.v").write_text(icarus_time0_fix(design.verilog))
         sources = [str(tmp / f"{design.top}.v")]
         for i, src in enumerate(design.extra_sources):
             dst = tmp / f"extra{i}_{Path(src).name}"
@@ -167,6 +168,22 @@ def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | Non
 
     folder, hit = cache.get_or_build(key, build)
     return folder / "sim.vvp", hit
+
+
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def icarus_time0_fix(verilog: str) -> str:
+    """Make Icarus evaluate every combinational block at time 0.
+
+    Yosys's Verilog back end makes each ``always @*`` block read a register initialised to 0, so
+    that simulators run the block once at time 0. Icarus applies the declaration's initial value
+    before the blocks start waiting, so the blocks do not run and their outputs stay X until an
+    input changes (a constant-driven block never runs). Toggling the register at ``#0`` wakes
+    them all once.
+    """
+    return _TRIGGER.sub(lambda mt: f"{mt.group(1)}reg {mt.group(2)}= 0;\n{mt.group(1)}initial #0 {mt.group(2)}= 1'b1;",
+                        verilog)
 
 
 def _have_header(name: str) -> bool:

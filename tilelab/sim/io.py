@@ -86,6 +86,14 @@ class IO:
             return False
         return True
 
+    def dump_memory(self, name: str) -> None:
+        """Make memory ``name`` write its contents to the file of its ``+<name>_dump`` plusarg.
+
+        Call it in the cycle after pulsing the memory's dump port. The Verilog models write the
+        file themselves at that pulse; the Amaranth simulator has no file I/O in the design, so its
+        :class:`AmaranthIO` writes the same ``$writememh`` format from the memory's contents.
+        """
+
     async def reset(self, cycles: int = 2) -> None:
         """Hold ``rst`` high for ``cycles`` rising edges (when the design has a reset port)."""
         if self.has("rst"):
@@ -162,9 +170,11 @@ class AmaranthIO(IO):
 
     backend = "amaranth"
 
-    def __init__(self, ctx, ports: dict[str, object], workdir: Path):
+    def __init__(self, ctx, ports: dict[str, object], workdir: Path, *, component=None, plusargs=None):
         from amaranth.hdl import Value
 
+        self._component = component
+        self._plusargs = dict(plusargs or {})
         self._ctx = ctx
         self._ports = {k: Value.cast(v) for k, v in ports.items()}
         self._cycle = 0
@@ -192,6 +202,20 @@ class AmaranthIO(IO):
 
     async def _sleep_until_change(self, names, max_cycles):
         await self.tick(1)
+
+    def dump_memory(self, name):
+        path = self._plusargs.get(f"{name}_dump")
+        memories = getattr(self._component, "sim_memories", {}) if self._component is not None else {}
+        if path is None:
+            return
+        if name not in memories:
+            raise KeyError(f"the design has no simulation memory {name!r}; it has {sorted(memories)!r}")
+        mem = memories[name]
+        from amaranth.hdl import Shape
+
+        digits = (Shape.cast(mem.shape).width + 3) // 4
+        words = [int(self._ctx.get(mem[i])) for i in range(mem.depth)]
+        Path(path).write_text("".join(f"{w & ((1 << (4 * digits)) - 1):0{digits}x}\n" for w in words))
 
     async def step(self, *sample):
         values = tuple(self.get(n) for n in sample)

@@ -93,7 +93,8 @@ def _load(ref: str):
 def simulate(design: wiring.Component | Design, bench: Callable | str, *, backend: str = "verilator",
              args: dict | None = None, waves: str | os.PathLike | None = None, visibility: str = "ports",
              name: str = "top", clock_period_ns: int = 10, workdir: str | os.PathLike | None = None,
-             timeout_seconds: float | None = None, cache: BuildCache | None = None) -> SimResult:
+             timeout_seconds: float | None = None, cache: BuildCache | None = None,
+             plusargs: dict[str, str] | None = None) -> SimResult:
     """Simulate ``design`` with ``bench`` on ``backend``.
 
     Parameters
@@ -122,6 +123,8 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
         Folder for the run's files; a temporary one when omitted.
     timeout_seconds : float, optional
         Wall-clock limit on the simulator process.
+    plusargs : dict, optional
+        ``+name=value`` arguments for the Verilog simulators (e.g. memory image files).
 
     Returns
     -------
@@ -140,7 +143,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
     if backend == "amaranth":
         if not isinstance(design, wiring.Component):
             raise TypeError("the amaranth backend needs the component itself, not its Verilog")
-        value, cycles, wall = _simulate_amaranth(design, ref, args, waves, clock_period_ns, work)
+        value, cycles, wall = _simulate_amaranth(design, ref, args, waves, clock_period_ns, work, plusargs or {})
         return SimResult(value, cycles, wall, time.perf_counter() - t_start, backend, None, work)
 
     if isinstance(design, wiring.Component):
@@ -155,6 +158,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
         cmd = ["vvp", "-m", _icarus_vpi(), str(vvp)]
         if waves is not None:
             cmd += [f"+waves={Path(waves).resolve()}"]
+    cmd += [f"+{k}={v}" for k, v in (plusargs or {}).items()]
     job = {
         "bench": ref, "args": args, "backend": backend, "workdir": str(work),
         "result": str(work / "result.json"), "clock_period_ns": clock_period_ns,
@@ -200,7 +204,7 @@ def _icarus_vpi() -> str:
     return str(cocotb_tools.config.lib_entry("vpi", "icarus"))
 
 
-def _simulate_amaranth(component, ref, args, waves, clock_period_ns, work):
+def _simulate_amaranth(component, ref, args, waves, clock_period_ns, work, plusargs):
     from amaranth.sim import Simulator
 
     bench = _load(ref)
@@ -210,7 +214,7 @@ def _simulate_amaranth(component, ref, args, waves, clock_period_ns, work):
     box = {}
 
     async def tb(ctx):
-        io = _io.AmaranthIO(ctx, ports, work)
+        io = _io.AmaranthIO(ctx, ports, work, component=component, plusargs=plusargs)
         t0 = time.perf_counter()
         try:
             box["value"] = await bench(io, **args)

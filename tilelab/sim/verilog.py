@@ -66,6 +66,12 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
         raise ValueError(f"top module name must be a Verilog identifier, not {name!r}")
     text = _verilog.convert(component, name=name, emit_src=False)
     extra = tuple(Path(p) for p in (*getattr(component, "verilog_sources", ()), *extra_sources))
+    # Behavioural Verilog models that the design instantiates (tilelab/hdl/verilog/<module>.v).
+    from tilelab.hdl.memories import VERILOG_DIR
+
+    for model in sorted(VERILOG_DIR.glob("*.v")):
+        if re.search(rf"^\s*{model.stem}\b", text, re.M) and model not in extra:
+            extra += (model,)
     from amaranth.hdl import Value
 
     ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", text, re.M)]

@@ -1,0 +1,150 @@
+"""Bit formats of the compute tile: the program header and the three engines' descriptors.
+
+These are the only definitions: the RTL decodes them with ``View``s and ``m.Switch``, the host
+compiler packs them with ``Struct.const({...}).as_bits()``. Every descriptor occupies
+:data:`DESC_BYTES` bytes in external memory (little endian, field 0 at bit 0).
+
+A tile program in external memory::
+
+    byte 0                 ProgramHeader (one descriptor slot)
+    header.reader_base     reader_count   × ReadDesc    (one slot each)
+    header.compute_base    compute_count  × ComputeDesc
+    header.writer_base     writer_count   × WriteDesc
+"""
+
+from amaranth.hdl import signed
+from amaranth.lib import data, enum
+
+__all__ = [
+    "DESC_BYTES", "DESC_BITS", "PARAM_RECORD_BYTES", "Target", "ProgramHeader", "ReadDesc", "ComputeDesc",
+    "WriteDesc", "ParamRecord", "EngineState",
+]
+
+#: Size of one descriptor slot in external memory.
+DESC_BYTES = 64
+DESC_BITS = 8 * DESC_BYTES
+#: Bytes per output channel in a parameter page (see :class:`ParamRecord`).
+PARAM_RECORD_BYTES = 16
+
+
+class Target(enum.Enum, shape=2):
+    """Which circular buffer a :class:`ReadDesc` fills."""
+
+    ACT = 0     #: activation lanes (one lane per MAC-array row)
+    WGT = 1     #: weight lanes (one lane per MAC-array column)
+    PARAM = 2   #: per-channel bias / requantization records (one lane per column)
+
+
+class EngineState(enum.Enum, shape=3):
+    """What an engine is doing; exported for the watchdog's diagnosis."""
+
+    IDLE = 0        #: no descriptor
+    WAIT_CB = 1     #: waiting on a circular buffer (space or data)
+    RUN = 2         #: moving data / computing
+    DRAIN = 3       #: waiting for its last operations to complete
+    DONE = 4        #: program finished
+
+
+class ProgramHeader(data.Struct):
+    """Byte addresses and lengths of the three descriptor streams."""
+
+    reader_base: 32
+    reader_count: 32
+    compute_base: 32
+    compute_count: 32
+    writer_base: 32
+    writer_count: 32
+
+
+class ReadDesc(data.Struct):
+    """Gather ``npix`` rows into the lanes of CB ``target`` (reader engine; one CB page).
+
+    Row ``j`` (0-based) is output pixel ``(n0, oh0, ow0) + j`` in row-major (n, oh, ow) order; it
+    lands in lane ``j % lanes`` at byte ``(j // lanes) * row_bytes`` of the page. A row is the
+    im2col row of that pixel: for each tap (kh, kw), ``chunk`` bytes read from
+    ``src + ((n * h + ih) * w + iw) * pix_stride`` with ``ih = oh * stride_h - pad_top + kh * dil_h``
+    and ``iw = ow * stride_w - pad_left + kw * dil_w``, or zeros when (ih, iw) is outside the
+    input. Weights and parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
+    """
+
+    target: Target
+    _pad0: 6
+    kh: 8
+    kw: 8
+    stride_h: 8
+    stride_w: 8
+    dil_h: 8
+    dil_w: 8
+    pad_top: 8
+    pad_left: 8
+    src: 32
+    pix_stride: 32
+    chunk: 16
+    row_bytes: 16
+    h: 16
+    w: 16
+    ho: 16
+    wo: 16
+    n0: 16
+    oh0: 16
+    ow0: 16
+    npix: 16
+
+
+class ComputeDesc(data.Struct):
+    """One output block on the math engine: ``m`` activation tiles × ``n`` weight tiles.
+
+    For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
+    stream through the MAC array and the pack stage writes R output rows to the output CB. In
+    depthwise mode (``dw``) a step reads ``cols`` bytes per activation lane (one per channel).
+    """
+
+    m: 8
+    n: 8
+    k: 16
+    a_row_bytes: 16
+    w_row_bytes: 16
+    valid_rows: 16    #: output rows (pixels) of the block that are real; the rest are padding
+    valid_cols: 16    #: output channels of the block that are real
+    zero_point: signed(8)
+    dw: 1
+    out_int32: 1
+    relu: 1
+    pop_act: 1
+    pop_wgt: 1
+    pop_param: 1
+    _pad0: 2
+
+
+class WriteDesc(data.Struct):
+    """Store one output block from the output CB to external memory (writer engine).
+
+    Entry order matches :class:`ComputeDesc`: for ``ta`` in ``m``, for ``tw`` in ``n``, ``rows``
+    rows. Row ``r`` of tile (ta, tw) is output pixel ``pix0 + ta * rows + r`` and goes to
+    ``dst + pixel * pix_stride + tw * cols * elem_bytes``; only the first ``valid_rows`` pixels and
+    ``valid_cols`` channels of the block are written.
+    """
+
+    dst: 32
+    pix0: 32
+    pix_stride: 32
+    m: 8
+    n: 8
+    valid_rows: 16
+    valid_cols: 16
+    out_int32: 1
+    _pad0: 7
+
+
+class ParamRecord(data.Struct):
+    """Per-output-channel parameters, :data:`PARAM_RECORD_BYTES` bytes in a parameter page."""
+
+    bias: signed(32)
+    multiplier: signed(32)
+    shift: 8
+    _pad0: 56
+
+
+for _s in (ProgramHeader, ReadDesc, ComputeDesc, WriteDesc):
+    assert _s.as_shape().size <= DESC_BITS, _s
+assert ParamRecord.as_shape().size == 8 * PARAM_RECORD_BYTES

@@ -1,0 +1,239 @@
+"""Run layers on the simulated compute tile: :func:`conv2d` and :func:`linear`.
+
+The host compiles the layer (:mod:`tilelab.host.tile_compiler`), writes the external-memory image,
+starts the RTL, waits for done, reads the output and the hardware counters back, and compares the
+output with the numpy golden model (:mod:`tilelab.host.golden`) bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
+from tilelab.sim import BACKENDS, simulate
+from tilelab.sim.cache import default_cache_dir
+from tilelab.sim.memimage import read_hex, write_hex
+from tilelab.sim.verilog import Design
+
+from . import golden
+from .layers import Conv2dSpec, LinearSpec
+from .tile_compiler import compile_conv
+
+__all__ = ["Requant", "LayerStats", "conv2d", "linear", "tile_design"]
+
+#: Reference speed of the plain C++ Verilator loop on this class of machine (MAC/s, 32x32 array),
+#: for ``ratio_to_ceiling`` when no measurement is at hand; ``tilelab bench sim-speed`` measures it.
+CEILING_MACS_PER_SECOND = 266e6
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Requantization: per-channel (or scalar) ``multiplier`` M, ``shift`` s ≥ 1, ``zero_point``."""
+
+    multiplier: object
+    shift: object
+    zero_point: int = 0
+
+
+@dataclass
+class LayerStats:
+    """What one layer run measured.
+
+    ``mac_utilization`` = macs / (cycles · peak_macs_per_cycle). Counters come from the RTL.
+    """
+
+    bit_exact: bool
+    cycles: int
+    macs: int
+    peak_macs_per_cycle: int
+    mac_utilization: float
+    ext_bytes_read: int
+    ext_bytes_written: int
+    wall_seconds: float
+    simulated_macs_per_second: float
+    simulator: str
+    build_cached: bool | None = None
+    total_seconds: float = 0.0
+    counters: dict = field(default_factory=dict)
+    blocking: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _verilog_cache_path(config: TileConfig) -> Path:
+    import tilelab
+
+    src = Path(tilelab.__file__).parent
+    h = hashlib.sha256(config.key().encode())
+    for p in sorted(src.rglob("*.py")) + sorted(src.rglob("*.v")):
+        if "host" in p.parts or "cli" in p.parts:
+            continue
+        h.update(p.read_bytes())
+    return default_cache_dir() / "verilog" / f"tile-{h.hexdigest()[:24]}.v"
+
+
+def tile_design(config: TileConfig) -> Design:
+    """The tile's Verilog (converted once per configuration and tilelab version, then cached)."""
+    from tilelab.pe_models.tile import TileTop
+    from tilelab.sim.verilog import to_verilog
+
+    if config.mem_impl != "verilog":
+        raise ValueError("the Verilog of a tile needs mem_impl='verilog'")
+    path = _verilog_cache_path(config)
+    top = TileTop(config)
+    if path.exists():
+        from amaranth.hdl import Value
+
+        from tilelab.hdl.memories import VERILOG_DIR
+        from tilelab.sim.verilog import port_names
+
+        text = path.read_text()
+        ports = [("clk", 1), ("rst", 1)] + [(n, len(Value.cast(v))) for n, v in port_names(top).items()]
+        return Design(top="tile_top", verilog=text, extra_sources=tuple(sorted(VERILOG_DIR.glob("*.v"))),
+                      ports=tuple(ports))
+    design = to_verilog(top, name="tile_top")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{time.time_ns()}.tmp")
+    tmp.write_text(design.verilog)
+    tmp.replace(path)
+    from tilelab.hdl.memories import VERILOG_DIR
+
+    return Design(top=design.top, verilog=design.verilog, extra_sources=tuple(sorted(VERILOG_DIR.glob("*.v"))),
+                  ports=design.ports)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+
+
+def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=None, workdir=None,
+                stall_cycles: int = 20_000):
+    """Simulate a compiled :class:`~tilelab.host.tile_compiler.TileProgram`; return (output, counters, result)."""
+    _check_choice("sim", sim, BACKENDS)
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tilelab-tile-"))
+    work.mkdir(parents=True, exist_ok=True)
+    init, dump = work / "extmem_init.hex", work / "extmem_dump.hex"
+    W = config.ext_bytes
+    plusargs = {"extmem_init": str(init), "extmem_dump": str(dump)}
+    if sim == "amaranth":
+        from tilelab.pe_models.tile import TileTop
+
+        cfg = config.replace(mem_impl="amaranth")
+        image = np.concatenate([program.image, np.zeros((-len(program.image)) % W, np.uint8)])
+        words = [int.from_bytes(image[i:i + W].tobytes(), "little") for i in range(0, len(image), W)]
+        design = TileTop(cfg, init=words)
+        res = simulate(design, "tilelab.host.tile_bench:tile_run_bench", backend="amaranth", workdir=work,
+                       plusargs=plusargs, waves=waves, args={"stall_cycles": stall_cycles})
+    else:
+        write_hex(init, program.image, W)
+        res = simulate(tile_design(config), "tilelab.host.tile_bench:tile_run_bench", backend=sim, workdir=work,
+                       plusargs=plusargs, waves=waves, args={"stall_cycles": stall_cycles})
+    memory = read_hex(dump, W)
+    return program.extract_output(memory), res.value, res
+
+
+def _stats(counters, res, config, macs_expected, bit_exact, blocking) -> LayerStats:
+    cycles = int(counters["cycles"])
+    macs = int(counters["macs"])
+    peak = config.peak_macs_per_cycle
+    wall = float(res.wall_seconds)
+    return LayerStats(
+        bit_exact=bool(bit_exact), cycles=cycles, macs=macs, peak_macs_per_cycle=peak,
+        mac_utilization=macs / (cycles * peak) if cycles else 0.0,
+        ext_bytes_read=int(counters["ext_bytes_read"]), ext_bytes_written=int(counters["ext_bytes_written"]),
+        wall_seconds=wall, simulated_macs_per_second=macs / wall if wall > 0 else 0.0, simulator=res.backend,
+        build_cached=res.build_cached, total_seconds=float(res.total_seconds), counters=dict(counters),
+        blocking=blocking)
+
+
+def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requant: Requant | None = None,
+           activation: str | None = None, out: str = "int8", config: TileConfig = DEFAULT_TILE,
+           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000):
+    """Run one conv layer on the simulated tile; return ``(output, stats)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        NHWC int8 input.
+    w : numpy.ndarray
+        OHWI int8 weights ``(Cout, Kh, Kw, Cin // groups)``.
+    bias : numpy.ndarray, optional
+        int32 ``(Cout,)``; zeros when omitted.
+    stride, padding, dilation, groups
+        Convolution parameters (int or (h, w) pairs; symmetric padding).
+    requant : Requant, optional
+        Per-channel or scalar requantization for ``out="int8"`` (required there).
+    activation : {None, "relu"}
+        Applied after requantization (int8 output only).
+    out : {"int8", "int32"}
+        Requantized int8 output, or the int32 accumulators plus bias.
+    config : TileConfig
+        The tile to simulate.
+    sim : {"verilator", "icarus", "amaranth"}
+        Simulator.
+    waves : path, optional
+        Waveform file.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        The RTL's output (NHWC) and the run's statistics; ``stats.bit_exact`` compares it with
+        :func:`tilelab.host.golden.conv2d` (+ :func:`~tilelab.host.golden.requantize`).
+    """
+    _check_choice("out", out, ("int8", "int32"))
+    _check_choice("activation", activation, (None, "relu"))
+    _check_choice("sim", sim, BACKENDS)
+    if not isinstance(config, TileConfig):
+        raise TypeError(f"config must be a TileConfig, not {config!r}")
+    spec = Conv2dSpec.from_tensors(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if bias is None:
+        bias = np.zeros(spec.cout, np.int32)
+    if out == "int8":
+        if requant is None:
+            raise ValueError("out='int8' needs requant=Requant(multiplier, shift, zero_point)")
+        mult = np.broadcast_to(np.asarray(requant.multiplier, np.int64), (spec.cout,))
+        shift = np.broadcast_to(np.asarray(requant.shift, np.int64), (spec.cout,))
+        if np.any(shift < 1) or np.any(shift > 62):
+            raise ValueError(f"requant shift must be within [1, 62], not {shift.min()!r}..{shift.max()!r}")
+        if np.any(mult < -(1 << 31)) or np.any(mult >= (1 << 31)):
+            raise ValueError("requant multiplier must fit int32")
+        if not -128 <= int(requant.zero_point) <= 127:
+            raise ValueError(f"requant zero_point must be within [-128, 127], not {requant.zero_point!r}")
+    elif activation is not None:
+        raise ValueError("activation applies to out='int8' only")
+
+    program = compile_conv(
+        x, w, bias, spec, config,
+        multiplier=None if out == "int32" else mult, shift=None if out == "int32" else shift,
+        zero_point=0 if out == "int32" else int(requant.zero_point), relu=activation == "relu",
+        out_int32=out == "int32")
+    y, counters, res = run_program(program, config, sim=sim, waves=waves, workdir=workdir,
+                                   stall_cycles=stall_cycles)
+    acc = golden.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if out == "int32":
+        want = acc
+    else:
+        want = golden.requantize(acc, mult, shift, int(requant.zero_point), relu=activation == "relu")
+    exact = y.shape == want.shape and bool(np.array_equal(y, want))
+    return y, _stats(counters, res, config, spec.macs, exact, asdict(program.blocking))
+
+
+def linear(x, w, bias=None, *, requant: Requant | None = None, activation: str | None = None, out: str = "int8",
+           config: TileConfig = DEFAULT_TILE, sim: str = "verilator", waves=None, workdir=None):
+    """Fully connected layer on the tile (a 1×1 convolution over an N×1×1×K image).
+
+    ``x`` is ``(N, K)`` int8, ``w`` is ``(Nout, K)`` int8; returns ``(output (N, Nout), stats)``.
+    """
+    LinearSpec.from_tensors(x, w, bias)
+    y, stats = conv2d(x.reshape(x.shape[0], 1, 1, x.shape[1]), w.reshape(w.shape[0], 1, 1, w.shape[1]), bias,
+                      requant=requant, activation=activation, out=out, config=config, sim=sim, waves=waves,
+                      workdir=workdir)
+    return y.reshape(x.shape[0], w.shape[0]), stats

@@ -1,0 +1,300 @@
+"""Lowering one conv (or linear) layer onto one compute tile: blocking, descriptors, memory image.
+
+The compiler reads the tile's :class:`~tilelab.pe_models.config.TileConfig`, chooses blocks under
+the L1 limits, and emits the three descriptor streams (reader, compute, writer) plus an external
+memory image holding the program, the input, the weights and the per-channel parameters. The
+hardware does the rest: im2col addressing, multiply-accumulate, requantization, the stores.
+
+Blocking (per group, or per channel tile in depthwise mode)::
+
+    for each column block of bN = n·C output channels:     weights [K, bN] loaded once (page),
+        params for the block                               reused down the column
+        for each row block of bM = m·R output pixels:      activations [bM, K] (im2col rows)
+            compute m × n math tiles of R × C, K steps     double-buffered pages
+            store bM × bN outputs
+
+Pages: an activation page holds ``m·K`` bytes per lane (R lanes), a weight page ``n·K`` bytes per
+lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit reads
+``K·(bM + bN) ≤ (act_page_bytes·R + wgt_page_bytes·C)`` — the guide's rule, per lane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tilelab.hdl.formats.tile import (
+    DESC_BYTES,
+    PARAM_RECORD_BYTES,
+    ComputeDesc,
+    ProgramHeader,
+    ReadDesc,
+    Target,
+    WriteDesc,
+)
+from tilelab.pe_models.config import TileConfig
+
+from .layers import Conv2dSpec
+
+__all__ = ["LayoutError", "Blocking", "TileProgram", "plan_blocking", "compile_conv"]
+
+#: ComputeDesc.m / .n are 8-bit fields.
+_MAX_TILES = 255
+_ALIGN = 64
+
+
+class LayoutError(ValueError):
+    """The layer cannot be mapped onto this tile (L1 or external memory too small, field overflow)."""
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """The blocking chosen for one layer on one tile."""
+
+    depthwise: bool     #: element-wise MAC mode, one channel tile of C per "group"
+    groups: int         #: independent problems (conv groups, or channel tiles in depthwise mode)
+    k: int              #: reduction steps per output (K, or Kh·Kw taps in depthwise mode)
+    row_bytes: int      #: bytes per activation lane row (K, or taps·C)
+    chunk: int          #: bytes gathered per tap (Cin/groups, or C)
+    cols_per_group: int  #: output channels per problem
+    m: int              #: activation tiles (of R pixels) per row block
+    n: int              #: weight tiles (of C channels) per column block
+    row_blocks: int
+    col_blocks: int
+
+    @property
+    def block_pixels(self) -> int:
+        return self.m
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
+    """Choose blocks for ``spec`` on ``config``; raise :class:`LayoutError` when nothing fits."""
+    R, C = config.rows, config.cols
+    M = spec.n * spec.ho * spec.wo
+    taps = spec.kh * spec.kw
+    depthwise = config.depthwise and spec.groups > 1 and spec.groups == spec.cin == spec.cout
+    if depthwise:
+        k, chunk, row_bytes = taps, C, taps * C
+        groups, cols = _ceil(spec.cout, C), min(C, spec.cout)
+        w_row = taps
+    else:
+        cg = spec.cin // spec.groups
+        k = chunk = None
+        k, chunk, row_bytes = taps * cg, cg, taps * cg
+        groups, cols = spec.groups, spec.cout // spec.groups
+        w_row = k
+    if k > 0xFFFF or row_bytes > 0xFFFF:
+        raise LayoutError(f"reduction size {row_bytes!r} bytes per output exceeds the descriptor limit 65535")
+    m_max = config.act_page_bytes // row_bytes
+    n_max = config.wgt_page_bytes // w_row
+    if m_max < 1 or n_max < 1:
+        need = max(row_bytes - config.act_page_bytes, w_row - config.wgt_page_bytes)
+        raise LayoutError(
+            f"layer needs {row_bytes} bytes per activation lane and {w_row} per weight lane at the smallest "
+            f"block ({R}x{C}), but an L1 page holds {config.act_page_bytes} / {config.wgt_page_bytes} "
+            f"bytes per lane ({need} bytes short); it cannot fit L1 even at the smallest block")
+    n = max(1, min(n_max, _ceil(cols, C), _MAX_TILES, config.max_param_tiles))
+    m = max(1, min(m_max, _ceil(M, R), _MAX_TILES))
+    if depthwise:
+        n = 1
+    return Blocking(depthwise=depthwise, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
+                    cols_per_group=cols, m=m, n=n, row_blocks=_ceil(M, m * R), col_blocks=_ceil(cols, n * C))
+
+
+@dataclass
+class TileProgram:
+    """A compiled layer: the external-memory image and where the output will be.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        uint8 bytes of external memory from address 0 (program, input, weights, parameters).
+    out_addr, out_shape, out_dtype
+        Where the writer stores the output (NHWC) and its shape / dtype.
+    blocking : Blocking
+    descriptors : dict
+        Counts of reader / compute / writer descriptors.
+    """
+
+    image: np.ndarray
+    out_addr: int
+    out_shape: tuple
+    out_dtype: np.dtype
+    blocking: Blocking
+    spec: Conv2dSpec
+    descriptors: dict = field(default_factory=dict)
+
+    @property
+    def out_bytes(self) -> int:
+        return int(np.prod(self.out_shape)) * np.dtype(self.out_dtype).itemsize
+
+    def extract_output(self, memory: bytes | np.ndarray) -> np.ndarray:
+        """Slice the output tensor out of an external-memory dump."""
+        raw = np.frombuffer(memory, dtype=np.uint8)[self.out_addr:self.out_addr + self.out_bytes]
+        return raw.view(self.out_dtype).reshape(self.out_shape).copy()
+
+
+def _bits(struct, fields) -> bytes:
+    value = struct.const(fields).as_bits()
+    return int(value).to_bytes(DESC_BYTES, "little")
+
+
+def _check_field(name, value, bits):
+    if not 0 <= value < (1 << bits):
+        raise LayoutError(f"{name} = {value!r} does not fit its {bits}-bit descriptor field")
+    return value
+
+
+def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
+                 multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
+                 out_int32: bool = False) -> TileProgram:
+    """Compile one conv layer for one tile.
+
+    Parameters
+    ----------
+    x, w, bias : numpy.ndarray
+        NHWC int8 input, OHWI int8 weights, int32 bias (already checked against ``spec``).
+    spec : Conv2dSpec
+    config : TileConfig
+    multiplier, shift : numpy.ndarray of int, shape (Cout,)
+        Requantization per output channel (int8 output).
+    zero_point : int
+        Output zero point.
+    relu : bool
+        ReLU in the pack stage.
+    out_int32 : bool
+        Store int32 accumulators (+ bias) instead of requantized int8.
+    """
+    R, C, W = config.rows, config.cols, config.ext_bytes
+    b = plan_blocking(spec, config)
+    M = spec.n * spec.ho * spec.wo
+    eb = 4 if out_int32 else 1
+    cout = spec.cout
+
+    if multiplier is None:
+        multiplier = np.ones(cout, np.int64)
+    if shift is None:
+        shift = np.ones(cout, np.int64)
+    multiplier = np.broadcast_to(np.asarray(multiplier, np.int64), (cout,))
+    shift = np.broadcast_to(np.asarray(shift, np.int64), (cout,))
+
+    # ---- memory map --------------------------------------------------------------------------
+    reader, compute, writer = [], [], []
+    sh, sw = spec.stride
+    ph, pw = spec.padding
+    dh, dw = spec.dilation
+
+    def read_desc(target, src, pix_stride, chunk, row_bytes, npix, *, conv, p0=0):
+        if conv:
+            n0, rem = divmod(p0, spec.ho * spec.wo)
+            oh0, ow0 = divmod(rem, spec.wo)
+            geo = dict(kh=spec.kh, kw=spec.kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=ph,
+                       pad_left=pw, h=spec.h, w=spec.w, ho=spec.ho, wo=spec.wo, n0=n0, oh0=oh0, ow0=ow0)
+        else:
+            geo = dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1,
+                       w=npix, ho=1, wo=npix, n0=0, oh0=0, ow0=0)
+        for name, bits in (("kh", 8), ("kw", 8), ("stride_h", 8), ("stride_w", 8), ("dil_h", 8), ("dil_w", 8),
+                           ("pad_top", 8), ("pad_left", 8), ("h", 16), ("w", 16), ("ho", 16), ("wo", 16),
+                           ("n0", 16)):
+            _check_field(name, geo[name], bits)
+        _check_field("npix", npix, 16)
+        return (target, src, pix_stride, chunk, row_bytes, npix, geo)
+
+    # Symbolic addresses first (sources are patched once the map is known).
+    x_sym, w_sym, p_sym = "x", "w", "p"
+    for g in range(b.groups):
+        if b.depthwise:
+            c_first = g * C
+            nch_group = min(C, cout - c_first)
+        else:
+            c_first = g * b.cols_per_group
+            nch_group = b.cols_per_group
+        for cb in range(b.col_blocks):
+            c0 = cb * b.n * C
+            nch = min(b.n * C, nch_group - c0)
+            ch0 = c_first + c0                      # first absolute output channel of the block
+            reader.append(read_desc(Target.PARAM, (p_sym, ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
+                                    PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
+            w_row = spec.kh * spec.kw if b.depthwise else b.k
+            reader.append(read_desc(Target.WGT, (w_sym, ch0 * w_row), w_row, w_row, w_row, nch, conv=False))
+            for rb in range(b.row_blocks):
+                p0 = rb * b.m * R
+                npix = min(b.m * R, M - p0)
+                if b.depthwise:
+                    src = (x_sym, c_first)
+                else:
+                    src = (x_sym, g * b.chunk)
+                reader.append(read_desc(Target.ACT, src, spec.cin, b.chunk, b.row_bytes, npix, conv=True, p0=p0))
+                last_rb = rb == b.row_blocks - 1
+                m_t = _ceil(npix, R)
+                n_t = _ceil(nch, C)
+                compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
+                                    valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=int(b.depthwise),
+                                    out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
+                                    pop_param=int(last_rb)))
+                writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
+                                   valid_cols=nch, out_int32=int(out_int32)))
+
+    def align(v):
+        return _ceil(v, _ALIGN) * _ALIGN
+
+    addr = DESC_BYTES
+    r_base = addr
+    addr += DESC_BYTES * len(reader)
+    c_base = addr
+    addr += DESC_BYTES * len(compute)
+    wr_base = addr
+    addr += DESC_BYTES * len(writer)
+    x_addr = align(addr)
+    addr = x_addr + x.size
+    w_addr = align(addr + W)
+    addr = w_addr + w.size
+    p_addr = align(addr + W)
+    addr = p_addr + cout * PARAM_RECORD_BYTES
+    out_addr = align(addr + W)
+    out_bytes = M * cout * eb
+    end = align(out_addr + out_bytes + 2 * W)
+    if end > config.ext_bytes_total:
+        raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
+                          f"output {out_bytes}, program {c_base - DESC_BYTES + wr_base - c_base}); the tile has "
+                          f"{config.ext_bytes_total}")
+    base = {x_sym: x_addr, w_sym: w_addr, p_sym: p_addr}
+
+    image = np.zeros(end, np.uint8)
+    image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
+    image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
+    rec = np.zeros((cout, PARAM_RECORD_BYTES), np.uint8)
+    rec[:, 0:4] = np.asarray(bias, np.int32).view(np.uint8).reshape(cout, 4)
+    rec[:, 4:8] = multiplier.astype(np.int32).view(np.uint8).reshape(cout, 4)
+    rec[:, 8] = shift.astype(np.uint8)
+    image[p_addr:p_addr + rec.size] = rec.reshape(-1)
+
+    hdr = _bits(ProgramHeader, dict(reader_base=r_base, reader_count=len(reader), compute_base=c_base,
+                                    compute_count=len(compute), writer_base=wr_base, writer_count=len(writer)))
+    image[0:DESC_BYTES] = np.frombuffer(hdr, np.uint8)
+    for i, (target, (sym, off), pix_stride, chunk, row_bytes, npix, geo) in enumerate(reader):
+        d = dict(target=target, src=base[sym] + off, pix_stride=pix_stride, chunk=chunk, row_bytes=row_bytes,
+                 npix=npix, **geo)
+        a = r_base + i * DESC_BYTES
+        image[a:a + DESC_BYTES] = np.frombuffer(_bits(ReadDesc, d), np.uint8)
+    for i, d in enumerate(compute):
+        d = dict(d)
+        d["zero_point"] = int(d["zero_point"])
+        a = c_base + i * DESC_BYTES
+        image[a:a + DESC_BYTES] = np.frombuffer(_bits(ComputeDesc, d), np.uint8)
+    for i, d in enumerate(writer):
+        d = dict(d)
+        d["dst"] += out_addr
+        a = wr_base + i * DESC_BYTES
+        image[a:a + DESC_BYTES] = np.frombuffer(_bits(WriteDesc, d), np.uint8)
+
+    return TileProgram(image=image, out_addr=out_addr, out_shape=(spec.n, spec.ho, spec.wo, cout),
+                       out_dtype=np.dtype(np.int32 if out_int32 else np.int8), blocking=b, spec=spec,
+                       descriptors={"reader": len(reader), "compute": len(compute), "writer": len(writer)})
+
+

@@ -1,0 +1,689 @@
+"""The Tensix-like compute tile: L1 lane banks with circular buffers, reader → math → pack → writer.
+
+Data path (one conv layer, or any matrix product, block by block)::
+
+    ext memory ──► reader (im2col gather) ──► act / wgt / param lane banks (CBs, 2 pages each)
+                                                    │
+                 compute: unpack (lane reads) ──► MAC array (R×C) ──► pack (bias, requant, ReLU)
+                                                                           │
+    ext memory ◄── writer ◄──────────────────────────────────────────── output CB
+
+* The **reader** runs :class:`~tilelab.hdl.formats.tile.ReadDesc` descriptors. Each fills one page
+  of the activation, weight or parameter circular buffer: row ``j`` of the block goes to lane
+  ``j % lanes``. For activations a row is the im2col row of an output pixel, generated here from
+  the conv parameters (kernel, stride, dilation, padding with zero fill, channel slice), so the
+  host never writes an expanded im2col matrix. Each cycle it moves one piece of up to W bytes.
+* **Compute** runs :class:`~tilelab.hdl.formats.tile.ComputeDesc` descriptors: for each activation
+  tile × weight tile it reads one byte (depthwise: C bytes) from every activation lane and one byte
+  from every weight lane per step and streams the step into the MAC array; the array drains one
+  finished tile while the next accumulates. The **pack** stage adds bias, requantizes per channel
+  (the numerics contract in the README), applies ReLU, and writes int8 (or int32) rows to the
+  output circular buffer.
+* The **writer** runs :class:`~tilelab.hdl.formats.tile.WriteDesc` descriptors, storing rows to
+  external memory in NHWC order.
+* Engines synchronise only through circular-buffer counters. A command fetcher reads the three
+  descriptor streams from external memory (:class:`~tilelab.hdl.formats.tile.ProgramHeader` at
+  byte 0) into per-engine queues.
+
+The tile exposes its external-memory ports; :class:`TileTop` joins it to an
+:class:`~tilelab.hdl.memories.ExtMemory` for simulation.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from tilelab.hdl.cbuf import CircularBufferController
+from tilelab.hdl.formats.tile import (
+    DESC_BITS,
+    DESC_BYTES,
+    PARAM_RECORD_BYTES,
+    ComputeDesc,
+    EngineState,
+    ParamRecord,
+    ProgramHeader,
+    ReadDesc,
+    WriteDesc,
+)
+from tilelab.hdl.mac import MACArray
+from tilelab.hdl.memories import SRAM, ExtMemory
+
+from .config import TileConfig
+
+__all__ = ["TILE_COUNTERS", "TILE_STATUS", "ComputeTile", "TileTop"]
+
+#: Hardware counters of a tile, in the order of its ``counters`` ports (all 48 bits).
+TILE_COUNTERS = (
+    "cycles",            # cycles from start to done
+    "reader_busy",       # cycles the reader moved data
+    "reader_wait_cb",    # cycles the reader waited for a free page
+    "compute_busy",      # cycles compute issued steps
+    "compute_wait_cb",   # cycles compute waited for act / wgt / param pages
+    "compute_wait_out",  # cycles compute had a step ready but the operand queue was full
+    "pack_wait_cb",      # cycles pack held a row because the output CB was full
+    "writer_busy",       # cycles the writer wrote to external memory
+    "writer_wait_cb",    # cycles the writer waited for output rows
+    "macs",              # useful multiply-accumulates issued (real pixels x real channels)
+    "mac_steps",         # reduction steps issued to the array (each R*C MAC slots)
+    "l1_reads",          # L1 lane-bank / output-buffer word reads
+    "l1_writes",         # L1 word writes
+    "ext_bytes_read",    # bytes of activations, weights and parameters read from external memory
+    "ext_bytes_written",  # bytes of outputs written to external memory
+    "cmd_bytes_read",    # bytes of descriptors fetched
+)
+
+#: Status ports read by the watchdog's diagnosis.
+TILE_STATUS = ("reader_state", "compute_state", "writer_state", "act_pages", "wgt_pages", "param_pages",
+               "out_entries", "reader_done", "compute_done", "writer_done")
+
+
+def ext_port_signature(width_bytes: int) -> wiring.Signature:
+    """External-memory port of a tile (the initiator side)."""
+    W = width_bytes
+    return wiring.Signature({
+        "ra_en": Out(1), "ra_addr": Out(32), "ra_data": In(8 * W),
+        "rb_en": Out(1), "rb_addr": Out(32), "rb_data": In(8 * W),
+        "wr_en": Out(1), "wr_addr": Out(32), "wr_data": Out(8 * W), "wr_mask": Out(W),
+    })
+
+
+def _minimum(a, b):
+    return Mux(a < b, a, b)
+
+
+class ComputeTile(wiring.Component):
+    """One compute tile (see the module docstring).
+
+    Parameters
+    ----------
+    config : TileConfig
+        The tile's frozen configuration.
+
+    Members
+    -------
+    start : In(1)
+        Pulse once after reset: fetch the program header and run.
+    done : Out(1)
+        Every engine has finished its descriptors (sticky).
+    ext : Out(ext_port_signature(config.ext_bytes))
+        External-memory ports.
+    <counter> : Out(48)
+        One port per name in :data:`TILE_COUNTERS`.
+    <status> : Out
+        One port per name in :data:`TILE_STATUS`.
+    """
+
+    def __init__(self, config: TileConfig):
+        if not isinstance(config, TileConfig):
+            raise TypeError(f"config must be a TileConfig, not {config!r}")
+        self.config = config
+        members = {
+            "start": In(1),
+            "done": Out(1),
+            "ext": Out(ext_port_signature(config.ext_bytes)),
+        }
+        for name in TILE_COUNTERS:
+            members[name] = Out(48)
+        members.update({
+            "reader_state": Out(EngineState), "compute_state": Out(EngineState), "writer_state": Out(EngineState),
+            "act_pages": Out(2), "wgt_pages": Out(2), "param_pages": Out(2),
+            "out_entries": Out(range(config.out_entries + 1)),
+            "reader_done": Out(32), "compute_done": Out(32), "writer_done": Out(32),
+        })
+        super().__init__(members)
+
+    # ------------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        R, C, W = cfg.rows, cfg.cols, cfg.ext_bytes
+
+        started = Signal()
+        with m.If(self.start):
+            m.d.sync += started.eq(1)
+
+        # --- L1: lane banks and circular buffers ------------------------------------------------
+        def lanes(name, count, lane_bytes, width):
+            banks = []
+            for i in range(count):
+                bank = SRAM(width_bytes=width, depth=lane_bytes // width, impl=cfg.mem_impl)
+                m.submodules[f"{name}{i}"] = bank
+                banks.append(bank)
+            return banks
+
+        act = lanes("act", R, cfg.act_lane_bytes, W)
+        wgt = lanes("wgt", C, cfg.wgt_lane_bytes, W)
+        par = lanes("par", C, cfg.param_lane_bytes, W)
+        outbuf = SRAM(width_bytes=4 * C, depth=cfg.out_entries, impl=cfg.mem_impl)
+        m.submodules.outbuf = outbuf
+
+        m.submodules.cb_act = cb_act = CircularBufferController(pages=2)
+        m.submodules.cb_wgt = cb_wgt = CircularBufferController(pages=2)
+        m.submodules.cb_par = cb_par = CircularBufferController(pages=2)
+        m.submodules.cb_out = cb_out = CircularBufferController(pages=cfg.out_entries)
+        for cb in (cb_act, cb_wgt, cb_par, cb_out):
+            m.d.comb += [cb.reserve_n.eq(1), cb.wait_n.eq(1), cb.push_n.eq(1), cb.pop_n.eq(1),
+                         cb.cfg_en.eq(0), cb.cfg_pages.eq(0)]
+        m.d.comb += [
+            self.act_pages.eq(cb_act.occupancy), self.wgt_pages.eq(cb_wgt.occupancy),
+            self.param_pages.eq(cb_par.occupancy), self.out_entries.eq(cb_out.occupancy),
+        ]
+
+        counters = {name: getattr(self, name) for name in TILE_COUNTERS}
+        running = started & ~self.done
+        with m.If(running):
+            m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
+
+        def count(name, amount=1, when=1):
+            with m.If(when):
+                m.d.sync += counters[name].eq(counters[name] + amount)
+
+        # --- command fetcher -------------------------------------------------------------------
+        queues = {}
+        for eng in ("reader", "compute", "writer"):
+            q = fifo.SyncFIFOBuffered(width=DESC_BITS, depth=2)
+            m.submodules[f"q_{eng}"] = q
+            queues[eng] = q
+        self._fetcher(m, queues, started, count)
+        hdr_done, fetched_all = self._fetch_status
+
+        # --- engines -----------------------------------------------------------------------------
+        reader_idle = self._reader(m, queues["reader"], act, wgt, par, cb_act, cb_wgt, cb_par, count)
+        compute_idle = self._compute(m, queues["compute"], act, wgt, par, cb_act, cb_wgt, cb_par, outbuf, cb_out,
+                                     count)
+        writer_idle = self._writer(m, queues["writer"], outbuf, cb_out, count)
+
+        all_empty = ~queues["reader"].r_rdy & ~queues["compute"].r_rdy & ~queues["writer"].r_rdy
+        with m.If(started & hdr_done & fetched_all & all_empty & reader_idle & compute_idle & writer_idle):
+            m.d.sync += self.done.eq(1)
+        return m
+
+    # ------------------------------------------------------------------------------------------
+    def _fetcher(self, m, queues, started, count):
+        cfg = self.config
+        W = cfg.ext_bytes
+        words = DESC_BYTES // W
+        ext = self.ext
+        engines = ("reader", "compute", "writer")
+
+        base = [Signal(32, name=f"fetch_base_{e}") for e in engines]
+        left = [Signal(32, name=f"fetch_left_{e}") for e in engines]
+        hdr_done = Signal()
+        asm = Signal(DESC_BITS)
+        issue_i = Signal(range(words + 1))
+        recv_i = Signal(range(words + 1))
+        cur = Signal(range(3))
+        addr = Signal(32)
+        busy = Signal()
+        rr = Signal(range(3))
+
+        # Issue W-byte reads of one descriptor slot; assemble as they return (1-cycle latency).
+        inflight = Signal()
+        m.d.sync += inflight.eq(0)
+        with m.If(busy & (issue_i < words)):
+            m.d.comb += [ext.rb_en.eq(1), ext.rb_addr.eq(addr + issue_i * W)]
+            m.d.sync += [issue_i.eq(issue_i + 1), inflight.eq(1)]
+        with m.If(inflight):
+            m.d.sync += [asm.eq(Cat(asm[8 * W:], ext.rb_data)), recv_i.eq(recv_i + 1)]
+            count("cmd_bytes_read", W)
+
+        done_slot = busy & (recv_i == words)
+        with m.If(done_slot):
+            m.d.sync += [busy.eq(0), recv_i.eq(0), issue_i.eq(0)]
+            with m.If(~hdr_done):
+                m.d.sync += hdr_done.eq(1)
+                view = ProgramHeader(asm[:ProgramHeader.as_shape().size])
+                m.d.sync += [
+                    base[0].eq(view.reader_base), left[0].eq(view.reader_count),
+                    base[1].eq(view.compute_base), left[1].eq(view.compute_count),
+                    base[2].eq(view.writer_base), left[2].eq(view.writer_count),
+                ]
+            with m.Else():
+                for i, e in enumerate(engines):
+                    with m.If(cur == i):
+                        m.d.comb += [queues[e].w_en.eq(1), queues[e].w_data.eq(asm)]
+                        m.d.sync += [base[i].eq(base[i] + DESC_BYTES), left[i].eq(left[i] - 1)]
+
+        hdr_req = Signal()
+        with m.If(started & ~hdr_req):
+            m.d.sync += [hdr_req.eq(1), busy.eq(1), addr.eq(0)]
+        with m.Elif(hdr_done & ~busy & ~done_slot):
+            # Round robin over engines with descriptors left and an empty queue slot.
+            choice = Signal(range(3))
+            found = Signal()
+            for off in reversed(range(3)):
+                idx = Signal(range(3), name=f"rr_idx{off}")
+                m.d.comb += idx.eq(Mux(rr + off >= 3, rr + off - 3, rr + off))
+                ok = Signal(name=f"rr_ok{off}")
+                m.d.comb += ok.eq(0)
+                for i, e in enumerate(engines):
+                    with m.If(idx == i):
+                        m.d.comb += ok.eq(left[i].any() & queues[e].w_rdy & (queues[e].w_level == 0))
+                with m.If(ok):
+                    m.d.comb += [choice.eq(idx), found.eq(1)]
+            with m.If(found):
+                m.d.sync += [busy.eq(1), cur.eq(choice), rr.eq(Mux(choice == 2, 0, choice + 1))]
+                for i in range(3):
+                    with m.If(choice == i):
+                        m.d.sync += addr.eq(base[i])
+        fetched_all = hdr_done & ~busy & ~left[0].any() & ~left[1].any() & ~left[2].any()
+        self._fetch_status = (hdr_done, fetched_all)
+
+    # ------------------------------------------------------------------------------------------
+    def _reader(self, m, q, act, wgt, par, cb_act, cb_wgt, cb_par, count):
+        cfg = self.config
+        W = cfg.ext_bytes
+        logw = W.bit_length() - 1
+        ext = self.ext
+
+        d = Signal(ReadDesc)
+        state = Signal(EngineState)
+        m.d.comb += self.reader_state.eq(state)
+
+        lane = Signal(8)
+        lanes_n = Signal(8)
+        q_row = Signal(32)      # lane byte address of the current row
+        tap_off = Signal(16)    # byte offset within the row
+        cb_off = Signal(16)     # byte offset within the current tap's chunk
+        ki = Signal(8)
+        kj = Signal(8)
+        n = Signal(16)
+        oh = Signal(16)
+        ow = Signal(16)
+        j = Signal(16)
+        page_base = Signal(32)
+        row_bytes = Signal(16)
+
+        cbs = [cb_act, cb_wgt, cb_par]
+        page_bytes = [cfg.act_page_bytes, cfg.wgt_page_bytes, cfg.param_page_bytes]
+        lane_counts = [cfg.rows, cfg.cols, cfg.cols]
+
+        # Pipeline register between the address stage and the lane write.
+        p_valid = Signal()
+        p_target = Signal(2)
+        p_lane = Signal(8)
+        p_word = Signal(24)
+        p_off = Signal(range(W))
+        p_len = Signal(range(W + 1))
+        p_zero = Signal()
+        m.d.sync += p_valid.eq(0)
+
+        with m.Switch(state):
+            with m.Case(EngineState.IDLE, EngineState.DONE):
+                with m.If(q.r_rdy):
+                    m.d.comb += q.r_en.eq(1)
+                    v = ReadDesc(q.r_data[:ReadDesc.as_shape().size])
+                    m.d.sync += [
+                        d.eq(v), state.eq(EngineState.WAIT_CB), lane.eq(0), tap_off.eq(0), cb_off.eq(0),
+                        ki.eq(0), kj.eq(0), n.eq(v.n0), oh.eq(v.oh0), ow.eq(v.ow0), j.eq(0),
+                        row_bytes.eq(v.row_bytes),
+                    ]
+                    for t, cnt in enumerate(lane_counts):
+                        with m.If(v.target.as_value() == t):
+                            m.d.sync += lanes_n.eq(cnt)
+            with m.Case(EngineState.WAIT_CB):
+                count("reader_wait_cb")
+                for t, cb in enumerate(cbs):
+                    with m.If((d.target.as_value() == t) & cb.can_reserve):
+                        m.d.sync += [
+                            state.eq(EngineState.RUN),
+                            page_base.eq(cb.wr_page * page_bytes[t]),
+                            q_row.eq(cb.wr_page * page_bytes[t]),
+                        ]
+                        with m.If(d.npix == 0):
+                            m.d.sync += state.eq(EngineState.DRAIN)
+            with m.Case(EngineState.RUN):
+                count("reader_busy")
+                ih = Signal(signed(20))
+                iw = Signal(signed(20))
+                m.d.comb += [
+                    ih.eq(oh * d.stride_h + ki * d.dil_h - d.pad_top),
+                    iw.eq(ow * d.stride_w + kj * d.dil_w - d.pad_left),
+                ]
+                inb = (ih >= 0) & (ih < d.h) & (iw >= 0) & (iw < d.w)
+                pix = ((n * d.h + ih.as_unsigned()[:16]) * d.w + iw.as_unsigned()[:16])[:32]
+                src = (d.src + (pix * d.pix_stride)[:32] + cb_off)[:32]
+                qaddr = (q_row + tap_off)[:32]
+                off = qaddr[:logw]
+                room = W - off
+                left = d.chunk - cb_off
+                ln = Signal(range(W + 1))
+                m.d.comb += ln.eq(Mux(left < room, left, room))
+                with m.If(inb):
+                    m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(src)]
+                    count("ext_bytes_read", ln)
+                m.d.sync += [
+                    p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
+                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb),
+                ]
+                # Advance: piece → tap → row → pixel.
+                chunk_end = cb_off + ln >= d.chunk
+                row_end = tap_off + ln >= row_bytes
+                m.d.sync += [cb_off.eq(cb_off + ln), tap_off.eq(tap_off + ln)]
+                with m.If(chunk_end):
+                    m.d.sync += [cb_off.eq(0), kj.eq(kj + 1)]
+                    with m.If(kj + 1 >= d.kw):
+                        m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
+                with m.If(row_end):
+                    m.d.sync += [tap_off.eq(0), cb_off.eq(0), ki.eq(0), kj.eq(0), j.eq(j + 1), ow.eq(ow + 1),
+                                 lane.eq(lane + 1)]
+                    with m.If(lane + 1 >= lanes_n):
+                        m.d.sync += [lane.eq(0), q_row.eq(q_row + row_bytes)]
+                    with m.If(ow + 1 >= d.wo):
+                        m.d.sync += [ow.eq(0), oh.eq(oh + 1)]
+                        with m.If(oh + 1 >= d.ho):
+                            m.d.sync += [oh.eq(0), n.eq(n + 1)]
+                    with m.If(j + 1 >= d.npix):
+                        m.d.sync += state.eq(EngineState.DRAIN)
+            with m.Case(EngineState.DRAIN):
+                # The last piece is written this cycle; the page becomes visible next cycle.
+                for t, cb in enumerate(cbs):
+                    with m.If(d.target.as_value() == t):
+                        m.d.comb += cb.push.eq(1)
+                m.d.sync += [state.eq(EngineState.DONE), self.reader_done.eq(self.reader_done + 1)]
+
+        # Lane writes (one cycle after the address stage: external read data arrives).
+        data_in = Mux(p_zero, 0, ext.ra_data)
+        shifted = (data_in << (p_off * 8))[:8 * W]
+        mask = ((Const(1, W + 1) << p_len) - 1)[:W] << p_off
+        for t, banks in enumerate((act, wgt, par)):
+            for i, bank in enumerate(banks):
+                m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(shifted), bank.wr_mask.eq(mask[:W])]
+                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & (p_lane == i))
+        count("l1_writes", 1, p_valid)
+        return (state == EngineState.IDLE) | (state == EngineState.DONE)
+
+    # ------------------------------------------------------------------------------------------
+    def _compute(self, m, q, act, wgt, par, cb_act, cb_wgt, cb_par, outbuf, cb_out, count):
+        cfg = self.config
+        R, C, W = cfg.rows, cfg.cols, cfg.ext_bytes
+        logw = W.bit_length() - 1
+        m.submodules.array = array = MACArray(rows=R, cols=C, depthwise=cfg.depthwise)
+        in_layout = array.in_layout
+
+        d = Signal(ComputeDesc)
+        state = Signal(EngineState)
+        m.d.comb += self.compute_state.eq(state)
+        ta = Signal(8)
+        tw = Signal(8)
+        k = Signal(16)
+        a_base = Signal(32)
+        w_base = Signal(32)
+        p_base = Signal(32)
+
+        # Operand queue in front of the array, with credits for reads in flight.
+        m.submodules.opq = opq = fifo.SyncFIFOBuffered(width=in_layout.size, depth=4)
+        # Tile information for pack: params of the tile's channels + output format.
+        tile_layout = data.StructLayout({
+            "params": data.ArrayLayout(ParamRecord, C),
+            "zero_point": signed(8), "relu": 1, "out_int32": 1,
+        })
+        m.submodules.tileq = tileq = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=4)
+        inflight = Signal()
+        tile_inflight = Signal()
+        can_issue = (opq.level + inflight < 4)
+        is_tile_start = k == 0
+        can_tile = (tileq.level + tile_inflight < 4)
+
+        p_valid = Signal()
+        p_first = Signal()
+        p_last = Signal()
+        p_aoff = Signal(range(W))
+        p_woff = Signal(range(W))
+        p_tile = Signal()
+        p_poff = Signal(range(W))
+        m.d.sync += [p_valid.eq(0), p_tile.eq(0)]
+        m.d.comb += [inflight.eq(p_valid), tile_inflight.eq(p_tile)]
+
+        last_step = k + 1 >= d.k
+        last_tw = tw + 1 >= d.n
+        last_ta = ta + 1 >= d.m
+
+        with m.Switch(state):
+            with m.Case(EngineState.IDLE, EngineState.DONE):
+                with m.If(q.r_rdy):
+                    m.d.comb += q.r_en.eq(1)
+                    m.d.sync += [d.eq(q.r_data[:ComputeDesc.as_shape().size]), state.eq(EngineState.WAIT_CB),
+                                 ta.eq(0), tw.eq(0), k.eq(0)]
+            with m.Case(EngineState.WAIT_CB):
+                count("compute_wait_cb")
+                with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
+                    m.d.sync += [
+                        state.eq(EngineState.RUN),
+                        a_base.eq(cb_act.rd_page * cfg.act_page_bytes),
+                        w_base.eq(cb_wgt.rd_page * cfg.wgt_page_bytes),
+                        p_base.eq(cb_par.rd_page * cfg.param_page_bytes),
+                    ]
+            with m.Case(EngineState.RUN):
+                ok = can_issue & (~is_tile_start | can_tile)
+                with m.If(ok):
+                    count("compute_busy")
+                    a_addr = Signal(32)
+                    w_addr = Signal(32)
+                    m.d.comb += [
+                        a_addr.eq(a_base + ta * d.a_row_bytes + Mux(d.dw, k * C, k)),
+                        w_addr.eq(w_base + tw * d.w_row_bytes + k),
+                    ]
+                    for bank in act:
+                        m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(a_addr >> logw)]
+                    for bank in wgt:
+                        m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(w_addr >> logw)]
+                    count("l1_reads", R + C)
+                    m.d.sync += [p_valid.eq(1), p_first.eq(k == 0), p_last.eq(last_step),
+                                 p_aoff.eq(a_addr[:logw]), p_woff.eq(w_addr[:logw])]
+                    with m.If(is_tile_start):
+                        p_addr = p_base + tw * PARAM_RECORD_BYTES
+                        for bank in par:
+                            m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(p_addr >> logw)]
+                        count("l1_reads", C)
+                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw])]
+                    # Useful MACs: real rows × real columns of this tile.
+                    vr = d.valid_rows - ta * R
+                    vc = d.valid_cols - tw * C
+                    rows_ok = Mux(vr > R, R, vr)[:8]
+                    cols_ok = Mux(vc > C, C, vc)[:8]
+                    count("macs", rows_ok * cols_ok)
+                    count("mac_steps")
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(last_step):
+                        m.d.sync += [k.eq(0), tw.eq(tw + 1)]
+                        with m.If(last_tw):
+                            m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
+                            with m.If(last_ta):
+                                m.d.sync += state.eq(EngineState.DRAIN)
+                with m.Else():
+                    count("compute_wait_out")
+            with m.Case(EngineState.DRAIN):
+                # The last lane reads completed last cycle: the pages may be released.
+                m.d.comb += [cb_act.pop.eq(d.pop_act), cb_wgt.pop.eq(d.pop_wgt), cb_par.pop.eq(d.pop_param)]
+                m.d.sync += [state.eq(EngineState.DONE), self.compute_done.eq(self.compute_done + 1)]
+
+        # Unpack: lane words → operand bytes → operand queue.
+        step = in_layout(Signal(in_layout))
+        for r, bank in enumerate(act):
+            m.d.comb += step.a[r].eq(bank.rd_data.word_select(p_aoff, 8))
+            if cfg.depthwise:
+                for c in range(C):
+                    m.d.comb += step.a2[r][c].eq(bank.rd_data.word_select(p_aoff + c, 8))
+        for c, bank in enumerate(wgt):
+            m.d.comb += step.b[c].eq(bank.rd_data.word_select(p_woff, 8))
+        m.d.comb += [step.first.eq(p_first), step.last.eq(p_last)]
+        if cfg.depthwise:
+            m.d.comb += step.dw.eq(d.dw)
+        m.d.comb += [opq.w_en.eq(p_valid), opq.w_data.eq(step.as_value())]
+        m.d.comb += [
+            array.i.valid.eq(opq.r_rdy), array.i.payload.eq(opq.r_data), opq.r_en.eq(array.i.ready),
+        ]
+        tile = tile_layout(Signal(tile_layout))
+        for c, bank in enumerate(par):
+            rec = bank.rd_data.word_select(p_poff >> 4, 128) if W > 16 else bank.rd_data
+            m.d.comb += tile.params[c].eq(rec)
+        m.d.comb += [tile.zero_point.eq(d.zero_point), tile.relu.eq(d.relu), tile.out_int32.eq(d.out_int32)]
+        m.d.comb += [tileq.w_en.eq(p_tile), tileq.w_data.eq(tile.as_value())]
+
+        self._pack(m, array, tileq, tile_layout, outbuf, cb_out, count)
+        idle = ((state == EngineState.IDLE) | (state == EngineState.DONE)) & ~opq.r_rdy & ~tileq.r_rdy & ~array.busy
+        return idle
+
+    # ------------------------------------------------------------------------------------------
+    def _pack(self, m, array, tileq, tile_layout, outbuf, cb_out, count):
+        C = self.config.cols
+        info = tile_layout(tileq.r_data)
+        row = array.o.payload.row
+        ok = tileq.r_rdy & cb_out.can_reserve
+        m.d.comb += array.o.ready.eq(ok)
+        with m.If(array.o.valid & tileq.r_rdy & ~cb_out.can_reserve):
+            count("pack_wait_cb")
+        fire = array.o.valid & ok
+        out32 = Signal(32 * C)
+        out8 = Signal(8 * C)
+        for c in range(C):
+            p = info.params[c]
+            v = Signal(signed(32), name=f"pack_v{c}")
+            m.d.comb += v.eq(row[c] + p.bias)                     # int32 wrap, as the accumulator
+            prod = Signal(signed(66), name=f"pack_p{c}")
+            s = p.shift[:6]
+            sm1 = Signal(6, name=f"pack_sm1_{c}")
+            m.d.comb += sm1.eq(s - 1)
+            m.d.comb += prod.eq(v * p.multiplier + (Const(1, 64) << sm1))
+            t = Signal(signed(66), name=f"pack_t{c}")
+            m.d.comb += t.eq((prod >> s) + info.zero_point)
+            t2 = Signal(signed(66), name=f"pack_r{c}")
+            m.d.comb += t2.eq(Mux(info.relu & (t < info.zero_point), info.zero_point, t))
+            q8 = Signal(signed(8), name=f"pack_q{c}")
+            m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
+            m.d.comb += [out32.word_select(c, 32).eq(v), out8.word_select(c, 8).eq(q8)]
+        m.d.comb += [
+            outbuf.wr_en.eq(fire), outbuf.wr_addr.eq(cb_out.wr_page),
+            outbuf.wr_data.eq(Mux(info.out_int32, out32, out8)), outbuf.wr_mask.eq(-1),
+            cb_out.push.eq(fire),
+            tileq.r_en.eq(fire & array.o.payload.last),
+        ]
+        count("l1_writes", 1, fire)
+
+    # ------------------------------------------------------------------------------------------
+    def _writer(self, m, q, outbuf, cb_out, count):
+        cfg = self.config
+        R, C, W = cfg.rows, cfg.cols, cfg.ext_bytes
+        ext = self.ext
+        d = Signal(WriteDesc)
+        state = Signal(EngineState)
+        m.d.comb += self.writer_state.eq(state)
+        ta = Signal(8)
+        tw = Signal(8)
+        r = Signal(range(R + 1))
+        # The row being written (read data stays on outbuf.rd_data until the next read).
+        h_valid = Signal()
+        h_bytes = Signal(16)
+        h_addr = Signal(32)
+        h_piece = Signal(16)
+        all_issued = Signal()
+
+        eb = Mux(d.out_int32, 4, 1)
+        nbytes_piece = Signal(range(W + 1))
+        left = h_bytes - h_piece * W
+        m.d.comb += nbytes_piece.eq(Mux(left > W, W, left))
+        last_piece = ~h_valid | (left <= W)
+
+        with m.If(h_valid):
+            with m.If(h_bytes != 0):
+                m.d.comb += [
+                    ext.wr_en.eq(1), ext.wr_addr.eq(h_addr + h_piece * W),
+                    ext.wr_data.eq(outbuf.rd_data.word_select(h_piece[:8], 8 * W) if 4 * C > W else outbuf.rd_data),
+                    ext.wr_mask.eq(((Const(1, W + 1) << nbytes_piece) - 1)[:W]),
+                ]
+                count("ext_bytes_written", nbytes_piece)
+                count("writer_busy")
+            m.d.sync += h_piece.eq(h_piece + 1)
+            with m.If(last_piece):
+                m.d.sync += h_valid.eq(0)
+
+        with m.Switch(state):
+            with m.Case(EngineState.IDLE, EngineState.DONE):
+                with m.If(q.r_rdy & last_piece):
+                    m.d.comb += q.r_en.eq(1)
+                    m.d.sync += [d.eq(q.r_data[:WriteDesc.as_shape().size]), state.eq(EngineState.RUN),
+                                 ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
+            with m.Case(EngineState.RUN):
+                with m.If(all_issued):
+                    with m.If(last_piece):
+                        m.d.sync += [state.eq(EngineState.DONE), self.writer_done.eq(self.writer_done + 1)]
+                with m.Elif(cb_out.can_wait & last_piece):
+                    m.d.comb += [outbuf.rd_en.eq(1), outbuf.rd_addr.eq(cb_out.rd_page), cb_out.pop.eq(1)]
+                    count("l1_reads")
+                    row_idx = ta * R + r
+                    vc = d.valid_cols - tw * C
+                    ncols = Mux(vc > C, C, vc)[:16]
+                    pix = d.pix0 + row_idx
+                    m.d.sync += [
+                        h_valid.eq(1), h_piece.eq(0),
+                        h_bytes.eq(Mux(row_idx < d.valid_rows, ncols * eb, 0)),
+                        h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
+                    ]
+                    m.d.sync += r.eq(r + 1)
+                    with m.If(r + 1 >= R):
+                        m.d.sync += [r.eq(0), tw.eq(tw + 1)]
+                        with m.If(tw + 1 >= d.n):
+                            m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
+                            with m.If(ta + 1 >= d.m):
+                                m.d.sync += all_issued.eq(1)
+                with m.Elif(~cb_out.can_wait):
+                    count("writer_wait_cb")
+        return ((state == EngineState.IDLE) | (state == EngineState.DONE)) & ~h_valid
+
+
+class TileTop(wiring.Component):
+    """A compute tile joined to its external memory: the unit that is simulated.
+
+    Parameters
+    ----------
+    config : TileConfig
+        The tile configuration (its ``mem_impl`` also selects the external memory model).
+    init : sequence of int, optional
+        Initial external-memory words (Amaranth model only; the Verilog model loads the file
+        given by the ``+extmem_init=FILE`` plusarg).
+
+    Members
+    -------
+    start, done, counters, status
+        As :class:`ComputeTile`.
+    ext_dump : In(1)
+        Verilog model: a cycle with it high writes the memory to ``+extmem_dump=FILE``.
+    """
+
+    def __init__(self, config: TileConfig, *, init=None):
+        self.config = config
+        self._init = init
+        members = {"start": In(1), "done": Out(1), "ext_dump": In(1)}
+        probe = ComputeTile(config)
+        for name, member in probe.signature.members.items():
+            if name not in ("start", "done", "ext"):
+                members[name] = member
+        self._tile = probe
+        super().__init__(members)
+
+    @property
+    def sim_memories(self):
+        """Memories a testbench may dump (Amaranth model): ``{"extmem": MemoryData}``."""
+        ext = getattr(self, "ext_memory", None)
+        return {"extmem": ext.data} if ext is not None and ext.data is not None else {}
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        m.submodules.tile = tile = self._tile
+        m.submodules.ext = ext = ExtMemory(width_bytes=cfg.ext_bytes, depth=cfg.ext_words, impl=cfg.mem_impl,
+                                           name="extmem", init=self._init)
+        self.ext_memory = ext
+        p = tile.ext
+        m.d.comb += [
+            ext.ra_en.eq(p.ra_en), ext.ra_addr.eq(p.ra_addr), p.ra_data.eq(ext.ra_data),
+            ext.rb_en.eq(p.rb_en), ext.rb_addr.eq(p.rb_addr), p.rb_data.eq(ext.rb_data),
+            ext.wr_en.eq(p.wr_en), ext.wr_addr.eq(p.wr_addr), ext.wr_data.eq(p.wr_data), ext.wr_mask.eq(p.wr_mask),
+            ext.dump.eq(self.ext_dump),
+            tile.start.eq(self.start), self.done.eq(tile.done),
+        ]
+        for name in self.signature.members:
+            if name not in ("start", "done", "ext_dump"):
+                m.d.comb += getattr(self, name).eq(getattr(tile, name))
+        return m
