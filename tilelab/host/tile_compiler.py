@@ -99,7 +99,9 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
             f"block ({R}x{C}), but an L1 page holds {config.act_page_bytes} / {config.wgt_page_bytes} "
             f"bytes per lane ({need} bytes short); it cannot fit L1 even at the smallest block")
     n = max(1, min(n_max, _ceil(cols, C), _MAX_TILES, config.max_param_tiles))
-    m = max(1, min(m_max, _ceil(M, R), _MAX_TILES))
+    # Several row blocks per column, so the activation loads double-buffer behind the math (the
+    # first load is the only one not hidden); bigger blocks only add fill latency.
+    m = max(1, min(m_max, _ceil(_ceil(M, R), 4), _MAX_TILES))
     if depthwise:
         n = 1
     return Blocking(depthwise=depthwise, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,

@@ -503,8 +503,9 @@ class ComputeTile(wiring.Component):
         for r, bank in enumerate(act):
             m.d.comb += step.a[r].eq(bank.rd_data.word_select(p_aoff, 8))
             if cfg.depthwise:
-                for c in range(C):
-                    m.d.comb += step.a2[r][c].eq(bank.rd_data.word_select(p_aoff + c, 8))
+                # Depthwise rows are C-byte aligned (C divides W): pick the C-byte slot.
+                slot = bank.rd_data.word_select(p_aoff >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
+                m.d.comb += step.a2[r].eq(slot)
         for c, bank in enumerate(wgt):
             m.d.comb += step.b[c].eq(bank.rd_data.word_select(p_woff, 8))
         m.d.comb += [step.first.eq(p_first), step.last.eq(p_last)]

@@ -1,0 +1,185 @@
+"""A whole conv layer in RTL on one tile, bit-exact against the numpy golden model."""
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import requires_icarus
+from tilelab.host import golden
+from tilelab.host.layers import Conv2dSpec
+from tilelab.host.runtime import Requant, conv2d, linear, run_program
+from tilelab.host.tile_compiler import LayoutError, compile_conv
+from tilelab.pe_models.config import TileConfig
+from tilelab.sim import SimulationStalled
+
+#: The small tile every test compiles (one Verilator build for the whole file): a 4×4 array with
+#: 2 KiB pages per lane, so realistic layers need several blocks.
+TILE = TileConfig(rows=4, cols=4, ext_words=1 << 15, act_lane_bytes=4096, wgt_lane_bytes=4096,
+                  param_lane_bytes=512, out_entries=16)
+
+
+def tensors(n, h, w, cin, cout, k, groups=1, seed=0, kw=None):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (n, h, w, cin), dtype=np.int8)
+    wt = rng.integers(-128, 128, (cout, k, kw or k, cin // groups), dtype=np.int8)
+    b = rng.integers(-5000, 5000, cout, dtype=np.int32)
+    return x, wt, b
+
+
+def requant_for(x, w, b, *, stride, padding, dilation, groups):
+    acc = golden.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    m, s = golden.choose_requant(acc)
+    return Requant(m, s, zero_point=-3)
+
+
+CASES = [
+    # id,                 n, h,  w,  cin, cout, k, stride, pad, dil, groups, out
+    ("1x1",               1, 6,  5,  8,   8,    1, 1,      0,   1,   1,      "int32"),
+    ("3x3-pad1",          1, 7,  6,  5,   6,    3, 1,      1,   1,   1,      "int8"),
+    ("3x3-s2-pad1",       1, 9,  9,  8,   12,   3, 2,      1,   1,   1,      "int32"),
+    ("7x7-s2-pad3",       1, 12, 12, 3,   8,    7, 2,      3,   1,   1,      "int8"),
+    ("3x3-dil2",          1, 9,  8,  4,   5,    3, 1,      2,   2,   1,      "int32"),
+    ("groups2",           1, 6,  6,  6,   10,   3, 1,      1,   1,   2,      "int8"),
+    ("depthwise",         1, 8,  7,  8,   8,    3, 1,      1,   1,   8,      "int8"),
+    ("depthwise-s2-odd",  1, 9,  9,  6,   6,    3, 2,      1,   1,   6,      "int32"),
+    ("odd-channels-n2",   2, 5,  5,  7,   9,    3, 1,      1,   1,   1,      "int8"),
+    ("blocked",           1, 16, 16, 32,  16,   3, 1,      1,   1,   1,      "int8"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_conv_bit_exact(case):
+    _, n, h, w, cin, cout, k, stride, pad, dil, groups, out = case
+    x, wt, b = tensors(n, h, w, cin, cout, k, groups, seed=hash(case[0]) % 1000)
+    rq = requant_for(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups) if out == "int8" else None
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups, requant=rq,
+                      activation="relu" if out == "int8" else None, out=out, config=TILE)
+    acc = golden.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups)
+    want = acc if out == "int32" else golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point, relu=True)
+    np.testing.assert_array_equal(y, want)
+    assert stats.bit_exact
+    spec = Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups)
+    # Counters: the RTL issued exactly the layer's MACs; cycles can't beat the peak rate.
+    assert stats.macs == spec.macs
+    assert stats.cycles >= spec.macs / TILE.peak_macs_per_cycle
+    assert 0 < stats.mac_utilization <= 1
+    assert stats.ext_bytes_written == spec.n * spec.ho * spec.wo * spec.cout * (4 if out == "int32" else 1)
+
+
+def test_the_spec_case_n2_16x16x32_s2_64_out():
+    x, wt, b = tensors(2, 16, 16, 32, 64, 3, seed=7)
+    rq = requant_for(x, wt, b, stride=2, padding=1, dilation=1, groups=1)
+    y, stats = conv2d(x, wt, b, stride=2, padding=1, requant=rq, config=TILE)
+    acc = golden.conv2d(x, wt, b, stride=2, padding=1)
+    np.testing.assert_array_equal(y, golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point))
+    assert stats.bit_exact and stats.macs == 2 * 8 * 8 * 64 * 9 * 32
+    assert stats.blocking["row_blocks"] > 1, "the input does not fit one L1 page: the layer must be blocked"
+
+
+def test_linear_int8():
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (3, 40), dtype=np.int8)
+    w = rng.integers(-128, 128, (10, 40), dtype=np.int8)
+    b = rng.integers(-100, 100, 10, dtype=np.int32)
+    acc = golden.linear(x, w, b)
+    m, s = golden.choose_requant(acc)
+    y, stats = linear(x, w, b, requant=Requant(m, s, 0), config=TILE)
+    np.testing.assert_array_equal(y, golden.requantize(acc, m, s, 0))
+    assert stats.bit_exact and y.shape == (3, 10)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_shapes(data):
+    k = data.draw(st.sampled_from([1, 2, 3, 5]), label="k")
+    stride = data.draw(st.integers(1, 3), label="stride")
+    dil = data.draw(st.integers(1, 2), label="dilation")
+    pad = data.draw(st.integers(0, 2), label="padding")
+    span = dil * (k - 1) + 1
+    h = data.draw(st.integers(max(1, span - 2 * pad), 9), label="h")
+    w = data.draw(st.integers(max(1, span - 2 * pad), 9), label="w")
+    groups = data.draw(st.sampled_from([1, 2]), label="groups")
+    cin = groups * data.draw(st.integers(1, 6), label="cin/g")
+    cout = groups * data.draw(st.integers(1, 6), label="cout/g")
+    n = data.draw(st.integers(1, 2), label="n")
+    x, wt, b = tensors(n, h, w, cin, cout, k, groups, seed=data.draw(st.integers(0, 999), label="seed"))
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups, out="int32", config=TILE)
+    np.testing.assert_array_equal(y, golden.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil,
+                                                   groups=groups))
+    assert stats.macs == Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil,
+                                                 groups=groups).macs
+
+
+@pytest.mark.parametrize("sim", ["amaranth", pytest.param("icarus", marks=requires_icarus)])
+def test_conv_on_other_simulators(sim):
+    x, wt, b = tensors(1, 5, 4, 3, 5, 3, seed=1)
+    rq = requant_for(x, wt, b, stride=1, padding=1, dilation=1, groups=1)
+    small = TILE.replace(ext_words=1024, act_lane_bytes=512, wgt_lane_bytes=512, param_lane_bytes=256)
+    y, stats = conv2d(x, wt, b, padding=1, requant=rq, config=small, sim=sim)
+    y2, stats2 = conv2d(x, wt, b, padding=1, requant=rq, config=small, sim="verilator")
+    assert stats.bit_exact and stats2.bit_exact
+    np.testing.assert_array_equal(y, y2)
+    # Cycle-accurate on every simulator: the very same cycle count and counters.
+    assert stats.cycles == stats2.cycles
+    assert stats.counters == stats2.counters
+
+
+def test_watchdog_names_engine_and_cb(tmp_path):
+    from tilelab.hdl.formats.tile import DESC_BYTES, ProgramHeader, WriteDesc
+
+    x, wt, b = tensors(1, 4, 4, 4, 4, 1, seed=2)
+    spec = Conv2dSpec.from_tensors(x, wt, b)
+    prog = compile_conv(x, wt, b, spec, TILE, out_int32=True)
+    # Corrupt the program: the last writer descriptor expects one more tile of rows than compute
+    # produces, so the writer waits on the output CB forever.
+    hdr = ProgramHeader.from_bits(int.from_bytes(prog.image[:DESC_BYTES].tobytes(), "little"))
+    at = hdr.writer_base + (hdr.writer_count - 1) * DESC_BYTES
+    desc = WriteDesc.from_bits(int.from_bytes(prog.image[at:at + DESC_BYTES].tobytes(), "little"))
+    fields = {f: getattr(desc, f) for f in ("dst", "pix0", "pix_stride", "m", "n", "valid_rows", "valid_cols",
+                                           "out_int32")}
+    fields["m"] += 1
+    prog.image[at:at + DESC_BYTES] = np.frombuffer(
+        int(WriteDesc.const(fields).as_bits()).to_bytes(DESC_BYTES, "little"), np.uint8)
+    with pytest.raises(SimulationStalled, match=(
+            r"no progress for \d+ cycles \(watchdog limit 2000\) at cycle \d+: reader DONE after 6 descriptors; "
+            r"compute DONE after 4 descriptors; writer RUN after 3 descriptors; writer waits on CB 'out' \(empty\)")):
+        run_program(prog, TILE, stall_cycles=2000, workdir=tmp_path)
+
+
+# --- bad input: clear errors before any simulation ----------------------------------------------
+
+def test_bad_input_errors():
+    x, wt, b = tensors(1, 6, 6, 4, 4, 3)
+    with pytest.raises(ValueError, match=re.escape("x has 4 channels, which is not divisible by groups 3")):
+        conv2d(x, wt, b, groups=3, out="int32", config=TILE)
+    with pytest.raises(ValueError, match=re.escape("w must have shape ('Cout', 'Kh', 'Kw', 2) for x with 4 "
+                                                   "channels and groups 2, not (4, 3, 3, 4)")):
+        conv2d(x, wt, b, groups=2, out="int32", config=TILE)
+    with pytest.raises(TypeError, match="x must be"):
+        conv2d(x.astype(np.float32), wt, b, out="int32", config=TILE)
+    with pytest.raises(ValueError, match=re.escape("out must be one of 'int8', 'int32', not 'fp16'")):
+        conv2d(x, wt, b, out="fp16", config=TILE)
+    with pytest.raises(ValueError, match=re.escape("sim must be one of 'verilator', 'icarus', 'amaranth', not 'vcs'")):
+        conv2d(x, wt, b, out="int32", config=TILE, sim="vcs")
+    with pytest.raises(ValueError, match=re.escape("out='int8' needs requant=Requant(multiplier, shift, zero_point)")):
+        conv2d(x, wt, b, config=TILE)
+    with pytest.raises(ValueError, match=re.escape("requant shift must be within [1, 62], not 0..0")):
+        conv2d(x, wt, b, requant=Requant(1, 0), config=TILE)
+
+
+def test_layer_that_cannot_fit_l1():
+    x, wt, b = tensors(1, 4, 4, 256, 4, 3)
+    with pytest.raises(LayoutError, match=re.escape(
+            "layer needs 2304 bytes per activation lane and 2304 per weight lane at the smallest block (4x4), "
+            "but an L1 page holds 2048 / 2048 bytes per lane (256 bytes short); it cannot fit L1 even at the "
+            "smallest block")):
+        conv2d(x, wt, b, padding=1, out="int32", config=TILE)
+
+
+def test_layer_that_cannot_fit_external_memory():
+    x, wt, b = tensors(1, 64, 64, 64, 8, 1)
+    with pytest.raises(LayoutError, match=r"the layer needs \d+ bytes of external memory .* the tile has 524288"):
+        conv2d(x, wt, b, out="int32", config=TILE)

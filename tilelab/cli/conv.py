@@ -1,0 +1,155 @@
+"""``tilelab conv``: run one conv layer on the simulated tile and report."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import numpy as np
+
+
+def _ints(text, name, count=None):
+    try:
+        vals = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{name} must be comma-separated integers, not {text!r}") from None
+    if count is not None and len(vals) != count:
+        raise click.BadParameter(f"{name} needs {count} comma-separated integers, not {text!r}")
+    return vals
+
+
+def _pair(text, name):
+    vals = _ints(text, name)
+    if len(vals) == 1:
+        return vals[0]
+    if len(vals) == 2:
+        return tuple(vals)
+    raise click.BadParameter(f"{name} must be N or H,W, not {text!r}")
+
+
+def _load(path, what):
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise click.BadParameter(f"{path!r} is not a valid .npy file ({exc})", param_hint=what) from None
+    if not isinstance(arr, np.ndarray):
+        raise click.BadParameter(f"{path!r} holds no single array", param_hint=what)
+    return arr
+
+
+def _requant(text, cout):
+    from tilelab.host.runtime import Requant
+
+    if text.endswith(".npz"):
+        try:
+            z = np.load(text, allow_pickle=False)
+            m, s = z["multiplier"], z["shift"]
+            zp = int(z["zero_point"]) if "zero_point" in z else 0
+        except (OSError, ValueError, KeyError) as exc:
+            raise click.BadParameter(f"{text!r}: need an .npz with arrays 'multiplier', 'shift' (and optionally "
+                                     f"'zero_point') ({exc})", param_hint="--requant") from None
+        for name, arr in (("multiplier", m), ("shift", s)):
+            if arr.shape not in ((), (cout,)):
+                raise click.BadParameter(f"{name} in {text!r} has shape {arr.shape!r}; expected () or ({cout},)",
+                                         param_hint="--requant")
+        return Requant(m.astype(np.int64), s.astype(np.int64), zp)
+    m, s, zp = _ints(text, "--requant", 3)
+    return Requant(m, s, zp)
+
+
+@click.command("conv")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), help="NHWC int8 input (.npy)")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), help="OHWI int8 weights (.npy)")
+@click.option("--bias", "bias_path", type=click.Path(dir_okay=False), help="int32 bias (.npy, Cout)")
+@click.option("--shape", help="random input N,H,W,C (instead of --input)")
+@click.option("--out-channels", type=int, help="random weights: Cout (with --kernel)")
+@click.option("--kernel", help="random weights: K or KH,KW")
+@click.option("--seed", default=0, show_default=True, help="seed of random tensors")
+@click.option("--stride", default="1", show_default=True, help="N or H,W")
+@click.option("--padding", default="0", show_default=True, help="N or H,W (zero padding, symmetric)")
+@click.option("--dilation", default="1", show_default=True, help="N or H,W")
+@click.option("--groups", default=1, show_default=True)
+@click.option("--out", "out_type", type=click.Choice(["int8", "int32"]), default="int32", show_default=True)
+@click.option("--requant", help="int8 output: M,SHIFT,ZERO_POINT or an .npz with per-channel arrays")
+@click.option("--relu", is_flag=True, help="ReLU after requantization (int8)")
+@click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator", show_default=True)
+@click.option("--rows", type=int, help="MAC array rows (default: the default tile)")
+@click.option("--cols", type=int, help="MAC array columns")
+@click.option("--waves", type=click.Path(dir_okay=False), help="waveform file (.fst/.vcd)")
+@click.option("--save", type=click.Path(dir_okay=False), help="save the RTL output (.npy)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the statistics as JSON")
+def command(input_path, weights_path, bias_path, shape, out_channels, kernel, seed, stride, padding, dilation, groups,
+            out_type, requant, relu, sim, rows, cols, waves, save, json_path):
+    """Run one conv layer through the RTL tile, compare with numpy, print a report.
+
+    Exit status 1 when the RTL output is not bit-exact.
+    """
+    from tilelab.host import golden
+    from tilelab.host.runtime import conv2d
+    from tilelab.host.tile_compiler import LayoutError
+    from tilelab.pe_models.config import DEFAULT_TILE
+
+    rng = np.random.default_rng(seed)
+    if input_path:
+        x = _load(input_path, "--input")
+    elif shape:
+        n, h, w, c = _ints(shape, "--shape", 4)
+        x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
+    else:
+        raise click.UsageError("give --input X.npy or --shape N,H,W,C")
+    if weights_path:
+        wt = _load(weights_path, "--weights")
+    elif out_channels and kernel:
+        k = _pair(kernel, "--kernel")
+        kh, kw = (k, k) if isinstance(k, int) else k
+        cin = x.shape[-1] if x.ndim == 4 else 1
+        if cin % groups:
+            raise click.BadParameter(f"input channels {cin} not divisible by groups {groups}", param_hint="--groups")
+        wt = rng.integers(-128, 128, (out_channels, kh, kw, cin // groups), dtype=np.int8)
+    else:
+        raise click.UsageError("give --weights W.npy or --out-channels and --kernel")
+    bias = _load(bias_path, "--bias") if bias_path else rng.integers(-1000, 1000, wt.shape[0], dtype=np.int32) \
+        if not weights_path else None
+
+    config = DEFAULT_TILE
+    if rows or cols:
+        config = config.replace(rows=rows or config.rows, cols=cols or config.cols)
+    kwargs = dict(stride=_pair(stride, "--stride"), padding=_pair(padding, "--padding"),
+                  dilation=_pair(dilation, "--dilation"), groups=groups)
+    rq = None
+    if out_type == "int8":
+        if requant:
+            rq = _requant(requant, wt.shape[0])
+        else:
+            from tilelab.host.runtime import Requant
+
+            try:
+                acc = golden.conv2d(x, wt, bias, **kwargs)
+            except (TypeError, ValueError) as exc:
+                raise click.UsageError(str(exc)) from None
+            m, s = golden.choose_requant(acc)
+            rq = Requant(m, s, 0)
+    elif requant or relu:
+        raise click.UsageError("--requant and --relu apply to --out int8")
+    try:
+        y, stats = conv2d(x, wt, bias, requant=rq, activation="relu" if relu else None, out=out_type, config=config,
+                          sim=sim, waves=waves, **kwargs)
+    except (TypeError, ValueError, LayoutError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if save:
+        np.save(save, y)
+    spec_line = f"{tuple(x.shape)} * {tuple(wt.shape)} -> {tuple(y.shape)} {out_type}"
+    click.echo(f"conv {spec_line} on {config.rows}x{config.cols} tile, {sim}")
+    click.echo(f"  bit-exact vs numpy : {'yes' if stats.bit_exact else 'NO'}")
+    click.echo(f"  cycles             : {stats.cycles:,}")
+    click.echo(f"  MACs               : {stats.macs:,} (peak {stats.peak_macs_per_cycle}/cycle)")
+    click.echo(f"  MAC utilization    : {100 * stats.mac_utilization:.1f} %")
+    click.echo(f"  external bytes     : {stats.ext_bytes_read:,} read, {stats.ext_bytes_written:,} written")
+    click.echo(f"  simulation         : {stats.wall_seconds:.2f} s, "
+               f"{stats.simulated_macs_per_second / 1e6:.1f} M MAC/s")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(stats.as_dict(), f, indent=2)
+    if not stats.bit_exact:
+        sys.exit(1)
