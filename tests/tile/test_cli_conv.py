@@ -55,7 +55,7 @@ def test_conv_bad_inputs(tmp_path):
     assert "'junk.npy' is not a valid .npy file" in proc.stderr
     np.save(tmp_path / "xf.npy", np.zeros((1, 4, 4, 2), np.float32))
     proc = run("--input", "xf.npy", "--out-channels", "2", "--kernel", "1", cwd=tmp_path)
-    assert proc.returncode == 2 and "x must be" in proc.stderr
+    assert proc.returncode == 2 and "x must have dtype 'int8', not 'float32'" in proc.stderr
     proc = run("--shape", "1,4,4,6", "--out-channels", "4", "--kernel", "3", "--groups", "4", cwd=tmp_path)
     assert proc.returncode == 2 and "input channels 6 not divisible by groups 4" in proc.stderr
     proc = run("--shape", "1,4,4", "--out-channels", "4", "--kernel", "3", cwd=tmp_path)
