@@ -12,6 +12,8 @@ from amaranth.lib.wiring import In, Out
 from tilelab.hdl.addrgen import AffineAddressGenerator
 from tilelab.hdl.cbuf import CircularBufferController
 from tilelab.hdl.lint import WAIVERS, LintError, lint_component, lint_verilog
+from tilelab.hdl.mac import MACArray, MACUnit
+from tilelab.hdl.memories import SRAM
 from tilelab.hdl.reduce import ReductionTree
 from tilelab.hdl.sram import BankedMemory, SRAMBank
 from tilelab.hdl.streams import RoundRobinArbiter, SkidBuffer, StreamFIFO, StreamFork, StreamJoin
@@ -39,6 +41,10 @@ BLOCKS = {
     "cbuf_pow2": lambda: CircularBufferController(pages=16),
     "addrgen_one_loop": lambda: AffineAddressGenerator(addr_width=10, loops=1, count_width=3),
     "addrgen_narrow_stride": lambda: AffineAddressGenerator(addr_width=20, loops=4, stride_width=9),
+    "mac_unit": lambda: MACUnit(),
+    "mac_array_depthwise": lambda: MACArray(rows=3, cols=4, depthwise=True),
+    "mac_array_unsigned_wide": lambda: MACArray(rows=2, cols=2, a_width=16, b_width=4, acc_width=24, signed_=False),
+    "sram_amaranth_model": lambda: SRAM(width_bytes=4, depth=16, impl="amaranth"),
 }
 
 

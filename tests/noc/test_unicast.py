@@ -6,7 +6,9 @@ import pytest
 
 from tilelab.hdl.formats.noc import Opcode
 from tilelab.noc.mesh import Mesh
-from tilelab.sim.testbench import Stall, run_simulation, stream_get, stream_put
+from amaranth.sim import Simulator
+
+from tilelab.sim.testbench import Stall, stream_get, stream_put
 
 
 def _packets(rows, cols, count, seed, max_flits=3, bad=0.0):
@@ -65,8 +67,10 @@ def run_unicast(rows, cols, count, seed, *, stall=0.3, idle=0.3, depth=4, max_fl
 
     async def checker(ctx):
         # wait for all consumers' expected flits, then for quiet, then check nothing extra comes
-        while done["producers"] < rows * cols or sum(len(v) for v in received.values()) < sum(
-                total_flits.values()):
+        for _ in range(50_000):
+            if done["producers"] == rows * cols and sum(len(v) for v in received.values()) == sum(
+                    total_flits.values()):
+                break
             await ctx.tick()
         await ctx.tick().repeat(30)
         state["idle"] = ctx.get(dut.idle)
@@ -74,9 +78,14 @@ def run_unicast(rows, cols, count, seed, *, stall=0.3, idle=0.3, depth=4, max_fl
         state["extra"] = [(x, y) for y in range(rows) for x in range(cols)
                           if ctx.get(dut.local(x, y).o.valid)]
 
-    tbs = [producer(x, y) for y in range(rows) for x in range(cols)]
-    tbs += [consumer(x, y) for y in range(rows) for x in range(cols)]
-    run_simulation(dut, *tbs, checker, deadline=2e-8 * 200000)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for y in range(rows):
+        for x in range(cols):
+            sim.add_testbench(producer(x, y), background=True)
+            sim.add_testbench(consumer(x, y), background=True)
+    sim.add_testbench(checker)
+    sim.run()
     # rebuild packets per flow at each destination
     for dst, flows in expected.items():
         got = {}

@@ -62,6 +62,44 @@ BLOCKS: dict[str, BlockEntry] = {e.name: e for e in [
         Param("signed_", bool, True, "signed operands"),
         Param("depthwise", bool, False, "add the element-wise (depthwise) mode"),
     )),
+    BlockEntry("skid-buffer", "tilelab.hdl.streams:SkidBuffer", "full-throughput register slice", (
+        Param("shape", int, 32, "payload width in bits"),
+    )),
+    BlockEntry("stream-fifo", "tilelab.hdl.streams:StreamFIFO", "stream FIFO", (
+        Param("shape", int, 32, "payload width in bits"),
+        Param("depth", int, 8, "entries"),
+        Param("buffered", bool, True, "registered output"),
+    )),
+    BlockEntry("arbiter", "tilelab.hdl.streams:RoundRobinArbiter", "round-robin stream arbiter", (
+        Param("shape", int, 32, "payload width in bits"),
+        Param("n", int, 4, "inputs"),
+    )),
+    BlockEntry("stream-fork", "tilelab.hdl.streams:StreamFork", "1-to-n stream fork", (
+        Param("shape", int, 32, "payload width in bits"),
+        Param("n", int, 2, "outputs"),
+    )),
+    BlockEntry("reduction-tree", "tilelab.hdl.reduce:ReductionTree", "adder / max tree", (
+        Param("width", int, 32, "input width"),
+        Param("fan_in", int, 8, "inputs"),
+        Param("op", str, "sum", "sum or max"),
+        Param("pipeline", bool, False, "register every level"),
+    )),
+    BlockEntry("sram-bank", "tilelab.hdl.sram:SRAMBank", "1R1W SRAM bank with byte enables", (
+        Param("width", int, 64, "word width in bits"),
+        Param("depth", int, 256, "words"),
+    )),
+    BlockEntry("banked-memory", "tilelab.hdl.sram:BankedMemory", "banked memory with per-bank arbitration", (
+        Param("width", int, 64, "word width in bits"),
+        Param("depth", int, 1024, "words"),
+        Param("banks", int, 4, "banks (power of two)"),
+    )),
+    BlockEntry("circular-buffer", "tilelab.hdl.cbuf:CircularBufferController", "circular-buffer page counters", (
+        Param("pages", int, 4, "maximum pages"),
+    )),
+    BlockEntry("address-generator", "tilelab.hdl.addrgen:AffineAddressGenerator", "affine nested-loop addresses", (
+        Param("addr_width", int, 32, "address width"),
+        Param("loops", int, 6, "nested loops"),
+    )),
 ]}
 
 
