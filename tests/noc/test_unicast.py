@@ -3,11 +3,10 @@
 import random
 
 import pytest
+from amaranth.sim import Simulator
 
 from tilelab.hdl.formats.noc import Opcode
 from tilelab.noc.mesh import Mesh
-from amaranth.sim import Simulator
-
 from tilelab.sim.testbench import Stall, stream_get, stream_put
 
 
