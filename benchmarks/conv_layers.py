@@ -1,8 +1,9 @@
 """ResNet-50 layer shapes on the default compute tile: utilization, cycles, bytes, simulation speed.
 
-Usage: python benchmarks/conv_layers.py [--scale 4] [--json out.json] [--layers NAME ...]
+Usage: python benchmarks/conv_layers.py [--json out.json] [--layers NAME ...] [--full-size]
 
-Spatial sizes are divided by ``--scale`` (channels kept). Each layer runs through the RTL on
+Spatial sizes are scaled down (channels, kernels and strides kept) so that each layer's output
+has a multiple of 16 pixels; ``--full-size`` uses the 224×224 sizes. Each layer runs through the RTL on
 Verilator, is checked bit-exact against numpy, and is reported with its MAC utilization, cycles,
 external bytes, simulated MAC/s and that speed's ratio to the plain C++ Verilator loop of a bare
 MAC array of the same size (the sim-speed benchmark's ceiling).
@@ -22,24 +23,24 @@ from tilelab.host.runtime import Requant, conv2d
 from tilelab.pe_models.config import DEFAULT_TILE
 from tilelab.sim.speed import measure
 
-# name, H (at 224 input), Cin, Cout, kernel, stride, padding, groups
+# name, H at 224 input, H scaled, Cin, Cout, kernel, stride, padding, groups
 LAYERS = [
-    ("conv1_7x7_s2", 224, 3, 64, 7, 2, 3, 1),
-    ("res2_1x1_64", 56, 64, 64, 1, 1, 0, 1),
-    ("res2_3x3_64", 56, 64, 64, 3, 1, 1, 1),
-    ("res2_1x1_256", 56, 64, 256, 1, 1, 0, 1),
-    ("res3_1x1_s2", 56, 256, 128, 1, 2, 0, 1),
-    ("res3_3x3_128", 28, 128, 128, 3, 1, 1, 1),
-    ("res4_3x3_256", 14, 256, 256, 3, 1, 1, 1),
-    ("res4_1x1_1024", 14, 256, 1024, 1, 1, 0, 1),
-    ("res5_3x3_512", 7, 512, 512, 3, 1, 1, 1),
-    ("dw_3x3_128", 28, 128, 128, 3, 1, 1, 128),
+    ("conv1_7x7_s2", 224, 32, 3, 64, 7, 2, 3, 1),
+    ("res2_1x1_64", 56, 16, 64, 64, 1, 1, 0, 1),
+    ("res2_3x3_64", 56, 16, 64, 64, 3, 1, 1, 1),
+    ("res2_1x1_256", 56, 16, 64, 256, 1, 1, 0, 1),
+    ("res3_1x1_s2", 56, 16, 256, 128, 1, 2, 0, 1),
+    ("res3_3x3_128", 28, 8, 128, 128, 3, 1, 1, 1),
+    ("res4_3x3_256", 14, 8, 256, 256, 3, 1, 1, 1),
+    ("res4_1x1_1024", 14, 8, 256, 1024, 1, 1, 0, 1),
+    ("res5_3x3_512", 7, 8, 512, 512, 3, 1, 1, 1),
+    ("dw_3x3_128", 28, 16, 128, 128, 3, 1, 1, 128),
 ]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=int, default=4, help="divide spatial sizes by this (min 7 pixels)")
+    ap.add_argument("--full-size", action="store_true", help="224x224 spatial sizes (slow)")
     ap.add_argument("--json", default="conv_layers.json", help="output JSON")
     ap.add_argument("--layers", nargs="*", help="only these layer names")
     args = ap.parse_args(argv)
@@ -48,10 +49,10 @@ def main(argv=None):
     print(f"C++ ceiling, bare {cfg.rows}x{cfg.cols} MAC array: {ceiling / 1e6:.1f} M MAC/s", file=sys.stderr)
     rng = np.random.default_rng(0)
     records = []
-    for name, h, cin, cout, k, s, p, g in LAYERS:
+    for name, h_full, h_scaled, cin, cout, k, s, p, g in LAYERS:
         if args.layers and name not in args.layers:
             continue
-        h = max(7, h // args.scale)
+        h = h_full if args.full_size else h_scaled
         x = rng.integers(-128, 128, (1, h, h, cin), dtype=np.int8)
         w = rng.integers(-128, 128, (cout, k, k, cin // g), dtype=np.int8)
         b = rng.integers(-1000, 1000, cout, dtype=np.int32)

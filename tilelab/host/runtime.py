@@ -105,8 +105,7 @@ def tile_design(config: TileConfig) -> Design:
     tmp.replace(path)
     from tilelab.hdl.memories import VERILOG_DIR
 
-    return Design(top=design.top, verilog=design.verilog, extra_sources=tuple(sorted(VERILOG_DIR.glob("*.v"))),
-                  ports=design.ports)
+    return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
 
 
 def _check_choice(name, value, choices):

@@ -98,12 +98,27 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
             f"layer needs {row_bytes} bytes per activation lane and {w_row} per weight lane at the smallest "
             f"block ({R}x{C}), but an L1 page holds {config.act_page_bytes} / {config.wgt_page_bytes} "
             f"bytes per lane ({need} bytes short); it cannot fit L1 even at the smallest block")
-    n = max(1, min(n_max, _ceil(cols, C), _MAX_TILES, config.max_param_tiles))
-    # Several row blocks per column, so the activation loads double-buffer behind the math (the
-    # first load is the only one not hidden); bigger blocks only add fill latency.
-    m = max(1, min(m_max, _ceil(_ceil(M, R), 4), _MAX_TILES))
+    n_hi = max(1, min(n_max, _ceil(cols, C), _MAX_TILES, config.max_param_tiles))
+    m_hi = max(1, min(m_max, _ceil(M, R), _MAX_TILES))
     if depthwise:
-        n = 1
+        n_hi = 1
+    W = config.ext_bytes
+    tiles_m = _ceil(M, R)
+
+    def cost(n, m):
+        # Cycle estimate: the longer of math and data movement, plus what cannot overlap (the first
+        # weight page, the first activation page, the final drain).
+        col_blocks = _ceil(cols, n * C)
+        math_cycles = tiles_m * _ceil(cols, C) * k
+        reader = col_blocks * (n * C * w_row + M * row_bytes) / W
+        exposed = (n * C * w_row + m * R * row_bytes) / W + R
+        return max(math_cycles, reader) + exposed
+
+    # Several row blocks per column, so activation loads double-buffer behind the math; the best
+    # column width by the estimate (wide columns reload activations less, narrow ones expose less
+    # weight loading at the start).
+    m = max(1, min(m_hi, _ceil(tiles_m, 4)))
+    n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
     return Blocking(depthwise=depthwise, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
                     cols_per_group=cols, m=m, n=n, row_blocks=_ceil(M, m * R), col_blocks=_ceil(cols, n * C))
 
