@@ -81,30 +81,26 @@ def _verilog_cache_path(config: TileConfig) -> Path:
 
 def tile_design(config: TileConfig) -> Design:
     """The tile's Verilog (converted once per configuration and tilelab version, then cached)."""
+    import json
+
+    from tilelab.hdl.memories import VERILOG_DIR
     from tilelab.pe_models.tile import TileTop
     from tilelab.sim.verilog import to_verilog
 
     if config.mem_impl != "verilog":
         raise ValueError("the Verilog of a tile needs mem_impl='verilog'")
     path = _verilog_cache_path(config)
-    top = TileTop(config)
-    if path.exists():
-        from amaranth.hdl import Value
-
-        from tilelab.hdl.memories import VERILOG_DIR
-        from tilelab.sim.verilog import port_names
-
-        text = path.read_text()
-        ports = [("clk", 1), ("rst", 1)] + [(n, len(Value.cast(v))) for n, v in port_names(top).items()]
-        return Design(top="tile_top", verilog=text, extra_sources=tuple(sorted(VERILOG_DIR.glob("*.v"))),
-                      ports=tuple(ports))
-    design = to_verilog(top, name="tile_top")
+    ports_path = path.with_suffix(".ports.json")
+    models = tuple(sorted(VERILOG_DIR.glob("*.v")))
+    if path.exists() and ports_path.exists():
+        ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
+        return Design(top="tile_top", verilog=path.read_text(), extra_sources=models, ports=ports)
+    design = to_verilog(TileTop(config), name="tile_top")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{time.time_ns()}.tmp")
-    tmp.write_text(design.verilog)
-    tmp.replace(path)
-    from tilelab.hdl.memories import VERILOG_DIR
-
+    for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
+        tmp = target.with_suffix(f".{time.time_ns()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
     return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
 
 
