@@ -111,13 +111,20 @@ def _check_choice(name, value, choices):
 
 def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=None, workdir=None,
                 stall_cycles: int = 20_000):
-    """Simulate a compiled :class:`~tilelab.host.tile_compiler.TileProgram`; return (output, counters, result)."""
+    """Simulate a compiled :class:`~tilelab.host.tile_compiler.TileProgram`.
+
+    Returns ``(output, counters, SimResult, run_seconds)``; ``run_seconds`` is the wall time from
+    start to done (no reset, no memory dump).
+    """
     _check_choice("sim", sim, BACKENDS)
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tilelab-tile-"))
     work.mkdir(parents=True, exist_ok=True)
     init, dump = work / "extmem_init.hex", work / "extmem_dump.hex"
     W = config.ext_bytes
-    plusargs = {"extmem_init": str(init), "extmem_dump": str(dump)}
+    lo = program.out_addr // W
+    hi = (program.out_addr + program.out_bytes - 1) // W
+    plusargs = {"extmem_init": str(init), "extmem_dump": str(dump), "extmem_dump_lo": str(lo),
+                "extmem_dump_hi": str(hi)}
     if sim == "amaranth":
         from tilelab.pe_models.tile import TileTop
 
@@ -132,14 +139,16 @@ def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=No
         res = simulate(tile_design(config), "tilelab.host.tile_bench:tile_run_bench", backend=sim, workdir=work,
                        plusargs=plusargs, waves=waves, args={"stall_cycles": stall_cycles})
     memory = read_hex(dump, W)
-    return program.extract_output(memory), res.value, res
+    counters = dict(res.value)
+    run_seconds = counters.pop("run_seconds", res.wall_seconds)
+    return program.extract_output(memory, base=lo * W), counters, res, run_seconds
 
 
-def _stats(counters, res, config, macs_expected, bit_exact, blocking) -> LayerStats:
+def _stats(counters, res, config, run_seconds, bit_exact, blocking) -> LayerStats:
     cycles = int(counters["cycles"])
     macs = int(counters["macs"])
     peak = config.peak_macs_per_cycle
-    wall = float(res.wall_seconds)
+    wall = float(run_seconds)
     return LayerStats(
         bit_exact=bool(bit_exact), cycles=cycles, macs=macs, peak_macs_per_cycle=peak,
         mac_utilization=macs / (cycles * peak) if cycles else 0.0,
@@ -197,7 +206,7 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         mult = np.broadcast_to(np.asarray(requant.multiplier, np.int64), (spec.cout,))
         shift = np.broadcast_to(np.asarray(requant.shift, np.int64), (spec.cout,))
         if np.any(shift < 1) or np.any(shift > 62):
-            raise ValueError(f"requant shift must be within [1, 62], not {shift.min()!r}..{shift.max()!r}")
+            raise ValueError(f"requant shift must be within [1, 62], not {int(shift.min())}..{int(shift.max())}")
         if np.any(mult < -(1 << 31)) or np.any(mult >= (1 << 31)):
             raise ValueError("requant multiplier must fit int32")
         if not -128 <= int(requant.zero_point) <= 127:
@@ -210,15 +219,15 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         multiplier=None if out == "int32" else mult, shift=None if out == "int32" else shift,
         zero_point=0 if out == "int32" else int(requant.zero_point), relu=activation == "relu",
         out_int32=out == "int32")
-    y, counters, res = run_program(program, config, sim=sim, waves=waves, workdir=workdir,
-                                   stall_cycles=stall_cycles)
+    y, counters, res, run_seconds = run_program(program, config, sim=sim, waves=waves, workdir=workdir,
+                                                stall_cycles=stall_cycles)
     acc = golden.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     if out == "int32":
         want = acc
     else:
         want = golden.requantize(acc, mult, shift, int(requant.zero_point), relu=activation == "relu")
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
-    return y, _stats(counters, res, config, spec.macs, exact, asdict(program.blocking))
+    return y, _stats(counters, res, config, run_seconds, exact, asdict(program.blocking))
 
 
 def linear(x, w, bias=None, *, requant: Requant | None = None, activation: str | None = None, out: str = "int8",

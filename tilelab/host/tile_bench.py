@@ -42,12 +42,16 @@ def diagnose_tile(io) -> str:
 
 async def tile_run_bench(io, *, stall_cycles=20_000, max_cycles=None, check_every=4096):
     """Start the tile, wait for done (watchdog on), dump external memory, return the counters."""
+    import time
+
     await io.reset()
+    t0 = time.perf_counter()
     io.set("start", 1)
     await io.tick()
     io.set("start", 0)
     await io.run_until("done", progress=list(PROGRESS), stall_cycles=stall_cycles, max_cycles=max_cycles,
                        check_every=check_every, diagnose=diagnose_tile)
+    run_seconds = time.perf_counter() - t0
     io.set("ext_dump", 1)
     await io.tick()
     io.set("ext_dump", 0)
@@ -55,4 +59,5 @@ async def tile_run_bench(io, *, stall_cycles=20_000, max_cycles=None, check_ever
     await io.tick()
     out = {name: io.get(name) for name in TILE_COUNTERS}
     out.update({name: io.get(name) for name in TILE_STATUS})
+    out["run_seconds"] = run_seconds
     return out

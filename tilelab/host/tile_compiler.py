@@ -150,9 +150,10 @@ class TileProgram:
     def out_bytes(self) -> int:
         return int(np.prod(self.out_shape)) * np.dtype(self.out_dtype).itemsize
 
-    def extract_output(self, memory: bytes | np.ndarray) -> np.ndarray:
-        """Slice the output tensor out of an external-memory dump."""
-        raw = np.frombuffer(memory, dtype=np.uint8)[self.out_addr:self.out_addr + self.out_bytes]
+    def extract_output(self, memory: bytes | np.ndarray, *, base: int = 0) -> np.ndarray:
+        """Slice the output tensor out of an external-memory dump that starts at byte ``base``."""
+        start = self.out_addr - base
+        raw = np.frombuffer(memory, dtype=np.uint8)[start:start + self.out_bytes]
         return raw.view(self.out_dtype).reshape(self.out_shape).copy()
 
 

@@ -162,7 +162,7 @@ class MulticastRouter(wiring.Component):
         one = Cat(*(credits[o] != 0 for o in PORTS))
         whole = Cat(*(credits[o] >= self.max_packet for o in PORTS))
 
-        heads, need, body_go, head_req, head_ok = [], [], [], [], []
+        heads, need, body_go, head_req, head_ok, head_room = [], [], [], [], [], []
         for i, p in enumerate(PORTS):
             head = layout(fifo[p].r_data)
             heads.append(head)
@@ -174,9 +174,11 @@ class MulticastRouter(wiring.Component):
             m.d.comb += req.eq(~in_pkt[i] & fifo[p].r_rdy)
             head_req.append(req)
             ok = Signal(name=f"head_ok_{p.name}")
-            room = Mux(head.last, one, whole)
-            m.d.comb += ok.eq((need[i] & (busy | ~room)) == 0)
+            room = Signal(name=f"head_room_{p.name}")
+            m.d.comb += room.eq((need[i] & ~Mux(head.last, one, whole)) == 0)
+            m.d.comb += ok.eq(room & ((need[i] & busy) == 0))
             head_ok.append(ok)
+            head_room.append(room)
 
         ptr = Signal(range(n), name="prio")
         grant = [Signal(name=f"grant_{p.name}") for p in PORTS]
@@ -188,8 +190,10 @@ class MulticastRouter(wiring.Component):
                         i = (first + k) % n
                         can = head_req[i] & head_ok[i] & ((need[i] & claimed) == 0)
                         m.d.comb += grant[i].eq(can)
-                        # the input with priority reserves its outputs even while it waits
-                        claims = (can | head_req[i]) if k == 0 else can
+                        # The input with priority reserves its outputs while it waits for packets
+                        # that hold them to finish, but not while it waits for credits: waiting
+                        # for credits while holding could close a cycle through two routers.
+                        claims = (can | (head_req[i] & head_room[i])) if k == 0 else can
                         claimed = claimed | Mux(claims, need[i], 0)
         pointer_moves = Signal()
         with m.Switch(ptr):

@@ -214,7 +214,9 @@ class AmaranthIO(IO):
         from amaranth.hdl import Shape
 
         digits = (Shape.cast(mem.shape).width + 3) // 4
-        words = [int(self._ctx.get(mem[i])) for i in range(mem.depth)]
+        lo = int(self._plusargs.get(f"{name}_dump_lo", 0))
+        hi = int(self._plusargs.get(f"{name}_dump_hi", mem.depth - 1))
+        words = [int(self._ctx.get(mem[i])) for i in range(lo, hi + 1)]
         Path(path).write_text("".join(f"{w & ((1 << (4 * digits)) - 1):0{digits}x}\n" for w in words))
 
     async def step(self, *sample):

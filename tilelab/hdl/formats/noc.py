@@ -22,7 +22,7 @@ from amaranth.lib import data, enum
 __all__ = [
     "COORD_BITS", "MAX_MESH",
     "Direction", "Opcode", "ReduceOp", "TrafficPattern",
-    "Coord", "Header", "CollectiveHeader", "TrafficPayload",
+    "Coord", "Header", "CollectiveHeader", "TrafficPayload", "TrafficConfig",
     "flit_layout", "collective_flit_layout",
 ]
 
@@ -157,3 +157,25 @@ def collective_flit_layout(lanes):
         raise ValueError(f"collective lanes must be a positive integer, not {lanes!r}")
     return data.StructLayout({
         "hdr": CollectiveHeader, "last": 1, "data": data.ArrayLayout(signed(32), lanes)})
+
+
+class TrafficConfig(data.Struct):
+    """Run-time configuration of the RTL traffic generators and sinks (one port of the traffic
+    harness).  Probabilities are thresholds out of 65536 (``65536`` = always).
+
+    ``rate``: Bernoulli packet-creation probability per node and cycle; ``pattern``:
+    :class:`TrafficPattern`; ``seed``: random seed; ``packets``: packets each node creates
+    (0: create until the generation window closes); ``pkt_len``: flits per packet (1..15);
+    ``src_stall``: probability a source holds back a flit for a cycle; ``sink_stall``: probability
+    a sink refuses a flit for a cycle; ``hot_node``: index ``y * cols + x`` of the hotspot;
+    ``hot_rate``: fraction of hotspot-pattern packets sent to it.
+    """
+    rate: 17
+    pattern: TrafficPattern
+    seed: 32
+    packets: 32
+    pkt_len: 4
+    src_stall: 17
+    sink_stall: 17
+    hot_node: 8
+    hot_rate: 17

@@ -6,7 +6,8 @@
 // cycle). Reads see the memory as it was before a write in the same cycle.
 //
 // +<NAME>_init=FILE loads the memory with $readmemh at time 0 (one word per line, hex).
-// A cycle with dump high writes the whole memory to +<NAME>_dump=FILE with $writememh.
+// A cycle with dump high writes words +<NAME>_dump_lo=N .. +<NAME>_dump_hi=M (default: all) to
+// +<NAME>_dump=FILE with $writememh.
 // This module is the Verilog twin of tilelab.hdl.memories.ExtMemory's Amaranth model.
 /* verilator lint_off WIDTHEXPAND */
 /* verilator lint_off WIDTHTRUNC */
@@ -31,7 +32,7 @@ module tilelab_extmem #(
 );
     reg [8*W-1:0] mem [0:DEPTH-1];
     reg [8*1024-1:0] fname;
-    integer i;
+    integer i, dlo, dhi;
 
     initial begin
         for (i = 0; i < DEPTH; i = i + 1) mem[i] = 0;
@@ -69,7 +70,11 @@ module tilelab_extmem #(
             mem[(wwi + 1) % DEPTH] = wtwo[16*W-1:8*W];
         end
         if (dump) begin
-            if ($value$plusargs({NAME, "_dump=%s"}, fname)) $writememh(fname, mem);
+            if ($value$plusargs({NAME, "_dump=%s"}, fname)) begin
+                if (!$value$plusargs({NAME, "_dump_lo=%d"}, dlo)) dlo = 0;
+                if (!$value$plusargs({NAME, "_dump_hi=%d"}, dhi)) dhi = DEPTH - 1;
+                $writememh(fname, mem, dlo, dhi);
+            end
         end
     end
 endmodule
