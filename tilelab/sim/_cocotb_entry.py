@@ -36,7 +36,8 @@ async def tilelab_bench(dut):
     out = Path(job["result"])
     period = int(job.get("clock_period_ns", 10))
     io = CocotbIO(dut, clock_period_ns=period, backend=job["backend"], workdir=Path(job["workdir"]))
-    Clock(dut.clk, period, unit="ns").start()
+    if not job.get("internal_clock"):
+        Clock(dut.clk, period, unit="ns").start()
     if io.has("rst"):
         io.set("rst", 0)
     result = {"ok": True}

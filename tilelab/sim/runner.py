@@ -18,7 +18,7 @@ from . import io as _io
 from .builders import build_icarus, build_verilator
 from .cache import BuildCache
 from .toolchain import cocotb_run_env
-from .verilog import Design, port_names, to_verilog
+from .verilog import Design, clocked_wrapper, port_names, to_verilog
 
 __all__ = ["BACKENDS", "SimResult", "SimulationError", "run_cocotb_tests", "simulate"]
 
@@ -94,7 +94,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
              args: dict | None = None, waves: str | os.PathLike | None = None, visibility: str = "ports",
              name: str = "top", clock_period_ns: int = 10, workdir: str | os.PathLike | None = None,
              timeout_seconds: float | None = None, cache: BuildCache | None = None,
-             plusargs: dict[str, str] | None = None) -> SimResult:
+             plusargs: dict[str, str] | None = None, clock: str = "internal") -> SimResult:
     """Simulate ``design`` with ``bench`` on ``backend``.
 
     Parameters
@@ -125,6 +125,10 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
         Wall-clock limit on the simulator process.
     plusargs : dict, optional
         ``+name=value`` arguments for the Verilog simulators (e.g. memory image files).
+    clock : {"internal", "cocotb"}
+        Verilog simulators: ``"internal"`` generates the clock inside the simulated Verilog (a
+        wrapper module, ``--timing`` on Verilator), so no callback runs per edge while the bench
+        sleeps; ``"cocotb"`` drives it from cocotb's clock driver, as cocotb's own runner does.
 
     Returns
     -------
@@ -146,10 +150,15 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
         value, cycles, wall = _simulate_amaranth(design, ref, args, waves, clock_period_ns, work, plusargs or {})
         return SimResult(value, cycles, wall, time.perf_counter() - t_start, backend, None, work)
 
+    if clock not in ("internal", "cocotb"):
+        raise ValueError(f"clock must be 'internal' or 'cocotb', not {clock!r}")
     if isinstance(design, wiring.Component):
         design = to_verilog(design, name=name)
+    if clock == "internal":
+        design = clocked_wrapper(design, period_ns=clock_period_ns)
     if backend == "verilator":
-        exe, hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves), cache=cache)
+        exe, hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves), cache=cache,
+                                   timing=clock == "internal")
         cmd = [str(exe)]
         if waves is not None:
             cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
@@ -162,6 +171,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
     job = {
         "bench": ref, "args": args, "backend": backend, "workdir": str(work),
         "result": str(work / "result.json"), "clock_period_ns": clock_period_ns,
+        "internal_clock": clock == "internal",
     }
     (work / "job.json").write_text(json.dumps(job))
     if (work / "result.json").exists():

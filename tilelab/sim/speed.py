@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.mac import MACArray
 
-from .builders import VERILATOR_OPT_FLAGS, _run
+from .builders import OPT_FAST, VERILATOR_OPT_FLAGS, _run
 from .cache import BuildCache
 from .runner import simulate
 from .toolchain import icarus_available, verilator_env, verilator_root, verilator_version
@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
 def _build_cpp(design: Design, cache: BuildCache | None = None) -> Path:
     cache = cache or BuildCache()
     flags = list(VERILATOR_OPT_FLAGS) + ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT"]
-    key = cache.key("cpp-loop", {"src": design.verilog, "main": _CPP_MAIN, "flags": flags,
+    key = cache.key("cpp-loop", {"src": design.verilog, "main": _CPP_MAIN, "flags": flags, "opt_fast": OPT_FAST,
                                  "verilator": verilator_version()})
 
     def build(tmp: Path):
@@ -170,7 +170,7 @@ def _build_cpp(design: Design, cache: BuildCache | None = None) -> Path:
         _run([str(verilator_root() / "bin" / "verilator"), "-cc", "--exe", "-Mdir", str(tmp / "obj"),
               "--top-module", design.top, "--prefix", "Vtop", "-o", "sim", *flags,
               str(tmp / "main.cpp"), str(tmp / "top.v")], env=env, what="verilator (C++ loop)")
-        _run(["make", "-s", "-j2", "-C", str(tmp / "obj"), "-f", "Vtop.mk", "OPT_FAST=-O2"], env=env,
+        _run(["make", "-s", "-j2", "-C", str(tmp / "obj"), "-f", "Vtop.mk", f"OPT_FAST={OPT_FAST}"], env=env,
              what="make (C++ loop)")
         os.replace(tmp / "obj" / "sim", tmp / "sim")
 

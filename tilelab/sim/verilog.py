@@ -9,7 +9,7 @@ from pathlib import Path
 from amaranth.back import verilog as _verilog
 from amaranth.lib import wiring
 
-__all__ = ["Design", "to_verilog", "port_names"]
+__all__ = ["Design", "clocked_wrapper", "to_verilog", "port_names"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,50 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
     for port, value in port_names(component).items():
         ports.append((port, len(Value.cast(value))))
     return Design(top=name, verilog=text, extra_sources=extra, ports=tuple(ports))
+
+
+_DECL = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(\[(\d+):(\d+)\]\s*)?([A-Za-z_][\w$]*)\s*;",
+                   re.M)
+
+
+def top_port_directions(design: Design) -> dict[str, tuple[str, int]]:
+    """Return ``{port: (direction, width)}`` of the design's top module, read from its Verilog."""
+    start = re.search(rf"^module {re.escape(design.top)}\s*\(", design.verilog, re.M)
+    if start is None:
+        raise ValueError(f"module {design.top!r} not found in the Verilog")
+    end = design.verilog.index("endmodule", start.end())
+    ports = {}
+    for mt in _DECL.finditer(design.verilog, start.end(), end):
+        width = int(mt.group(3)) - int(mt.group(4)) + 1 if mt.group(2) else 1
+        ports[mt.group(5)] = (mt.group(1), width)
+    return ports
+
+
+def clocked_wrapper(design: Design, *, period_ns: int = 10, name: str = "tilelab_tb") -> Design:
+    """Wrap ``design`` in a top module that generates its clock itself.
+
+    The wrapper has every port of ``design`` except ``clk``, which becomes an internal register
+    toggled every ``period_ns / 2`` ns (``--timing`` on Verilator). No simulator callback runs per
+    clock edge unless a testbench waits for one, so an autonomous design runs at the simulator's own
+    speed; testbenches still see ``clk`` (it is made visible) and may wait on its edges.
+    """
+    dirs = top_port_directions(design)
+    if "clk" not in dirs:
+        raise ValueError(f"design {design.top!r} has no clk port to drive")
+    lines = [f"module {name} ("]
+    names = [p for p in dirs if p != "clk"]
+    lines.append("    " + ", ".join(names))
+    lines.append(");")
+    for p in names:
+        d, w = dirs[p]
+        rng = f" [{w - 1}:0]" if w > 1 else ""
+        lines.append(f"  {d} wire{rng} {p};")
+    lines.append("  reg clk = 1'b0;")
+    lines.append(f"  always #{period_ns // 2} clk = ~clk;")
+    conns = ", ".join([".clk(clk)"] + [f".{p}({p})" for p in names])
+    lines.append(f"  {design.top} dut ({conns});")
+    lines.append("endmodule")
+    wrapper = "\n".join(lines) + "\n"
+    ports = tuple([("clk", 1)] + [(p, dirs[p][1]) for p in names])
+    return Design(top=name, verilog=design.verilog + "\n" + wrapper, extra_sources=design.extra_sources,
+                  ports=ports)
