@@ -5,7 +5,6 @@ import re
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Value
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,32 +18,16 @@ from tilelab.hdl.formats.addrgen import (
     expand_outputs,
 )
 from tilelab.hdl.lint import lint_verilog
-from tilelab.sim.testbench import Stall, run_simulation, stream_get, stream_put
+from tilelab.sim.testbench import (
+    Stall,
+    expect_quiet,
+    run_simulation,
+    stream_get,
+    stream_monitor,
+    stream_put,
+)
 
-QUIET_CYCLES = 8
 CLOCK = 1e-8
-
-
-def stream_monitor(stream):
-    """Background process asserting the stream rules on ``stream``."""
-    payload = Value.cast(stream.payload)
-
-    async def monitor(ctx):
-        held = None
-        async for _, _, valid, ready, value in ctx.tick().sample(stream.valid, stream.ready, payload):
-            if held is not None:
-                assert valid, "valid dropped before the transfer"
-                assert value == held, f"payload changed from {held:#x} to {value:#x} before the transfer"
-            held = value if valid and not ready else None
-    return monitor
-
-
-async def expect_quiet(ctx, stream, cycles=QUIET_CYCLES):
-    ctx.set(stream.ready, 1)
-    for _ in range(cycles):
-        _, _, valid = await ctx.tick().sample(stream.valid)
-        assert not valid, "an extra item arrived"
-    ctx.set(stream.ready, 0)
 
 
 @st.composite

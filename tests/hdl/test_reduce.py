@@ -6,13 +6,12 @@ import re
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import ClockDomain, Module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tilelab.hdl.lint import lint_verilog
 from tilelab.hdl.reduce import ReductionTree
-from tilelab.sim.testbench import run_simulation
+from tilelab.sim.testbench import run_simulation, with_clock
 
 VECTORS = 12
 
@@ -30,13 +29,6 @@ def random_vectors(rng, width, fan_in, signed, count):
     vectors = [[low] * fan_in, [high] * fan_in]       # the extremes: no overflow at full width
     vectors += [[rng.randint(low, high) for _ in range(fan_in)] for _ in range(count)]
     return vectors
-
-
-def with_clock(dut):
-    m = Module()
-    m.domains.sync = ClockDomain()
-    m.submodules.dut = dut
-    return m
 
 
 params = st.tuples(st.integers(1, 12), st.integers(1, 9), st.sampled_from(["sum", "max"]), st.booleans())

@@ -6,13 +6,17 @@ import re
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Value
 
 from tilelab.hdl.lint import lint_verilog
 from tilelab.hdl.sram import BankedMemory, SRAMBank
-from tilelab.sim.testbench import Stall, run_simulation, stream_get, stream_put
-
-QUIET_CYCLES = 8
+from tilelab.sim.testbench import (
+    Stall,
+    expect_quiet,
+    run_simulation,
+    stream_get,
+    stream_monitor,
+    stream_put,
+)
 
 
 def apply_mask(old, new, mask, granularity):
@@ -22,32 +26,6 @@ def apply_mask(old, new, mask, granularity):
             lane_bits = ((1 << granularity) - 1) << (lane * granularity)
             old = (old & ~lane_bits) | (new & lane_bits)
     return old
-
-
-def stream_monitor(stream, log=None):
-    """Background process asserting the stream rules; logs ``(cycle, payload)`` of each transfer."""
-    payload = Value.cast(stream.payload)
-
-    async def monitor(ctx):
-        held = None
-        cycle = 0
-        async for _, _, valid, ready, value in ctx.tick().sample(stream.valid, stream.ready, payload):
-            if held is not None:
-                assert valid, "valid dropped before the transfer"
-                assert value == held, f"payload changed from {held:#x} to {value:#x} before the transfer"
-            held = value if valid and not ready else None
-            if log is not None and valid and ready:
-                log.append((cycle, value))
-            cycle += 1
-    return monitor
-
-
-async def expect_quiet(ctx, stream, cycles=QUIET_CYCLES):
-    ctx.set(stream.ready, 1)
-    for _ in range(cycles):
-        _, _, valid = await ctx.tick().sample(stream.valid)
-        assert not valid, "an extra item arrived"
-    ctx.set(stream.ready, 0)
 
 
 # ---- SRAMBank --------------------------------------------------------------------------------------
@@ -156,9 +134,9 @@ def test_banked_random(seed, banks, read_ports, write_ports):
 
     monitors = []
     for p in range(read_ports):
-        monitors += [stream_monitor(dut.read[p].req, req_log[p]), stream_monitor(dut.read[p].rsp)]
+        monitors += [stream_monitor(dut.read[p].req, req_log[p], with_cycle=True), stream_monitor(dut.read[p].rsp)]
     for p in range(write_ports):
-        monitors.append(stream_monitor(dut.write[p], write_log[p]))
+        monitors.append(stream_monitor(dut.write[p], write_log[p], with_cycle=True))
     run_simulation(dut, *(reader(p) for p in range(read_ports)),
                    *(response_sink(p) for p in range(read_ports)),
                    *(writer(p) for p in range(write_ports)), processes=monitors)
@@ -230,7 +208,7 @@ def test_banked_same_bank_round_robin():
         return tb
 
     run_simulation(dut, *(reader(p) for p in range(ports)), *(sink(p) for p in range(ports)),
-                   processes=[stream_monitor(dut.read[p].req, req_log[p]) for p in range(ports)])
+                   processes=[stream_monitor(dut.read[p].req, req_log[p], with_cycle=True) for p in range(ports)])
     grants = sorted((cycle, p) for p in range(ports) for cycle, _ in req_log[p])
     # The bank serves one read every cycle and the grant rotates 0, 1, 2, 0, ...
     assert grants == [(k, k % ports) for k in range(ports * n)]

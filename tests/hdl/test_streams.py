@@ -6,47 +6,19 @@ import re
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import ClockDomain, Module, Value
 from amaranth.lib import data
 
 from tilelab.hdl.lint import lint_verilog
 from tilelab.hdl.streams import RoundRobinArbiter, SkidBuffer, StreamFIFO, StreamFork, StreamJoin
-from tilelab.sim.testbench import Stall, run_simulation, stream_get, stream_put
-
-QUIET_CYCLES = 8
-
-
-def stream_monitor(stream, log=None):
-    """Background process asserting the stream rules on ``stream``; appends transfers to ``log``."""
-    payload = Value.cast(stream.payload)
-
-    async def monitor(ctx):
-        held = None
-        async for _, _, valid, ready, value in ctx.tick().sample(stream.valid, stream.ready, payload):
-            if held is not None:
-                assert valid, "valid dropped before the transfer"
-                assert value == held, f"payload changed from {held:#x} to {value:#x} before the transfer"
-            held = value if valid and not ready else None
-            if log is not None and valid and ready:
-                log.append(value)
-    return monitor
-
-
-def with_clock(dut):
-    """Wrap a purely combinational ``dut`` so the simulator has a ``sync`` clock to drive."""
-    m = Module()
-    m.domains.sync = ClockDomain()
-    m.submodules.dut = dut
-    return m
-
-
-async def expect_quiet(ctx, stream, cycles=QUIET_CYCLES):
-    """Offer ``ready`` for ``cycles`` cycles and assert nothing more arrives."""
-    ctx.set(stream.ready, 1)
-    for _ in range(cycles):
-        _, _, valid = await ctx.tick().sample(stream.valid)
-        assert not valid, "an extra item arrived"
-    ctx.set(stream.ready, 0)
+from tilelab.sim.testbench import (
+    Stall,
+    expect_quiet,
+    run_simulation,
+    stream_get,
+    stream_monitor,
+    stream_put,
+    with_clock,
+)
 
 
 def producer(stream, items, idle=None):

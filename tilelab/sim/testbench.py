@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import random
 
+from amaranth.hdl import ClockDomain, Module, Value
 from amaranth.sim import Simulator
 
-__all__ = ["Stall", "stream_put", "stream_get", "run_simulation"]
+__all__ = ["QUIET_CYCLES", "Stall", "expect_quiet", "run_simulation", "stream_get", "stream_monitor", "stream_put",
+           "with_clock"]
+
+#: Cycles :func:`expect_quiet` watches for stray items.
+QUIET_CYCLES = 8
 
 
 class Stall:
@@ -121,3 +126,44 @@ def _run(sim, deadline):
         sim.run()
     else:
         sim.run_until(deadline)
+
+
+def stream_monitor(stream, log=None, *, with_cycle=False):
+    """Return a background process asserting the stream rules on ``stream``.
+
+    Once ``valid`` is high it must stay high, with the payload unchanged, until the transfer.
+    Transfers are appended to ``log`` when given (as ``(cycle, payload)`` with ``with_cycle``).
+    Add it with ``processes=[...]``.
+    """
+    payload = Value.cast(stream.payload)
+
+    async def monitor(ctx):
+        held = None
+        cycle = 0
+        async for _, _, valid, ready, value in ctx.tick().sample(stream.valid, stream.ready, payload):
+            if held is not None:
+                assert valid, "valid dropped before the transfer"
+                assert value == held, f"payload changed from {held:#x} to {value:#x} before the transfer"
+            held = value if valid and not ready else None
+            if log is not None and valid and ready:
+                log.append((cycle, value) if with_cycle else value)
+            cycle += 1
+
+    return monitor
+
+
+def with_clock(dut):
+    """Wrap a purely combinational ``dut`` so the simulator has a ``sync`` clock to drive."""
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.submodules.dut = dut
+    return m
+
+
+async def expect_quiet(ctx, stream, cycles=QUIET_CYCLES):
+    """Offer ``ready`` for ``cycles`` cycles and assert nothing more arrives (nothing left over)."""
+    ctx.set(stream.ready, 1)
+    for _ in range(cycles):
+        _, _, valid = await ctx.tick().sample(stream.valid)
+        assert not valid, "an extra item arrived"
+    ctx.set(stream.ready, 0)
