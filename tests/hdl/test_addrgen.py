@@ -8,6 +8,7 @@ from amaranth.back import verilog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import ALL_BACKENDS
 from tilelab.hdl.addrgen import AffineAddressGenerator
 from tilelab.hdl.formats.addrgen import (
     MAX_LOOPS,
@@ -208,3 +209,14 @@ def test_address_wraps():
 def test_verilator_lint():
     dut = AffineAddressGenerator(addr_width=32)
     lint_verilog(verilog.convert(dut, name="addrgen"), "addrgen")
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_same_check_on_every_simulator(backend):
+    from tests.hdl.addrgen_benches import addrgen_bench
+    from tilelab.sim import simulate
+
+    params = {"addr_width": 12, "loops": 6, "count_width": 4}
+    r = simulate(AffineAddressGenerator(**params), addrgen_bench, backend=backend, name="addrgen",
+                 args={**params, "seed": 3, "count": 12})
+    assert r.value["outputs"] > 12
