@@ -72,10 +72,10 @@ def _verilog_cache_path(config: TileConfig) -> Path:
 
     src = Path(tilelab.__file__).parent
     h = hashlib.sha256(config.key().encode())
-    for p in sorted(src.rglob("*.py")) + sorted(src.rglob("*.v")):
-        if "host" in p.parts or "cli" in p.parts:
-            continue
-        h.update(p.read_bytes())
+    # The tile's Verilog depends on the HDL blocks, the formats and the tile models only.
+    for sub in ("hdl", "pe_models"):
+        for p in sorted((src / sub).rglob("*.py")) + sorted((src / sub).rglob("*.v")):
+            h.update(p.read_bytes())
     return default_cache_dir() / "verilog" / f"tile-{h.hexdigest()[:24]}.v"
 
 

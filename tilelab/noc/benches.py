@@ -76,7 +76,7 @@ async def multicast_bench(io, *, rows, cols, cfg, max_cycles, watchdog):
         io.set("node", n)
         await io.tick()
         nodes.append({"flits": io.get("node_flits"), "hash": io.get("node_hash"),
-                      "last_cycle": io.get("node_last")})
+                      "first_cycle": io.get("node_first"), "last_cycle": io.get("node_last")})
     return {"done": io.get("done"), "cycles": io.get("cycles"), "dropped": io.get("dropped"), "nodes": nodes}
 
 

@@ -16,7 +16,7 @@ One :class:`CollectiveMesh` runs one collective at a time per node in the order 
 injected; use several meshes (contexts) for collectives that overlap in time.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -133,7 +133,9 @@ class CollectiveRouter(wiring.Component):
                 other = layout(up_in[d].r_data).data[lane]
                 summed = (acc + Mux(child[d], other, 0))[:32].as_signed()
                 bigger = Mux(child[d] & (other > acc), other, acc)
-                acc = Mux(h.op == ReduceOp.SUM, summed, bigger)
+                step = Signal(signed(32), name=f"acc_{lane}_{d.name}")
+                m.d.comb += step.eq(Mux(h.op == ReduceOp.SUM, summed, bigger))
+                acc = step
             m.d.comb += result.data[lane].eq(acc)
 
         taken = Signal()

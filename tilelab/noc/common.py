@@ -9,7 +9,7 @@ from tilelab.hdl.formats.noc import MAX_MESH, Direction
 
 __all__ = [
     "LinkSignature", "LocalSignature", "DIRS", "OPPOSITE", "STEP",
-    "check_int", "check_mesh", "xy_route", "round_robin", "neighbour",
+    "check_int", "check_pow2", "check_mesh", "xy_route", "next_hop_route", "round_robin", "neighbour", "QueueBank",
 ]
 
 #: The four mesh directions, in :class:`Direction` order.
@@ -29,6 +29,14 @@ def check_int(what, value, lo, hi=None):
     return value
 
 
+def check_pow2(what, value, hi):
+    """Return ``value`` if it is a power of two in ``1..hi``; raise a ``ValueError`` naming it."""
+    if (isinstance(value, bool) or not isinstance(value, int) or value < 1 or value > hi
+            or value & (value - 1)):
+        raise ValueError(f"{what} must be a power of two in 1..{hi}, not {value!r}")
+    return value
+
+
 def check_mesh(rows, cols):
     """Validate mesh dimensions (1..16 each)."""
     check_int("mesh rows", rows, 1, MAX_MESH)
@@ -44,8 +52,9 @@ def neighbour(x, y, direction):
 class LinkSignature(wiring.Signature):
     """One direction of a router-to-router channel with credit flow control.
 
-    The sender drives ``valid`` and ``flit`` (one flit per cycle at most, sent only while it
-    holds a credit for the buffer the flit will land in); the receiver pulses ``credit[q]`` for
+    The sender drives ``valid``, ``flit`` and ``route`` (the output the flit will take at the
+    receiver, computed one hop ahead; one flit per cycle at most, sent only while the sender holds
+    a credit for the buffer the flit will land in); the receiver pulses ``credit[q]`` for
     one cycle each time it frees a slot of its buffer ``q``.  Flits are therefore never dropped
     and never refused: the receiver must accept every valid flit.
 
@@ -53,11 +62,13 @@ class LinkSignature(wiring.Signature):
     -------
     valid : Out(1)
     flit : Out(layout)
+    route : Out(Direction)
     credit : In(credits)
     """
 
     def __init__(self, layout, credits):
-        super().__init__({"valid": Out(1), "flit": Out(layout), "credit": In(credits)})
+        super().__init__({"valid": Out(1), "flit": Out(layout), "route": Out(Direction),
+                          "credit": In(credits)})
 
 
 class LocalSignature(wiring.Signature):
@@ -88,6 +99,31 @@ def xy_route(m, x, y, dst, *, name="route"):
     with m.Elif(dst.y > y):
         m.d.comb += out.eq(Direction.S)
     with m.Elif(dst.y < y):
+        m.d.comb += out.eq(Direction.N)
+    with m.Else():
+        m.d.comb += out.eq(Direction.L)
+    return out
+
+
+def next_hop_route(m, x, y, route, dst, *, name):
+    """Output that a flit leaving router ``(x, y)`` by ``route`` will take at the next router
+    (look-ahead XY routing); ``Direction.L`` when ``route`` is ``L``."""
+    nx = Signal(range(-1, MAX_MESH + 1), name=f"{name}_nx")
+    ny = Signal(range(-1, MAX_MESH + 1), name=f"{name}_ny")
+    m.d.comb += [
+        nx.eq(x + (route == Direction.E) - (route == Direction.W)),
+        ny.eq(y + (route == Direction.S) - (route == Direction.N)),
+    ]
+    out = Signal(Direction, name=name)
+    with m.If(route == Direction.L):
+        m.d.comb += out.eq(Direction.L)
+    with m.Elif(dst.x > nx):
+        m.d.comb += out.eq(Direction.E)
+    with m.Elif(dst.x < nx):
+        m.d.comb += out.eq(Direction.W)
+    with m.Elif(dst.y > ny):
+        m.d.comb += out.eq(Direction.S)
+    with m.Elif(dst.y < ny):
         m.d.comb += out.eq(Direction.N)
     with m.Else():
         m.d.comb += out.eq(Direction.L)
@@ -126,3 +162,86 @@ def round_robin(m, requests, *, name="rr"):
 def any_of(values):
     """OR of a list of 1-bit values (``0`` for an empty list)."""
     return Cat(*values).any() if values else Const(0)
+
+
+class QueueBank(wiring.Component):
+    """``queues`` FIFOs of ``depth`` entries sharing one storage array, with one write port (one
+    entry per cycle into queue ``w_sel``) and a first-word-fall-through read port per queue.
+
+    An entry written in one cycle can be read in the next.  Writing into a full queue is
+    ignored (senders use ``w_rdy`` or credits).  One shared array keeps the generated model
+    small: a router's input port holds a queue per output it can feed.
+
+    Parameters
+    ----------
+    width : int
+        Bits per entry.
+    queues : int
+        Number of queues.
+    depth : int
+        Entries per queue, a power of two.
+
+    Members
+    -------
+    w_en : In(1), w_sel : In(range(queues)), w_data : In(width)
+    w_rdy : Out(queues)
+        Queue ``k`` has room.
+    r_rdy : Out(queues), r_en : In(queues)
+        Queue ``k`` has an entry; pop it.
+    r_data : Out(width).array(queues)
+        Head entry of each queue.
+    level : Out(range(queues * depth + 1))
+        Entries held in all queues.
+    """
+
+    def __init__(self, *, width, queues, depth):
+        check_int("queue width", width, 1)
+        check_int("queue count", queues, 1, 64)
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1 or depth & (depth - 1):
+            raise ValueError(f"queue depth must be a power of two, not {depth!r}")
+        self.width, self.queues, self.depth = width, queues, depth
+        super().__init__({
+            "w_en": In(1),
+            "w_sel": In(range(max(queues, 2))),
+            "w_data": In(width),
+            "w_rdy": Out(queues),
+            "r_rdy": Out(queues),
+            "r_en": In(queues),
+            "r_data": Out(width).array(queues),
+            "level": Out(range(queues * depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        from amaranth.lib.memory import Memory
+
+        m = Module()
+        bits = (self.depth - 1).bit_length()
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.queues * self.depth, init=[])
+        wp = storage.write_port()
+        w_addr = Signal(range(self.queues * self.depth))
+        levels = []
+        for k in range(self.queues):
+            wptr = Signal(bits + 1, name=f"wptr{k}")
+            rptr = Signal(bits + 1, name=f"rptr{k}")
+            level = Signal(bits + 1, name=f"level{k}")
+            m.d.comb += level.eq(wptr - rptr)
+            levels.append(level)
+            full = level == self.depth
+            m.d.comb += [self.w_rdy[k].eq(~full), self.r_rdy[k].eq(level != 0)]
+            write = self.w_en & (self.w_sel == k) & ~full
+            with m.If(write):
+                m.d.sync += wptr.eq(wptr + 1)
+                m.d.comb += w_addr.eq(k * self.depth + wptr[:bits] if bits else k)
+            with m.If(self.r_en[k] & (level != 0)):
+                m.d.sync += rptr.eq(rptr + 1)
+            rp = storage.read_port(domain="comb")
+            m.d.comb += [rp.addr.eq(k * self.depth + rptr[:bits] if bits else k),
+                         self.r_data[k].eq(rp.data)]
+        m.d.comb += [
+            wp.addr.eq(w_addr),
+            wp.data.eq(self.w_data),
+            wp.en.eq(self.w_en & (self.w_rdy >> self.w_sel)[0]),
+            self.level.eq(sum(levels)),
+        ]
+        return m

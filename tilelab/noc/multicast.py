@@ -18,11 +18,19 @@ Packets longer than ``max_packet`` flits are cut into ``max_packet``-flit packet
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.noc import Direction, flit_layout
-from tilelab.noc.common import DIRS, LinkSignature, LocalSignature, any_of, check_int, check_mesh
+from tilelab.noc.common import (
+    DIRS,
+    LinkSignature,
+    LocalSignature,
+    QueueBank,
+    any_of,
+    check_int,
+    check_mesh,
+    check_pow2,
+)
 from tilelab.noc.router import link_port_name
 
 __all__ = ["MulticastRouter", "rect_valid"]
@@ -95,7 +103,10 @@ class MulticastRouter(wiring.Component):
         check_int("router y", y, 0, rows - 1)
         check_int("router data_width", data_width, 1)
         check_int("multicast max_packet", max_packet, 1, 64)
-        check_int("multicast router depth", depth, max_packet, 64)
+        check_pow2("multicast router depth", depth, 64)
+        if depth < max_packet:
+            raise ValueError(f"multicast router depth must be at least max_packet ({max_packet}), "
+                             f"not {depth!r}")
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.max_packet = depth, max_packet
         self.layout = flit_layout(data_width)
@@ -118,10 +129,13 @@ class MulticastRouter(wiring.Component):
         layout, x, y = self.layout, self.x, self.y
         n = len(PORTS)
 
-        fifo = {}
+        size = layout.size
+        bank = {p: QueueBank(width=size, queues=1, depth=self.depth) for p in PORTS}
         for p in PORTS:
-            fifo[p] = m.submodules[f"in_{p.name}"] = SyncFIFO(width=layout.size, depth=self.depth)
-        eject = m.submodules.eject = SyncFIFO(width=layout.size, depth=self.depth)
+            m.submodules[f"in_{p.name}"] = bank[p]
+        eject = m.submodules.eject = QueueBank(width=size, queues=1, depth=self.depth)
+        fifo = {p: _Fifo(bank[p]) for p in PORTS}
+        eject_fifo = _Fifo(eject)
 
         # ---- inputs
         for d in DIRS:
@@ -153,6 +167,7 @@ class MulticastRouter(wiring.Component):
             credits[o] = Signal(range(self.depth + 1), init=self.depth, name=f"credit_{o.name}")
         credits[Direction.L] = Signal(range(self.depth + 1), name="credit_L")
         m.d.comb += credits[Direction.L].eq(self.depth - eject.level)
+        eject = eject_fifo
 
         # ---- allocation
         in_pkt = [Signal(name=f"in_pkt_{p.name}") for p in PORTS]
@@ -194,7 +209,9 @@ class MulticastRouter(wiring.Component):
                         # that hold them to finish, but not while it waits for credits: waiting
                         # for credits while holding could close a cycle through two routers.
                         claims = (can | (head_req[i] & head_room[i])) if k == 0 else can
-                        claimed = claimed | Mux(claims, need[i], 0)
+                        nxt = Signal(5, name=f"claimed_{first}_{k}")
+                        m.d.comb += nxt.eq(claimed | Mux(claims, need[i], 0))
+                        claimed = nxt
         pointer_moves = Signal()
         with m.Switch(ptr):
             for first in range(n):
@@ -256,3 +273,11 @@ def _or_masks(masks):
     for mask in masks:
         out = out | mask
     return out
+
+
+class _Fifo:
+    """A one-queue :class:`QueueBank` seen with FIFO names."""
+
+    def __init__(self, bank):
+        self.w_en, self.w_data, self.level = bank.w_en, bank.w_data, bank.level
+        self.w_rdy, self.r_rdy, self.r_en, self.r_data = bank.w_rdy[0], bank.r_rdy[0], bank.r_en[0], bank.r_data[0]

@@ -13,9 +13,8 @@ router), and every output keeps a packet's path until its ``last`` flit (wormhol
 has no cyclic channel dependency, so the plane is deadlock-free.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.noc import Direction, flit_layout
@@ -24,10 +23,12 @@ from tilelab.noc.common import (
     OPPOSITE,
     LinkSignature,
     LocalSignature,
+    QueueBank,
     any_of,
     check_int,
+    check_pow2,
     check_mesh,
-    neighbour,
+    next_hop_route,
     round_robin,
     xy_route,
 )
@@ -92,8 +93,8 @@ class UnicastRouter(wiring.Component):
         check_int("router x", x, 0, cols - 1)
         check_int("router y", y, 0, rows - 1)
         check_int("router data_width", data_width, 1)
-        check_int("router depth", depth, 1, 64)
-        check_int("router eject_depth", eject_depth, 1, 64)
+        check_pow2("router depth", depth, 64)
+        check_pow2("router eject_depth", eject_depth, 64)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.eject_depth = depth, eject_depth
         self.layout = flit_layout(data_width)
@@ -114,95 +115,95 @@ class UnicastRouter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layout, x, y = self.layout, self.x, self.y
+        size = layout.size
 
-        voq = {}
+        # one queue bank per input port: a queue per output that port may feed; an entry is the
+        # flit and the output it will take at the next router (look-ahead route)
+        bank = {}
         for i, outs in ALLOWED_TURNS.items():
-            for o in outs:
-                fifo = SyncFIFO(width=layout.size, depth=self.depth)
-                m.submodules[f"voq_{i.name}_{o.name}"] = fifo
-                voq[i, o] = fifo
-        eject = SyncFIFO(width=layout.size, depth=self.eject_depth)
-        m.submodules.eject = eject
+            bank[i] = m.submodules[f"voq_{i.name}"] = QueueBank(width=size + 3, queues=len(outs),
+                                                              depth=self.depth)
+        eject = m.submodules.eject = QueueBank(width=size, queues=1, depth=self.eject_depth)
 
-        # ---- input side: route on arrival, write into the VOQ, return credits on pop
+        def slot(i, o):
+            return ALLOWED_TURNS[i].index(o)
+
+        def write(i, valid, flit, route):
+            ahead = next_hop_route(m, x, y, route, flit.hdr.dst, name=f"ahead_{i.name}")
+            m.d.comb += [bank[i].w_en.eq(valid), bank[i].w_data.eq(Cat(flit.as_value(), ahead))]
+            with m.Switch(route):
+                for o in ALLOWED_TURNS[i]:
+                    with m.Case(o):
+                        m.d.comb += bank[i].w_sel.eq(slot(i, o))
+
+        # ---- input side: the route came with the flit; return a credit on every pop
         for d in DIRS:
             link = getattr(self, link_port_name("in", d))
-            route = xy_route(m, x, y, link.flit.hdr.dst, name=f"route_{d.name}")
+            write(d, link.valid, link.flit, link.route)
             for o in ALLOWED_TURNS[d]:
-                m.d.comb += [
-                    voq[d, o].w_en.eq(link.valid & (route == o)),
-                    voq[d, o].w_data.eq(link.flit),
-                    link.credit[o.value].eq(voq[d, o].r_en),
-                ]
+                m.d.comb += link.credit[o.value].eq(bank[d].r_en[slot(d, o)])
 
         inj = self.local.i
         inj_route = xy_route(m, x, y, inj.payload.hdr.dst, name="route_L")
         outside = (inj.payload.hdr.dst.x >= self.cols) | (inj.payload.hdr.dst.y >= self.rows)
+        write(Direction.L, inj.valid & ~outside, inj.payload, inj_route)
         space = Signal()
-        for o in ALLOWED_TURNS[Direction.L]:
-            with m.If(inj_route == o):
-                m.d.comb += space.eq(voq[Direction.L, o].w_rdy)
-            m.d.comb += [
-                voq[Direction.L, o].w_en.eq(inj.valid & ~outside & (inj_route == o)),
-                voq[Direction.L, o].w_data.eq(inj.payload),
-            ]
+        with m.Switch(inj_route):
+            for o in ALLOWED_TURNS[Direction.L]:
+                with m.Case(o):
+                    m.d.comb += space.eq(bank[Direction.L].w_rdy[slot(Direction.L, o)])
         m.d.comb += inj.ready.eq(outside | space)
         with m.If(inj.valid & outside & inj.payload.last):
             m.d.sync += self.dropped.eq(self.dropped + 1)
 
-        # ---- output side: per output a round-robin arbiter over the VOQs feeding it
+        # ---- output side: per output a round-robin arbiter over the queues feeding it
         moved = []
         for o in (*DIRS, Direction.L):
             inputs = [i for i, outs in ALLOWED_TURNS.items() if o in outs]
             locked = Signal(name=f"locked_{o.name}")
             owner = Signal(range(len(inputs)), name=f"owner_{o.name}")
             if o is Direction.L:
-                credit_counters = None
+                has_credit = None
             else:
-                nx, ny = neighbour(x, y, o)
                 downstream = ALLOWED_TURNS[OPPOSITE[o]]
-                credit_counters = {q: Signal(range(self.depth + 1), init=self.depth,
-                                             name=f"credit_{o.name}_{q.name}") for q in downstream}
-            requests, heads, lookahead = [], [], []
+                counters = {q: Signal(range(self.depth + 1), init=self.depth, name=f"credit_{o.name}_{q.name}")
+                            for q in downstream}
+                has_credit = Signal(5, name=f"has_credit_{o.name}")
+                m.d.comb += has_credit.eq(Cat(*((counters[q] != 0) if q in counters else Const(0)
+                                                for q in Direction)))
+            requests, entries = [], []
             for k, i in enumerate(inputs):
-                head = layout(voq[i, o].r_data)
-                heads.append(head)
-                if credit_counters is None:
-                    credit_ok = eject.w_rdy
-                    la = None
-                else:
-                    la = xy_route(m, nx, ny, head.hdr.dst, name=f"la_{i.name}_{o.name}")
-                    credit_ok = any_of([(la == q) & (cnt != 0) for q, cnt in credit_counters.items()])
-                lookahead.append(la)
+                entry = bank[i].r_data[slot(i, o)]
+                entries.append(entry)
+                credit_ok = eject.w_rdy[0] if has_credit is None else has_credit.bit_select(entry[size:], 1)
                 req = Signal(name=f"req_{i.name}_{o.name}")
-                m.d.comb += req.eq(voq[i, o].r_rdy & credit_ok & (~locked | (owner == k)))
+                m.d.comb += req.eq(bank[i].r_rdy[slot(i, o)] & credit_ok & (~locked | (owner == k)))
                 requests.append(req)
             grant, index, advance = round_robin(m, requests, name=f"arb_{o.name}")
-            send = any_of(grant)
-            m.d.comb += advance.eq(send)
-            flit = layout(Signal(layout.size, name=f"xbar_{o.name}"))
-            sent_la = Signal(Direction, name=f"sent_la_{o.name}")
+            send = Signal(name=f"send_{o.name}")
+            m.d.comb += [send.eq(any_of(grant)), advance.eq(send)]
+            chosen = Signal(size + 3, name=f"xbar_{o.name}")
             for k, i in enumerate(inputs):
-                m.d.comb += voq[i, o].r_en.eq(grant[k])
+                m.d.comb += bank[i].r_en[slot(i, o)].eq(grant[k])
                 with m.If(grant[k]):
-                    m.d.comb += flit.eq(heads[k])
-                    if lookahead[k] is not None:
-                        m.d.comb += sent_la.eq(lookahead[k])
+                    m.d.comb += chosen.eq(entries[k])
+            flit = layout(chosen[:size])
             with m.If(send):
                 m.d.sync += [locked.eq(~flit.last), owner.eq(index)]
             if o is Direction.L:
-                m.d.comb += [eject.w_en.eq(send), eject.w_data.eq(flit)]
+                m.d.comb += [eject.w_en.eq(send), eject.w_sel.eq(0), eject.w_data.eq(flit)]
             else:
                 link = getattr(self, link_port_name("out", o))
-                m.d.comb += [link.valid.eq(send), link.flit.eq(flit)]
-                for q, cnt in credit_counters.items():
-                    dec = send & (sent_la == q)
+                route = chosen[size:]
+                m.d.comb += [link.valid.eq(send), link.flit.eq(flit), link.route.eq(route)]
+                for q, cnt in counters.items():
+                    dec = send & (route == q)
                     inc = link.credit[q.value]
                     with m.If(dec & ~inc):
                         m.d.sync += cnt.eq(cnt - 1)
                     with m.Elif(inc & ~dec):
                         m.d.sync += cnt.eq(cnt + 1)
-            waiting = any_of([voq[i, o].r_rdy for i in inputs])
+            waiting = any_of([bank[i].r_rdy[slot(i, o)] for i in inputs])
             m.d.sync += self.flits[o.value].eq(self.flits[o.value] + send)
             with m.If(waiting & ~send):
                 m.d.sync += self.stalls[o.value].eq(self.stalls[o.value] + 1)
@@ -211,15 +212,13 @@ class UnicastRouter(wiring.Component):
         # ---- local output
         deliver = self.local.o
         m.d.comb += [
-            deliver.valid.eq(eject.r_rdy),
-            deliver.payload.eq(eject.r_data),
-            eject.r_en.eq(deliver.ready),
+            deliver.valid.eq(eject.r_rdy[0]),
+            deliver.payload.eq(eject.r_data[0]),
+            eject.r_en[0].eq(deliver.ready),
         ]
         moved.append(deliver.valid & deliver.ready)
         m.d.comb += self.moved.eq(any_of(moved))
-
         for i in ALLOWED_TURNS:
-            total = sum(voq[i, o].level for o in ALLOWED_TURNS[i])
-            m.d.comb += self.held[i.value].eq(total)
+            m.d.comb += self.held[i.value].eq(bank[i].level)
         m.d.comb += self.held[5].eq(eject.level)
         return m

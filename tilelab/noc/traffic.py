@@ -221,12 +221,7 @@ class TrafficGenerator(wiring.Component):
         dst_y = Signal(4)
         uni_x = (r_x * cols)[16:20]
         uni_y = (r_y * rows)[16:20]
-        hot_x = Signal(4)
-        hot_y = Signal(4)
-        with m.Switch(cfg.hot_node):
-            for n in range(rows * cols):
-                with m.Case(n):
-                    m.d.comb += [hot_x.eq(n % cols), hot_y.eq(n // cols)]
+        hot_x, hot_y = cfg.hot_x, cfg.hot_y
         with m.Switch(cfg.pattern):
             for p in TrafficPattern:
                 with m.Case(p):
@@ -522,9 +517,11 @@ class TrafficHarness(wiring.Component):
             counters[TrafficCounter.LAT_SUM] + sum(Mux(s.lat_valid, s.latency, 0) for s in sinks))
         lat_max = counters[TrafficCounter.LAT_MAX]
         biggest = Const(0, 16)
-        for s in sinks:
+        for k, s in enumerate(sinks):
             candidate = Mux(s.lat_valid, s.latency, 0)
-            biggest = Mux(candidate > biggest, candidate, biggest)
+            step = Signal(16, name=f"lat_max_{k}")
+            m.d.comb += step.eq(Mux(candidate > biggest, candidate, biggest))
+            biggest = step
         with m.If(biggest > lat_max):
             m.d.sync += lat_max.eq(biggest)
         m.d.comb += counters[TrafficCounter.DROPPED].eq(mesh.dropped)

@@ -23,6 +23,7 @@ __all__ = [
     "COORD_BITS", "MAX_MESH",
     "Direction", "Opcode", "ReduceOp", "TrafficPattern",
     "Coord", "Header", "CollectiveHeader", "TrafficPayload", "TrafficConfig",
+    "MulticastConfig", "ReduceConfig",
     "flit_layout", "collective_flit_layout",
 ]
 
@@ -177,5 +178,29 @@ class TrafficConfig(data.Struct):
     pkt_len: 4
     src_stall: 17
     sink_stall: 17
-    hot_node: 8
+    hot_x: COORD_BITS
+    hot_y: COORD_BITS
     hot_rate: 17
+
+
+class MulticastConfig(data.Struct):
+    """Run-time configuration of the multicast harness: node ``src`` sends ``flits`` flits
+    (data generated from ``seed``) to the rectangle ``rect0``..``rect1``."""
+    src: Coord
+    rect0: Coord
+    rect1: Coord
+    flits: 16
+    seed: 32
+
+
+class ReduceConfig(data.Struct):
+    """Run-time configuration of one context of the collective harness: when ``enable``, every
+    node of ``rect0``..``rect1`` contributes ``flits`` flits generated from ``seed`` to an
+    all-reduce ``op`` rooted at ``root``."""
+    enable: 1
+    op: ReduceOp
+    root: Coord
+    rect0: Coord
+    rect1: Coord
+    flits: 16
+    seed: 32
