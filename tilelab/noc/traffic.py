@@ -165,6 +165,8 @@ class TrafficGenerator(wiring.Component):
     Members
     -------
     cfg : In(TrafficConfig)
+    start : In(1)
+        High from the start of the run (seeds the random generator on its first cycle).
     now : In(16)
         Current cycle (mod 2**16).
     active, measuring : In(1)
@@ -186,6 +188,7 @@ class TrafficGenerator(wiring.Component):
         self.layout = flit_layout(TRAFFIC_DATA_WIDTH)
         super().__init__({
             "cfg": In(TrafficConfig),
+            "start": In(1),
             "now": In(16),
             "active": In(1),
             "measuring": In(1),
@@ -210,7 +213,8 @@ class TrafficGenerator(wiring.Component):
         started = Signal()
         salt = (node * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & (2**64 - 1)
         with m.If(~started):
-            m.d.sync += [rng.eq(Cat(cfg.seed, cfg.seed ^ 0x5DEECE66) ^ salt | 1), started.eq(1)]
+            with m.If(self.start):
+                m.d.sync += [rng.eq(Cat(cfg.seed, cfg.seed ^ 0x5DEECE66) ^ salt | 1), started.eq(1)]
         with m.Else():
             m.d.sync += rng.eq(_xorshift64(rng))
         r_rate, r_x, r_y, r_stall = rng[0:16], rng[16:32], rng[32:48], rng[48:64]
@@ -313,6 +317,7 @@ class TrafficSink(wiring.Component):
     Members
     -------
     inp : In(stream.Signature(flit))
+    start : In(1)
     now : In(16)
     measuring : In(1)
     stall : In(17)
@@ -331,6 +336,7 @@ class TrafficSink(wiring.Component):
         self.layout = flit_layout(TRAFFIC_DATA_WIDTH)
         super().__init__({
             "inp": In(stream.Signature(self.layout)),
+            "start": In(1),
             "now": In(16),
             "measuring": In(1),
             "stall": In(17),
@@ -356,7 +362,8 @@ class TrafficSink(wiring.Component):
         started = Signal()
         salt = (node * 0xD1B54A32D192ED03 + 0x8BB84B93962EACC9) & (2**64 - 1)
         with m.If(~started):
-            m.d.sync += [rng.eq(Cat(self.seed, ~self.seed) ^ salt | 1), started.eq(1)]
+            with m.If(self.start):
+                m.d.sync += [rng.eq(Cat(self.seed, ~self.seed) ^ salt | 1), started.eq(1)]
         with m.Else():
             m.d.sync += rng.eq(_xorshift64(rng))
 
@@ -484,7 +491,7 @@ class TrafficHarness(wiring.Component):
             wiring.connect(m, gen.out, mesh.local(x, y).i)
             wiring.connect(m, mesh.local(x, y).o, sink.inp)
             m.d.comb += [
-                gen.cfg.eq(self.cfg), gen.now.eq(t[:16]), gen.active.eq(window_open),
+                gen.cfg.eq(self.cfg), gen.start.eq(running), sink.start.eq(running), gen.now.eq(t[:16]), gen.active.eq(window_open),
                 gen.measuring.eq(measuring),
                 sink.now.eq(t[:16]), sink.measuring.eq(measuring), sink.stall.eq(self.cfg.sink_stall),
                 sink.seed.eq(self.cfg.seed), sink.readout.eq(self.readout),
