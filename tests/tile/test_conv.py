@@ -17,7 +17,7 @@ from tilelab.sim import SimulationStalled
 
 #: The small tile every test compiles (one Verilator build for the whole file): a 4×4 array with
 #: 2 KiB pages per lane, so realistic layers need several blocks.
-TILE = TileConfig(rows=4, cols=4, ext_words=1 << 15, act_lane_bytes=4096, wgt_lane_bytes=4096,
+TILE = TileConfig(rows=4, cols=4, ext_bytes=16, ext_words=1 << 15, act_lane_bytes=4096, wgt_lane_bytes=4096,
                   param_lane_bytes=512, out_entries=16)
 
 

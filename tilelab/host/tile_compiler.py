@@ -117,7 +117,9 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # Several row blocks per column, so activation loads double-buffer behind the math; the best
     # column width by the estimate (wide columns reload activations less, narrow ones expose less
     # weight loading at the start).
-    m = max(1, min(m_hi, _ceil(tiles_m, 4)))
+    # Small row blocks: the first activation page is the one load that cannot overlap the math, and
+    # a block boundary costs only a few cycles.
+    m = max(1, min(m_hi, 4, _ceil(tiles_m, 4)))
     n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
     return Blocking(depthwise=depthwise, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
                     cols_per_group=cols, m=m, n=n, row_blocks=_ceil(M, m * R), col_blocks=_ceil(cols, n * C))
@@ -268,6 +270,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     addr += DESC_BYTES * len(compute)
     wr_base = addr
     addr += DESC_BYTES * len(writer)
+    program_bytes = addr
     x_addr = align(addr)
     addr = x_addr + x.size
     w_addr = align(addr + W)
@@ -279,7 +282,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     end = align(out_addr + out_bytes + 2 * W)
     if end > config.ext_bytes_total:
         raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
-                          f"output {out_bytes}, program {c_base - DESC_BYTES + wr_base - c_base}); the tile has "
+                          f"output {out_bytes}, program {program_bytes}); the tile has "
                           f"{config.ext_bytes_total}")
     base = {x_sym: x_addr, w_sym: w_addr, p_sym: p_addr}
 

@@ -33,10 +33,10 @@ class TileConfig:
         Memory models: behavioural Verilog (Verilator / Icarus) or Amaranth (Amaranth's simulator).
     """
 
-    rows: int = 16
-    cols: int = 16
-    ext_bytes: int = 16
-    ext_words: int = 1 << 18
+    rows: int = 32
+    cols: int = 32
+    ext_bytes: int = 32
+    ext_words: int = 1 << 17
     act_lane_bytes: int = 32 * 1024
     wgt_lane_bytes: int = 32 * 1024
     param_lane_bytes: int = 1024
@@ -122,5 +122,5 @@ class TileConfig:
         return ",".join(f"{k}={d[k]}" for k in sorted(d))
 
 
-#: The default tile: 16×16 MACs, 16-byte ports, ~1.1 MB of L1, 4 MiB of external memory.
+#: The default tile: 32×32 MACs, 32-byte ports, ~2.1 MB of L1, 4 MiB of external memory.
 DEFAULT_TILE = TileConfig()
