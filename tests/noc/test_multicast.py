@@ -3,11 +3,10 @@
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
+from tests.noc.helpers import run, sink_forever, source
 from tilelab.hdl.formats.noc import Opcode
 from tilelab.noc.mesh import Mesh
-from tilelab.sim.testbench import Stall, stream_get, stream_put
 
 
 def _rect_nodes(rect):
@@ -23,66 +22,42 @@ def run_multicast(rows, cols, sends, *, stall=0.3, idle=0.3, max_packet=4, depth
     layout = dut.layout
     expected = {(x, y): {} for y in range(rows) for x in range(cols)}
     serial = 0
-    plan = {}
+    flits = {}
     for src, lst in sends.items():
-        plan[src] = []
+        flits[src] = []
         for rect, n in lst:
             words = [(serial << 8) | k for k in range(n)]
             serial += 1
-            plan[src].append((rect, words))
             x0, y0, x1, y1 = rect
+            for k, word in enumerate(words):
+                flits[src].append(layout.const({
+                    "hdr": {"op": Opcode.WRITE, "src": {"x": src[0], "y": src[1]},
+                            "dst": {"x": x0, "y": y0}, "dst_end": {"x": x1, "y": y1}},
+                    "last": k == n - 1, "data": word}))
             if x0 <= x1 < cols and y0 <= y1 < rows:
                 for node in _rect_nodes(rect):
                     expected[node].setdefault(src, []).extend(words)
     received = {node: [] for node in expected}
-    done = {"producers": 0}
     want = sum(len(w) for e in expected.values() for w in e.values())
-    state = {}
+    done = []
+    sources = [source(dut.local(*src).i, fl, idle=idle, seed=seed * 1000 + k, done=done)
+               for k, (src, fl) in enumerate(flits.items())]
+    sinks = [lambda stop, node=node, k=k: sink_forever(dut.local(*node).o, received[node], stall=stall,
+                                                       seed=seed * 1000 + k, stop=stop)
+             for k, node in enumerate(expected)]
+    def finished():
+        return len(done) == len(flits) and sum(len(v) for v in received.values()) >= want
 
-    def producer(src):
-        async def tb(ctx):
-            st = Stall(idle, 3, seed=hash((seed, src, "p")) & 0xFFFF)
-            for (x0, y0, x1, y1), words in plan[src]:
-                for k, word in enumerate(words):
-                    flit = layout.const({
-                        "hdr": {"op": Opcode.WRITE, "src": {"x": src[0], "y": src[1]},
-                                "dst": {"x": x0, "y": y0}, "dst_end": {"x": x1, "y": y1}},
-                        "last": k == len(words) - 1, "data": word})
-                    await stream_put(ctx, dut.local(*src).i, flit, idle=st)
-            done["producers"] += 1
-        return tb
-
-    def consumer(node):
-        async def tb(ctx):
-            st = Stall(stall, 4, seed=hash((seed, node, "c")) & 0xFFFF)
-            while True:
-                received[node].append(await stream_get(ctx, dut.local(*node).o, stall=st))
-        return tb
-
-    async def checker(ctx):
-        for _ in range(limit):
-            if done["producers"] == len(plan) and sum(len(v) for v in received.values()) >= want:
-                break
-            await ctx.tick()
-        await ctx.tick().repeat(40)
-        state["idle"] = ctx.get(dut.idle)
-        state["dropped"] = ctx.get(dut.dropped)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for src in plan:
-        sim.add_testbench(producer(src), background=True)
-    for node in expected:
-        sim.add_testbench(consumer(node), background=True)
-    sim.add_testbench(checker)
-    sim.run()
+    cycles, ok, state = run(dut, sources, sinks, finished, limit=limit,
+                            final=lambda ctx: {"idle": ctx.get(dut.idle), "dropped": ctx.get(dut.dropped)})
+    assert ok, f"not finished after {cycles} cycles"
+    assert state["idle"] == 1
     for node, flows in expected.items():
         got = {}
         for flit in received[node]:
             src = (flit.hdr.src.x, flit.hdr.src.y)
             got.setdefault(src, []).append(flit.data)
         assert got == flows, f"node {node}"
-    assert state["idle"] == 1
     return state
 
 

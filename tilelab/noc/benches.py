@@ -8,7 +8,7 @@ from tilelab.noc.mesh import CounterKind, counter_address
 from tilelab.noc.traffic import HIST_BUCKETS, TrafficCounter
 from tilelab.sim.io import SimulationStalled, SimulationTimeout
 
-__all__ = ["traffic_bench", "multicast_bench", "reduce_bench", "describe_held"]
+__all__ = ["traffic_bench", "multicast_bench", "reduce_bench", "describe_held", "link_counters"]
 
 _SLOT_NAMES = {**{d.value: d.name for d in Direction}, 5: "local output buffer"}
 
@@ -32,7 +32,19 @@ async def describe_held(io, rows, cols, *, addr_port="cnt_addr", data_port="cnt_
     return "; ".join(parts) if parts else "no flits are buffered"
 
 
-async def traffic_bench(io, *, rows, cols, cfg, warmup, measure, max_cycles, watchdog):
+async def link_counters(io, rows, cols):
+    """``[x, y, port, flits, stall_cycles]`` of every router output port."""
+    out = []
+    for y in range(rows):
+        for x in range(cols):
+            for d in Direction:
+                flits = await _read(io, "cnt_addr", "cnt_data", counter_address(cols, x, y, d, CounterKind.FLITS))
+                stalls = await _read(io, "cnt_addr", "cnt_data", counter_address(cols, x, y, d, CounterKind.STALLS))
+                out.append([x, y, d.name, flits, stalls])
+    return out
+
+
+async def traffic_bench(io, *, rows, cols, cfg, warmup, measure, max_cycles, watchdog, links=False):
     """Run the :class:`~tilelab.noc.traffic.TrafficHarness` once and return its counters."""
     await io.reset()
     io.set("cfg", cfg)
@@ -55,6 +67,8 @@ async def traffic_bench(io, *, rows, cols, cfg, warmup, measure, max_cycles, wat
     io.set("readout", 1)
     out["hist"] = [await _read(io, "rd_addr", "rd_data", TrafficCounter.HIST.value + b)
                    for b in range(HIST_BUCKETS)]
+    if links:
+        out["links"] = await link_counters(io, rows, cols)
     return out
 
 
@@ -109,3 +123,8 @@ async def reduce_bench(io, *, rows, cols, cfgs, max_cycles):
                           "last_cycle": io.get(f"node_last{k}")})
         out["contexts"].append({"cycles": io.get(f"cycles{k}"), "nodes": nodes})
     return out
+
+
+async def reduce_many_bench(io, *, rows, cols, runs, max_cycles):
+    """Several :func:`reduce_bench` runs (each a list of per-context configurations) in one process."""
+    return [await reduce_bench(io, rows=rows, cols=cols, cfgs=cfgs, max_cycles=max_cycles) for cfgs in runs]

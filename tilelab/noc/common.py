@@ -9,7 +9,8 @@ from tilelab.hdl.formats.noc import MAX_MESH, Direction
 
 __all__ = [
     "LinkSignature", "LocalSignature", "DIRS", "OPPOSITE", "STEP",
-    "check_int", "check_pow2", "check_mesh", "xy_route", "next_hop_route", "round_robin", "neighbour", "QueueBank",
+    "check_int", "check_pow2", "check_mesh", "xy_route", "next_hop_route", "round_robin", "neighbour",
+    "QueueBank", "FifoView",
 ]
 
 #: The four mesh directions, in :class:`Direction` order.
@@ -146,14 +147,16 @@ def round_robin(m, requests, *, name="rr"):
         m.d.comb += [grant[0].eq(requests[0]), index.eq(0)]
         return grant, index, advance
     ptr = Signal(range(n), name=f"{name}_ptr")
-    with m.Switch(ptr):
-        for p in range(n):
-            with m.Case(p):
-                order = [(p + k) % n for k in range(n)]
-                for k, i in enumerate(order):
-                    cond = m.If if k == 0 else m.Elif
-                    with cond(requests[i]):
-                        m.d.comb += [grant[i].eq(1), index.eq(i)]
+    # requests at or after the pointer win; if there are none, the lowest request wins
+    masked = [Signal(name=f"{name}_masked{i}") for i in range(n)]
+    for i in range(n):
+        m.d.comb += masked[i].eq(requests[i] & (ptr <= i))
+    upper = Signal(name=f"{name}_upper")
+    m.d.comb += upper.eq(Cat(*masked).any())
+    for i in range(n):
+        cond = m.If if i == 0 else m.Elif
+        with cond(Mux(upper, masked[i], requests[i])):
+            m.d.comb += [grant[i].eq(1), index.eq(i)]
     with m.If(advance):
         m.d.sync += ptr.eq(Mux(index == n - 1, 0, index + 1))
     return grant, index, advance
@@ -245,3 +248,12 @@ class QueueBank(wiring.Component):
             self.level.eq(sum(levels)),
         ]
         return m
+
+
+class FifoView:
+    """A one-queue :class:`QueueBank` seen with the names of a FIFO (``w_en``, ``w_data``,
+    ``w_rdy``, ``r_en``, ``r_data``, ``r_rdy``, ``level``)."""
+
+    def __init__(self, bank):
+        self.w_en, self.w_data, self.level = bank.w_en, bank.w_data, bank.level
+        self.w_rdy, self.r_rdy, self.r_en, self.r_data = bank.w_rdy[0], bank.r_rdy[0], bank.r_en[0], bank.r_data[0]

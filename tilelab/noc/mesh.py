@@ -68,7 +68,7 @@ class Mesh(wiring.Component):
     data_width : int
         Payload bits per flit.
     depth : int, optional
-        Flits per router buffer (default 4 unicast, 8 multicast).
+        Flits per router queue (a power of two; default 8).
     max_packet : int
         Multicast plane only: longest packet, in flits.
     watchdog : int
@@ -99,7 +99,7 @@ class Mesh(wiring.Component):
         check_int("mesh watchdog", watchdog, 1)
         self.rows, self.cols, self.plane = rows, cols, plane
         self.data_width, self.watchdog = data_width, watchdog
-        self.depth = depth if depth is not None else (4 if plane is Plane.UNICAST else 8)
+        self.depth = depth if depth is not None else 8
         self.max_packet = max_packet
         self.layout = flit_layout(data_width)
         # build the routers now so that bad parameters fail here, not at elaboration

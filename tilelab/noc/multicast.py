@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from tilelab.hdl.formats.noc import Direction, flit_layout
 from tilelab.noc.common import (
     DIRS,
+    FifoView,
     LinkSignature,
     LocalSignature,
     QueueBank,
@@ -134,8 +135,8 @@ class MulticastRouter(wiring.Component):
         for p in PORTS:
             m.submodules[f"in_{p.name}"] = bank[p]
         eject = m.submodules.eject = QueueBank(width=size, queues=1, depth=self.depth)
-        fifo = {p: _Fifo(bank[p]) for p in PORTS}
-        eject_fifo = _Fifo(eject)
+        fifo = {p: FifoView(bank[p]) for p in PORTS}
+        eject_fifo = FifoView(eject)
 
         # ---- inputs
         for d in DIRS:
@@ -274,10 +275,3 @@ def _or_masks(masks):
         out = out | mask
     return out
 
-
-class _Fifo:
-    """A one-queue :class:`QueueBank` seen with FIFO names."""
-
-    def __init__(self, bank):
-        self.w_en, self.w_data, self.level = bank.w_en, bank.w_data, bank.level
-        self.w_rdy, self.r_rdy, self.r_en, self.r_data = bank.w_rdy[0], bank.r_rdy[0], bank.r_en[0], bank.r_data[0]

@@ -9,7 +9,6 @@ sequence numbers, payload check, latency from the creation stamp, latency histog
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -20,7 +19,7 @@ from tilelab.hdl.formats.noc import (
     TrafficPayload,
     flit_layout,
 )
-from tilelab.noc.common import check_int, check_mesh
+from tilelab.noc.common import FifoView, QueueBank, check_mesh, check_pow2
 from tilelab.noc.mesh import Mesh
 
 __all__ = [
@@ -180,9 +179,9 @@ class TrafficGenerator(wiring.Component):
         ``cfg.packets`` packets created (never, when ``cfg.packets`` is 0).
     """
 
-    def __init__(self, *, x, y, rows, cols, queue_depth=64):
+    def __init__(self, *, x, y, rows, cols, queue_depth=256):
         check_mesh(rows, cols)
-        check_int("traffic queue_depth", queue_depth, 2, 4096)
+        check_pow2("traffic queue_depth", queue_depth, 4096)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.queue_depth = queue_depth
         self.layout = flit_layout(TRAFFIC_DATA_WIDTH)
@@ -239,7 +238,8 @@ class TrafficGenerator(wiring.Component):
                         m.d.comb += [dst_x.eq(uni_x), dst_y.eq(uni_y)]
 
         # ---- creation
-        queue = m.submodules.queue = SyncFIFO(width=16 + 1 + 8, depth=self.queue_depth)
+        bank = m.submodules.queue = QueueBank(width=16 + 1 + 8, queues=1, depth=self.queue_depth)
+        queue = FifoView(bank)
         created_count = Signal(32)
         quota = (cfg.packets != 0) & (created_count == cfg.packets)
         m.d.comb += self.quota_done.eq(quota)
@@ -441,7 +441,7 @@ class TrafficHarness(wiring.Component):
         Cycles without progress (while flits are in flight) before ``stuck``.
     """
 
-    def __init__(self, *, rows, cols, depth=4, queue_depth=64, watchdog=1024):
+    def __init__(self, *, rows, cols, depth=8, queue_depth=256, watchdog=1024):
         check_mesh(rows, cols)
         self.rows, self.cols = rows, cols
         self.mesh = Mesh(rows=rows, cols=cols, plane="unicast", data_width=TRAFFIC_DATA_WIDTH, depth=depth,
@@ -491,8 +491,8 @@ class TrafficHarness(wiring.Component):
             wiring.connect(m, gen.out, mesh.local(x, y).i)
             wiring.connect(m, mesh.local(x, y).o, sink.inp)
             m.d.comb += [
-                gen.cfg.eq(self.cfg), gen.start.eq(running), sink.start.eq(running), gen.now.eq(t[:16]), gen.active.eq(window_open),
-                gen.measuring.eq(measuring),
+                gen.cfg.eq(self.cfg), gen.start.eq(running), sink.start.eq(running), gen.now.eq(t[:16]),
+                gen.active.eq(window_open), gen.measuring.eq(measuring),
                 sink.now.eq(t[:16]), sink.measuring.eq(measuring), sink.stall.eq(self.cfg.sink_stall),
                 sink.seed.eq(self.cfg.seed), sink.readout.eq(self.readout),
                 sink.hist_addr.eq(self.rd_addr[:7]),
