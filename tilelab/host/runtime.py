@@ -8,6 +8,7 @@ output with the numpy golden model (:mod:`tilelab.host.golden`) bit for bit.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -117,8 +118,19 @@ def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=No
     start to done (no reset, no memory dump).
     """
     _check_choice("sim", sim, BACKENDS)
-    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tilelab-tile-"))
+    if workdir is None:
+        # Memory images are megabytes each: keep nothing unless the caller asked for a folder
+        # (except when the run fails: its folder is named in the error and kept for inspection).
+        work = Path(tempfile.mkdtemp(prefix="tilelab-tile-"))
+        result = _run_program_in(program, config, sim, waves, work, stall_cycles)
+        shutil.rmtree(work, ignore_errors=True)
+        return result
+    work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
+    return _run_program_in(program, config, sim, waves, work, stall_cycles)
+
+
+def _run_program_in(program, config, sim, waves, work, stall_cycles):
     init, dump = work / "extmem_init.hex", work / "extmem_dump.hex"
     W = config.ext_bytes
     lo = program.out_addr // W
