@@ -46,6 +46,10 @@ async def link_counters(io, rows, cols):
 
 async def traffic_bench(io, *, rows, cols, cfg, warmup, measure, max_cycles, watchdog, links=False):
     """Run the :class:`~tilelab.noc.traffic.TrafficHarness` once and return its counters."""
+    # every input gets a value: a Verilog simulator starts undriven inputs at X, and an X on
+    # ``readout`` would poison the latency histograms
+    for port in ("readout", "rd_addr", "cnt_addr", "go"):
+        io.set(port, 0)
     await io.reset()
     io.set("cfg", cfg)
     io.set("warmup", warmup)
@@ -74,6 +78,8 @@ async def traffic_bench(io, *, rows, cols, cfg, warmup, measure, max_cycles, wat
 
 async def multicast_bench(io, *, rows, cols, cfg, max_cycles, watchdog):
     """Run the multicast harness once; return cycles and per-node flit counts and hashes."""
+    for port in ("node", "cnt_addr", "go"):
+        io.set(port, 0)
     await io.reset()
     io.set("cfg", cfg)
     io.set("go", 1)
@@ -105,6 +111,8 @@ async def multicast_sweep_bench(io, *, rows, cols, cfgs, max_cycles, watchdog):
 
 async def reduce_bench(io, *, rows, cols, cfgs, max_cycles):
     """Run the collective harness: one or more collectives at once (``cfgs`` per context)."""
+    for port in ("node", "go"):
+        io.set(port, 0)
     await io.reset()
     for k, cfg in enumerate(cfgs):
         io.set(f"cfg{k}", cfg)

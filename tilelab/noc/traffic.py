@@ -133,8 +133,8 @@ class TrafficCounter(enum.Enum):
     LAT_SUM = 6         # sum of latencies of measured packets
     LAT_COUNT = 7       # measured packets delivered
     LAT_MAX = 8
-    OFFERED_WINDOW = 9  # packets created inside the measurement window
-    ACCEPTED_WINDOW = 10  # flits delivered inside the measurement window
+    OFFERED_WINDOW = 9  # packets created inside the rate window
+    ACCEPTED_WINDOW = 10  # flits delivered inside the rate window
     CREATED = 11        # packets created
     OVERFLOW = 12       # packets not created because a source queue was full
     FINISH_CYCLE = 13   # cycle the run drained
@@ -142,6 +142,7 @@ class TrafficCounter(enum.Enum):
     DROPPED = 15        # packets the mesh dropped (destination outside)
     DELIVERED_FLITS = 16
     INJECTED_FLITS = 17
+    WINDOW_CYCLES = 18  # cycles of the rate window: measurement window, while no source has met its quota
     HIST = 128
 
 
@@ -498,6 +499,11 @@ class TrafficHarness(wiring.Component):
                 sink.hist_addr.eq(self.rd_addr[:7]),
             ]
 
+        # rates are measured while every source still creates packets: in quota mode the first
+        # source to meet its quota closes the window (after that the offered load drops)
+        rate_window = Signal()
+        m.d.comb += rate_window.eq(measuring & ~Cat(*(g.quota_done for g in gens)).any())
+
         def popcount(bits):
             return sum(bits)
 
@@ -508,7 +514,7 @@ class TrafficHarness(wiring.Component):
             TrafficCounter.INJECTED_FLITS: [g.injected_flit for g in gens],
             TrafficCounter.CREATED: [g.created for g in gens],
             TrafficCounter.OVERFLOW: [g.overflow for g in gens],
-            TrafficCounter.OFFERED_WINDOW: [g.offered_window for g in gens],
+            TrafficCounter.OFFERED_WINDOW: [g.offered_window & rate_window for g in gens],
             TrafficCounter.DELIVERED: [s.delivered for s in sinks],
             TrafficCounter.DELIVERED_FLITS: [s.delivered_flit for s in sinks],
             TrafficCounter.DUPLICATED: [s.duplicated for s in sinks],
@@ -516,7 +522,8 @@ class TrafficHarness(wiring.Component):
             TrafficCounter.CORRUPT: [s.corrupt for s in sinks],
             TrafficCounter.MISROUTED: [s.misrouted for s in sinks],
             TrafficCounter.LAT_COUNT: [s.lat_valid for s in sinks],
-            TrafficCounter.ACCEPTED_WINDOW: [s.delivered_flit & measuring for s in sinks],
+            TrafficCounter.ACCEPTED_WINDOW: [s.delivered_flit & rate_window for s in sinks],
+            TrafficCounter.WINDOW_CYCLES: [rate_window],
         }
         for c, bits in events.items():
             m.d.sync += counters[c].eq(counters[c] + popcount(bits))
