@@ -87,6 +87,27 @@ class LocalSignature(wiring.Signature):
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
 
+def router_members(layout, credit_width, link_port_name):
+    """Signature members shared by the unicast and multicast routers.
+
+    Four link ports in and out (``credit_width``-bit credits), the local port, and the counters
+    (``dropped``, per-output ``flits`` and ``stalls``, per-input ``held``, ``moved``).
+    """
+    members = {}
+    for d in DIRS:
+        members[link_port_name("in", d)] = In(LinkSignature(layout, credit_width))
+        members[link_port_name("out", d)] = Out(LinkSignature(layout, credit_width))
+    members.update({
+        "local": Out(LocalSignature(layout)),
+        "dropped": Out(16),
+        "flits": Out(32).array(5),
+        "stalls": Out(32).array(5),
+        "held": Out(8).array(6),
+        "moved": Out(1),
+    })
+    return members
+
+
 def xy_route(m, x, y, dst, *, name="route"):
     """Dimension-ordered (X first) output port at router ``(x, y)`` for destination ``dst``.
 

@@ -18,19 +18,17 @@ Packets longer than ``max_packet`` flits are cut into ``max_packet``-flit packet
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.noc import Direction, flit_layout
 from tilelab.noc.common import (
     DIRS,
     FifoView,
-    LinkSignature,
-    LocalSignature,
     QueueBank,
     any_of,
     check_int,
     check_mesh,
     check_pow2,
+    router_members,
 )
 from tilelab.noc.router import link_port_name
 
@@ -111,19 +109,7 @@ class MulticastRouter(wiring.Component):
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.max_packet = depth, max_packet
         self.layout = flit_layout(data_width)
-        members = {}
-        for d in DIRS:
-            members[link_port_name("in", d)] = In(LinkSignature(self.layout, 1))
-            members[link_port_name("out", d)] = Out(LinkSignature(self.layout, 1))
-        members.update({
-            "local": Out(LocalSignature(self.layout)),
-            "dropped": Out(16),
-            "flits": Out(32).array(5),
-            "stalls": Out(32).array(5),
-            "held": Out(8).array(6),
-            "moved": Out(1),
-        })
-        super().__init__(members)
+        super().__init__(router_members(self.layout, 1, link_port_name))
 
     def elaborate(self, platform):
         m = Module()

@@ -18,14 +18,11 @@ has no cyclic channel dependency, so the plane is deadlock-free.
 
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.noc import Direction, flit_layout
 from tilelab.noc.common import (
     DIRS,
     OPPOSITE,
-    LinkSignature,
-    LocalSignature,
     QueueBank,
     any_of,
     check_int,
@@ -33,6 +30,7 @@ from tilelab.noc.common import (
     check_pow2,
     next_hop_route,
     round_robin,
+    router_members,
     xy_route,
 )
 
@@ -102,19 +100,7 @@ class UnicastRouter(wiring.Component):
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.eject_depth = depth, eject_depth
         self.layout = flit_layout(data_width)
-        members = {}
-        for d in DIRS:
-            members[link_port_name("in", d)] = In(LinkSignature(self.layout, 5))
-            members[link_port_name("out", d)] = Out(LinkSignature(self.layout, 5))
-        members.update({
-            "local": Out(LocalSignature(self.layout)),
-            "dropped": Out(16),
-            "flits": Out(32).array(5),
-            "stalls": Out(32).array(5),
-            "held": Out(8).array(6),
-            "moved": Out(1),
-        })
-        super().__init__(members)
+        super().__init__(router_members(self.layout, 5, link_port_name))
 
     def elaborate(self, platform):
         m = Module()
