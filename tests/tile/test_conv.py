@@ -183,3 +183,10 @@ def test_layer_that_cannot_fit_external_memory():
     x, wt, b = tensors(1, 96, 96, 64, 8, 1)
     with pytest.raises(LayoutError, match=r"the layer needs \d+ bytes of external memory .* the tile has 524288"):
         conv2d(x, wt, b, out="int32", config=TILE)
+
+
+def test_descriptor_field_overflow_is_a_clear_error():
+    # A stride of 300 does not fit ReadDesc.stride_h (8 bits): caught when packing, before simulation.
+    x, wt, b = tensors(1, 301, 301, 1, 1, 1)
+    with pytest.raises(LayoutError, match=re.escape("ReadDesc.stride_h = 300 does not fit its field (range 0..255)")):
+        conv2d(x, wt, b, stride=300, out="int32", config=TILE)

@@ -28,10 +28,6 @@ from .tile_compiler import compile_conv
 
 __all__ = ["Requant", "LayerStats", "conv2d", "linear", "tile_design"]
 
-#: Reference speed of the plain C++ Verilator loop on this class of machine (MAC/s, 32x32 array),
-#: for ``ratio_to_ceiling`` when no measurement is at hand; ``tilelab bench sim-speed`` measures it.
-CEILING_MACS_PER_SECOND = 266e6
-
 
 @dataclass(frozen=True)
 class Requant:

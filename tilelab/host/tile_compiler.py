@@ -23,11 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import Shape
 
 from tilelab.hdl.formats.tile import (
     DESC_BYTES,
     PARAM_RECORD_BYTES,
     ComputeDesc,
+    ParamRecord,
     ProgramHeader,
     ReadDesc,
     Target,
@@ -39,8 +41,6 @@ from .layers import Conv2dSpec
 
 __all__ = ["LayoutError", "Blocking", "TileProgram", "plan_blocking", "compile_conv"]
 
-#: ComputeDesc.m / .n are 8-bit fields.
-_MAX_TILES = 255
 _ALIGN = 64
 
 
@@ -98,8 +98,9 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
             f"layer needs {row_bytes} bytes per activation lane and {w_row} per weight lane at the smallest "
             f"block ({R}x{C}), but an L1 page holds {config.act_page_bytes} / {config.wgt_page_bytes} "
             f"bytes per lane ({need} bytes short); it cannot fit L1 even at the smallest block")
-    n_hi = max(1, min(n_max, _ceil(cols, C), _MAX_TILES, config.max_param_tiles))
-    m_hi = max(1, min(m_max, _ceil(M, R), _MAX_TILES))
+    max_tiles = _field_range(ComputeDesc, "m").stop - 1
+    n_hi = max(1, min(n_max, _ceil(cols, C), max_tiles, config.max_param_tiles))
+    m_hi = max(1, min(m_max, _ceil(M, R), max_tiles))
     if depthwise:
         n_hi = 1
     W = config.ext_bytes
@@ -159,15 +160,22 @@ class TileProgram:
         return raw.view(self.out_dtype).reshape(self.out_shape).copy()
 
 
-def _bits(struct, fields) -> bytes:
-    value = struct.const(fields).as_bits()
-    return int(value).to_bytes(DESC_BYTES, "little")
+def _field_range(struct, name) -> range:
+    """The values field ``name`` of ``struct`` can hold (from the layout itself)."""
+    shape = Shape.cast(struct.as_shape()[name].shape)
+    if shape.signed:
+        return range(-(1 << (shape.width - 1)), 1 << (shape.width - 1))
+    return range(1 << shape.width)
 
 
-def _check_field(name, value, bits):
-    if not 0 <= value < (1 << bits):
-        raise LayoutError(f"{name} = {value!r} does not fit its {bits}-bit descriptor field")
-    return value
+def _bits(struct, fields, size=DESC_BYTES) -> bytes:
+    """Pack ``fields`` with ``struct``; every integer must fit its field, or :class:`LayoutError`."""
+    for name, value in fields.items():
+        if isinstance(value, int) and value not in _field_range(struct, name):
+            r = _field_range(struct, name)
+            raise LayoutError(f"{struct.__name__}.{name} = {value!r} does not fit its field "
+                              f"(range {r.start}..{r.stop - 1})")
+    return int(struct.const(fields).as_bits()).to_bytes(size, "little")
 
 
 def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
@@ -218,11 +226,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         else:
             geo = dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1,
                        w=npix, ho=1, wo=npix, n0=0, oh0=0, ow0=0)
-        for name, bits in (("kh", 8), ("kw", 8), ("stride_h", 8), ("stride_w", 8), ("dil_h", 8), ("dil_w", 8),
-                           ("pad_top", 8), ("pad_left", 8), ("h", 16), ("w", 16), ("ho", 16), ("wo", 16),
-                           ("n0", 16)):
-            _check_field(name, geo[name], bits)
-        _check_field("npix", npix, 16)
+        # Field ranges are checked against ReadDesc itself when the descriptor is packed.
         return (target, src, pix_stride, chunk, row_bytes, npix, geo)
 
     # Symbolic addresses first (sources are patched once the map is known).
@@ -289,11 +293,9 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     image = np.zeros(end, np.uint8)
     image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
     image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
-    rec = np.zeros((cout, PARAM_RECORD_BYTES), np.uint8)
-    rec[:, 0:4] = np.asarray(bias, np.int32).view(np.uint8).reshape(cout, 4)
-    rec[:, 4:8] = multiplier.astype(np.int32).view(np.uint8).reshape(cout, 4)
-    rec[:, 8] = shift.astype(np.uint8)
-    image[p_addr:p_addr + rec.size] = rec.reshape(-1)
+    rec = b"".join(_bits(ParamRecord, dict(bias=int(bias[c]), multiplier=int(multiplier[c]), shift=int(shift[c])),
+                         PARAM_RECORD_BYTES) for c in range(cout))
+    image[p_addr:p_addr + len(rec)] = np.frombuffer(rec, np.uint8)
 
     hdr = _bits(ProgramHeader, dict(reader_base=r_base, reader_count=len(reader), compute_base=c_base,
                                     compute_count=len(compute), writer_base=wr_base, writer_count=len(writer)))
