@@ -136,19 +136,12 @@ def next_hop_route(m, x, y, route, dst, *, name):
         nx.eq(x + (route == Direction.E) - (route == Direction.W)),
         ny.eq(y + (route == Direction.S) - (route == Direction.N)),
     ]
+    ahead = xy_route(m, nx, ny, dst, name=f"{name}_ahead")
     out = Signal(Direction, name=name)
     with m.If(route == Direction.L):
         m.d.comb += out.eq(Direction.L)
-    with m.Elif(dst.x > nx):
-        m.d.comb += out.eq(Direction.E)
-    with m.Elif(dst.x < nx):
-        m.d.comb += out.eq(Direction.W)
-    with m.Elif(dst.y > ny):
-        m.d.comb += out.eq(Direction.S)
-    with m.Elif(dst.y < ny):
-        m.d.comb += out.eq(Direction.N)
     with m.Else():
-        m.d.comb += out.eq(Direction.L)
+        m.d.comb += out.eq(ahead)
     return out
 
 
