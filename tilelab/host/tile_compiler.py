@@ -39,7 +39,8 @@ from tilelab.pe_models.config import TileConfig
 
 from .layers import Conv2dSpec
 
-__all__ = ["LayoutError", "Blocking", "TileProgram", "plan_blocking", "compile_conv"]
+__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "plan_blocking", "compile_conv",
+           "param_records"]
 
 _ALIGN = 64
 
@@ -160,6 +161,24 @@ class TileProgram:
         return raw.view(self.out_dtype).reshape(self.out_shape).copy()
 
 
+@dataclass(frozen=True)
+class ProgramLayout:
+    """Where a program's data already is (for a tile whose memory is filled by others, e.g. a mesh node).
+
+    All byte addresses in the tile's view. ``x_addr`` holds the whole NHWC input with
+    ``x_pix_stride`` bytes per pixel (≥ Cin; the input of every pixel the program reads must be
+    there); ``w_addr`` / ``p_addr`` hold the weights (OHWI rows) and parameter records of the
+    program's channels only, from its first channel on; ``out_addr`` receives the whole NHWC
+    output (the program writes its pixels × channels).
+    """
+
+    x_addr: int
+    x_pix_stride: int
+    w_addr: int
+    p_addr: int
+    out_addr: int
+
+
 def _field_range(struct, name) -> range:
     """The values field ``name`` of ``struct`` can hold (from the layout itself)."""
     shape = Shape.cast(struct.as_shape()[name].shape)
@@ -178,10 +197,17 @@ def _bits(struct, fields, size=DESC_BYTES) -> bytes:
     return int(struct.const(fields).as_bits()).to_bytes(size, "little")
 
 
+def param_records(bias, multiplier, shift) -> bytes:
+    """The parameter page bytes (:class:`~tilelab.hdl.formats.tile.ParamRecord` per channel)."""
+    return b"".join(_bits(ParamRecord, dict(bias=int(bias[c]), multiplier=int(multiplier[c]), shift=int(shift[c])),
+                          PARAM_RECORD_BYTES) for c in range(len(bias)))
+
+
 def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
                  multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
-                 out_int32: bool = False) -> TileProgram:
-    """Compile one conv layer for one tile.
+                 out_int32: bool = False, pixels: tuple[int, int] | None = None,
+                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
+    """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
 
     Parameters
     ----------
@@ -197,12 +223,27 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         ReLU in the pack stage.
     out_int32 : bool
         Store int32 accumulators (+ bias) instead of requantized int8.
+    pixels, channels : (int, int), optional
+        Compute only output pixels ``[p0, p1)`` (row-major over N, Ho, Wo) and output channels
+        ``[c0, c1)``; default all. A channel range must not split a conv group (depthwise excepted).
+    layout : ProgramLayout, optional
+        The data is placed by someone else: the image then holds only the program (header at
+        byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
+        used for their shapes and (parameters) values of the program's channels.
     """
     R, C, W = config.rows, config.cols, config.ext_bytes
     b = plan_blocking(spec, config)
     M = spec.n * spec.ho * spec.wo
     eb = 4 if out_int32 else 1
     cout = spec.cout
+    p_lo, p_hi = pixels if pixels is not None else (0, M)
+    c_lo, c_hi = channels if channels is not None else (0, cout)
+    if not (0 <= p_lo < p_hi <= M and 0 <= c_lo < c_hi <= cout):
+        raise LayoutError(f"pixels {p_lo}..{p_hi} / channels {c_lo}..{c_hi} outside the layer's {M} output "
+                          f"pixels / {cout} channels (or empty)")
+    if not b.depthwise and ((c_lo % b.cols_per_group) and (c_lo // b.cols_per_group != (c_hi - 1) // b.cols_per_group)):
+        raise LayoutError(f"channel range {c_lo}..{c_hi} splits conv group boundaries ({b.cols_per_group} "
+                          f"channels per group)")
 
     if multiplier is None:
         multiplier = np.ones(cout, np.int64)
@@ -231,30 +272,33 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
 
     # Symbolic addresses first (sources are patched once the map is known).
     x_sym, w_sym, p_sym = "x", "w", "p"
-    for g in range(b.groups):
-        if b.depthwise:
-            c_first = g * C
-            nch_group = min(C, cout - c_first)
-        else:
-            c_first = g * b.cols_per_group
-            nch_group = b.cols_per_group
-        for cb in range(b.col_blocks):
-            c0 = cb * b.n * C
+    x_stride = layout.x_pix_stride if layout is not None else spec.cin
+    row_starts = range(p_lo, p_hi, b.m * R)
+    if b.depthwise:
+        # channel tiles of C from the first channel of the range
+        problems = [(c, min(C, c_hi - c)) for c in range(c_lo, c_hi, C)]
+    else:
+        cpg = b.cols_per_group
+        problems = [(max(g * cpg, c_lo), min((g + 1) * cpg, c_hi) - max(g * cpg, c_lo))
+                    for g in range(c_lo // cpg, (c_hi - 1) // cpg + 1)]
+    for c_first, nch_group in problems:
+        g = c_first // b.cols_per_group if not b.depthwise else None
+        for c0 in range(0, nch_group, b.n * C):
             nch = min(b.n * C, nch_group - c0)
             ch0 = c_first + c0                      # first absolute output channel of the block
-            reader.append(read_desc(Target.PARAM, (p_sym, ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
+            reader.append(read_desc(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
                                     PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
             w_row = spec.kh * spec.kw if b.depthwise else b.k
-            reader.append(read_desc(Target.WGT, (w_sym, ch0 * w_row), w_row, w_row, w_row, nch, conv=False))
-            for rb in range(b.row_blocks):
-                p0 = rb * b.m * R
-                npix = min(b.m * R, M - p0)
+            reader.append(read_desc(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, w_row, nch,
+                                    conv=False))
+            for rb, p0 in enumerate(row_starts):
+                npix = min(b.m * R, p_hi - p0)
                 if b.depthwise:
                     src = (x_sym, c_first)
                 else:
                     src = (x_sym, g * b.chunk)
-                reader.append(read_desc(Target.ACT, src, spec.cin, b.chunk, b.row_bytes, npix, conv=True, p0=p0))
-                last_rb = rb == b.row_blocks - 1
+                reader.append(read_desc(Target.ACT, src, x_stride, b.chunk, b.row_bytes, npix, conv=True, p0=p0))
+                last_rb = rb == len(row_starts) - 1
                 m_t = _ceil(npix, R)
                 n_t = _ceil(nch, C)
                 compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
@@ -275,27 +319,32 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     wr_base = addr
     addr += DESC_BYTES * len(writer)
     program_bytes = addr
-    x_addr = align(addr)
-    addr = x_addr + x.size
-    w_addr = align(addr + W)
-    addr = w_addr + w.size
-    p_addr = align(addr + W)
-    addr = p_addr + cout * PARAM_RECORD_BYTES
-    out_addr = align(addr + W)
-    out_bytes = M * cout * eb
-    end = align(out_addr + out_bytes + 2 * W)
-    if end > config.ext_bytes_total:
-        raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
-                          f"output {out_bytes}, program {program_bytes}); the tile has "
-                          f"{config.ext_bytes_total}")
-    base = {x_sym: x_addr, w_sym: w_addr, p_sym: p_addr}
-
-    image = np.zeros(end, np.uint8)
-    image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
-    image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
-    rec = b"".join(_bits(ParamRecord, dict(bias=int(bias[c]), multiplier=int(multiplier[c]), shift=int(shift[c])),
-                         PARAM_RECORD_BYTES) for c in range(cout))
-    image[p_addr:p_addr + len(rec)] = np.frombuffer(rec, np.uint8)
+    w_row_bytes = spec.kh * spec.kw * (1 if b.depthwise else spec.cin // spec.groups)
+    if layout is not None:
+        image = np.zeros(program_bytes, np.uint8)
+        base = {x_sym: layout.x_addr, w_sym: layout.w_addr, p_sym: layout.p_addr}
+        out_addr = layout.out_addr
+    else:
+        x_addr = align(addr)
+        addr = x_addr + x.size
+        w_addr = align(addr + W)
+        addr = w_addr + w.size
+        p_addr = align(addr + W)
+        addr = p_addr + cout * PARAM_RECORD_BYTES
+        out_addr = align(addr + W)
+        out_bytes = M * cout * eb
+        end = align(out_addr + out_bytes + 2 * W)
+        if end > config.ext_bytes_total:
+            raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
+                              f"output {out_bytes}, program {program_bytes}); the tile has "
+                              f"{config.ext_bytes_total}")
+        image = np.zeros(end, np.uint8)
+        image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
+        image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
+        rec = param_records(bias, multiplier, shift)
+        image[p_addr:p_addr + len(rec)] = np.frombuffer(rec, np.uint8)
+        # the descriptors address the program's first channel
+        base = {x_sym: x_addr, w_sym: w_addr + c_lo * w_row_bytes, p_sym: p_addr + c_lo * PARAM_RECORD_BYTES}
 
     hdr = _bits(ProgramHeader, dict(reader_base=r_base, reader_count=len(reader), compute_base=c_base,
                                     compute_count=len(compute), writer_base=wr_base, writer_count=len(writer)))
