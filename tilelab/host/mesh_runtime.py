@@ -22,7 +22,7 @@ from tilelab.sim.memimage import read_hex, write_hex
 from .mesh_compiler import SHARDS, WEIGHT_LOADS, MeshError, MeshProgram, compile_conv_mesh
 from .runtime import LayerStats, Requant, cached_design, check_conv_args, conv_golden
 
-__all__ = ["MeshStats", "conv2d_mesh", "mesh_design", "parse_mesh", "MESH_SIMS"]
+__all__ = ["MeshStats", "conv2d_mesh", "mesh_design", "parse_mesh", "run_mesh_program", "MESH_SIMS"]
 
 #: Simulators that run a mesh (its memories are Verilog models).
 MESH_SIMS = ("verilator", "icarus")
@@ -119,18 +119,23 @@ def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, r
                                 shift=shift, zero_point=zp, relu=activation == "relu", out_int32=out == "int32")
     if workdir is None:
         work = Path(tempfile.mkdtemp(prefix="tilelab-mesh-"))
-        y, value, res = _run(program, sim, waves, work, stall_cycles)
+        y, value, res = run_mesh_program(program, sim=sim, waves=waves, workdir=work, stall_cycles=stall_cycles)
         shutil.rmtree(work, ignore_errors=True)
     else:
         work = Path(workdir)
         work.mkdir(parents=True, exist_ok=True)
-        y, value, res = _run(program, sim, waves, work, stall_cycles)
+        y, value, res = run_mesh_program(program, sim=sim, waves=waves, workdir=work, stall_cycles=stall_cycles)
     want = conv_golden(x, w, bias, spec, mult, shift, zp, activation=activation, out=out)
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
     return y, _stats(program, value, res, exact)
 
 
-def _run(program: MeshProgram, sim, waves, work, stall_cycles):
+def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workdir, stall_cycles=20_000):
+    """Simulate a compiled :class:`~tilelab.host.mesh_compiler.MeshProgram` in folder ``workdir``.
+
+    Returns ``(output, raw counters, SimResult)``.
+    """
+    work = Path(workdir)
     cfg = program.config
     W = cfg.word_bytes
     plusargs = {}
