@@ -16,6 +16,13 @@ Blocking (per group, or per channel tile in depthwise mode)::
 Pages: an activation page holds ``m·K`` bytes per lane (R lanes), a weight page ``n·K`` bytes per
 lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit reads
 ``K·(bM + bN) ≤ (act_page_bytes·R + wgt_page_bytes·C)`` — the guide's rule, per lane.
+
+Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
+per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
+rows; each block's activation page is the raw zero-padded input window those rows need
+(``window_rows × window_cols`` pixels of C bytes), loaded once and broadcast to every activation
+lane, so each input byte is read from external memory once per window (halo rows twice). The
+compute engine's per-lane address generator picks every output pixel's taps out of the window.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ class Blocking:
     n: int              #: weight tiles (of C channels) per column block
     row_blocks: int
     col_blocks: int
+    block_rows: int = 0     #: depthwise: output rows per row block (a block never spans two images)
+    window_rows: int = 0    #: depthwise: input rows (with zero padding) of one block's window
+    window_cols: int = 0    #: depthwise: input columns (with zero padding) of a window
 
     @property
     def block_pixels(self) -> int:
@@ -79,15 +89,11 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     taps = spec.kh * spec.kw
     depthwise = config.depthwise and spec.groups > 1 and spec.groups == spec.cin == spec.cout
     if depthwise:
-        k, chunk, row_bytes = taps, C, taps * C
-        groups, cols = _ceil(spec.cout, C), min(C, spec.cout)
-        w_row = taps
-    else:
-        cg = spec.cin // spec.groups
-        k = chunk = None
-        k, chunk, row_bytes = taps * cg, cg, taps * cg
-        groups, cols = spec.groups, spec.cout // spec.groups
-        w_row = k
+        return _plan_depthwise(spec, config)
+    cg = spec.cin // spec.groups
+    k, chunk, row_bytes = taps * cg, cg, taps * cg
+    groups, cols = spec.groups, spec.cout // spec.groups
+    w_row = k
     if k > 0xFFFF or row_bytes > 0xFFFF:
         raise LayoutError(f"reduction size {row_bytes!r} bytes per output exceeds the descriptor limit 65535")
     m_max = config.act_page_bytes // row_bytes
@@ -101,8 +107,6 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
     n_hi = max(1, min(n_max, _ceil(cols, C), max_tiles, config.max_param_tiles))
     m_hi = max(1, min(m_max, _ceil(M, R), max_tiles))
-    if depthwise:
-        n_hi = 1
     W = config.ext_bytes
     tiles_m = _ceil(M, R)
 
@@ -122,8 +126,45 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # a block boundary costs only a few cycles.
     m = max(1, min(m_hi, 4, _ceil(tiles_m, 4)))
     n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
-    return Blocking(depthwise=depthwise, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
+    return Blocking(depthwise=False, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
                     cols_per_group=cols, m=m, n=n, row_blocks=_ceil(M, m * R), col_blocks=_ceil(cols, n * C))
+
+
+def _flat_geometry(npix: int) -> dict:
+    """ReadDesc geometry of ``npix`` consecutive rows (weights, parameters): a 1×npix image, 1×1 kernel."""
+    return dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1, w=npix, ho=1,
+                wo=npix, n0=0, oh0=0, ow0=0)
+
+
+def _window_rows(spec: Conv2dSpec, out_rows: int) -> int:
+    """Input rows (zero padding included) that ``out_rows`` consecutive output rows read."""
+    return (out_rows - 1) * spec.stride[0] + (spec.kh - 1) * spec.dilation[0] + 1
+
+
+def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
+    R, C = config.rows, config.cols
+    taps = spec.kh * spec.kw
+    window_cols = (spec.wo - 1) * spec.stride[1] + (spec.kw - 1) * spec.dilation[1] + 1
+    max_tiles = _field_range(ComputeDesc, "m").stop - 1
+    page = config.act_page_bytes
+    if _window_rows(spec, 1) * window_cols * C > page:
+        raise LayoutError(
+            f"depthwise layer needs a window of {_window_rows(spec, 1)}x{window_cols} pixels of {C} bytes "
+            f"({_window_rows(spec, 1) * window_cols * C} bytes) per activation lane for one output row, but an "
+            f"L1 page holds {page} bytes per lane")
+    if taps > config.wgt_page_bytes:
+        raise LayoutError(f"depthwise layer needs {taps} bytes per weight lane, but an L1 page holds "
+                          f"{config.wgt_page_bytes}")
+    fit = 1
+    while (fit < spec.ho and _window_rows(spec, fit + 1) * window_cols * C <= page
+           and _ceil((fit + 1) * spec.wo, R) <= max_tiles):
+        fit += 1
+    blocks = _ceil(spec.ho, fit)
+    rows = _ceil(spec.ho, blocks)           # equal blocks: the same page fill time each
+    return Blocking(depthwise=True, groups=_ceil(spec.cout, C), k=taps, row_bytes=C, chunk=C,
+                    cols_per_group=min(C, spec.cout), m=_ceil(rows * spec.wo, R), n=1,
+                    row_blocks=spec.n * _ceil(spec.ho, rows), col_blocks=1, block_rows=rows,
+                    window_rows=_window_rows(spec, rows), window_cols=window_cols)
 
 
 @dataclass
@@ -224,45 +265,41 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
             geo = dict(kh=spec.kh, kw=spec.kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=ph,
                        pad_left=pw, h=spec.h, w=spec.w, ho=spec.ho, wo=spec.wo, n0=n0, oh0=oh0, ow0=ow0)
         else:
-            geo = dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1,
-                       w=npix, ho=1, wo=npix, n0=0, oh0=0, ow0=0)
+            geo = _flat_geometry(npix)
         # Field ranges are checked against ReadDesc itself when the descriptor is packed.
         return (target, src, pix_stride, chunk, row_bytes, npix, geo)
 
     # Symbolic addresses first (sources are patched once the map is known).
     x_sym, w_sym, p_sym = "x", "w", "p"
-    for g in range(b.groups):
-        if b.depthwise:
-            c_first = g * C
-            nch_group = min(C, cout - c_first)
-        else:
+    if b.depthwise:
+        _depthwise_streams(spec, config, b, reader, compute, writer, zero_point=zero_point, relu=relu,
+                           out_int32=out_int32)
+    else:
+        for g in range(b.groups):
             c_first = g * b.cols_per_group
             nch_group = b.cols_per_group
-        for cb in range(b.col_blocks):
-            c0 = cb * b.n * C
-            nch = min(b.n * C, nch_group - c0)
-            ch0 = c_first + c0                      # first absolute output channel of the block
-            reader.append(read_desc(Target.PARAM, (p_sym, ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
-                                    PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
-            w_row = spec.kh * spec.kw if b.depthwise else b.k
-            reader.append(read_desc(Target.WGT, (w_sym, ch0 * w_row), w_row, w_row, w_row, nch, conv=False))
-            for rb in range(b.row_blocks):
-                p0 = rb * b.m * R
-                npix = min(b.m * R, M - p0)
-                if b.depthwise:
-                    src = (x_sym, c_first)
-                else:
+            for cb in range(b.col_blocks):
+                c0 = cb * b.n * C
+                nch = min(b.n * C, nch_group - c0)
+                ch0 = c_first + c0                      # first absolute output channel of the block
+                reader.append(read_desc(Target.PARAM, (p_sym, ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
+                                        PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
+                w_row = b.k
+                reader.append(read_desc(Target.WGT, (w_sym, ch0 * w_row), w_row, w_row, w_row, nch, conv=False))
+                for rb in range(b.row_blocks):
+                    p0 = rb * b.m * R
+                    npix = min(b.m * R, M - p0)
                     src = (x_sym, g * b.chunk)
-                reader.append(read_desc(Target.ACT, src, spec.cin, b.chunk, b.row_bytes, npix, conv=True, p0=p0))
-                last_rb = rb == b.row_blocks - 1
-                m_t = _ceil(npix, R)
-                n_t = _ceil(nch, C)
-                compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
-                                    valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=int(b.depthwise),
-                                    out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
-                                    pop_param=int(last_rb)))
-                writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
-                                   valid_cols=nch, out_int32=int(out_int32)))
+                    reader.append(read_desc(Target.ACT, src, spec.cin, b.chunk, b.row_bytes, npix, conv=True, p0=p0))
+                    last_rb = rb == b.row_blocks - 1
+                    m_t = _ceil(npix, R)
+                    n_t = _ceil(nch, C)
+                    compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
+                                        valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=0,
+                                        out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
+                                        pop_param=int(last_rb)))
+                    writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
+                                       valid_cols=nch, out_int32=int(out_int32)))
 
     def align(v):
         return _ceil(v, _ALIGN) * _ALIGN
@@ -303,6 +340,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     for i, (target, (sym, off), pix_stride, chunk, row_bytes, npix, geo) in enumerate(reader):
         d = dict(target=target, src=base[sym] + off, pix_stride=pix_stride, chunk=chunk, row_bytes=row_bytes,
                  npix=npix, **geo)
+        d.setdefault("bcast", 0)
         a = r_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ReadDesc, d), np.uint8)
     for i, d in enumerate(compute):
@@ -321,3 +359,44 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                        descriptors={"reader": len(reader), "compute": len(compute), "writer": len(writer)})
 
 
+
+
+def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader, compute, writer, *,
+                       zero_point, relu, out_int32):
+    """Descriptors of a depthwise layer (see the module docstring): windows, taps, stores."""
+    R, C = config.rows, config.cols
+    sh, sw = spec.stride
+    ph, pw = spec.padding
+    dh, dw = spec.dilation
+    taps = spec.kh * spec.kw
+    eb = 4 if out_int32 else 1
+    wo = spec.wo
+    col = sw * C                            # bytes from one output column to the next in the window
+    row = sh * b.window_cols * C            # ... from one output row to the next
+    addressing = dict(
+        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * C, dw_col=col,
+        dw_adv=(R // wo) * row + (R % wo) * col, dw_wrap=row - wo * col,
+        dw_tap_row=dh * b.window_cols * C - spec.kw * dw * C)
+    for g in range(b.groups):
+        ch0 = g * C
+        nch = min(C, spec.cout - ch0)
+        reader.append((Target.PARAM, ("p", ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES, PARAM_RECORD_BYTES,
+                       PARAM_RECORD_BYTES, nch, _flat_geometry(nch)))
+        reader.append((Target.WGT, ("w", ch0 * taps), taps, taps, taps, nch, _flat_geometry(nch)))
+        blocks = [(n, oh0) for n in range(spec.n) for oh0 in range(0, spec.ho, b.block_rows)]
+        for i, (n, oh0) in enumerate(blocks):
+            rows = min(b.block_rows, spec.ho - oh0)
+            window_rows = _window_rows(spec, rows)
+            # The window as a 1x1 "conv" over the zero-padded input, broadcast to every lane.
+            geo = dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=ph, pad_left=pw, h=spec.h,
+                       w=spec.w, ho=oh0 * sh + window_rows, wo=b.window_cols, n0=n, oh0=oh0 * sh, ow0=0, bcast=1)
+            reader.append((Target.ACT, ("x", ch0), spec.cin, nch, C, window_rows * b.window_cols, geo))
+            last = i == len(blocks) - 1
+            p0 = (n * spec.ho + oh0) * wo
+            npix = rows * wo
+            m_t = _ceil(npix, R)
+            compute.append(dict(m=m_t, n=1, k=taps, a_row_bytes=0, w_row_bytes=taps, valid_rows=npix,
+                                valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
+                                relu=int(relu), pop_act=1, pop_wgt=int(last), pop_param=int(last), **addressing))
+            writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=1, valid_rows=npix,
+                               valid_cols=nch, out_int32=int(out_int32)))

@@ -306,6 +306,7 @@ class ComputeTile(wiring.Component):
         p_off = Signal(range(W))
         p_len = Signal(range(W + 1))
         p_zero = Signal()
+        p_bcast = Signal()
         m.d.sync += p_valid.eq(0)
 
         with m.Switch(state):
@@ -321,6 +322,9 @@ class ComputeTile(wiring.Component):
                     for t, cnt in enumerate(lane_counts):
                         with m.If(v.target.as_value() == t):
                             m.d.sync += lanes_n.eq(cnt)
+                    with m.If(v.bcast):
+                        # Every row goes to every lane: the lane index stays 0, rows follow each other.
+                        m.d.sync += lanes_n.eq(1)
             with m.Case(EngineState.WAIT_CB):
                 count("reader_wait_cb")
                 for t, cb in enumerate(cbs):
@@ -354,7 +358,7 @@ class ComputeTile(wiring.Component):
                     count("ext_bytes_read", ln)
                 m.d.sync += [
                     p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
-                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb),
+                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast),
                 ]
                 # Advance: piece → tap → row → pixel.
                 chunk_end = cb_off + ln >= d.chunk
@@ -389,8 +393,13 @@ class ComputeTile(wiring.Component):
         for t, banks in enumerate((act, wgt, par)):
             for i, bank in enumerate(banks):
                 m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(shifted), bank.wr_mask.eq(mask[:W])]
-                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & (p_lane == i))
-        count("l1_writes", 1, p_valid)
+                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & ((p_lane == i) | p_bcast))
+        bcast_writes = Signal(range(max(lane_counts) + 1))
+        m.d.comb += bcast_writes.eq(1)
+        for t, cnt in enumerate(lane_counts):
+            with m.If(p_bcast & (p_target == t)):
+                m.d.comb += bcast_writes.eq(cnt)
+        count("l1_writes", bcast_writes, p_valid)
         return (state == EngineState.IDLE) | (state == EngineState.DONE)
 
     # ------------------------------------------------------------------------------------------
@@ -425,10 +434,41 @@ class ComputeTile(wiring.Component):
         is_tile_start = k == 0
         can_tile = (tileq.level + tile_inflight < 4)
 
+        # Depthwise address generator: per lane the page byte of its output pixel's first tap and
+        # that pixel's output column; one tap offset shared by all lanes (see ComputeDesc).
+        dw_pix = [Signal(32, name=f"dw_pix{r}") for r in range(R)]
+        dw_ow = [Signal(16, name=f"dw_ow{r}") for r in range(R)]
+        dw_kj = Signal(8)
+        dw_tap = Signal(32)
+
+        def dw_advance(ow, pix, q, adv, name):
+            """A lane's (column, byte) after ``q`` more columns and ``adv`` more bytes (one wrap at most)."""
+            nw = Signal(17, name=f"{name}_nw")
+            new_ow = Signal(16, name=f"{name}_ow")
+            new_pix = Signal(32, name=f"{name}_pix")
+            wrap = nw >= d.dw_wo
+            m.d.comb += [
+                nw.eq(ow + q),
+                new_ow.eq(Mux(wrap, nw - d.dw_wo, nw)),
+                new_pix.eq(pix + adv + Mux(wrap, d.dw_wrap.as_unsigned(), 0)),
+            ]
+            return new_ow, new_pix
+
+        dw_start, dw_next = [], []
+        if cfg.depthwise:
+            # Lane r starts at output pixel r of the block (a chain of one-pixel advances) and moves
+            # on by R pixels after each activation tile.
+            ow, pix = Const(0, 16), Const(0, 32)
+            for r in range(R):
+                dw_start.append((ow, pix))
+                ow, pix = dw_advance(ow, pix, 1, d.dw_col, f"dw_start{r + 1}")
+                dw_next.append(dw_advance(dw_ow[r], dw_pix[r], d.dw_qw, d.dw_adv, f"dw_next{r}"))
+
         p_valid = Signal()
         p_first = Signal()
         p_last = Signal()
         p_aoff = Signal(range(W))
+        p_loff = [Signal(range(W), name=f"p_loff{r}") for r in range(R)]
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
@@ -447,6 +487,9 @@ class ComputeTile(wiring.Component):
                                  ta.eq(0), tw.eq(0), k.eq(0)]
             with m.Case(EngineState.WAIT_CB):
                 count("compute_wait_cb")
+                for r, (ow, pix) in enumerate(dw_start):
+                    m.d.sync += [dw_ow[r].eq(ow), dw_pix[r].eq(pix)]
+                m.d.sync += [dw_kj.eq(0), dw_tap.eq(0)]
                 with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
                     m.d.sync += [
                         state.eq(EngineState.RUN),
@@ -461,11 +504,28 @@ class ComputeTile(wiring.Component):
                     a_addr = Signal(32)
                     w_addr = Signal(32)
                     m.d.comb += [
-                        a_addr.eq(a_base + ta * d.a_row_bytes + Mux(d.dw, k * C, k)),
+                        a_addr.eq(a_base + ta * d.a_row_bytes + k),
                         w_addr.eq(w_base + tw * d.w_row_bytes + k),
                     ]
-                    for bank in act:
-                        m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(a_addr >> logw)]
+                    for r, bank in enumerate(act):
+                        lane_addr = Signal(32, name=f"a_addr{r}")
+                        m.d.comb += lane_addr.eq(a_addr)
+                        if cfg.depthwise:
+                            with m.If(d.dw):
+                                m.d.comb += lane_addr.eq(a_base + dw_pix[r] + dw_tap)
+                        m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(lane_addr >> logw)]
+                        if cfg.depthwise:
+                            m.d.sync += p_loff[r].eq(lane_addr[:logw])
+                    if cfg.depthwise:
+                        # Next tap; after the last tap of a tile every lane moves on by R pixels.
+                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + d.dw_tap_col)]
+                        with m.If(dw_kj + 1 >= d.dw_kw):
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + d.dw_tap_col + d.dw_tap_row.as_unsigned())]
+                        with m.If(last_step):
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(0)]
+                            with m.If(last_tw):
+                                for r in range(R):
+                                    m.d.sync += [dw_ow[r].eq(dw_next[r][0]), dw_pix[r].eq(dw_next[r][1])]
                     for bank in wgt:
                         m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(w_addr >> logw)]
                     count("l1_reads", R + C)
@@ -503,8 +563,8 @@ class ComputeTile(wiring.Component):
         for r, bank in enumerate(act):
             m.d.comb += step.a[r].eq(bank.rd_data.word_select(p_aoff, 8))
             if cfg.depthwise:
-                # Depthwise rows are C-byte aligned (C divides W): pick the C-byte slot.
-                slot = bank.rd_data.word_select(p_aoff >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
+                # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
+                slot = bank.rd_data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
                 m.d.comb += step.a2[r].eq(slot)
         for c, bank in enumerate(wgt):
             m.d.comb += step.b[c].eq(bank.rd_data.word_select(p_woff, 8))

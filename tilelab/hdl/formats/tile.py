@@ -65,10 +65,16 @@ class ReadDesc(data.Struct):
     ``src + ((n * h + ih) * w + iw) * pix_stride`` with ``ih = oh * stride_h - pad_top + kh * dil_h``
     and ``iw = ow * stride_w - pad_left + kw * dil_w``, or zeros when (ih, iw) is outside the
     input. Weights and parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
+
+    With ``bcast`` every row is written to *all* lanes of the CB at byte ``j * row_bytes`` (one
+    write to every lane bank in the same cycle). Depthwise conv loads its raw input window this way
+    (a 1×1 kernel over the zero-padded input, each input byte read once per window): every MAC-array
+    row then finds the taps of its own output pixel in its own lane (see :class:`ComputeDesc`).
     """
 
     target: Target
-    _pad0: 6
+    bcast: 1
+    _pad0: 5
     kh: 8
     kw: 8
     stride_h: 8
@@ -95,8 +101,17 @@ class ComputeDesc(data.Struct):
     """One output block on the math engine: ``m`` activation tiles × ``n`` weight tiles.
 
     For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
-    stream through the MAC array and the pack stage writes R output rows to the output CB. In
-    depthwise mode (``dw``) a step reads ``cols`` bytes per activation lane (one per channel).
+    stream through the MAC array and the pack stage writes R output rows to the output CB.
+
+    In depthwise mode (``dw``) the activation page holds a raw, zero-padded input window (``bcast``
+    :class:`ReadDesc`: pixel ``i`` of the window at byte ``i * cols``, ``cols`` channels each, the
+    same in every lane) and a step reads ``cols`` bytes per lane, each lane at its own address:
+    lane ``r`` computes output pixel ``p = ta * rows + r`` of the block, ``(oh, ow) = divmod(p, dw_wo)``,
+    and reads tap ``k = ki * kw + kj`` at byte ``pix_r + tap_k`` of the page. The address
+    generator keeps ``pix_r`` per lane incrementally: advancing a lane by one pixel adds ``dw_col``
+    (and ``dw_wrap`` more when ``ow`` wraps past ``dw_wo``); advancing by ``rows`` pixels adds
+    ``dw_adv`` with ``ow += dw_qw`` (plus ``dw_wrap`` on a wrap). ``tap_k`` adds ``dw_tap_col``
+    per kernel column and ``dw_tap_row`` more at the end of each of the ``dw_kw`` columns.
     """
 
     m: 8
@@ -114,6 +129,14 @@ class ComputeDesc(data.Struct):
     pop_wgt: 1
     pop_param: 1
     _pad0: 2
+    dw_wo: 16         #: output pixels per output row (depthwise addressing)
+    dw_qw: 16         #: rows % dw_wo: column advance of a lane from one tile to the next
+    dw_kw: 8          #: kernel columns
+    dw_tap_col: 16    #: bytes from one kernel column to the next (dil_w * cols)
+    dw_col: 32        #: bytes from one output column to the next (stride_w * cols)
+    dw_adv: 32        #: bytes a lane advances from one tile to the next, before a row wrap
+    dw_wrap: signed(32)     #: bytes added when a lane's column wraps to the next output row
+    dw_tap_row: signed(32)  #: bytes added after the last kernel column, to the next kernel row
 
 
 class WriteDesc(data.Struct):
