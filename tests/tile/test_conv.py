@@ -45,6 +45,11 @@ CASES = [
     ("groups2",           1, 6,  6,  6,   10,   3, 1,      1,   1,   2,      "int8"),
     ("depthwise",         1, 8,  7,  8,   8,    3, 1,      1,   1,   8,      "int8"),
     ("depthwise-s2-odd",  1, 9,  9,  6,   6,    3, 2,      1,   1,   6,      "int32"),
+    ("dw-pad0-n2-c6",     2, 7,  6,  6,   6,    3, 1,      0,   1,   6,      "int8"),
+    ("dw-s2-pad0-c10",    1, 9,  8,  10,  10,   3, 2,      0,   1,   10,     "int32"),
+    ("dw-s2-pad1-n2-c5",  2, 8,  9,  5,   5,    3, 2,      1,   1,   5,      "int8"),
+    ("dw-dil2-wide",      1, 6,  11, 3,   3,    3, 1,      2,   2,   3,      "int32"),
+    ("dw-5x5-s2-pad2",    1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8"),
     ("odd-channels-n2",   2, 5,  5,  7,   9,    3, 1,      1,   1,   1,      "int8"),
     ("blocked",           1, 16, 16, 32,  16,   3, 1,      1,   1,   1,      "int8"),
 ]
@@ -77,6 +82,44 @@ def test_the_spec_case_n2_16x16x32_s2_64_out():
     np.testing.assert_array_equal(y, golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point))
     assert stats.bit_exact and stats.macs == 2 * 8 * 8 * 64 * 9 * 32
     assert stats.blocking["row_blocks"] > 1, "the input does not fit one L1 page: the layer must be blocked"
+
+
+@pytest.mark.parametrize("out", ["int8", "int32"])
+def test_depthwise_windows_read_each_input_byte_once(out):
+    # Wide rows: an input window of a few rows fills an activation page, so each image is cut
+    # into several row blocks (and the blocks of the two images never mix).
+    n, h, w, c, stride, pad = 2, 13, 40, 6, 1, 1
+    x, wt, b = tensors(n, h, w, c, c, 3, groups=c, seed=5)
+    rq = requant_for(x, wt, b, stride=stride, padding=pad, dilation=1, groups=c) if out == "int8" else None
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, groups=c, requant=rq, out=out, config=TILE)
+    acc = golden.conv2d(x, wt, b, stride=stride, padding=pad, groups=c)
+    want = acc if out == "int32" else golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point)
+    np.testing.assert_array_equal(y, want)
+    spec = Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, groups=c)
+    blk = stats.blocking
+    assert blk["depthwise"] and blk["row_blocks"] > n
+    assert stats.macs == spec.macs
+    # Per row block: 9 steps per tile of R output pixels; external reads: per channel tile its
+    # parameters and weights, per row block the input rows of its window (inside the image) once
+    # (halo rows are shared by two neighbouring blocks).
+    rows_read = tiles = 0
+    for oh0 in range(0, spec.ho, blk["block_rows"]):
+        rows = min(blk["block_rows"], spec.ho - oh0)
+        tiles += -(-rows * spec.wo // TILE.rows)
+        top = oh0 * stride - pad
+        bottom = (oh0 + rows - 1) * stride - pad + 2
+        rows_read += min(bottom, h - 1) - max(top, 0) + 1
+    assert stats.counters["mac_steps"] == 9 * tiles * n * blk["groups"]
+    assert stats.ext_bytes_read == c * (16 + 9) + n * rows_read * w * c
+    assert stats.ext_bytes_read < 1.5 * x.size + c * 25, "each input byte is read about once"
+
+
+def test_depthwise_window_that_cannot_fit_l1():
+    x, wt, b = tensors(1, 3, 200, 4, 4, 3, groups=4)
+    with pytest.raises(LayoutError, match=re.escape(
+            "depthwise layer needs a window of 3x202 pixels of 4 bytes (2424 bytes) per activation lane for one "
+            "output row, but an L1 page holds 2048 bytes per lane")):
+        conv2d(x, wt, b, padding=1, groups=4, out="int32", config=TILE)
 
 
 def test_linear_int8():

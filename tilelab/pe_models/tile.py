@@ -362,7 +362,8 @@ class ComputeTile(wiring.Component):
                 ]
                 # Advance: piece → tap → row → pixel.
                 chunk_end = cb_off + ln >= d.chunk
-                row_end = tap_off + ln >= row_bytes
+                # A row ends after its last tap (row_bytes may leave room at the end of the row).
+                row_end = (tap_off + ln >= row_bytes) | (chunk_end & (ki + 1 >= d.kh) & (kj + 1 >= d.kw))
                 m.d.sync += [cb_off.eq(cb_off + ln), tap_off.eq(tap_off + ln)]
                 with m.If(chunk_end):
                     m.d.sync += [cb_off.eq(0), kj.eq(kj + 1)]

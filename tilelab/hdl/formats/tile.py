@@ -65,6 +65,7 @@ class ReadDesc(data.Struct):
     ``src + ((n * h + ih) * w + iw) * pix_stride`` with ``ih = oh * stride_h - pad_top + kh * dil_h``
     and ``iw = ow * stride_w - pad_left + kw * dil_w``, or zeros when (ih, iw) is outside the
     input. Weights and parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
+    ``row_bytes`` may exceed ``kh * kw * chunk``: the rest of each row is left as it is.
 
     With ``bcast`` every row is written to *all* lanes of the CB at byte ``j * row_bytes`` (one
     write to every lane bank in the same cycle). Depthwise conv loads its raw input window this way
