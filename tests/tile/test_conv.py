@@ -117,7 +117,7 @@ def test_depthwise_windows_read_each_input_byte_once(out):
 def test_depthwise_window_that_cannot_fit_l1():
     x, wt, b = tensors(1, 3, 200, 4, 4, 3, groups=4)
     with pytest.raises(LayoutError, match=re.escape(
-            "depthwise layer needs a window of 3x202 pixels of 4 bytes (2424 bytes) per activation lane for one "
+            "depthwise layer needs a window of 3x200 pixels of 4 bytes (2400 bytes) per activation lane for one "
             "output row, but an L1 page holds 2048 bytes per lane")):
         conv2d(x, wt, b, padding=1, groups=4, out="int32", config=TILE)
 
@@ -154,6 +154,26 @@ def test_random_shapes(data):
                                                    groups=groups))
     assert stats.macs == Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil,
                                                  groups=groups).macs
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_depthwise_shapes(data):
+    k = data.draw(st.sampled_from([1, 2, 3, 5]), label="k")
+    stride = data.draw(st.integers(1, 3), label="stride")
+    dil = data.draw(st.integers(1, 2), label="dilation")
+    pad = data.draw(st.integers(0, 2), label="padding")
+    span = dil * (k - 1) + 1
+    h = data.draw(st.integers(max(1, span - 2 * pad), 11), label="h")
+    w = data.draw(st.integers(max(1, span - 2 * pad), 11), label="w")
+    c = data.draw(st.integers(2, 9), label="channels")
+    n = data.draw(st.integers(1, 2), label="n")
+    x, wt, b = tensors(n, h, w, c, c, k, c, seed=data.draw(st.integers(0, 999), label="seed"))
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=c, out="int32", config=TILE)
+    np.testing.assert_array_equal(y, golden.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=c))
+    assert stats.blocking["depthwise"]
+    assert stats.macs == Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil,
+                                                 groups=c).macs
 
 
 @pytest.mark.parametrize("sim", ["amaranth", pytest.param("icarus", marks=requires_icarus)])

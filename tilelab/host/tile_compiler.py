@@ -19,10 +19,11 @@ lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit rea
 
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
 per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
-rows; each block's activation page is the raw zero-padded input window those rows need
-(``window_rows × window_cols`` pixels of C bytes), loaded once and broadcast to every activation
-lane, so each input byte is read from external memory once per window (halo rows twice). The
-compute engine's per-lane address generator picks every output pixel's taps out of the window.
+rows; each block's activation page is the raw input window those rows need (at most
+``window_rows`` whole input rows of ``window_cols`` pixels of C bytes, no padding), loaded once and
+broadcast to every activation lane, so each input byte is read from external memory once per window
+(the halo rows between two blocks twice). The compute engine's per-lane address generator picks
+every output pixel's taps out of the window and feeds zeros for taps in the padding.
 """
 
 from __future__ import annotations
@@ -137,14 +138,14 @@ def _flat_geometry(npix: int) -> dict:
 
 
 def _window_rows(spec: Conv2dSpec, out_rows: int) -> int:
-    """Input rows (zero padding included) that ``out_rows`` consecutive output rows read."""
-    return (out_rows - 1) * spec.stride[0] + (spec.kh - 1) * spec.dilation[0] + 1
+    """At most how many input rows ``out_rows`` consecutive output rows read (padding excluded)."""
+    return min(spec.h, (out_rows - 1) * spec.stride[0] + (spec.kh - 1) * spec.dilation[0] + 1)
 
 
 def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     R, C = config.rows, config.cols
     taps = spec.kh * spec.kw
-    window_cols = (spec.wo - 1) * spec.stride[1] + (spec.kw - 1) * spec.dilation[1] + 1
+    window_cols = spec.w
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
     page = config.act_page_bytes
     if _window_rows(spec, 1) * window_cols * C > page:
@@ -372,11 +373,12 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
     eb = 4 if out_int32 else 1
     wo = spec.wo
     col = sw * C                            # bytes from one output column to the next in the window
-    row = sh * b.window_cols * C            # ... from one output row to the next
+    row = sh * spec.w * C                   # ... from one output row to the next
     addressing = dict(
         dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * C, dw_col=col,
         dw_adv=(R // wo) * row + (R % wo) * col, dw_wrap=row - wo * col,
-        dw_tap_row=dh * b.window_cols * C - spec.kw * dw * C)
+        dw_tap_row=dh * spec.w * C - spec.kw * dw * C, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
+        dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=spec.w)
     for g in range(b.groups):
         ch0 = g * C
         nch = min(C, spec.cout - ch0)
@@ -386,17 +388,22 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
         blocks = [(n, oh0) for n in range(spec.n) for oh0 in range(0, spec.ho, b.block_rows)]
         for i, (n, oh0) in enumerate(blocks):
             rows = min(b.block_rows, spec.ho - oh0)
-            window_rows = _window_rows(spec, rows)
-            # The window as a 1x1 "conv" over the zero-padded input, broadcast to every lane.
-            geo = dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=ph, pad_left=pw, h=spec.h,
-                       w=spec.w, ho=oh0 * sh + window_rows, wo=b.window_cols, n0=n, oh0=oh0 * sh, ow0=0, bcast=1)
-            reader.append((Target.ACT, ("x", ch0), spec.cin, nch, C, window_rows * b.window_cols, geo))
+            # The window: whole input rows top..bottom of image n (inside the image), C channels
+            # per pixel, broadcast to every lane; contiguous in NHWC memory.
+            first = oh0 * sh - ph
+            top = max(first, 0)
+            bottom = min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
+            npix_in = max(0, bottom - top + 1) * spec.w
+            geo = dict(_flat_geometry(npix_in), bcast=1)
+            reader.append((Target.ACT, ("x", (n * spec.h + top) * spec.w * spec.cin + ch0), spec.cin, nch, C,
+                           npix_in, geo))
             last = i == len(blocks) - 1
             p0 = (n * spec.ho + oh0) * wo
             npix = rows * wo
             m_t = _ceil(npix, R)
             compute.append(dict(m=m_t, n=1, k=taps, a_row_bytes=0, w_row_bytes=taps, valid_rows=npix,
                                 valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
-                                relu=int(relu), pop_act=1, pop_wgt=int(last), pop_param=int(last), **addressing))
+                                relu=int(relu), pop_act=1, pop_wgt=int(last), pop_param=int(last),
+                                dw_origin=((first - top) * spec.w - pw) * C, dw_ih0=first, **addressing))
             writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=1, valid_rows=npix,
                                valid_cols=nch, out_int32=int(out_int32)))

@@ -435,41 +435,47 @@ class ComputeTile(wiring.Component):
         is_tile_start = k == 0
         can_tile = (tileq.level + tile_inflight < 4)
 
-        # Depthwise address generator: per lane the page byte of its output pixel's first tap and
-        # that pixel's output column; one tap offset shared by all lanes (see ComputeDesc).
-        dw_pix = [Signal(32, name=f"dw_pix{r}") for r in range(R)]
-        dw_ow = [Signal(16, name=f"dw_ow{r}") for r in range(R)]
+        # Depthwise address generator (see ComputeDesc): per lane, the page byte of its output
+        # pixel's first tap and that tap's input row and column; one tap offset shared by all lanes.
+        # Taps outside the input (zero padding) are not in the window: unpack feeds zeros for them.
+        lane_layout = data.StructLayout({"ow": 16, "pix": 32, "ih": signed(20), "iw": signed(20)})
+        dw_lane = [Signal(lane_layout, name=f"dw_lane{r}") for r in range(R)]
         dw_kj = Signal(8)
         dw_tap = Signal(32)
+        dw_tih = Signal(16)
+        dw_tiw = Signal(16)
 
-        def dw_advance(ow, pix, q, adv, name):
-            """A lane's (column, byte) after ``q`` more columns and ``adv`` more bytes (one wrap at most)."""
+        def dw_advance(lane, q, adv, ih_adv, iw_adv, name):
+            """A lane after ``q`` more output columns (at most one wrap to the next output row)."""
             nw = Signal(17, name=f"{name}_nw")
-            new_ow = Signal(16, name=f"{name}_ow")
-            new_pix = Signal(32, name=f"{name}_pix")
+            new = Signal(lane_layout, name=name)
             wrap = nw >= d.dw_wo
             m.d.comb += [
-                nw.eq(ow + q),
-                new_ow.eq(Mux(wrap, nw - d.dw_wo, nw)),
-                new_pix.eq(pix + adv + Mux(wrap, d.dw_wrap.as_unsigned(), 0)),
+                nw.eq(lane.ow + q),
+                new.ow.eq(Mux(wrap, nw - d.dw_wo, nw)),
+                new.pix.eq(lane.pix + adv + Mux(wrap, d.dw_wrap.as_unsigned(), 0)),
+                new.ih.eq(lane.ih + ih_adv + Mux(wrap, d.dw_sh, 0)),
+                new.iw.eq(lane.iw + iw_adv - Mux(wrap, d.dw_iw_wrap, 0)),
             ]
-            return new_ow, new_pix
+            return new
 
         dw_start, dw_next = [], []
         if cfg.depthwise:
             # Lane r starts at output pixel r of the block (a chain of one-pixel advances) and moves
             # on by R pixels after each activation tile.
-            ow, pix = Const(0, 16), Const(0, 32)
+            lane = Signal(lane_layout, name="dw_start0")
+            m.d.comb += [lane.ow.eq(0), lane.pix.eq(d.dw_origin), lane.ih.eq(d.dw_ih0), lane.iw.eq(d.dw_iw0)]
             for r in range(R):
-                dw_start.append((ow, pix))
-                ow, pix = dw_advance(ow, pix, 1, d.dw_col, f"dw_start{r + 1}")
-                dw_next.append(dw_advance(dw_ow[r], dw_pix[r], d.dw_qw, d.dw_adv, f"dw_next{r}"))
+                dw_start.append(lane)
+                lane = dw_advance(lane, 1, d.dw_col, 0, d.dw_sw, f"dw_start{r + 1}")
+                dw_next.append(dw_advance(dw_lane[r], d.dw_qw, d.dw_adv, d.dw_ih_adv, d.dw_iw_adv, f"dw_next{r}"))
 
         p_valid = Signal()
         p_first = Signal()
         p_last = Signal()
         p_aoff = Signal(range(W))
         p_loff = [Signal(range(W), name=f"p_loff{r}") for r in range(R)]
+        p_lzero = [Signal(name=f"p_lzero{r}") for r in range(R)]
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
@@ -488,9 +494,9 @@ class ComputeTile(wiring.Component):
                                  ta.eq(0), tw.eq(0), k.eq(0)]
             with m.Case(EngineState.WAIT_CB):
                 count("compute_wait_cb")
-                for r, (ow, pix) in enumerate(dw_start):
-                    m.d.sync += [dw_ow[r].eq(ow), dw_pix[r].eq(pix)]
-                m.d.sync += [dw_kj.eq(0), dw_tap.eq(0)]
+                for r, lane in enumerate(dw_start):
+                    m.d.sync += dw_lane[r].eq(lane)
+                m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
                 with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
                     m.d.sync += [
                         state.eq(EngineState.RUN),
@@ -512,21 +518,25 @@ class ComputeTile(wiring.Component):
                         lane_addr = Signal(32, name=f"a_addr{r}")
                         m.d.comb += lane_addr.eq(a_addr)
                         if cfg.depthwise:
+                            lane = dw_lane[r]
                             with m.If(d.dw):
-                                m.d.comb += lane_addr.eq(a_base + dw_pix[r] + dw_tap)
+                                m.d.comb += lane_addr.eq(a_base + lane.pix + dw_tap)
+                            ih = lane.ih + dw_tih
+                            iw = lane.iw + dw_tiw
+                            inside = (ih >= 0) & (ih < d.dw_h) & (iw >= 0) & (iw < d.dw_w)
+                            m.d.sync += [p_loff[r].eq(lane_addr[:logw]), p_lzero[r].eq(d.dw & ~inside)]
                         m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(lane_addr >> logw)]
-                        if cfg.depthwise:
-                            m.d.sync += p_loff[r].eq(lane_addr[:logw])
                     if cfg.depthwise:
                         # Next tap; after the last tap of a tile every lane moves on by R pixels.
-                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + d.dw_tap_col)]
+                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + d.dw_tap_col), dw_tiw.eq(dw_tiw + d.dw_dw)]
                         with m.If(dw_kj + 1 >= d.dw_kw):
-                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + d.dw_tap_col + d.dw_tap_row.as_unsigned())]
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + d.dw_tap_col + d.dw_tap_row.as_unsigned()),
+                                         dw_tiw.eq(0), dw_tih.eq(dw_tih + d.dw_dh)]
                         with m.If(last_step):
-                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(0)]
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
                             with m.If(last_tw):
                                 for r in range(R):
-                                    m.d.sync += [dw_ow[r].eq(dw_next[r][0]), dw_pix[r].eq(dw_next[r][1])]
+                                    m.d.sync += dw_lane[r].eq(dw_next[r])
                     for bank in wgt:
                         m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(w_addr >> logw)]
                     count("l1_reads", R + C)
@@ -566,7 +576,7 @@ class ComputeTile(wiring.Component):
             if cfg.depthwise:
                 # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
                 slot = bank.rd_data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
-                m.d.comb += step.a2[r].eq(slot)
+                m.d.comb += step.a2[r].eq(Mux(p_lzero[r], 0, slot))
         for c, bank in enumerate(wgt):
             m.d.comb += step.b[c].eq(bank.rd_data.word_select(p_woff, 8))
         m.d.comb += [step.first.eq(p_first), step.last.eq(p_last)]

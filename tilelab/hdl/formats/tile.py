@@ -104,15 +104,19 @@ class ComputeDesc(data.Struct):
     For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
     stream through the MAC array and the pack stage writes R output rows to the output CB.
 
-    In depthwise mode (``dw``) the activation page holds a raw, zero-padded input window (``bcast``
-    :class:`ReadDesc`: pixel ``i`` of the window at byte ``i * cols``, ``cols`` channels each, the
-    same in every lane) and a step reads ``cols`` bytes per lane, each lane at its own address:
-    lane ``r`` computes output pixel ``p = ta * rows + r`` of the block, ``(oh, ow) = divmod(p, dw_wo)``,
-    and reads tap ``k = ki * kw + kj`` at byte ``pix_r + tap_k`` of the page. The address
-    generator keeps ``pix_r`` per lane incrementally: advancing a lane by one pixel adds ``dw_col``
-    (and ``dw_wrap`` more when ``ow`` wraps past ``dw_wo``); advancing by ``rows`` pixels adds
-    ``dw_adv`` with ``ow += dw_qw`` (plus ``dw_wrap`` on a wrap). ``tap_k`` adds ``dw_tap_col``
-    per kernel column and ``dw_tap_row`` more at the end of each of the ``dw_kw`` columns.
+    In depthwise mode (``dw``) the activation page holds a raw input window (``bcast``
+    :class:`ReadDesc`: whole input rows, pixel ``i`` of the window at byte ``i * cols``, ``cols``
+    channels each, the same in every lane) and a step reads ``cols`` bytes per lane, each lane at
+    its own address: lane ``r`` computes output pixel ``p = ta * rows + r`` of the block,
+    ``(oh, ow) = divmod(p, dw_wo)``, and reads tap ``k = ki * kw + kj`` at byte ``pix_r + tap_k``
+    of the page, or zero when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the
+    padding is never stored). The address generator keeps ``pix_r`` and the tap's input row and
+    column per lane incrementally: lane 0 starts at ``dw_origin`` (row ``dw_ih0``, column
+    ``dw_iw0``); one pixel further adds ``dw_col`` bytes and ``dw_sw`` columns; ``rows`` pixels
+    further adds ``dw_adv`` bytes, ``dw_ih_adv`` rows and ``dw_iw_adv`` columns with
+    ``ow += dw_qw``; when ``ow`` wraps past ``dw_wo``, ``dw_wrap`` bytes and ``dw_sh`` rows more
+    and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_tap_col`` (``dw_dw`` columns) per kernel
+    column and ``dw_tap_row`` more (next kernel row: ``dw_dh`` rows) after each ``dw_kw`` columns.
     """
 
     m: 8
@@ -138,6 +142,18 @@ class ComputeDesc(data.Struct):
     dw_adv: 32        #: bytes a lane advances from one tile to the next, before a row wrap
     dw_wrap: signed(32)     #: bytes added when a lane's column wraps to the next output row
     dw_tap_row: signed(32)  #: bytes added after the last kernel column, to the next kernel row
+    dw_origin: signed(32)   #: page byte of the block's first output pixel's first tap (padding: outside)
+    dw_ih0: signed(16)      #: input row of that tap (negative in the top padding)
+    dw_iw0: signed(16)      #: its input column (minus the left padding)
+    dw_sh: 8                #: stride: input rows from one output row to the next
+    dw_sw: 8                #: stride: input columns from one output column to the next
+    dw_dh: 8                #: dilation: input rows from one kernel row to the next
+    dw_dw: 8                #: dilation: input columns from one kernel column to the next
+    dw_ih_adv: 16           #: input rows a lane advances from one tile to the next, before a wrap
+    dw_iw_adv: 16           #: input columns a lane advances from one tile to the next, before a wrap
+    dw_iw_wrap: 16          #: input columns subtracted on a wrap to the next output row
+    dw_h: 16                #: input height: taps outside [0, dw_h) x [0, dw_w) read as zero
+    dw_w: 16                #: input width
 
 
 class WriteDesc(data.Struct):
