@@ -99,18 +99,21 @@ def test_depthwise_windows_read_each_input_byte_once(out):
     blk = stats.blocking
     assert blk["depthwise"] and blk["row_blocks"] > n
     assert stats.macs == spec.macs
+    # The blocks cover every output row of every image and channel tile exactly once.
+    covered = sorted((g, i, oh) for g, i, oh0, rows in blk["dw_blocks"] for oh in range(oh0, oh0 + rows))
+    assert covered == [(g, i, oh) for g in range(2) for i in range(n) for oh in range(spec.ho)]
     # Per row block: 9 steps per tile of R output pixels; external reads: per channel tile its
     # parameters and weights, per row block the input rows of its window (inside the image) once
     # (halo rows are shared by two neighbouring blocks).
-    rows_read = tiles = 0
-    for oh0 in range(0, spec.ho, blk["block_rows"]):
-        rows = min(blk["block_rows"], spec.ho - oh0)
+    tiles = 0
+    bytes_read = c * (16 + 9)
+    for g, _, oh0, rows in blk["dw_blocks"]:
         tiles += -(-rows * spec.wo // TILE.rows)
         top = oh0 * stride - pad
         bottom = (oh0 + rows - 1) * stride - pad + 2
-        rows_read += min(bottom, h - 1) - max(top, 0) + 1
-    assert stats.counters["mac_steps"] == 9 * tiles * n * blk["groups"]
-    assert stats.ext_bytes_read == c * (16 + 9) + n * rows_read * w * c
+        bytes_read += (min(bottom, h - 1) - max(top, 0) + 1) * w * min(TILE.cols, c - g * TILE.cols)
+    assert stats.counters["mac_steps"] == 9 * tiles
+    assert stats.ext_bytes_read == bytes_read
     assert stats.ext_bytes_read < 1.5 * x.size + c * 25, "each input byte is read about once"
 
 

@@ -19,7 +19,8 @@ lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit rea
 
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
 per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
-rows; each block's activation page is the raw input window those rows need (at most
+rows (the layer's last block shortened to about one tile, so little math is left after the last
+load); each block's activation page is the raw input window those rows need (at most
 ``window_rows`` whole input rows of ``window_cols`` pixels of C bytes, no padding), loaded once and
 broadcast to every activation lane, so each input byte is read from external memory once per window
 (the halo rows between two blocks twice). The compute engine's per-lane address generator picks
@@ -71,6 +72,7 @@ class Blocking:
     row_blocks: int
     col_blocks: int
     block_rows: int = 0     #: depthwise: output rows per row block (a block never spans two images)
+    dw_blocks: tuple = ()   #: depthwise: every row block as (channel tile, image, first output row, rows)
     window_rows: int = 0    #: depthwise: input rows (with zero padding) of one block's window
     window_cols: int = 0    #: depthwise: input columns (with zero padding) of a window
 
@@ -160,12 +162,20 @@ def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     while (fit < spec.ho and _window_rows(spec, fit + 1) * window_cols * C <= page
            and _ceil((fit + 1) * spec.wo, R) <= max_tiles):
         fit += 1
-    blocks = _ceil(spec.ho, fit)
-    rows = _ceil(spec.ho, blocks)           # equal blocks: the same page fill time each
-    return Blocking(depthwise=True, groups=_ceil(spec.cout, C), k=taps, row_bytes=C, chunk=C,
+    rows = _ceil(spec.ho, _ceil(spec.ho, fit))      # equal blocks: the same page fill time each
+    groups = _ceil(spec.cout, C)
+    blocks = [(g, n, oh0, min(rows, spec.ho - oh0)) for g in range(groups) for n in range(spec.n)
+              for oh0 in range(0, spec.ho, rows)]
+    # The math of the layer's last block is the one that cannot overlap a window load: end on a
+    # short block of about one tile of output pixels.
+    tail = max(1, R // spec.wo)
+    g, n, oh0, last = blocks[-1]
+    if last > tail:
+        blocks[-1:] = [(g, n, oh0, last - tail), (g, n, oh0 + last - tail, tail)]
+    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=C, chunk=C,
                     cols_per_group=min(C, spec.cout), m=_ceil(rows * spec.wo, R), n=1,
                     row_blocks=spec.n * _ceil(spec.ho, rows), col_blocks=1, block_rows=rows,
-                    window_rows=_window_rows(spec, rows), window_cols=window_cols)
+                    window_rows=_window_rows(spec, rows), window_cols=window_cols, dw_blocks=tuple(blocks))
 
 
 @dataclass
@@ -385,9 +395,8 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
         reader.append((Target.PARAM, ("p", ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES, PARAM_RECORD_BYTES,
                        PARAM_RECORD_BYTES, nch, _flat_geometry(nch)))
         reader.append((Target.WGT, ("w", ch0 * taps), taps, taps, taps, nch, _flat_geometry(nch)))
-        blocks = [(n, oh0) for n in range(spec.n) for oh0 in range(0, spec.ho, b.block_rows)]
-        for i, (n, oh0) in enumerate(blocks):
-            rows = min(b.block_rows, spec.ho - oh0)
+        blocks = [blk[1:] for blk in b.dw_blocks if blk[0] == g]
+        for i, (n, oh0, rows) in enumerate(blocks):
             # The window: whole input rows top..bottom of image n (inside the image), C channels
             # per pixel, broadcast to every lane; contiguous in NHWC memory.
             first = oh0 * sh - ph

@@ -13,9 +13,14 @@ Data path (one conv layer, or any matrix product, block by block)::
   ``j % lanes``. For activations a row is the im2col row of an output pixel, generated here from
   the conv parameters (kernel, stride, dilation, padding with zero fill, channel slice), so the
   host never writes an expanded im2col matrix. Each cycle it moves one piece of up to W bytes.
+  A broadcast descriptor writes every row to all lanes at once: depthwise conv loads its raw
+  input window that way, each input byte read from external memory once per window.
 * **Compute** runs :class:`~tilelab.hdl.formats.tile.ComputeDesc` descriptors: for each activation
-  tile × weight tile it reads one byte (depthwise: C bytes) from every activation lane and one byte
-  from every weight lane per step and streams the step into the MAC array; the array drains one
+  tile × weight tile it reads one byte from every activation lane and one byte from every weight
+  lane per step and streams the step into the MAC array. In depthwise mode each activation lane
+  reads C bytes at its own address: a per-lane address generator follows the lane's output pixel
+  through the window, tap by tap, and unpack feeds zeros for taps in the padding (the array's
+  element-wise mode multiplies them with the C channels' weights). The array drains one
   finished tile while the next accumulates. The **pack** stage adds bias, requantizes per channel
   (the numerics contract in the README), applies ReLU, and writes int8 (or int32) rows to the
   output circular buffer.
