@@ -19,8 +19,7 @@ lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit rea
 
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
 per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
-rows (the layer's last block shortened to about one tile, so little math is left after the last
-load); each block's activation page is the raw input window those rows need (at most
+rows; each block's activation page is the raw input window those rows need (at most
 ``window_rows`` whole input rows of ``window_cols`` pixels of C bytes, no padding), loaded once and
 broadcast to every activation lane, so each input byte is read from external memory once per window
 (the halo rows between two blocks twice). The compute engine's per-lane address generator picks
@@ -166,12 +165,6 @@ def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     groups = _ceil(spec.cout, C)
     blocks = [(g, n, oh0, min(rows, spec.ho - oh0)) for g in range(groups) for n in range(spec.n)
               for oh0 in range(0, spec.ho, rows)]
-    # The math of the layer's last block is the one that cannot overlap a window load: end on a
-    # short block of about one tile of output pixels.
-    tail = max(1, R // spec.wo)
-    g, n, oh0, last = blocks[-1]
-    if last > tail:
-        blocks[-1:] = [(g, n, oh0, last - tail), (g, n, oh0 + last - tail, tail)]
     return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=C, chunk=C,
                     cols_per_group=min(C, spec.cout), m=_ceil(rows * spec.wo, R), n=1,
                     row_blocks=spec.n * _ceil(spec.ho, rows), col_blocks=1, block_rows=rows,
