@@ -72,8 +72,8 @@ class Blocking:
     col_blocks: int
     block_rows: int = 0     #: depthwise: output rows per row block (a block never spans two images)
     dw_blocks: tuple = ()   #: depthwise: every row block as (channel tile, image, first output row, rows)
-    window_rows: int = 0    #: depthwise: input rows (with zero padding) of one block's window
-    window_cols: int = 0    #: depthwise: input columns (with zero padding) of a window
+    window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
+    window_cols: int = 0    #: depthwise: pixels per window row (the input width)
 
     @property
     def block_pixels(self) -> int:
