@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tilelab.hdl.formats.eltwise import DESC_BYTES, MAX_DIM, MAX_WINDOW, PARAM_WORDS, EltwiseDesc, EltwiseOp
+from tilelab.hdl.formats.eltwise import (
+    DESC_BYTES,
+    MAX_DIM,
+    MAX_WINDOW,
+    PARAM_WORDS,
+    TERMS_WORDS,
+    EltwiseDesc,
+    EltwiseOp,
+)
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
 from tilelab.sim import BACKENDS, simulate
 from tilelab.sim.cache import default_cache_dir
@@ -225,7 +233,7 @@ def reciprocal(count: int) -> tuple[int, int, int]:
     below ``256·count``), ``shift`` the bit length of ``256·count²`` and
     ``mult = ceil(2**shift / count)``. Exact because ``mult·count - 2**shift = e < count`` and
     ``v·e < 256·count² <= 2**shift``, so the error term ``v·e / (count·2**shift)`` never reaches
-    the next multiple of ``1 / count``.
+    the next multiple of ``1 / count``. ``mult <= 512·count + 1 < 2**26``.
 
     Parameters
     ----------
@@ -600,9 +608,9 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     2. The NoC's in-network all-reduce (:class:`~tilelab.noc.bulk.BulkReduceHarness`) sums them
        across the mesh (``Σx`` and ``Σx²`` split in 16-bit-safe int32 lanes, see
        :data:`BN_LANES_PER_CHANNEL`); every node receives the totals.
-    3. Steps 2-7 of :func:`tilelab.host.golden.batch_norm_train` (two divisions and an integer
-       square root per channel) by :func:`tilelab.host.golden.batch_norm_terms` on the host, from
-       the NoC totals.
+    3. BN_TERMS on the unit: steps 2-7 of :func:`tilelab.host.golden.batch_norm_train` (two
+       divisions and an integer square root per channel, sequential RTL) from node (0, 0)'s NoC
+       totals, into the BN_APPLY parameter table (each node's unit would compute the same).
     4. BN_APPLY on the unit, per shard: step 8 for every element.
 
     Parameters
@@ -620,10 +628,11 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     -------
     (numpy.ndarray, LayerStats)
         int8 ``(N, H, W, C)``. ``stats.bit_exact`` holds when the NoC totals equal numpy's ``Σx``
-        and ``Σx²`` at every node and the output equals the golden; ``stats.cycles`` is the
+        and ``Σx²`` at every node, the RTL's per-channel mean and ``a`` equal
+        :func:`tilelab.host.golden.batch_norm_terms` and the output equals the golden; ``stats.cycles`` is the
         statistics run + the all-reduce + the apply run; ``stats.counters`` has each phase's
-        counters (``stats_*``, ``noc_*``, ``apply_*``) and the NoC totals check
-        (``noc_totals_exact``).
+        counters (``stats_*``, ``noc_*``, ``apply_*`` (BN_TERMS + BN_APPLY)) and the checks
+        ``noc_totals_exact`` and ``terms_exact``.
     """
     config = _check_config(config, sim)
     want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)
@@ -671,35 +680,44 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
         lanes = vector.astype(np.int64).reshape(channels, BN_LANES_PER_CHANNEL)
         s1, s2 = lanes[:, 0], lanes[:, 1] + (lanes[:, 2] << _S2_SPLIT)
         noc_exact &= bool(np.array_equal(s1, want_s1) and np.array_equal(s2, want_s2))
-    lanes = totals[0, 0].astype(np.int64).reshape(channels, BN_LANES_PER_CHANNEL)
-    total_s1, total_s2 = lanes[:, 0], lanes[:, 1] + (lanes[:, 2] << _S2_SPLIT)
+    lanes = totals[0, 0].reshape(channels, BN_LANES_PER_CHANNEL)  # node (0, 0)'s totals feed its unit
 
-    # 3. per-channel terms from the NoC totals
-    mean, a, shift = golden.batch_norm_terms(total_s1, total_s2, count, np.asarray(gamma, np.int64), eps=eps,
-                                             gamma_frac_bits=gamma_frac_bits)
-
-    # 4. normalize every shard on the unit
-    img = _Image(config, nodes)
+    # 3. + 4. per-channel terms (BN_TERMS), then every shard normalized (BN_APPLY), on the unit
+    W = config.ext_bytes
+    chunks = -(-channels // W)
+    img = _Image(config, 1 + nodes)
     src = img.alloc(xs)
-    params = img.alloc(_param_table(config, channels, [(mean, np.int32), (a, np.int64),
-                                                       (np.asarray(beta, np.int64), np.int32)]))
-    dst = img.alloc(xs.size)
+    terms_in = img.alloc(_param_table(config, channels, [
+        (lanes[:, 0], np.int32), (lanes[:, 1], np.int32), (lanes[:, 2], np.int32),
+        (np.asarray(gamma, np.int64), np.int32), (np.asarray(beta, np.int64), np.int32)]))
+    table_bytes = chunks * TERMS_WORDS * W
+    table = img.alloc(xs.size + table_bytes)
+    dst = table + table_bytes
+    img.desc(op=EltwiseOp.BN_TERMS, c=channels, params=terms_in, dst=table, bn_count=count, bn_eps=eps)
+    shift = golden.BN_MEAN_FRAC_BITS + gamma_frac_bits + golden.BN_INVSTD_FRAC_BITS
     for lo, hi in shards:
         img.desc(op=EltwiseOp.BN_APPLY, **_tensor_desc(1, hi - lo, 1, channels), src_a=src + lo * channels,
-                 dst=dst + lo * channels, params=params, bn_shift=shift)
-    out, apply_counters, apply_res = _run_image(img.build(), dst, xs.size, config, sim)
-    y = out.view(np.int8).reshape(x.shape).copy()
+                 dst=dst + lo * channels, params=table, bn_shift=shift)
+    out, apply_counters, apply_res = _run_image(img.build(), table, table_bytes + xs.size, config, sim)
+    y = out[table_bytes:].view(np.int8).reshape(x.shape).copy()
+    words = out[:table_bytes].reshape(chunks, TERMS_WORDS, W)
+    rtl_mean = words[:, 0:4].reshape(chunks, -1).view(np.int32).reshape(-1)[:channels]
+    rtl_a = words[:, 4:12].reshape(chunks, -1).view(np.int64).reshape(-1)[:channels]
+    mean, a, _ = golden.batch_norm_terms(want_s1, want_s2, count, np.asarray(gamma, np.int64), eps=eps,
+                                         gamma_frac_bits=gamma_frac_bits)
+    terms_exact = bool(np.array_equal(rtl_mean, mean) and np.array_equal(rtl_a, a))
 
     counters = {}
     for prefix, values in (("stats", stats_counters), ("noc", noc_counters), ("apply", apply_counters)):
         counters.update({f"{prefix}_{k}": v for k, v in values.items()})
     counters["noc_totals_exact"] = noc_exact
+    counters["terms_exact"] = terms_exact
     total = {
         "cycles": stats_counters["cycles"] + noc_counters["cycles"] + apply_counters["cycles"],
         "ext_bytes_read": stats_counters["ext_bytes_read"] + apply_counters["ext_bytes_read"],
         "ext_bytes_written": stats_counters["ext_bytes_written"] + apply_counters["ext_bytes_written"],
         "run_seconds": stats_counters["run_seconds"] + apply_counters["run_seconds"],
     }
-    stats = _stats(total, apply_res, noc_exact and _exact(y, want), counters)
+    stats = _stats(total, apply_res, noc_exact and terms_exact and _exact(y, want), counters)
     stats.total_seconds = float(stats_res.total_seconds + apply_res.total_seconds)
     return y, stats
