@@ -7,6 +7,8 @@ import random
 import pytest
 
 from tilelab.hdl.arith import SeqDivider, SeqIsqrt
+from tilelab.hdl.lint import lint_component
+from tilelab.hdl.registry import build_block
 from tilelab.host.golden import _isqrt
 from tilelab.sim.testbench import run_simulation, with_clock
 
@@ -65,3 +67,9 @@ def test_bad_widths():
         SeqDivider(0)
     with pytest.raises(ValueError, match="square-root width must be an even integer in \\[2, 256\\], not 63"):
         SeqIsqrt(63)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("name", ["seq-divider", "seq-isqrt"])
+def test_lint_clean(name):
+    lint_component(build_block(name), name)

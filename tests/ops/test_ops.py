@@ -6,12 +6,18 @@ import numpy as np
 import pytest
 
 from tests.conftest import requires_icarus
+from tilelab.hdl.lint import lint_component
 from tilelab.host import golden, ops
 from tilelab.host.golden import _rdiv
-from tilelab.pe_models.eltwise import EltwiseConfig
+from tilelab.pe_models.eltwise import EltwiseConfig, EltwiseUnit
 
 #: The small unit every test compiles (one Verilator build for the folder): 16 channels per cycle.
 UNIT = EltwiseConfig(ext_bytes=16, ext_words=1 << 14)
+
+
+@pytest.mark.verilator
+def test_unit_is_lint_clean():
+    lint_component(EltwiseUnit(UNIT), "eltwise_unit")
 
 
 def tensor(shape, seed):
