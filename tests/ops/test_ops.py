@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import requires_icarus
 from tilelab.hdl.lint import lint_component
@@ -61,6 +63,26 @@ def test_pool_bit_exact(case, kind):
     assert stats.counters["elements"] == real_taps * c and real_taps <= n * ho * wo * kh * kw
     assert stats.ext_bytes_read == real_taps * chunks * UNIT.ext_bytes
     assert stats.cycles >= stats.counters["busy"]
+
+
+@st.composite
+def pool_shapes(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h, w = draw(st.integers(max(1, kh - 2 * ph), 9)), draw(st.integers(max(1, kw - 2 * pw), 9))
+    return ((draw(st.integers(1, 2)), h, w, draw(st.integers(1, 40))), (kh, kw),
+            (draw(st.integers(1, 3)), draw(st.integers(1, 3))), (ph, pw), draw(st.sampled_from(["max", "avg"])))
+
+
+@settings(max_examples=4, deadline=None)
+@given(pool_shapes(), st.integers(0, 2**16))
+def test_pool_random_shapes(case, seed):
+    shape, kernel, stride, padding, kind = case
+    x = tensor(shape, seed)
+    op, ref = (ops.max_pool2d, golden.max_pool2d) if kind == "max" else (ops.avg_pool2d, golden.avg_pool2d)
+    y, stats = op(x, kernel, stride=stride, padding=padding, config=UNIT)
+    np.testing.assert_array_equal(y, ref(x, kernel, stride=stride, padding=padding))
+    assert stats.bit_exact
 
 
 def test_avg_pool_rounds_half_up_for_negative_sums():
@@ -159,6 +181,16 @@ def test_max_pool_on_amaranth_simulator():
     y, stats = ops.max_pool2d(x, 3, stride=2, padding=1, sim="amaranth", config=UNIT)
     np.testing.assert_array_equal(y, golden.max_pool2d(x, 3, stride=2, padding=1))
     assert stats.bit_exact and stats.simulator == "amaranth"
+
+
+def test_add_requant_one_word_descriptor_on_amaranth_simulator():
+    # W = 64: the descriptor is a single word, decoded the cycle after it arrives.
+    unit = EltwiseConfig(ext_bytes=64, ext_words=1 << 8)
+    a, b = tensor((1, 1, 2, 70), seed=3), tensor((1, 1, 2, 70), seed=4)
+    args = dict(a_mult=3 << 29, a_shift=31, b_mult=-(1 << 30), b_shift=32, zero_point=4)
+    y, stats = ops.add_requant(a, b, **args, sim="amaranth", config=unit)
+    np.testing.assert_array_equal(y, golden.add_requant(a, b, **args))
+    assert stats.bit_exact
 
 
 @requires_icarus

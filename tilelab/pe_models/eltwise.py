@@ -169,6 +169,7 @@ class EltwiseUnit(wiring.Component):
         chunk = Signal(16)
         n, oh, ow, i, j = (Signal(24, name=nm) for nm in ("n", "oh", "ow", "i", "j"))
         running = Signal()
+        fetched = Signal()
 
         # ---- derived per-descriptor values
         is_glob = (d.op == EltwiseOp.GLOBAL_AVGPOOL) | (d.op == EltwiseOp.BN_STATS)
@@ -253,7 +254,9 @@ class EltwiseUnit(wiring.Component):
                     m.d.sync += [ret_kind.eq(_RET_DESC), ret_idx.eq(k), k.eq(k + 1),
                                  counters["cmd_bytes_read"].eq(counters["cmd_bytes_read"] + W)]
                 with m.If((ret_kind == _RET_DESC) & (ret_idx == desc_words - 1)):
-                    m.d.sync += chunk.eq(0)
+                    m.d.sync += fetched.eq(1)  # decode from the next cycle on, once the last word is in
+                with m.If(fetched):
+                    m.d.sync += [fetched.eq(0), chunk.eq(0)]
                     start_chunk()
             with m.Case(EltwiseState.PARAMS):
                 with m.If(k < n_params):
