@@ -43,7 +43,7 @@ def test_batch_norm_train_bit_exact(case):
     assert stats.counters["stats_ext_bytes_written"] == 12 * shape[3] * nodes
     assert stats.counters["apply_ext_bytes_written"] == x.size + chunks * 16 * UNIT.ext_bytes
     # the sequential divider and square root take ~300 cycles per channel
-    assert stats.counters["apply_cycles"] > 250 * shape[3]
+    assert 250 * shape[3] < stats.counters["apply_terms_cycles"] < stats.counters["apply_cycles"]
     flits = -(-3 * shape[3] // ops.BN_NOC_LANES)
     assert stats.counters["noc_sent"] == stats.counters["noc_received"] == nodes * flits
     assert stats.cycles == sum(stats.counters[f"{p}_cycles"] for p in ("stats", "noc", "apply"))

@@ -11,6 +11,7 @@ from tests.conftest import requires_icarus
 from tilelab.hdl.lint import lint_component
 from tilelab.host import golden, ops
 from tilelab.host.golden import _rdiv
+from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import EltwiseConfig, EltwiseUnit
 
 #: The small unit every test compiles (one Verilator build for the folder): 16 channels per cycle.
@@ -169,11 +170,15 @@ def test_relu_bit_exact(zero_point):
     assert stats.bit_exact and stats.counters["elements"] == x.size
 
 
-def test_relu_on_amaranth_simulator():
+def test_relu_on_amaranth_simulator_with_a_tile_config():
+    # A TileConfig stands for the unit beside that tile: its 16-byte port, one chunk of 16 + one of 4.
+    tile = TileConfig(rows=4, cols=4, ext_bytes=16, ext_words=1 << 12, act_lane_bytes=64, wgt_lane_bytes=64,
+                      param_lane_bytes=64)
     x = tensor((1, 2, 3, 20), seed=5)
-    y, stats = ops.relu(x, zero_point=-3, sim="amaranth", config=UNIT)
+    y, stats = ops.relu(x, zero_point=-3, sim="amaranth", config=tile)
     np.testing.assert_array_equal(y, golden.relu(x, zero_point=-3))
     assert stats.bit_exact and stats.simulator == "amaranth"
+    assert stats.counters["busy"] == 6 * 2 and stats.ext_bytes_read == 6 * 2 * 16
 
 
 def test_max_pool_on_amaranth_simulator():
@@ -218,7 +223,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match=re.escape("sim must be one of 'verilator', 'icarus', 'amaranth', not "
                                                    "'spice'")):
         ops.relu(x, sim="spice")
-    with pytest.raises(TypeError, match=re.escape("config must be an EltwiseConfig, not 16")):
+    with pytest.raises(TypeError, match=re.escape("config must be an EltwiseConfig or a TileConfig, not 16")):
         ops.relu(x, config=16)
     with pytest.raises(ValueError, match=re.escape("zero_point must be an integer in [-128, 127], not 200")):
         ops.relu(x, zero_point=200, config=UNIT)

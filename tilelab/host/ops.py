@@ -28,6 +28,7 @@ from tilelab.hdl.formats.eltwise import (
     EltwiseDesc,
     EltwiseOp,
 )
+from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
 from tilelab.sim import BACKENDS, simulate
 from tilelab.sim.cache import default_cache_dir
@@ -48,7 +49,7 @@ MAX_CHANNELS = (1 << 16) - 1
 MAX_STRIDE = 255
 MAX_PADDING = 255
 #: Counters whose movement means the unit makes progress.
-PROGRESS = ("busy", "ext_bytes_read", "ext_bytes_written", "cmd_bytes_read")
+PROGRESS = ("busy", "ext_bytes_read", "ext_bytes_written", "cmd_bytes_read", "terms_cycles")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,8 +169,10 @@ def _check_config(config, sim):
         raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
     if config is None:
         return DEFAULT_ELTWISE
+    if isinstance(config, TileConfig):  # the unit that would sit in this tile: its port and memory
+        return EltwiseConfig(ext_bytes=config.ext_bytes, ext_words=config.ext_words, mem_impl=config.mem_impl)
     if not isinstance(config, EltwiseConfig):
-        raise TypeError(f"config must be an EltwiseConfig, not {config!r}")
+        raise TypeError(f"config must be an EltwiseConfig or a TileConfig, not {config!r}")
     return config
 
 
@@ -319,8 +322,9 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
         At most ``kernel // 2``; padded positions never win.
     sim : {"verilator", "icarus", "amaranth"}
         Simulator.
-    config : EltwiseConfig, optional
-        The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`.
+    config : EltwiseConfig or TileConfig, optional
+        The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`. A ``TileConfig``
+        stands for the unit beside that tile (its port width and external memory).
 
     Returns
     -------

@@ -55,6 +55,7 @@ ELTWISE_COUNTERS = (
     "ext_bytes_written",  # bytes written (real channels only)
     "cmd_bytes_read",     # bytes of descriptors fetched
     "elements",           # real input elements read on port a (padding taps excluded)
+    "terms_cycles",       # cycles spent computing BN_TERMS (sequential divider / square root)
 )
 
 #: Status ports read by the watchdog's diagnosis.
@@ -318,6 +319,7 @@ class EltwiseUnit(wiring.Component):
                 with m.If(stats_k == Mux(is_terms, TERMS_WORDS, STATS_WORDS) - 1):
                     next_chunk()
             with m.Case(EltwiseState.TERMS):
+                m.d.sync += counters["terms_cycles"].eq(counters["terms_cycles"] + 1)
                 terms_step()
         with m.If(ext.ra_en | ext.rb_en):
             with m.If(state != EltwiseState.FETCH):
