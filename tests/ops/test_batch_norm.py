@@ -92,3 +92,13 @@ def test_batch_norm_bad_inputs():
         ops.batch_norm_train(x, gamma[:3], beta, config=UNIT)
     with pytest.raises(ValueError, match=re.escape("gamma_frac_bits must be at most 16, not 17")):
         ops.batch_norm_train(x, gamma, beta, gamma_frac_bits=17, config=UNIT)
+
+
+def test_noc_all_reduce_bad_inputs():
+    with pytest.raises(ValueError, match=re.escape("contributions must be a dict with one vector per node (x, y) "
+                                                   "of the 2x2 mesh")):
+        ops.noc_all_reduce({(0, 0): np.zeros(3, np.int32)}, rows=2, cols=2)
+    uneven = {(x, y): np.zeros(3 + x, np.int32) for y in range(2) for x in range(2)}
+    with pytest.raises(ValueError, match=re.escape("contributions must be 1-D vectors of one non-zero length, "
+                                                   "not shapes [(3,), (4,)]")):
+        ops.noc_all_reduce(uneven, rows=2, cols=2)

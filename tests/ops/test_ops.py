@@ -75,7 +75,7 @@ def pool_shapes(draw):
             (draw(st.integers(1, 3)), draw(st.integers(1, 3))), (ph, pw), draw(st.sampled_from(["max", "avg"])))
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(pool_shapes(), st.integers(0, 2**16))
 def test_pool_random_shapes(case, seed):
     shape, kernel, stride, padding, kind = case
@@ -94,7 +94,7 @@ def test_avg_pool_rounds_half_up_for_negative_sums():
     assert stats.bit_exact
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 7, 20), (1, 1, 1, 3), (3, 4, 4, 16)])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 20), (1, 1, 1, 3)])
 def test_global_avg_pool_bit_exact(shape):
     x = tensor(shape, seed=shape[0] * 7 + shape[3])
     y, stats = ops.global_avg_pool(x, config=UNIT)
@@ -162,7 +162,7 @@ def test_add_requant_bit_exact(case):
     assert stats.ext_bytes_written == a.size
 
 
-@pytest.mark.parametrize("zero_point", [0, -5, 100])
+@pytest.mark.parametrize("zero_point", [-5, 100])
 def test_relu_bit_exact(zero_point):
     x = tensor((2, 3, 4, 19), seed=zero_point + 200)
     y, stats = ops.relu(x, zero_point=zero_point, config=UNIT)

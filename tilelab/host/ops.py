@@ -557,8 +557,17 @@ def noc_all_reduce(contributions: dict, *, rows: int, cols: int, sim: str = "ver
     """
     from tilelab.noc.bulk import BulkReduceHarness, node_memory_name
 
+    _check_mesh((rows, cols))
+    if sim not in BACKENDS:
+        raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
+    nodes = {(x, y) for y in range(rows) for x in range(cols)}
+    if not isinstance(contributions, dict) or set(contributions) != nodes:
+        raise ValueError(f"contributions must be a dict with one vector per node (x, y) of the {rows}x{cols} mesh")
+    lengths = {np.shape(v) for v in contributions.values()}
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1 or next(iter(lengths))[0] < 1:
+        raise ValueError(f"contributions must be 1-D vectors of one non-zero length, not shapes {sorted(lengths)!r}")
     lanes, depth = BN_NOC_LANES, BN_NOC_DEPTH
-    length = len(next(iter(contributions.values())))
+    length = next(iter(lengths))[0]
     flits = -(-length // lanes)
     if 2 * flits > depth:
         raise ValueError(f"the all-reduce needs {2 * flits} words per node, more than the {depth} it has")
