@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -25,8 +26,15 @@ log = logging.getLogger(__name__)
 
 #: Optimisation flags of every Verilator build (part of the cache key).
 VERILATOR_OPT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
-#: C++ optimisation of the generated model (the hot code); part of the cache key.
+#: C++ optimisation of the generated model (the hot code); part of the cache key. The environment
+#: variable ``TILELAB_OPT_FAST`` overrides it (the test suite uses ``-O1``: its simulations are short,
+#: and big models compile about twice as fast).
 OPT_FAST = "-O2 -march=native"
+
+
+def opt_fast() -> str:
+    """The C++ optimisation flags of the next Verilator build (``TILELAB_OPT_FAST`` or :data:`OPT_FAST`)."""
+    return os.environ.get("TILELAB_OPT_FAST", OPT_FAST)
 #: Warnings Amaranth-generated code trips that are not errors for simulation.
 VERILATOR_WNO = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "-Wno-UNOPTFLAT")
 
@@ -98,7 +106,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
             "top": design.top,
             "src": design.sources_text(),
             "flags": flags,
-            "opt_fast": OPT_FAST,
+            "opt_fast": opt_fast(),
             "visibility": visibility,
             "verilator": verilator_version(),
             "cocotb": _cocotb_version(),
@@ -131,7 +139,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
         ]
         env = verilator_env()
         _run(cmd, env=env, what=f"verilator ({design.top})")
-        _run(["make", "-s", "-j", str(jobs), "-C", str(tmp / "obj"), "-f", "Vtop.mk", f"OPT_FAST={OPT_FAST}",
+        _run(["make", "-s", "-j", str(jobs), "-C", str(tmp / "obj"), "-f", "Vtop.mk", f"OPT_FAST={opt_fast()}",
               f"VM_TRACE={int(waves is not None)}"], env=env, what=f"make of the Verilator model ({design.top})")
         exe = tmp / "obj" / "sim"
         shutil.move(str(exe), str(tmp / "sim"))
