@@ -7,7 +7,8 @@ hardware executes:
 - ``conv2d`` → ``batch_norm`` (→ ``relu``) becomes **one** conv step: the inference-mode batch
   norm is folded into the conv's bias and per-channel requantization at compile time
   (:func:`~tilelab.host.golden.fold_batch_norm`), the ReLU into the requantization. The batch
-  norm's running statistics are those of the conv's accumulators on the calibration input; its
+  norm's running statistics are those of the conv's accumulators on the calibration input (per
+  channel; for the whole tensor when a channel has fewer than :data:`BN_MIN_COUNT` values); its
   ``gamma`` / ``beta`` (from :func:`~tilelab.host.models.init_weights`) have the meaning of
   :func:`~tilelab.host.golden.batch_norm_train`: ``gamma / 2**8`` output steps per standard
   deviation and ``beta`` output steps, so the folded conv writes int8 in those steps.
@@ -40,10 +41,12 @@ from . import golden
 from .graph import Graph
 from .layers import Conv2dSpec, LinearSpec, PoolSpec
 
-__all__ = ["BN_EPS", "LoweredModel", "LoweringError", "Step", "lower", "run_golden_step"]
+__all__ = ["BN_EPS", "BN_MIN_COUNT", "LoweredModel", "LoweringError", "Step", "lower", "run_golden_step"]
 
 #: Variance epsilon of the folded batch norms, in accumulator steps squared.
 BN_EPS = 1e-5
+#: Fewest values per channel (N·H·W) the calibration takes per-channel batch-norm statistics from.
+BN_MIN_COUNT = 16
 #: Fractional bits of the synthetic batch-norm ``gamma`` (as in ``batch_norm_train``'s default).
 _GAMMA_FRAC_BITS = 8
 
@@ -299,9 +302,9 @@ def _lower_matrix(node, params, ins, args, only_consumer) -> tuple[Step, np.ndar
         fused.append(bn.name)
         gamma = _params_of(bn, params, "gamma").astype(np.float64) / (1 << _GAMMA_FRAC_BITS)
         beta = _params_of(bn, params, "beta").astype(np.float64)
-        a = acc.astype(np.float64).reshape(-1, acc.shape[-1])
-        folded = golden.fold_batch_norm(gamma, beta, a.mean(axis=0), a.var(axis=0), acc_scale=1.0,
-                                        out_scale=1.0, eps=BN_EPS, bias=bias)
+        mean, var = _bn_statistics(acc)
+        folded = golden.fold_batch_norm(gamma, beta, mean, var, acc_scale=1.0, out_scale=1.0, eps=BN_EPS,
+                                        bias=bias)
         # acc already holds the old bias; the folded bias replaces it.
         base = acc if bias is None else golden.wrap_int32(acc.astype(np.int64) - bias)
         step.bias = folded.bias
@@ -324,6 +327,20 @@ def _lower_matrix(node, params, ins, args, only_consumer) -> tuple[Step, np.ndar
         return step, acc
     step.clipped_fraction = golden.clipped_fraction(acc, step.multiplier, step.shift, 0, relu=step.relu)
     return step, golden.requantize(acc, step.multiplier, step.shift, 0, relu=step.relu)
+
+
+def _bn_statistics(acc):
+    """Running mean and variance of a batch norm from the calibration accumulators.
+
+    Per channel over N·H·W when there are at least :data:`BN_MIN_COUNT` values per channel;
+    otherwise (deep layers of a small image: a single value per channel has no variance) the
+    statistics of the whole tensor, the same for every channel.
+    """
+    a = acc.astype(np.float64).reshape(-1, acc.shape[-1])
+    if a.shape[0] >= BN_MIN_COUNT:
+        return a.mean(axis=0), a.var(axis=0)
+    channels = a.shape[1]
+    return np.full(channels, a.mean()), np.full(channels, a.var())
 
 
 def _lower_add(node, ins, args) -> Step:
