@@ -1,0 +1,115 @@
+"""Bit formats of the element-wise / pooling unit: its op codes, descriptor and parameter tables.
+
+These are the only definitions: :class:`~tilelab.pe_models.eltwise.EltwiseUnit` decodes them with
+``View``s and ``m.Switch``, the host (:mod:`tilelab.host.ops`) packs them with
+``Struct.const({...}).as_bits()``.
+
+A program in external memory is a list of :data:`DESC_BYTES`-byte :class:`EltwiseDesc` slots
+from byte 0; the one with ``last`` set ends it. Tensors are NHWC int8 at any byte address,
+``C`` bytes per pixel. The unit works on channel chunks of W bytes (W = the port width); for each
+chunk it first reads :data:`PARAM_WORDS` ``[op]`` parameter words (W bytes each) from
+``params + chunk · PARAM_WORDS[op] · W`` — the per-channel tables below, channels of the chunk
+in lane order.
+
+Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = channel
+``chunk · W + l``; an int32 array over the W lanes spans 4 words, an int64 array 8):
+
+- ``ADD``: words 0-3 ``a_mult`` int32, 4-7 ``b_mult`` int32, 8 ``a_shift`` uint8, 9 ``b_shift`` uint8.
+- ``BN_APPLY``: words 0-3 ``mean`` int32 (Q.8), 4-11 ``a = gamma · inv`` int64, 12-15 ``beta`` int32.
+
+``BN_STATS`` writes ``Σx`` as int32 ``(C,)`` at ``dst`` and ``Σx²`` as int64 ``(C,)`` at
+``dst + 4·C`` (Σx² of up to 2**24 values needs 39 bits; Σx fits int32 for that count).
+"""
+
+from amaranth.hdl import signed
+from amaranth.lib import data, enum
+
+__all__ = ["DESC_BYTES", "DESC_BITS", "PARAM_WORDS", "EltwiseOp", "EltwiseDesc", "EltwiseState",
+           "MAX_DIM", "MAX_WINDOW", "STATS_WORDS"]
+
+#: Size of one descriptor slot in external memory.
+DESC_BYTES = 64
+DESC_BITS = 8 * DESC_BYTES
+#: Largest height, width, window or row count of one descriptor (24-bit fields).
+MAX_DIM = (1 << 24) - 1
+#: Largest number of values in one averaging window (the reciprocal multiply is exact up to it).
+MAX_WINDOW = 1 << 16
+
+
+class EltwiseOp(enum.Enum, shape=4):
+    """What one descriptor computes (see :mod:`tilelab.host.golden` for each definition)."""
+
+    MAXPOOL = 0         #: window maximum, padding never wins
+    AVGPOOL = 1         #: window sum, rounded division by the window size
+    GLOBAL_AVGPOOL = 2  #: AVGPOOL with the window = the whole H × W image
+    ADD = 3             #: two inputs, each requantized per channel, + zero point, ReLU, saturation
+    RELU = 4            #: max(x, zero_point)
+    BN_STATS = 5        #: per-channel Σx and Σx² over all pixels of the input
+    BN_APPLY = 6        #: batch-norm step 8 with per-channel mean, a = gamma·inv, beta
+
+
+#: Parameter words (W bytes each) read per channel chunk, by op.
+PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16}
+#: Result words written per channel chunk by BN_STATS (4 of Σx int32, 8 of Σx² int64).
+STATS_WORDS = 12
+
+
+class EltwiseState(enum.Enum, shape=3):
+    """What the unit is doing; exported for the watchdog's diagnosis."""
+
+    IDLE = 0    #: waiting for start
+    FETCH = 1   #: reading a descriptor
+    PARAMS = 2  #: reading a chunk's parameter table
+    RUN = 3     #: streaming the chunk's taps
+    DRAIN = 4   #: waiting for the pipeline to empty at the end of a chunk
+    STATS = 5   #: writing a chunk's BN_STATS sums
+    DONE = 6    #: program finished
+
+
+class EltwiseDesc(data.Struct):
+    """One op over one tensor (all sizes in elements, addresses in bytes).
+
+    Input ``a`` at ``src_a`` (and ``b`` at ``src_b`` for ADD) is ``(n, h, w, c)``; the output
+    at ``dst`` is ``(n, ho, wo, c)``. Windows are ``kh × kw`` with strides ``sh, sw`` and
+    padding ``ph, pw`` (ignored for GLOBAL_AVGPOOL and BN_STATS, whose window is the whole
+    ``h × w`` image; BN_STATS also sums over ``n``). Element-wise ops use a 1 × 1 window.
+
+    Averaging: ``out = ((S + div_bias) · div_mult >> div_shift) - 128`` with ``S`` the window
+    sum; the host chooses ``div_bias = count // 2 + 128 · count`` and ``div_mult``,
+    ``div_shift`` so this equals ``(S + count // 2) // count`` exactly (see
+    :func:`tilelab.host.ops.reciprocal`).
+
+    ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
+    inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
+    :func:`tilelab.host.golden.batch_norm_train`.
+    """
+
+    op: EltwiseOp
+    last: 1
+    relu: 1
+    n: 16
+    c: 16
+    h: 24
+    w: 24
+    ho: 24
+    wo: 24
+    kh: 24
+    kw: 24
+    sh: 8
+    sw: 8
+    ph: 8
+    pw: 8
+    src_a: 32
+    src_b: 32
+    dst: 32
+    params: 32
+    zero_point: signed(8)
+    a_zero_point: signed(8)
+    b_zero_point: signed(8)
+    bn_shift: 8
+    div_mult: 48
+    div_shift: 8
+    div_bias: 32
+
+
+assert EltwiseDesc.as_shape().size <= DESC_BITS

@@ -1,0 +1,466 @@
+"""Run the non-conv ops of a network on the simulated element-wise unit, bit-exact against the golden.
+
+Each function validates its inputs (the golden function's checks plus the unit's limits), writes
+one external-memory image (descriptor program, per-channel parameter tables, inputs), starts
+:class:`~tilelab.pe_models.eltwise.EltwiseTop`, waits for done without Python in the per-cycle
+loop, reads the output region and the hardware counters back, and compares the output with the
+one golden function of :mod:`tilelab.host.golden` that defines the op. Every function returns
+``(y, stats)`` with ``stats`` a :class:`~tilelab.host.runtime.LayerStats` (``macs = 0``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tilelab.hdl.formats.eltwise import DESC_BYTES, MAX_DIM, MAX_WINDOW, PARAM_WORDS, EltwiseDesc, EltwiseOp
+from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
+from tilelab.sim import BACKENDS, simulate
+from tilelab.sim.cache import default_cache_dir
+from tilelab.sim.memimage import read_hex, write_hex
+from tilelab.sim.verilog import Design
+
+from . import golden
+from .layers import PoolSpec
+from .runtime import LayerStats
+
+__all__ = ["add_requant", "avg_pool2d", "global_avg_pool", "max_pool2d", "reciprocal",
+           "relu", "eltwise_design", "eltwise_run_bench"]
+
+#: Largest batch (16-bit field) and channel count (16-bit field) of one descriptor.
+MAX_BATCH = (1 << 16) - 1
+MAX_CHANNELS = (1 << 16) - 1
+#: Largest stride and padding (8-bit fields).
+MAX_STRIDE = 255
+MAX_PADDING = 255
+#: Counters whose movement means the unit makes progress.
+PROGRESS = ("busy", "ext_bytes_read", "ext_bytes_written", "cmd_bytes_read")
+
+
+# ------------------------------------------------------------------------------------------------
+# design, bench, memory image
+
+
+def _verilog_cache_path(config: EltwiseConfig) -> Path:
+    import tilelab
+
+    src = Path(tilelab.__file__).parent
+    h = hashlib.sha256(config.key().encode())
+    for sub in ("hdl", "pe_models"):
+        for p in sorted((src / sub).rglob("*.py")) + sorted((src / sub).rglob("*.v")):
+            h.update(p.read_bytes())
+    return default_cache_dir() / "verilog" / f"eltwise-{h.hexdigest()[:24]}.v"
+
+
+def eltwise_design(config: EltwiseConfig) -> Design:
+    """The unit's Verilog with its external memory (converted once per configuration, then cached).
+
+    Parameters
+    ----------
+    config : EltwiseConfig
+        Must use ``mem_impl="verilog"``.
+
+    Returns
+    -------
+    Design
+    """
+    from tilelab.hdl.memories import VERILOG_DIR
+    from tilelab.pe_models.eltwise import EltwiseTop
+    from tilelab.sim.verilog import to_verilog
+
+    if config.mem_impl != "verilog":
+        raise ValueError("the Verilog of the unit needs mem_impl='verilog'")
+    path = _verilog_cache_path(config)
+    ports_path = path.with_suffix(".ports.json")
+    models = tuple(sorted(VERILOG_DIR.glob("*.v")))
+    if path.exists() and ports_path.exists():
+        ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
+        return Design(top="eltwise_top", verilog=path.read_text(), extra_sources=models, ports=ports)
+    design = to_verilog(EltwiseTop(config), name="eltwise_top")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
+        tmp = target.with_suffix(f".{time.time_ns()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+    return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
+
+
+def _diagnose(io) -> str:
+    from tilelab.hdl.formats.eltwise import EltwiseState
+
+    try:
+        state = EltwiseState(io.get("state")).name
+    except ValueError:
+        state = str(io.get("state"))
+    return f"eltwise unit {state} after {io.get('descs_done')} descriptors"
+
+
+async def eltwise_run_bench(io, *, stall_cycles=20_000, check_every=4096):
+    """Start the unit, wait for done (watchdog on), dump external memory, return the counters."""
+    await io.reset()
+    t0 = time.perf_counter()
+    io.set("start", 1)
+    await io.tick()
+    io.set("start", 0)
+    await io.run_until("done", progress=list(PROGRESS), stall_cycles=stall_cycles, check_every=check_every,
+                       diagnose=_diagnose)
+    run_seconds = time.perf_counter() - t0
+    io.set("ext_dump", 1)
+    await io.tick()
+    io.set("ext_dump", 0)
+    io.dump_memory("extmem")
+    await io.tick()
+    out = {name: io.get(name) for name in ELTWISE_COUNTERS + ELTWISE_STATUS}
+    out["run_seconds"] = run_seconds
+    return out
+
+
+class _Image:
+    """External-memory image under construction: W-aligned regions from byte 0."""
+
+    def __init__(self, config: EltwiseConfig, n_descs: int):
+        self.W = config.ext_bytes
+        self.config = config
+        self.chunks = [np.zeros(n_descs * DESC_BYTES, np.uint8)]
+        self.size = n_descs * DESC_BYTES
+        self.descs = []
+
+    def alloc(self, data: np.ndarray | int) -> int:
+        """Place bytes (or reserve ``data`` zero bytes); return the byte address."""
+        raw = np.zeros(data, np.uint8) if isinstance(data, int) else np.ascontiguousarray(data).view(np.uint8).ravel()
+        addr = self.size
+        pad = (-len(raw)) % self.W + self.W  # a spare word: the last chunk's reads run past the end
+        self.chunks.append(raw)
+        self.chunks.append(np.zeros(pad, np.uint8))
+        self.size += len(raw) + pad
+        return addr
+
+    def desc(self, **fields):
+        self.descs.append(fields)
+
+    def build(self) -> np.ndarray:
+        image = np.concatenate(self.chunks)
+        for k, fields in enumerate(self.descs):
+            bits = EltwiseDesc.const({**fields, "last": int(k == len(self.descs) - 1)}).as_bits()
+            image[k * DESC_BYTES:(k + 1) * DESC_BYTES] = np.frombuffer(bits.to_bytes(DESC_BYTES, "little"), np.uint8)
+        if len(image) > self.config.ext_bytes_total:
+            raise ValueError(f"the op needs {len(image)} bytes of external memory, more than the unit's "
+                             f"{self.config.ext_bytes_total} (ext_words={self.config.ext_words})")
+        return image
+
+
+def _check_config(config, sim):
+    if sim not in BACKENDS:
+        raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
+    if config is None:
+        return DEFAULT_ELTWISE
+    if not isinstance(config, EltwiseConfig):
+        raise TypeError(f"config must be an EltwiseConfig, not {config!r}")
+    return config
+
+
+def _limit(name, value, hi):
+    if value > hi:
+        raise ValueError(f"{name} must be at most {hi} on the element-wise unit, not {value!r}")
+
+
+def _run_image(image: np.ndarray, out_lo: int, out_bytes: int, config: EltwiseConfig, sim: str, *,
+               stall_cycles: int = 20_000):
+    """Simulate one program; return ``(memory bytes from out_lo, counters, SimResult)``."""
+    W = config.ext_bytes
+    work = Path(tempfile.mkdtemp(prefix="tilelab-eltwise-"))
+    init, dump = work / "extmem_init.hex", work / "extmem_dump.hex"
+    lo, hi = out_lo // W, (out_lo + max(out_bytes, 1) - 1) // W
+    plusargs = {"extmem_init": str(init), "extmem_dump": str(dump), "extmem_dump_lo": str(lo),
+                "extmem_dump_hi": str(hi)}
+    args = {"stall_cycles": stall_cycles}
+    if sim == "amaranth":
+        from tilelab.pe_models.eltwise import EltwiseTop
+
+        padded = np.concatenate([image, np.zeros((-len(image)) % W, np.uint8)])
+        words = [int.from_bytes(padded[i:i + W].tobytes(), "little") for i in range(0, len(padded), W)]
+        res = simulate(EltwiseTop(config.replace(mem_impl="amaranth"), init=words),
+                       "tilelab.host.ops:eltwise_run_bench", backend="amaranth", workdir=work, plusargs=plusargs,
+                       args=args)
+    else:
+        write_hex(init, image, W)
+        res = simulate(eltwise_design(config), "tilelab.host.ops:eltwise_run_bench", backend=sim, workdir=work,
+                       plusargs=plusargs, args=args)
+    memory = read_hex(dump, W)
+    shutil.rmtree(work, ignore_errors=True)
+    offset = out_lo - lo * W
+    return np.frombuffer(memory, np.uint8)[offset:offset + out_bytes], dict(res.value), res
+
+
+def _stats(counters: dict, res, bit_exact: bool, extra: dict | None = None) -> LayerStats:
+    counters = dict(counters)
+    run_seconds = float(counters.pop("run_seconds", res.wall_seconds))
+    counters.update(extra or {})
+    return LayerStats(
+        bit_exact=bool(bit_exact), cycles=int(counters["cycles"]), macs=0, peak_macs_per_cycle=0,
+        mac_utilization=0.0, ext_bytes_read=int(counters["ext_bytes_read"]),
+        ext_bytes_written=int(counters["ext_bytes_written"]), wall_seconds=run_seconds,
+        simulated_macs_per_second=0.0, simulator=res.backend, build_cached=res.build_cached,
+        total_seconds=float(res.total_seconds), counters=counters)
+
+
+def _exact(y: np.ndarray, want: np.ndarray) -> bool:
+    return y.shape == want.shape and bool(np.array_equal(y, want))
+
+
+def reciprocal(count: int) -> tuple[int, int, int]:
+    """Constants that turn the golden's rounded division into a multiply and a shift.
+
+    For every window sum ``S`` with ``|S| <= 128·count``::
+
+        (S + count // 2) // count == ((S + bias) · mult >> shift) - 128
+
+    with ``bias = count // 2 + 128·count`` (so the dividend ``v = S + bias`` is non-negative and
+    below ``256·count``), ``shift`` the bit length of ``256·count²`` and
+    ``mult = ceil(2**shift / count)``. Exact because ``mult·count - 2**shift = e < count`` and
+    ``v·e < 256·count² <= 2**shift``, so the error term ``v·e / (count·2**shift)`` never reaches
+    the next multiple of ``1 / count``.
+
+    Parameters
+    ----------
+    count : int
+        Window size, ``1 <= count <= 2**16``.
+
+    Returns
+    -------
+    (int, int, int)
+        ``(bias, mult, shift)``.
+    """
+    if not isinstance(count, int) or not 1 <= count <= MAX_WINDOW:
+        raise ValueError(f"averaging window must hold 1..{MAX_WINDOW} values, not {count!r}")
+    shift = (256 * count * count).bit_length()
+    mult = -(-(1 << shift) // count)
+    return count // 2 + 128 * count, mult, shift
+
+
+def _tensor_limits(n, h, w, c):
+    _limit("N", n, MAX_BATCH)
+    _limit("H", h, MAX_DIM)
+    _limit("W", w, MAX_DIM)
+    _limit("C", c, MAX_CHANNELS)
+
+
+def _check_nonempty(x, name="x"):
+    if x.size == 0:
+        raise ValueError(f"{name} must hold at least one element, not shape {x.shape!r}")
+
+
+def _tensor_desc(n, h, w, c):
+    return {"n": n, "h": h, "w": w, "c": c, "ho": h, "wo": w, "kh": 1, "kw": 1, "sh": 1, "sw": 1}
+
+
+# ------------------------------------------------------------------------------------------------
+# pooling
+
+
+def _pool(op, x, kernel, stride, padding, sim, config, want_fn):
+    config = _check_config(config, sim)
+    spec = PoolSpec.from_tensor(x, kernel, stride=stride, padding=padding)
+    want = want_fn()
+    _tensor_limits(spec.n, spec.h, spec.w, spec.c)
+    _limit("kernel height", spec.kh, MAX_DIM)
+    _limit("kernel width", spec.kw, MAX_DIM)
+    _limit("stride", max(spec.stride), MAX_STRIDE)
+    _limit("padding", max(spec.padding), MAX_PADDING)
+    fields = {"op": op, "n": spec.n, "h": spec.h, "w": spec.w, "c": spec.c, "ho": spec.ho, "wo": spec.wo,
+              "kh": spec.kh, "kw": spec.kw, "sh": spec.stride[0], "sw": spec.stride[1],
+              "ph": spec.padding[0], "pw": spec.padding[1]}
+    if op is EltwiseOp.AVGPOOL:
+        bias, mult, shift = reciprocal(spec.kh * spec.kw)
+        fields.update(div_bias=bias, div_mult=mult, div_shift=shift)
+    return _run_single(fields, x, None, want, config, sim)
+
+
+def _run_single(fields, a, b, want, config, sim, params=None):
+    img = _Image(config, 1)
+    fields = dict(fields, src_a=img.alloc(a))
+    if b is not None:
+        fields["src_b"] = img.alloc(b)
+    if params is not None:
+        fields["params"] = img.alloc(params)
+    fields["dst"] = dst = img.alloc(want.size)
+    img.desc(**fields)
+    out, counters, res = _run_image(img.build(), dst, want.size, config, sim)
+    y = out.view(np.int8).reshape(want.shape).copy()
+    return y, _stats(counters, res, _exact(y, want))
+
+
+def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None):
+    """Max pooling on the element-wise unit (golden: :func:`tilelab.host.golden.max_pool2d`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8 ``(N, H, W, C)``.
+    kernel : int or (int, int)
+        Window.
+    stride : int or (int, int), optional
+        Defaults to ``kernel``.
+    padding : int or (int, int)
+        At most ``kernel // 2``; padded positions never win.
+    sim : {"verilator", "icarus", "amaranth"}
+        Simulator.
+    config : EltwiseConfig, optional
+        The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8 ``(N, Ho, Wo, C)`` from the RTL, and the run's statistics.
+    """
+    return _pool(EltwiseOp.MAXPOOL, x, kernel, stride, padding, sim, config,
+                 lambda: golden.max_pool2d(x, kernel, stride=stride, padding=padding))
+
+
+def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None):
+    """Average pooling (padding counts as 0, rounded half up) on the element-wise unit.
+
+    Golden: :func:`tilelab.host.golden.avg_pool2d` with ``count_include_pad=True``. The unit
+    divides by the window size with :func:`reciprocal` (exact). At most 2**16 values per window.
+
+    Parameters
+    ----------
+    x, kernel, stride, padding, sim, config
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8 ``(N, Ho, Wo, C)`` and the run's statistics.
+    """
+    return _pool(EltwiseOp.AVGPOOL, x, kernel, stride, padding, sim, config,
+                 lambda: golden.avg_pool2d(x, kernel, stride=stride, padding=padding))
+
+
+def global_avg_pool(x, *, sim="verilator", config=None):
+    """Global average pooling on the element-wise unit (golden: :func:`tilelab.host.golden.global_avg_pool`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8 ``(N, H, W, C)`` with ``H·W <= 2**16``.
+    sim, config
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8 ``(N, 1, 1, C)`` and the run's statistics.
+    """
+    config = _check_config(config, sim)
+    want = golden.global_avg_pool(x)
+    _check_nonempty(x)
+    n, h, w, c = x.shape
+    _tensor_limits(n, h, w, c)
+    _limit("H·W", h * w, MAX_WINDOW)
+    bias, mult, shift = reciprocal(h * w)
+    fields = {"op": EltwiseOp.GLOBAL_AVGPOOL, "n": n, "h": h, "w": w, "c": c, "ho": 1, "wo": 1,
+              "div_bias": bias, "div_mult": mult, "div_shift": shift}
+    return _run_single(fields, x, None, want, config, sim)
+
+
+# ------------------------------------------------------------------------------------------------
+# element-wise
+
+
+def _rows(x):
+    """``x`` as ``(rows, C)`` (channels last)."""
+    channels = x.shape[-1] if x.ndim else 1
+    return x.reshape(-1, channels)
+
+
+def _param_table(config, channels, arrays):
+    """Per-chunk parameter tables: ``arrays`` is a list of ``(values (C,), dtype)`` in table order."""
+    W = config.ext_bytes
+    chunks = -(-channels // W)
+    table = []
+    for k in range(chunks):
+        for values, dtype in arrays:
+            lanes = np.zeros(W, dtype)
+            part = values[k * W:(k + 1) * W]
+            lanes[:len(part)] = part
+            table.append(lanes.view(np.uint8))
+    return np.concatenate(table)
+
+
+def add_requant(a, b, *, a_mult, a_shift, b_mult, b_shift, zero_point=0, a_zero_point=0, b_zero_point=0,
+                relu=False, sim="verilator", config=None):
+    """Residual add of two int8 tensors with their own requantization, on the element-wise unit.
+
+    Golden: :func:`tilelab.host.golden.add_requant` (same arguments and checks). Multipliers and
+    shifts may be per tensor or per channel; the unit reads them as per-channel tables.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        int8, the same shape, channels last (at most 65535 channels).
+    a_mult, b_mult, a_shift, b_shift, zero_point, a_zero_point, b_zero_point, relu
+        As in the golden function.
+    sim, config
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the shape of ``a``, and the run's statistics.
+    """
+    config = _check_config(config, sim)
+    if not isinstance(relu, bool):
+        raise TypeError(f"relu must be a bool, not {relu!r}")
+    want = golden.add_requant(a, b, a_mult=a_mult, a_shift=a_shift, b_mult=b_mult, b_shift=b_shift,
+                              zero_point=zero_point, a_zero_point=a_zero_point, b_zero_point=b_zero_point,
+                              relu=relu)
+    _check_nonempty(a, "a")
+    ra, rb = _rows(a), _rows(b)
+    rows, channels = ra.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+
+    def vec(v):
+        return np.broadcast_to(np.asarray(v, np.int64), (channels,))
+
+    params = _param_table(config, channels, [
+        (vec(a_mult), np.int32), (vec(b_mult), np.int32), (vec(a_shift), np.uint8), (vec(b_shift), np.uint8)])
+    assert len(params) == -(-channels // config.ext_bytes) * PARAM_WORDS[EltwiseOp.ADD] * config.ext_bytes
+    fields = {"op": EltwiseOp.ADD, **_tensor_desc(1, rows, 1, channels), "relu": int(relu),
+              "zero_point": zero_point, "a_zero_point": a_zero_point, "b_zero_point": b_zero_point}
+    return _run_single(fields, ra, rb, want, config, sim, params=params)
+
+
+def relu(x, *, zero_point=0, sim="verilator", config=None):
+    """ReLU ``max(x, zero_point)`` on the element-wise unit (golden: :func:`tilelab.host.golden.relu`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8, any shape (channels last).
+    zero_point : int
+        In ``[-128, 127]``.
+    sim, config
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the shape of ``x``, and the run's statistics.
+    """
+    config = _check_config(config, sim)
+    want = golden.relu(x, zero_point=zero_point)
+    _check_nonempty(x)
+    rx = _rows(x)
+    rows, channels = rx.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    fields = {"op": EltwiseOp.RELU, **_tensor_desc(1, rows, 1, channels), "zero_point": zero_point}
+    return _run_single(fields, rx, None, want, config, sim)

@@ -1,0 +1,483 @@
+"""The element-wise / pooling unit: pooling, residual add, ReLU and batch norm on NHWC int8 tensors.
+
+An autonomous engine beside the compute tile's engines. After ``start`` it fetches
+:class:`~tilelab.hdl.formats.eltwise.EltwiseDesc` descriptors from external memory (byte 0 on)
+and runs each one over a tensor in external memory, W channels (one port word) per cycle::
+
+    for chunk of W channels:            (parameter table of the chunk read first, if the op has one)
+      for n, oh, ow:                    (output pixels; one for GLOBAL_AVGPOOL / BN_STATS per image)
+        for i, j in the window:         one W-byte read per cycle on port a (and b for ADD);
+                                        padding taps read nothing and count as the op's pad value
+          accumulate per lane (max, sum, Σx and Σx²)
+        on the last tap: finish per lane (divide, requantize, normalize, clamp) and write W bytes
+
+The pipeline is two stages deep (read → accumulate/finish → write) and never stalls: the
+external memory answers every read one cycle later and takes one write per cycle. The last chunk
+of a tensor whose channel count is not a multiple of W writes only its real channels (byte mask).
+BN_STATS writes the chunk's sums (12 words) after the chunk's taps.
+
+:class:`EltwiseTop` joins the unit to an :class:`~tilelab.hdl.memories.ExtMemory` for simulation,
+like :class:`~tilelab.pe_models.tile.TileTop`.
+"""
+
+from dataclasses import asdict, dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tilelab.hdl.formats.eltwise import (
+    DESC_BITS,
+    DESC_BYTES,
+    PARAM_WORDS,
+    STATS_WORDS,
+    EltwiseDesc,
+    EltwiseOp,
+    EltwiseState,
+)
+from tilelab.hdl.memories import ExtMemory
+
+from .tile import ext_port_signature
+
+__all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "EltwiseConfig", "EltwiseUnit", "EltwiseTop",
+           "DEFAULT_ELTWISE"]
+
+#: Hardware counters of the unit, in the order of its counter ports (all 48 bits).
+ELTWISE_COUNTERS = (
+    "cycles",             # cycles from start to done
+    "busy",               # cycles the unit issued a data tap
+    "ext_bytes_read",     # bytes of tensors and parameter tables read (both ports)
+    "ext_bytes_written",  # bytes written (real channels only)
+    "cmd_bytes_read",     # bytes of descriptors fetched
+    "elements",           # real input elements read on port a (padding taps excluded)
+)
+
+#: Status ports read by the watchdog's diagnosis.
+ELTWISE_STATUS = ("state", "descs_done")
+
+
+@dataclass(frozen=True)
+class EltwiseConfig:
+    """The one frozen description of an element-wise unit and its simulated external memory.
+
+    Parameters
+    ----------
+    ext_bytes : int
+        External-memory word and port width W in bytes (16, 32 or 64): channels per cycle.
+    ext_words : int
+        External-memory size in words (a power of two).
+    mem_impl : {"verilog", "amaranth"}
+        External memory model: behavioural Verilog (Verilator / Icarus) or Amaranth.
+    """
+
+    ext_bytes: int = 32
+    ext_words: int = 1 << 17
+    mem_impl: str = "verilog"
+
+    def __post_init__(self):
+        def need(name, ok, limit):
+            if not ok:
+                raise ValueError(f"{name} must be {limit}, not {getattr(self, name)!r}")
+
+        need("ext_bytes", isinstance(self.ext_bytes, int) and self.ext_bytes in (16, 32, 64), "16, 32 or 64")
+        need("ext_words", isinstance(self.ext_words, int) and 64 <= self.ext_words <= (1 << 26)
+             and self.ext_words & (self.ext_words - 1) == 0, "a power of two in [64, 2**26]")
+        need("mem_impl", self.mem_impl in ("verilog", "amaranth"), "'verilog' or 'amaranth'")
+
+    @property
+    def ext_bytes_total(self) -> int:
+        """External memory size in bytes."""
+        return self.ext_words * self.ext_bytes
+
+    def replace(self, **changes) -> "EltwiseConfig":
+        """Return a copy with ``changes``."""
+        return EltwiseConfig(**(asdict(self) | changes))
+
+    def key(self) -> str:
+        """A short stable text naming this configuration (for build caches and reports)."""
+        d = asdict(self)
+        return ",".join(f"{k}={d[k]}" for k in sorted(d))
+
+
+#: Matches the default tile's external port (32 bytes).
+DEFAULT_ELTWISE = EltwiseConfig()
+
+# Kinds of read whose data comes back in the next cycle.
+_RET_NONE, _RET_DESC, _RET_PARAM, _RET_DATA = range(4)
+
+
+def _clamp8(value):
+    return Mux(value < -128, -128, Mux(value > 127, 127, value))[:8]
+
+
+class EltwiseUnit(wiring.Component):
+    """The element-wise / pooling unit (see the module docstring).
+
+    Parameters
+    ----------
+    config : EltwiseConfig
+        Port width and memory model.
+
+    Members
+    -------
+    start : In(1)
+        Pulse once after reset: run the program at byte 0.
+    done : Out(1)
+        The descriptor with ``last`` has finished (sticky).
+    ext : Out(ext_port_signature(config.ext_bytes))
+        External-memory ports (the compute tile's signature).
+    <counter> : Out(48)
+        One port per name in :data:`ELTWISE_COUNTERS`.
+    state : Out(EltwiseState)
+        What the unit is doing.
+    descs_done : Out(16)
+        Descriptors finished.
+    """
+
+    def __init__(self, config: EltwiseConfig = DEFAULT_ELTWISE):
+        if not isinstance(config, EltwiseConfig):
+            raise TypeError(f"config must be an EltwiseConfig, not {config!r}")
+        self.config = config
+        members = {"start": In(1), "done": Out(1), "ext": Out(ext_port_signature(config.ext_bytes))}
+        for name in ELTWISE_COUNTERS:
+            members[name] = Out(48)
+        members.update({"state": Out(EltwiseState), "descs_done": Out(16)})
+        super().__init__(members)
+
+    def elaborate(self, platform):  # noqa: PLR0915 (one state machine, one pipeline)
+        m = Module()
+        W = self.config.ext_bytes
+        logw = W.bit_length() - 1
+        WB = 8 * W
+        desc_words = DESC_BYTES // W
+        ext = self.ext
+
+        state = Signal(EltwiseState)
+        m.d.comb += self.state.eq(state)
+        desc_bits = Signal(DESC_BITS)
+        d = EltwiseDesc(desc_bits[:EltwiseDesc.as_shape().size])
+        pc = Signal(32)
+        k = Signal(range(max(desc_words, 16, STATS_WORDS) + 1))  # words issued in FETCH / PARAMS / STATS
+        chunk = Signal(16)
+        n, oh, ow, i, j = (Signal(24, name=nm) for nm in ("n", "oh", "ow", "i", "j"))
+        running = Signal()
+
+        # ---- derived per-descriptor values
+        is_glob = (d.op == EltwiseOp.GLOBAL_AVGPOOL) | (d.op == EltwiseOp.BN_STATS)
+        is_stats = d.op == EltwiseOp.BN_STATS
+        KH = Mux(is_glob, d.h, d.kh)
+        KW = Mux(is_glob, d.w, d.kw)
+        HO = Mux(is_glob, 1, d.ho)
+        WO = Mux(is_glob, 1, d.wo)
+        SH = Mux(is_glob, 1, d.sh)
+        SW = Mux(is_glob, 1, d.sw)
+        PH = Mux(is_glob, 0, d.ph)
+        PW = Mux(is_glob, 0, d.pw)
+        n_params = Signal(5)
+        with m.Switch(d.op):
+            for op, words in PARAM_WORDS.items():
+                with m.Case(op):
+                    m.d.comb += n_params.eq(words)
+        nchunks = (d.c + W - 1) >> logw
+        chunk_base = (chunk << logw)[:32]
+        rest = d.c - chunk_base
+        nvalid = Signal(range(W + 1))
+        m.d.comb += nvalid.eq(Mux(rest > W, W, rest))
+
+        # ---- counters
+        counters = {name: Signal(48, name=f"cnt_{name}") for name in ELTWISE_COUNTERS}
+        for name in ELTWISE_COUNTERS:
+            m.d.comb += getattr(self, name).eq(counters[name])
+        with m.If(running):
+            m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
+        read_bytes = Signal(range(2 * W + 1))
+        m.d.comb += read_bytes.eq(Mux(ext.ra_en, W, 0) + Mux(ext.rb_en, W, 0))
+
+        # ---- read-return metadata (the data arrives one cycle after the read)
+        ret_kind = Signal(2)
+        ret_idx = Signal.like(k)
+        ret_pad = Signal()
+        ret_first = Signal()
+        ret_last = Signal()
+        ret_addr = Signal(32)
+        ret_nvalid = Signal.like(nvalid)
+        m.d.sync += ret_kind.eq(_RET_NONE)
+
+        # ---- write stage
+        wr_valid = Signal()
+        wr_addr = Signal(32)
+        wr_data = Signal(WB)
+        wr_nbytes = Signal(range(W + 1))
+        m.d.sync += wr_valid.eq(0)
+
+        descs_done = Signal(16)
+        m.d.comb += self.descs_done.eq(descs_done)
+        done = Signal()
+        m.d.comb += self.done.eq(done)
+
+        def next_chunk():
+            with m.If(chunk + 1 < nchunks):
+                m.d.sync += chunk.eq(chunk + 1)
+                start_chunk()
+            with m.Else():
+                m.d.sync += descs_done.eq(descs_done + 1)
+                with m.If(d.last):
+                    m.d.sync += [state.eq(EltwiseState.DONE), done.eq(1), running.eq(0)]
+                with m.Else():
+                    m.d.sync += [state.eq(EltwiseState.FETCH), pc.eq(pc + DESC_BYTES), k.eq(0)]
+
+        def start_chunk():
+            m.d.sync += [k.eq(0), n.eq(0), oh.eq(0), ow.eq(0), i.eq(0), j.eq(0)]
+            m.d.sync += state.eq(Mux(n_params != 0, EltwiseState.PARAMS, EltwiseState.RUN))
+
+        # ---- control
+        stats_k = Signal.like(k)
+        with m.Switch(state):
+            with m.Case(EltwiseState.IDLE):
+                with m.If(self.start):
+                    m.d.sync += [state.eq(EltwiseState.FETCH), pc.eq(0), k.eq(0), running.eq(1)]
+            with m.Case(EltwiseState.FETCH):
+                with m.If(k < desc_words):
+                    m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(pc + k * W)]
+                    m.d.sync += [ret_kind.eq(_RET_DESC), ret_idx.eq(k), k.eq(k + 1),
+                                 counters["cmd_bytes_read"].eq(counters["cmd_bytes_read"] + W)]
+                with m.If((ret_kind == _RET_DESC) & (ret_idx == desc_words - 1)):
+                    m.d.sync += chunk.eq(0)
+                    start_chunk()
+            with m.Case(EltwiseState.PARAMS):
+                with m.If(k < n_params):
+                    m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(d.params + (chunk * n_params + k) * W)]
+                    m.d.sync += [ret_kind.eq(_RET_PARAM), ret_idx.eq(k), k.eq(k + 1)]
+                with m.If((ret_kind == _RET_PARAM) & (ret_idx == n_params - 1)):
+                    m.d.sync += state.eq(EltwiseState.RUN)
+            with m.Case(EltwiseState.RUN):
+                ihp = oh * SH + i
+                iwp = ow * SW + j
+                pad = (ihp < PH) | (ihp >= d.h + PH) | (iwp < PW) | (iwp >= d.w + PW)
+                pix = ((n * d.h + (ihp - PH)[:24]) * d.w + (iwp - PW)[:24])[:32]
+                offset = (pix * d.c + chunk_base)[:32]
+                out_pix = ((n * HO + oh) * WO + ow)[:32]
+                first = (i == 0) & (j == 0) & (~is_stats | (n == 0))
+                last_tap = (i + 1 == KH) & (j + 1 == KW)
+                last = last_tap & (~is_stats | (n + 1 == d.n))
+                m.d.comb += [
+                    ext.ra_en.eq(~pad), ext.ra_addr.eq(d.src_a + offset),
+                    ext.rb_en.eq(~pad & (d.op == EltwiseOp.ADD)), ext.rb_addr.eq(d.src_b + offset),
+                ]
+                m.d.sync += [
+                    ret_kind.eq(_RET_DATA), ret_pad.eq(pad), ret_first.eq(first), ret_last.eq(last),
+                    ret_addr.eq(d.dst + (out_pix * d.c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
+                    counters["busy"].eq(counters["busy"] + 1),
+                ]
+                with m.If(~pad):
+                    m.d.sync += counters["elements"].eq(counters["elements"] + nvalid)
+                # advance j → i → ow → oh → n
+                with m.If(j + 1 < KW):
+                    m.d.sync += j.eq(j + 1)
+                with m.Else():
+                    m.d.sync += j.eq(0)
+                    with m.If(i + 1 < KH):
+                        m.d.sync += i.eq(i + 1)
+                    with m.Else():
+                        m.d.sync += i.eq(0)
+                        with m.If(ow + 1 < WO):
+                            m.d.sync += ow.eq(ow + 1)
+                        with m.Else():
+                            m.d.sync += ow.eq(0)
+                            with m.If(oh + 1 < HO):
+                                m.d.sync += oh.eq(oh + 1)
+                            with m.Else():
+                                m.d.sync += oh.eq(0)
+                                with m.If(n + 1 < d.n):
+                                    m.d.sync += n.eq(n + 1)
+                                with m.Else():
+                                    m.d.sync += [n.eq(0), state.eq(EltwiseState.DRAIN)]
+            with m.Case(EltwiseState.DRAIN):
+                with m.If((ret_kind == _RET_NONE) & ~wr_valid):
+                    with m.If(is_stats):
+                        m.d.sync += [state.eq(EltwiseState.STATS), stats_k.eq(0)]
+                    with m.Else():
+                        next_chunk()
+            with m.Case(EltwiseState.STATS):
+                m.d.sync += stats_k.eq(stats_k + 1)
+                with m.If(stats_k == STATS_WORDS - 1):
+                    next_chunk()
+        with m.If(ext.ra_en | ext.rb_en):
+            with m.If(state != EltwiseState.FETCH):
+                m.d.sync += counters["ext_bytes_read"].eq(counters["ext_bytes_read"] + read_bytes)
+
+        # ---- descriptor and parameter capture
+        params = Signal(16 * WB)
+        with m.If(ret_kind == _RET_DESC):
+            with m.Switch(ret_idx):
+                for w in range(desc_words):
+                    with m.Case(w):
+                        m.d.sync += desc_bits[w * WB:(w + 1) * WB].eq(ext.ra_data)
+        with m.If(ret_kind == _RET_PARAM):
+            with m.Switch(ret_idx):
+                for w in range(16):
+                    with m.Case(w):
+                        m.d.sync += params[w * WB:(w + 1) * WB].eq(ext.ra_data)
+
+        def p_int(word, lane, bits):
+            base = word * WB + lane * bits
+            return params[base:base + bits]
+
+        # ---- per-lane accumulate and finish
+        data_in = ret_kind == _RET_DATA
+        out_bytes = []
+        s1 = [Signal(signed(32), name=f"s1_{lane}") for lane in range(W)]
+        s2 = [Signal(signed(48), name=f"s2_{lane}") for lane in range(W)]
+        for lane in range(W):
+            raw_a = ext.ra_data[8 * lane:8 * lane + 8].as_signed()
+            raw_b = ext.rb_data[8 * lane:8 * lane + 8].as_signed()
+            pad_value = Mux(d.op == EltwiseOp.MAXPOOL, -128, 0)
+            x = Signal(signed(8), name=f"x_{lane}")
+            m.d.comb += x.eq(Mux(ret_pad, pad_value, raw_a))
+            acc1 = Signal(signed(32), name=f"acc1_{lane}")
+            acc2 = Signal(signed(48), name=f"acc2_{lane}")
+            sq = x * x
+            m.d.comb += [
+                acc1.eq(Mux(ret_first, x, Mux(d.op == EltwiseOp.MAXPOOL, Mux(x > s1[lane], x, s1[lane]),
+                                               s1[lane] + x))),
+                acc2.eq(Mux(ret_first, sq, s2[lane] + sq)),
+            ]
+            with m.If(data_in):
+                m.d.sync += [s1[lane].eq(acc1), s2[lane].eq(acc2)]
+
+            # AVGPOOL / GLOBAL_AVGPOOL: exact rounded division by reciprocal multiplication
+            v = (acc1 + d.div_bias)[:25]
+            avg = ((v * d.div_mult) >> d.div_shift[:6])[:9] - 128
+            # RELU
+            relu = Mux(x > d.zero_point, x, d.zero_point)
+            # ADD: two rounded requantization terms, zero point, ReLU, saturation
+            terms = []
+            for word, sword, value, zp in ((0, 8, x, d.a_zero_point), (4, 9, raw_b, d.b_zero_point)):
+                mult = p_int(word, lane, 32).as_signed()
+                shift = p_int(sword, lane, 8)[:6]
+                centered = Signal(signed(10), name=f"c{word}_{lane}")
+                m.d.comb += centered.eq(value - zp)
+                prod = Signal(signed(64), name=f"p{word}_{lane}")
+                m.d.comb += prod.eq(centered * mult + (Const(1, 64) << (shift - 1)[:6]))
+                term = Signal(signed(64), name=f"t{word}_{lane}")
+                m.d.comb += term.eq(prod >> shift)
+                terms.append(term)
+            t_add = Signal(signed(66), name=f"tadd_{lane}")
+            m.d.comb += t_add.eq(terms[0] + terms[1] + d.zero_point)
+            t_add_relu = Mux(d.relu & (t_add < d.zero_point), d.zero_point, t_add)
+            # BN_APPLY: y = ((xc · a + 2**(T-1)) >> T) + beta
+            mean = p_int(0, lane, 32).as_signed()
+            a = p_int(4, lane, 64).as_signed()
+            beta = p_int(12, lane, 32).as_signed()
+            xc = Signal(signed(34), name=f"xc_{lane}")
+            m.d.comb += xc.eq((x << 8) - mean)
+            tshift = d.bn_shift[:6]
+            bprod = Signal(signed(100), name=f"bp_{lane}")
+            m.d.comb += bprod.eq(xc * a + (Const(1, 64) << (tshift - 1)[:6]))
+            bn = Signal(signed(72), name=f"bn_{lane}")
+            m.d.comb += bn.eq((bprod >> tshift) + beta)
+
+            byte = Signal(8, name=f"out_{lane}")
+            with m.Switch(d.op):
+                with m.Case(EltwiseOp.MAXPOOL):
+                    m.d.comb += byte.eq(acc1[:8])
+                with m.Case(EltwiseOp.AVGPOOL, EltwiseOp.GLOBAL_AVGPOOL):
+                    m.d.comb += byte.eq(avg[:8])
+                with m.Case(EltwiseOp.RELU):
+                    m.d.comb += byte.eq(relu[:8])
+                with m.Case(EltwiseOp.ADD):
+                    m.d.comb += byte.eq(_clamp8(t_add_relu))
+                with m.Case(EltwiseOp.BN_APPLY):
+                    m.d.comb += byte.eq(_clamp8(bn))
+            out_bytes.append(byte)
+
+        with m.If(data_in & ret_last & ~is_stats):
+            m.d.sync += [wr_valid.eq(1), wr_addr.eq(ret_addr), wr_data.eq(Cat(*out_bytes)),
+                         wr_nbytes.eq(ret_nvalid)]
+
+        # ---- writes: the pipeline's output, or a chunk's BN_STATS sums
+        sums1 = Cat(*s1)
+        sums2 = Cat(*(Cat(v, v[47].replicate(16)) for v in s2))  # int64 lanes, sign-extended
+        stats_addr = Signal(32)
+        stats_data = Signal(WB)
+        stats_bytes = Signal(range(W + 1))
+        with m.Switch(stats_k):
+            for w in range(STATS_WORDS):
+                with m.Case(w):
+                    if w < 4:
+                        addr = d.dst + chunk_base * 4 + w * W
+                        total, before = nvalid * 4, w * W
+                        bits = sums1[w * WB:(w + 1) * WB]
+                    else:
+                        addr = d.dst + d.c * 4 + chunk_base * 8 + (w - 4) * W
+                        total, before = nvalid * 8, (w - 4) * W
+                        bits = sums2[(w - 4) * WB:(w - 3) * WB]
+                    m.d.comb += [stats_addr.eq(addr), stats_data.eq(bits),
+                                 stats_bytes.eq(Mux(total <= before, 0,
+                                                    Mux(total >= before + W, W, total - before)))]
+        nbytes = Signal(range(W + 1))
+        with m.If(state == EltwiseState.STATS):
+            m.d.comb += [ext.wr_en.eq(stats_bytes != 0), ext.wr_addr.eq(stats_addr), ext.wr_data.eq(stats_data),
+                         nbytes.eq(stats_bytes)]
+        with m.Else():
+            m.d.comb += [ext.wr_en.eq(wr_valid), ext.wr_addr.eq(wr_addr), ext.wr_data.eq(wr_data),
+                         nbytes.eq(Mux(wr_valid, wr_nbytes, 0))]
+        m.d.comb += ext.wr_mask.eq(((Const(1, W + 1) << nbytes) - 1)[:W])
+        m.d.sync += counters["ext_bytes_written"].eq(counters["ext_bytes_written"] + Mux(ext.wr_en, nbytes, 0))
+        return m
+
+
+class EltwiseTop(wiring.Component):
+    """An element-wise unit joined to its external memory: the unit that is simulated.
+
+    Parameters
+    ----------
+    config : EltwiseConfig
+        The unit configuration (its ``mem_impl`` selects the external memory model).
+    init : sequence of int, optional
+        Initial external-memory words (Amaranth model only; the Verilog model loads the file
+        given by the ``+extmem_init=FILE`` plusarg).
+
+    Members
+    -------
+    start, done, counters, status
+        As :class:`EltwiseUnit`.
+    ext_dump : In(1)
+        Verilog model: a cycle with it high writes the memory to ``+extmem_dump=FILE``.
+    """
+
+    def __init__(self, config: EltwiseConfig = DEFAULT_ELTWISE, *, init=None):
+        self.config = config
+        self._init = init
+        self._unit = EltwiseUnit(config)
+        members = {"start": In(1), "done": Out(1), "ext_dump": In(1)}
+        for name, member in self._unit.signature.members.items():
+            if name not in ("start", "done", "ext"):
+                members[name] = member
+        super().__init__(members)
+        self.ext_memory = None
+
+    @property
+    def sim_memories(self):
+        """Memories a testbench may dump (Amaranth model): ``{"extmem": MemoryData}``."""
+        ext = self.ext_memory
+        return {"extmem": ext.data} if ext is not None and ext.data is not None else {}
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        m.submodules.unit = unit = self._unit
+        m.submodules.ext = ext = ExtMemory(width_bytes=cfg.ext_bytes, depth=cfg.ext_words, impl=cfg.mem_impl,
+                                           name="extmem", init=self._init)
+        self.ext_memory = ext
+        p = unit.ext
+        m.d.comb += [
+            ext.ra_en.eq(p.ra_en), ext.ra_addr.eq(p.ra_addr), p.ra_data.eq(ext.ra_data),
+            ext.rb_en.eq(p.rb_en), ext.rb_addr.eq(p.rb_addr), p.rb_data.eq(ext.rb_data),
+            ext.wr_en.eq(p.wr_en), ext.wr_addr.eq(p.wr_addr), ext.wr_data.eq(p.wr_data), ext.wr_mask.eq(p.wr_mask),
+            ext.dump.eq(self.ext_dump), unit.start.eq(self.start), self.done.eq(unit.done),
+        ]
+        for name in self.signature.members:
+            if name not in ("start", "done", "ext_dump"):
+                m.d.comb += getattr(self, name).eq(getattr(unit, name))
+        return m
