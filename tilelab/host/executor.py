@@ -88,6 +88,9 @@ class Backend:
         """JSON-friendly identity of the hardware (stored in the run manifest)."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what a run started (simulator processes); the backend may be used again."""
+
 
 def _load_ops():
     try:
@@ -109,11 +112,16 @@ class TileBackend(Backend):
         Simulator backend (``"verilator"``, ``"icarus"``, ``"amaranth"``).
     ops_config : object, optional
         Configuration handed to the ``tilelab.host.ops`` functions (their default when None).
+    persistent : bool
+        Run all conv2d / linear steps in one simulator process
+        (:class:`~tilelab.host.tile_server.TileServer`) instead of one process per layer
+        (Verilator and Icarus; the Amaranth simulator always runs per layer).
     """
 
     name = "tile"
 
-    def __init__(self, config: TileConfig = DEFAULT_TILE, *, sim: str = "verilator", ops_config=None):
+    def __init__(self, config: TileConfig = DEFAULT_TILE, *, sim: str = "verilator", ops_config=None,
+                 persistent: bool = True):
         if not isinstance(config, TileConfig):
             raise TypeError(f"config must be a TileConfig, not {config!r}")
         if sim not in BACKENDS:
@@ -121,7 +129,23 @@ class TileBackend(Backend):
         self.config = config
         self.sim = sim
         self.ops_config = ops_config
+        self.persistent = bool(persistent) and sim in ("verilator", "icarus")
         self._ops = None
+        self._server = None
+
+    def _runner(self):
+        if not self.persistent:
+            return None
+        if self._server is None:
+            from .tile_server import TileServer
+
+            self._server = TileServer(self.config, sim=self.sim)
+        return self._server.run_program
+
+    def close(self):
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def describe(self) -> dict:
         return {"backend": self.name, "mesh": [1, 1], "tile": self.config.key(),
@@ -142,7 +166,8 @@ class TileBackend(Backend):
                 raise ExecutionError(f"tilelab.host.ops lacks {', '.join(missing)}")
 
     def run(self, step, inputs):
-        kw = {"config": self.config, "sim": self.sim}
+        matrix = step.op in ("conv2d", "linear")
+        kw = {"config": self.config, "sim": self.sim, "runner": self._runner() if matrix else None}
         if step.op == "conv2d":
             s = step.spec
             rq = runtime.Requant(step.multiplier, step.shift, step.zero_point) if step.out == "int8" else None
@@ -500,7 +525,6 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
 
     outputs: dict[str, np.ndarray] = {"input": model.input}
     records = []
-    eta = _Eta()
     index_of = {s.name: i for i, s in enumerate(steps)}
 
     def value(name):
@@ -509,6 +533,16 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
         i = index_of[name]
         return finished[i][1] if i in finished else model.reference[name]
 
+    try:
+        _run_steps(model, backend, todo, start, finished, rd, outputs, records, value, progress)
+    finally:
+        backend.close()
+    del outputs["input"]
+    return RunResult(model.name, records, outputs, backend.describe(), time.perf_counter() - t_session)
+
+
+def _run_steps(model, backend, todo, start, finished, rd, outputs, records, value, progress):
+    eta = _Eta()
     for k, step in enumerate(todo):
         i = start + k
         if i in finished:
@@ -528,8 +562,6 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
         if progress is not None:
             remaining = [s for j, s in enumerate(todo[k + 1:], start=i + 1) if j not in finished]
             progress(k + 1, len(todo), record, eta.estimate(remaining))
-    del outputs["input"]
-    return RunResult(model.name, records, outputs, backend.describe(), time.perf_counter() - t_session)
 
 
 def format_eta(seconds) -> str:

@@ -168,7 +168,7 @@ def _stats(counters, res, config, run_seconds, bit_exact, blocking) -> LayerStat
 
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requant: Requant | None = None,
            activation: str | None = None, out: str = "int8", config: TileConfig = DEFAULT_TILE,
-           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000):
+           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000, runner=None):
     """Run one conv layer on the simulated tile; return ``(output, stats)``.
 
     Parameters
@@ -193,6 +193,9 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         Simulator.
     waves : path, optional
         Waveform file.
+    runner : callable, optional
+        Runs the compiled program instead of :func:`run_program` (a new simulator process), e.g.
+        :meth:`tilelab.host.tile_server.TileServer.run_program` of a running simulator.
 
     Returns
     -------
@@ -227,8 +230,8 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         multiplier=None if out == "int32" else mult, shift=None if out == "int32" else shift,
         zero_point=0 if out == "int32" else int(requant.zero_point), relu=activation == "relu",
         out_int32=out == "int32")
-    y, counters, res, run_seconds = run_program(program, config, sim=sim, waves=waves, workdir=workdir,
-                                                stall_cycles=stall_cycles)
+    y, counters, res, run_seconds = (runner or run_program)(program, config, sim=sim, waves=waves, workdir=workdir,
+                                                            stall_cycles=stall_cycles)
     acc = golden.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     if out == "int32":
         want = acc
@@ -239,13 +242,14 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
 
 
 def linear(x, w, bias=None, *, requant: Requant | None = None, activation: str | None = None, out: str = "int8",
-           config: TileConfig = DEFAULT_TILE, sim: str = "verilator", waves=None, workdir=None):
+           config: TileConfig = DEFAULT_TILE, sim: str = "verilator", waves=None, workdir=None, runner=None):
     """Fully connected layer on the tile (a 1×1 convolution over an N×1×1×K image).
 
     ``x`` is ``(N, K)`` int8, ``w`` is ``(Nout, K)`` int8; returns ``(output (N, Nout), stats)``.
+    ``runner`` as in :func:`conv2d`.
     """
     LinearSpec.from_tensors(x, w, bias)
     y, stats = conv2d(x.reshape(x.shape[0], 1, 1, x.shape[1]), w.reshape(w.shape[0], 1, 1, w.shape[1]), bias,
                       requant=requant, activation=activation, out=out, config=config, sim=sim, waves=waves,
-                      workdir=workdir)
+                      workdir=workdir, runner=runner)
     return y.reshape(x.shape[0], w.shape[0]), stats
