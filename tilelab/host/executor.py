@@ -114,7 +114,8 @@ class TileBackend(Backend):
         Configuration handed to the ``tilelab.host.ops`` functions (their default when None).
     persistent : bool
         Run all conv2d / linear steps in one simulator process
-        (:class:`~tilelab.host.tile_server.TileServer`) instead of one process per layer
+        (:class:`~tilelab.host.tile_server.TileServer`) and all element-wise steps in another
+        (:class:`~tilelab.host.tile_server.EltwiseServer`) instead of one process per layer
         (Verilator and Icarus; the Amaranth simulator always runs per layer).
     """
 
@@ -132,6 +133,7 @@ class TileBackend(Backend):
         self.persistent = bool(persistent) and sim in ("verilator", "icarus")
         self._ops = None
         self._server = None
+        self._eltwise_server = None
 
     def _runner(self):
         if not self.persistent:
@@ -142,10 +144,24 @@ class TileBackend(Backend):
             self._server = TileServer(self.config, sim=self.sim)
         return self._server.run_program
 
+    def _ops_runner(self):
+        import contextlib
+
+        if not self.persistent or not hasattr(self._ops, "image_runner"):
+            return contextlib.nullcontext()
+        if self._eltwise_server is None:
+            from tilelab.pe_models.eltwise import DEFAULT_ELTWISE
+
+            from .tile_server import EltwiseServer
+
+            self._eltwise_server = EltwiseServer(self.ops_config or DEFAULT_ELTWISE, sim=self.sim)
+        return self._ops.image_runner(self._eltwise_server.run_ops_image)
+
     def close(self):
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for server in (self._server, self._eltwise_server):
+            if server is not None:
+                server.close()
+        self._server = self._eltwise_server = None
 
     def describe(self) -> dict:
         return {"backend": self.name, "mesh": [1, 1], "tile": self.config.key(),
@@ -183,6 +199,10 @@ class TileBackend(Backend):
             return x.reshape(x.shape[0], -1), None
         if self._ops is None:
             self.check([step])
+        with self._ops_runner():
+            return self._run_op(step, inputs)
+
+    def _run_op(self, step, inputs):
         ops, okw = self._ops, {"sim": self.sim, "config": self.ops_config}
         if step.op in ("max_pool", "avg_pool"):
             s = step.spec
