@@ -115,6 +115,17 @@ def test_resume_after_interruption_equals_unbroken_run(r50, tmp_path):
     _compare_runs(whole, again)
 
 
+@needs_ops
+def test_one_process_per_layer_gives_the_same_results(r50):
+    """The simulator servers (state carried from layer to layer) change nothing: same outputs, same cycles."""
+    _, lowered, _ = r50
+    span = (lowered.index("layer1.0.conv3"), lowered.index("layer1.0.add") + 1)  # conv, conv, add
+    served = execute(lowered, TileBackend(persistent=True), layers=span)
+    fresh = execute(lowered, TileBackend(persistent=False), layers=span)
+    _assert_exact(lowered, fresh, ["layer1.0.conv3", "layer1.0.downsample.0", "layer1.0.add"])
+    _compare_runs(served, fresh)
+
+
 class _NoSimulation(TileBackend):
     """A tile backend that fails the test if anything is simulated."""
 
