@@ -100,6 +100,12 @@ BLOCKS: dict[str, BlockEntry] = {e.name: e for e in [
         Param("addr_width", int, 32, "address width"),
         Param("loops", int, 6, "nested loops"),
     )),
+    BlockEntry("seq-divider", "tilelab.hdl.arith:SeqDivider", "unsigned divider, one quotient bit per cycle", (
+        Param("width", int, 64, "operand width"),
+    )),
+    BlockEntry("seq-isqrt", "tilelab.hdl.arith:SeqIsqrt", "floor square root, one result bit per cycle", (
+        Param("width", int, 64, "operand width (even)"),
+    )),
 ]}
 
 

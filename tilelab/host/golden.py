@@ -55,6 +55,7 @@ __all__ = [
     "add_requant",
     "avg_pool2d",
     "batch_norm_float",
+    "batch_norm_terms",
     "batch_norm_train",
     "choose_requant",
     "clipped_fraction",
@@ -691,21 +692,45 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8) -> np.ndarray:
         raise ValueError(
             f"gamma_frac_bits must be at most {_BN_MAX_GAMMA_FRAC_BITS}, not {gamma_frac_bits!r}"
         )
-    f, r = BN_MEAN_FRAC_BITS, BN_INVSTD_FRAC_BITS
     xs = x.astype(np.int64).reshape(n, channels)
-    s1 = xs.sum(axis=0)  # 1
-    s2 = (xs * xs).sum(axis=0)
+    mean, a, t = batch_norm_terms(xs.sum(axis=0), (xs * xs).sum(axis=0), n, g, eps=eps,
+                                  gamma_frac_bits=gamma_frac_bits)  # 1-7
+    xc = (xs << BN_MEAN_FRAC_BITS) - mean  # 8
+    y = ((xc * a + (np.int64(1) << (t - 1))) >> t) + bt
+    return np.clip(y, INT8_MIN, INT8_MAX).astype(np.int8).reshape(x.shape)
+
+
+def batch_norm_terms(s1, s2, n, gamma, *, eps, gamma_frac_bits):
+    """Steps 2-7 of :func:`batch_norm_train`: per-channel terms from the all-reduce sums.
+
+    Parameters
+    ----------
+    s1, s2 : numpy.ndarray
+        int64 ``(C,)``: ``Σx`` and ``Σx²`` over the ``n`` values of each channel.
+    n : int
+        Values per channel, ``1 <= n <= BN_MAX_COUNT``.
+    gamma : numpy.ndarray
+        Integer ``(C,)``, int16 range (already checked).
+    eps, gamma_frac_bits : int
+        As in :func:`batch_norm_train` (already checked).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, int)
+        ``mean`` (Q.8, int64 ``(C,)``), ``a = gamma · inv`` (int64 ``(C,)``) and the shift
+        ``T = F + G + R`` of step 8.
+    """
+    f, r = BN_MEAN_FRAC_BITS, BN_INVSTD_FRAC_BITS
+    s1 = np.asarray(s1, np.int64)
+    s2 = np.asarray(s2, np.int64)
     n64 = np.int64(n)
     mean = _rdiv(s1 << f, n64)  # 2
     d = n64 * s2 - s1 * s1  # 3
     ssd = _rdiv(d, n64)  # 4
     var = _rdiv(ssd << (2 * f), n64)  # 5
     inv = _isqrt((np.int64(1) << (2 * f + 2 * r)) // (var + eps))  # 6
-    a = g * inv  # 7
-    t = f + gamma_frac_bits + r
-    xc = (xs << f) - mean  # 8
-    y = ((xc * a + (np.int64(1) << (t - 1))) >> t) + bt
-    return np.clip(y, INT8_MIN, INT8_MAX).astype(np.int8).reshape(x.shape)
+    a = np.asarray(gamma, np.int64) * inv  # 7
+    return mean, a, f + gamma_frac_bits + r
 
 
 def _bn_vector(value, name: str, channels: int, *, lo: int, hi: int) -> np.ndarray:

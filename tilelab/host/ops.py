@@ -21,7 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tilelab.hdl.formats.eltwise import DESC_BYTES, MAX_DIM, MAX_WINDOW, PARAM_WORDS, EltwiseDesc, EltwiseOp
+from tilelab.hdl.formats.eltwise import (
+    DESC_BYTES,
+    MAX_DIM,
+    MAX_WINDOW,
+    PARAM_WORDS,
+    TERMS_WORDS,
+    EltwiseDesc,
+    EltwiseOp,
+)
+from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
 from tilelab.sim import BACKENDS, simulate
 from tilelab.sim.cache import default_cache_dir
@@ -32,8 +41,9 @@ from . import golden
 from .layers import PoolSpec
 from .runtime import LayerStats
 
-__all__ = ["add_requant", "avg_pool2d", "global_avg_pool", "image_runner", "max_pool2d", "reciprocal",
-           "relu", "eltwise_design", "eltwise_run_bench"]
+__all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "bulk_reduce_bench", "eltwise_design",
+           "eltwise_run_bench", "global_avg_pool", "image_runner", "max_pool2d", "noc_all_reduce", "reciprocal",
+           "relu"]
 
 #: Largest batch (16-bit field) and channel count (16-bit field) of one descriptor.
 MAX_BATCH = (1 << 16) - 1
@@ -42,7 +52,7 @@ MAX_CHANNELS = (1 << 16) - 1
 MAX_STRIDE = 255
 MAX_PADDING = 255
 #: Counters whose movement means the unit makes progress.
-PROGRESS = ("busy", "ext_bytes_read", "ext_bytes_written", "cmd_bytes_read")
+PROGRESS = ("busy", "ext_bytes_read", "ext_bytes_written", "cmd_bytes_read", "terms_cycles")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,8 +172,10 @@ def _check_config(config, sim):
         raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
     if config is None:
         return DEFAULT_ELTWISE
+    if isinstance(config, TileConfig):  # the unit that would sit in this tile: its port and memory
+        return EltwiseConfig(ext_bytes=config.ext_bytes, ext_words=config.ext_words, mem_impl=config.mem_impl)
     if not isinstance(config, EltwiseConfig):
-        raise TypeError(f"config must be an EltwiseConfig, not {config!r}")
+        raise TypeError(f"config must be an EltwiseConfig or a TileConfig, not {config!r}")
     return config
 
 
@@ -253,7 +265,7 @@ def reciprocal(count: int) -> tuple[int, int, int]:
     below ``256·count``), ``shift`` the bit length of ``256·count²`` and
     ``mult = ceil(2**shift / count)``. Exact because ``mult·count - 2**shift = e < count`` and
     ``v·e < 256·count² <= 2**shift``, so the error term ``v·e / (count·2**shift)`` never reaches
-    the next multiple of ``1 / count``.
+    the next multiple of ``1 / count``. ``mult <= 512·count + 1 < 2**26``.
 
     Parameters
     ----------
@@ -339,8 +351,9 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
         At most ``kernel // 2``; padded positions never win.
     sim : {"verilator", "icarus", "amaranth"}
         Simulator.
-    config : EltwiseConfig, optional
-        The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`.
+    config : EltwiseConfig or TileConfig, optional
+        The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`. A ``TileConfig``
+        stands for the unit beside that tile (its port width and external memory).
 
     Returns
     -------
@@ -492,3 +505,261 @@ def relu(x, *, zero_point=0, sim="verilator", config=None):
     _limit("C", channels, MAX_CHANNELS)
     fields = {"op": EltwiseOp.RELU, **_tensor_desc(1, rows, 1, channels), "zero_point": zero_point}
     return _run_single(fields, rx, None, want, config, sim)
+
+
+# ------------------------------------------------------------------------------------------------
+# batch norm (training mode) across a mesh
+
+#: NoC all-reduce of the statistics: int32 lanes per flit and words per node memory.
+BN_NOC_LANES = 8
+BN_NOC_DEPTH = 2048
+#: int32 lanes per channel on the NoC: Σx, the low 16 bits of Σx², and Σx² >> 16. A shard's Σx²
+#: (< 2**38) does not fit one wrapping int32 lane; split this way, every lane's total over up to
+#: 256 nodes stays exact (< 2**24 and < 2**30).
+BN_LANES_PER_CHANNEL = 3
+_S2_SPLIT = 16
+
+
+def _bulk_reduce_design(rows, cols, lanes, depth) -> Design:
+    import tilelab
+    from tilelab.hdl.memories import VERILOG_DIR
+    from tilelab.noc.bulk import BulkReduceHarness
+    from tilelab.sim.verilog import to_verilog
+
+    src = Path(tilelab.__file__).parent
+    h = hashlib.sha256(f"{rows},{cols},{lanes},{depth}".encode())
+    for sub in ("hdl", "noc"):
+        for p in sorted((src / sub).rglob("*.py")) + sorted((src / sub).rglob("*.v")):
+            h.update(p.read_bytes())
+    path = default_cache_dir() / "verilog" / f"bulk-reduce-{h.hexdigest()[:24]}.v"
+    ports_path = path.with_suffix(".ports.json")
+    models = tuple(sorted(VERILOG_DIR.glob("*.v")))
+    if path.exists() and ports_path.exists():
+        ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
+        return Design(top="bulk_reduce", verilog=path.read_text(), extra_sources=models, ports=ports)
+    design = to_verilog(BulkReduceHarness(rows=rows, cols=cols, lanes=lanes, depth=depth), name="bulk_reduce")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
+        tmp = target.with_suffix(f".{time.time_ns()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+    return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
+
+
+async def bulk_reduce_bench(io, *, flits, names, stall_cycles=5_000):
+    """Start the all-reduce of the loaded contributions, wait for done, dump every node memory."""
+    await io.reset()
+    io.set("flits", flits)
+    io.set("start", 1)
+    await io.tick()
+    io.set("start", 0)
+    await io.run_until("done", progress=["sent", "received"], stall_cycles=stall_cycles,
+                       diagnose=lambda io: f"all-reduce: {io.get('sent')} flits sent, {io.get('received')} "
+                                           f"delivered, stuck={io.get('stuck')}")
+    io.set("dump", 1)
+    await io.tick()
+    io.set("dump", 0)
+    for name in names:
+        io.dump_memory(name)
+    await io.tick()
+    return {name: io.get(name) for name in ("cycles", "sent", "received")}
+
+
+def noc_all_reduce(contributions: dict, *, rows: int, cols: int, sim: str = "verilator"):
+    """Sum per-node int32 vectors in the NoC's in-network reduction RTL; every node's totals come back.
+
+    Parameters
+    ----------
+    contributions : dict
+        ``{(x, y): int32 array (L,)}`` for every node of the ``rows × cols`` mesh, all the same
+        length ``L``.
+    rows, cols : int
+        Mesh size.
+    sim : {"verilator", "icarus", "amaranth"}
+        Simulator.
+
+    Returns
+    -------
+    (dict, dict)
+        ``{(x, y): int32 totals (L,)}`` as delivered to each node (wrapping int32 sums), and the
+        run's counters (``cycles``, ``sent``, ``received`` flits).
+    """
+    from tilelab.noc.bulk import BulkReduceHarness, node_memory_name
+
+    _check_mesh((rows, cols))
+    if sim not in BACKENDS:
+        raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
+    nodes = {(x, y) for y in range(rows) for x in range(cols)}
+    if not isinstance(contributions, dict) or set(contributions) != nodes:
+        raise ValueError(f"contributions must be a dict with one vector per node (x, y) of the {rows}x{cols} mesh")
+    lengths = {np.shape(v) for v in contributions.values()}
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1 or next(iter(lengths))[0] < 1:
+        raise ValueError(f"contributions must be 1-D vectors of one non-zero length, not shapes {sorted(lengths)!r}")
+    lanes, depth = BN_NOC_LANES, BN_NOC_DEPTH
+    length = next(iter(lengths))[0]
+    flits = -(-length // lanes)
+    if 2 * flits > depth:
+        raise ValueError(f"the all-reduce needs {2 * flits} words per node, more than the {depth} it has")
+    words = {}
+    for key, vector in contributions.items():
+        v = np.zeros(flits * lanes, np.int32)
+        v[:length] = vector
+        words[key] = v
+    work = Path(tempfile.mkdtemp(prefix="tilelab-bulk-reduce-"))
+    plusargs, names = {}, []
+    for (x, y), v in words.items():
+        name = node_memory_name(x, y)
+        names.append(name)
+        plusargs.update({f"{name}_init": str(work / f"{name}_init.hex"), f"{name}_dump": str(work / f"{name}_dump.hex"),
+                         f"{name}_dump_lo": str(flits), f"{name}_dump_hi": str(2 * flits - 1)})
+        write_hex(work / f"{name}_init.hex", v.view(np.uint8), 4 * lanes)
+    args = {"flits": flits, "names": names}
+    if sim == "amaranth":
+        init = {key: [int.from_bytes(v[i * lanes:(i + 1) * lanes].tobytes(), "little") for i in range(flits)]
+                for key, v in words.items()}
+        design = BulkReduceHarness(rows=rows, cols=cols, lanes=lanes, depth=depth, mem_impl="amaranth", init=init)
+    else:
+        design = _bulk_reduce_design(rows, cols, lanes, depth)
+    res = simulate(design, "tilelab.host.ops:bulk_reduce_bench", backend=sim, workdir=work, plusargs=plusargs,
+                   args=args)
+    totals = {}
+    for (x, y) in words:
+        raw = read_hex(work / f"{node_memory_name(x, y)}_dump.hex", 4 * lanes)
+        totals[x, y] = np.frombuffer(raw, np.int32)[:length].copy()
+    shutil.rmtree(work, ignore_errors=True)
+    return totals, dict(res.value)
+
+
+def _check_mesh(mesh):
+    if (not isinstance(mesh, tuple) or len(mesh) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16 for v in mesh)):
+        raise ValueError(f"mesh must be a (rows, cols) pair of integers in [1, 16], not {mesh!r}")
+    return mesh
+
+
+def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), sim="verilator", config=None):
+    """Training-mode batch norm: statistics per shard on the unit, summed across the mesh by the NoC.
+
+    The ``N·H·W`` rows of ``x`` are split into ``R·C`` contiguous shards, one per node of the
+    ``mesh`` (node ``(x, y)`` takes shard ``y·C + x``). Then, all in RTL except the per-channel
+    steps 2-7:
+
+    1. BN_STATS on the element-wise unit: each shard's per-channel ``Σx`` (int32) and ``Σx²``
+       (int64). The shards run one after another in one simulated unit, as each node's unit
+       would run its own.
+    2. The NoC's in-network all-reduce (:class:`~tilelab.noc.bulk.BulkReduceHarness`) sums them
+       across the mesh (``Σx`` and ``Σx²`` split in 16-bit-safe int32 lanes, see
+       :data:`BN_LANES_PER_CHANNEL`); every node receives the totals.
+    3. BN_TERMS on the unit: steps 2-7 of :func:`tilelab.host.golden.batch_norm_train` (two
+       divisions and an integer square root per channel, sequential RTL) from node (0, 0)'s NoC
+       totals, into the BN_APPLY parameter table (each node's unit would compute the same).
+    4. BN_APPLY on the unit, per shard: step 8 for every element.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8 ``(N, H, W, C)``, at least one row per node.
+    gamma, beta, eps, gamma_frac_bits
+        As in :func:`tilelab.host.golden.batch_norm_train`.
+    mesh : (int, int)
+        ``(rows, cols)`` of the mesh, 1..16 each.
+    sim, config
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8 ``(N, H, W, C)``. ``stats.bit_exact`` holds when the NoC totals equal numpy's ``Σx``
+        and ``Σx²`` at every node, the RTL's per-channel mean and ``a`` equal
+        :func:`tilelab.host.golden.batch_norm_terms` and the output equals the golden; ``stats.cycles`` is the
+        statistics run + the all-reduce + the apply run; ``stats.counters`` has each phase's
+        counters (``stats_*``, ``noc_*``, ``apply_*`` (BN_TERMS + BN_APPLY)) and the checks
+        ``noc_totals_exact`` and ``terms_exact``.
+    """
+    config = _check_config(config, sim)
+    want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)
+    rows_mesh, cols_mesh = _check_mesh(mesh)
+    nodes = rows_mesh * cols_mesh
+    channels = x.shape[3]
+    count = x.shape[0] * x.shape[1] * x.shape[2]
+    if count < nodes:
+        raise ValueError(f"batch norm over a {rows_mesh}x{cols_mesh} mesh needs at least {nodes} rows "
+                         f"(N·H·W), not {count!r}")
+    _limit("C", channels, MAX_CHANNELS)
+    _limit("rows per shard", -(-count // nodes), MAX_DIM)
+    flits = -(-BN_LANES_PER_CHANNEL * channels // BN_NOC_LANES)
+    if 2 * flits > BN_NOC_DEPTH:
+        raise ValueError(f"batch norm over the NoC takes at most {BN_NOC_DEPTH * BN_NOC_LANES // 6} channels, "
+                         f"not {channels!r}")
+    xs = x.reshape(count, channels)
+    bounds = np.linspace(0, count, nodes + 1).astype(np.int64)
+    shards = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    # 1. per-shard statistics on the unit
+    img = _Image(config, nodes)
+    src = img.alloc(xs)
+    stats_bytes = 12 * channels
+    out0 = img.alloc(nodes * stats_bytes)
+    for k, (lo, hi) in enumerate(shards):
+        img.desc(op=EltwiseOp.BN_STATS, **_tensor_desc(1, hi - lo, 1, channels), src_a=src + lo * channels,
+                 dst=out0 + k * stats_bytes)
+    raw, stats_counters, stats_res = _run_image(img.build(), out0, nodes * stats_bytes, config, sim)
+    contributions, shard_sums = {}, []
+    for k in range(nodes):
+        part = raw[k * stats_bytes:(k + 1) * stats_bytes]
+        s1 = part[:4 * channels].view(np.int32).astype(np.int64)
+        s2 = part[4 * channels:].view(np.int64)
+        shard_sums.append((s1, s2))
+        lanes = np.stack([s1, s2 & ((1 << _S2_SPLIT) - 1), s2 >> _S2_SPLIT], axis=1).reshape(-1)
+        contributions[k % cols_mesh, k // cols_mesh] = lanes.astype(np.int32)
+
+    # 2. all-reduce in the NoC
+    totals, noc_counters = noc_all_reduce(contributions, rows=rows_mesh, cols=cols_mesh, sim=sim)
+    want_s1 = xs.astype(np.int64).sum(axis=0)
+    want_s2 = (xs.astype(np.int64) ** 2).sum(axis=0)
+    noc_exact = True
+    for vector in totals.values():
+        lanes = vector.astype(np.int64).reshape(channels, BN_LANES_PER_CHANNEL)
+        s1, s2 = lanes[:, 0], lanes[:, 1] + (lanes[:, 2] << _S2_SPLIT)
+        noc_exact &= bool(np.array_equal(s1, want_s1) and np.array_equal(s2, want_s2))
+    lanes = totals[0, 0].reshape(channels, BN_LANES_PER_CHANNEL)  # node (0, 0)'s totals feed its unit
+
+    # 3. + 4. per-channel terms (BN_TERMS), then every shard normalized (BN_APPLY), on the unit
+    W = config.ext_bytes
+    chunks = -(-channels // W)
+    img = _Image(config, 1 + nodes)
+    src = img.alloc(xs)
+    terms_in = img.alloc(_param_table(config, channels, [
+        (lanes[:, 0], np.int32), (lanes[:, 1], np.int32), (lanes[:, 2], np.int32),
+        (np.asarray(gamma, np.int64), np.int32), (np.asarray(beta, np.int64), np.int32)]))
+    table_bytes = chunks * TERMS_WORDS * W
+    table = img.alloc(xs.size + table_bytes)
+    dst = table + table_bytes
+    img.desc(op=EltwiseOp.BN_TERMS, c=channels, params=terms_in, dst=table, bn_count=count, bn_eps=eps)
+    shift = golden.BN_MEAN_FRAC_BITS + gamma_frac_bits + golden.BN_INVSTD_FRAC_BITS
+    for lo, hi in shards:
+        img.desc(op=EltwiseOp.BN_APPLY, **_tensor_desc(1, hi - lo, 1, channels), src_a=src + lo * channels,
+                 dst=dst + lo * channels, params=table, bn_shift=shift)
+    out, apply_counters, apply_res = _run_image(img.build(), table, table_bytes + xs.size, config, sim)
+    y = out[table_bytes:].view(np.int8).reshape(x.shape).copy()
+    words = out[:table_bytes].reshape(chunks, TERMS_WORDS, W)
+    rtl_mean = words[:, 0:4].reshape(chunks, -1).view(np.int32).reshape(-1)[:channels]
+    rtl_a = words[:, 4:12].reshape(chunks, -1).view(np.int64).reshape(-1)[:channels]
+    mean, a, _ = golden.batch_norm_terms(want_s1, want_s2, count, np.asarray(gamma, np.int64), eps=eps,
+                                         gamma_frac_bits=gamma_frac_bits)
+    terms_exact = bool(np.array_equal(rtl_mean, mean) and np.array_equal(rtl_a, a))
+
+    counters = {}
+    for prefix, values in (("stats", stats_counters), ("noc", noc_counters), ("apply", apply_counters)):
+        counters.update({f"{prefix}_{k}": v for k, v in values.items()})
+    counters["noc_totals_exact"] = noc_exact
+    counters["terms_exact"] = terms_exact
+    total = {
+        "cycles": stats_counters["cycles"] + noc_counters["cycles"] + apply_counters["cycles"],
+        "ext_bytes_read": stats_counters["ext_bytes_read"] + apply_counters["ext_bytes_read"],
+        "ext_bytes_written": stats_counters["ext_bytes_written"] + apply_counters["ext_bytes_written"],
+        "run_seconds": stats_counters["run_seconds"] + apply_counters["run_seconds"],
+    }
+    stats = _stats(total, apply_res, noc_exact and terms_exact and _exact(y, want), counters)
+    stats.total_seconds = float(stats_res.total_seconds + apply_res.total_seconds)
+    return y, stats

@@ -14,7 +14,10 @@ and runs each one over a tensor in external memory, W channels (one port word) p
 The pipeline is two stages deep (read → accumulate/finish → write) and never stalls: the
 external memory answers every read one cycle later and takes one write per cycle. The last chunk
 of a tensor whose channel count is not a multiple of W writes only its real channels (byte mask).
-BN_STATS writes the chunk's sums (12 words) after the chunk's taps.
+BN_STATS writes the chunk's sums (12 words) after the chunk's taps. BN_TERMS reads no tensor: it
+runs batch-norm steps 2-7 for each channel of the chunk in turn on one sequential divider and one
+square-root unit (:mod:`tilelab.hdl.arith`, about 290 cycles per channel) and writes the chunk's
+BN_APPLY table (16 words).
 
 :class:`EltwiseTop` joins the unit to an :class:`~tilelab.hdl.memories.ExtMemory` for simulation,
 like :class:`~tilelab.pe_models.tile.TileTop`.
@@ -22,15 +25,17 @@ like :class:`~tilelab.pe_models.tile.TileTop`.
 
 from dataclasses import asdict, dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.hdl.arith import SeqDivider, SeqIsqrt
 from tilelab.hdl.formats.eltwise import (
     DESC_BITS,
     DESC_BYTES,
     PARAM_WORDS,
     STATS_WORDS,
+    TERMS_WORDS,
     EltwiseDesc,
     EltwiseOp,
     EltwiseState,
@@ -50,6 +55,7 @@ ELTWISE_COUNTERS = (
     "ext_bytes_written",  # bytes written (real channels only)
     "cmd_bytes_read",     # bytes of descriptors fetched
     "elements",           # real input elements read on port a (padding taps excluded)
+    "terms_cycles",       # cycles spent computing BN_TERMS (sequential divider / square root)
 )
 
 #: Status ports read by the watchdog's diagnosis.
@@ -104,6 +110,8 @@ DEFAULT_ELTWISE = EltwiseConfig()
 
 # Kinds of read whose data comes back in the next cycle.
 _RET_NONE, _RET_DESC, _RET_PARAM, _RET_DATA = range(4)
+# BN_TERMS phases, one channel at a time: steps 2, 4, 5, the division of step 6, its square root (and 7).
+_T_MEAN, _T_SSD, _T_VAR, _T_QUOT, _T_SQRT = range(5)
 
 
 def _clamp8(value):
@@ -157,14 +165,17 @@ class EltwiseUnit(wiring.Component):
         desc_bits = Signal(DESC_BITS)
         d = EltwiseDesc(desc_bits[:EltwiseDesc.as_shape().size])
         pc = Signal(32)
-        k = Signal(range(max(desc_words, 16, STATS_WORDS) + 1))  # words issued in FETCH / PARAMS / STATS
+        param_words = max(PARAM_WORDS.values())
+        k = Signal(range(max(desc_words, param_words) + 1))  # words issued in FETCH / PARAMS
         chunk = Signal(16)
         n, oh, ow, i, j = (Signal(24, name=nm) for nm in ("n", "oh", "ow", "i", "j"))
         running = Signal()
+        fetched = Signal()
 
         # ---- derived per-descriptor values
         is_glob = (d.op == EltwiseOp.GLOBAL_AVGPOOL) | (d.op == EltwiseOp.BN_STATS)
         is_stats = d.op == EltwiseOp.BN_STATS
+        is_terms = d.op == EltwiseOp.BN_TERMS
         KH = Mux(is_glob, d.h, d.kh)
         KW = Mux(is_glob, d.w, d.kw)
         HO = Mux(is_glob, 1, d.ho)
@@ -173,7 +184,7 @@ class EltwiseUnit(wiring.Component):
         SW = Mux(is_glob, 1, d.sw)
         PH = Mux(is_glob, 0, d.ph)
         PW = Mux(is_glob, 0, d.pw)
-        n_params = Signal(5)
+        n_params = Signal(range(param_words + 1))
         with m.Switch(d.op):
             for op, words in PARAM_WORDS.items():
                 with m.Case(op):
@@ -231,7 +242,9 @@ class EltwiseUnit(wiring.Component):
             m.d.sync += state.eq(Mux(n_params != 0, EltwiseState.PARAMS, EltwiseState.RUN))
 
         # ---- control
-        stats_k = Signal.like(k)
+        params = Signal(param_words * WB)
+        stats_k = Signal(range(max(STATS_WORDS, TERMS_WORDS) + 1))
+        t_lane, t_phase, t_mean, t_a, terms_step = self._terms(m, d, params, W, WB, nvalid, stats_k, state)
         with m.Switch(state):
             with m.Case(EltwiseState.IDLE):
                 with m.If(self.start):
@@ -242,14 +255,17 @@ class EltwiseUnit(wiring.Component):
                     m.d.sync += [ret_kind.eq(_RET_DESC), ret_idx.eq(k), k.eq(k + 1),
                                  counters["cmd_bytes_read"].eq(counters["cmd_bytes_read"] + W)]
                 with m.If((ret_kind == _RET_DESC) & (ret_idx == desc_words - 1)):
-                    m.d.sync += chunk.eq(0)
+                    m.d.sync += fetched.eq(1)  # decode from the next cycle on, once the last word is in
+                with m.If(fetched):
+                    m.d.sync += [fetched.eq(0), chunk.eq(0)]
                     start_chunk()
             with m.Case(EltwiseState.PARAMS):
                 with m.If(k < n_params):
                     m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(d.params + (chunk * n_params + k) * W)]
                     m.d.sync += [ret_kind.eq(_RET_PARAM), ret_idx.eq(k), k.eq(k + 1)]
                 with m.If((ret_kind == _RET_PARAM) & (ret_idx == n_params - 1)):
-                    m.d.sync += state.eq(EltwiseState.RUN)
+                    m.d.sync += [state.eq(Mux(is_terms, EltwiseState.TERMS, EltwiseState.RUN)), t_lane.eq(0),
+                                 t_phase.eq(_T_MEAN)]
             with m.Case(EltwiseState.RUN):
                 ihp = oh * SH + i
                 iwp = ow * SW + j
@@ -295,19 +311,21 @@ class EltwiseUnit(wiring.Component):
             with m.Case(EltwiseState.DRAIN):
                 with m.If((ret_kind == _RET_NONE) & ~wr_valid):
                     with m.If(is_stats):
-                        m.d.sync += [state.eq(EltwiseState.STATS), stats_k.eq(0)]
+                        m.d.sync += [state.eq(EltwiseState.WRITE), stats_k.eq(0)]
                     with m.Else():
                         next_chunk()
-            with m.Case(EltwiseState.STATS):
+            with m.Case(EltwiseState.WRITE):
                 m.d.sync += stats_k.eq(stats_k + 1)
-                with m.If(stats_k == STATS_WORDS - 1):
+                with m.If(stats_k == Mux(is_terms, TERMS_WORDS, STATS_WORDS) - 1):
                     next_chunk()
+            with m.Case(EltwiseState.TERMS):
+                m.d.sync += counters["terms_cycles"].eq(counters["terms_cycles"] + 1)
+                terms_step()
         with m.If(ext.ra_en | ext.rb_en):
             with m.If(state != EltwiseState.FETCH):
                 m.d.sync += counters["ext_bytes_read"].eq(counters["ext_bytes_read"] + read_bytes)
 
         # ---- descriptor and parameter capture
-        params = Signal(16 * WB)
         with m.If(ret_kind == _RET_DESC):
             with m.Switch(ret_idx):
                 for w in range(desc_words):
@@ -315,7 +333,7 @@ class EltwiseUnit(wiring.Component):
                         m.d.sync += desc_bits[w * WB:(w + 1) * WB].eq(ext.ra_data)
         with m.If(ret_kind == _RET_PARAM):
             with m.Switch(ret_idx):
-                for w in range(16):
+                for w in range(param_words):
                     with m.Case(w):
                         m.d.sync += params[w * WB:(w + 1) * WB].eq(ext.ra_data)
 
@@ -395,14 +413,15 @@ class EltwiseUnit(wiring.Component):
             m.d.sync += [wr_valid.eq(1), wr_addr.eq(ret_addr), wr_data.eq(Cat(*out_bytes)),
                          wr_nbytes.eq(ret_nvalid)]
 
-        # ---- writes: the pipeline's output, or a chunk's BN_STATS sums
+        # ---- writes: the pipeline's output, or a chunk's BN_STATS sums / BN_TERMS table
         sums1 = Cat(*s1)
         sums2 = Cat(*(Cat(v, v[47].replicate(16)) for v in s2))  # int64 lanes, sign-extended
+        terms_table = Cat(*t_mean, *t_a, params[16 * WB:20 * WB])  # mean int32, a int64, beta int32
         stats_addr = Signal(32)
         stats_data = Signal(WB)
         stats_bytes = Signal(range(W + 1))
         with m.Switch(stats_k):
-            for w in range(STATS_WORDS):
+            for w in range(max(STATS_WORDS, TERMS_WORDS)):
                 with m.Case(w):
                     if w < 4:
                         addr = d.dst + chunk_base * 4 + w * W
@@ -412,11 +431,15 @@ class EltwiseUnit(wiring.Component):
                         addr = d.dst + d.c * 4 + chunk_base * 8 + (w - 4) * W
                         total, before = nvalid * 8, (w - 4) * W
                         bits = sums2[(w - 4) * WB:(w - 3) * WB]
-                    m.d.comb += [stats_addr.eq(addr), stats_data.eq(bits),
-                                 stats_bytes.eq(Mux(total <= before, 0,
-                                                    Mux(total >= before + W, W, total - before)))]
+                    with m.If(is_terms):
+                        m.d.comb += [stats_addr.eq(d.dst + (chunk * TERMS_WORDS + w) * W),
+                                     stats_data.eq(terms_table[w * WB:(w + 1) * WB]), stats_bytes.eq(W)]
+                    with m.Elif(w < STATS_WORDS):
+                        m.d.comb += [stats_addr.eq(addr), stats_data.eq(bits),
+                                     stats_bytes.eq(Mux(total <= before, 0,
+                                                        Mux(total >= before + W, W, total - before)))]
         nbytes = Signal(range(W + 1))
-        with m.If(state == EltwiseState.STATS):
+        with m.If(state == EltwiseState.WRITE):
             m.d.comb += [ext.wr_en.eq(stats_bytes != 0), ext.wr_addr.eq(stats_addr), ext.wr_data.eq(stats_data),
                          nbytes.eq(stats_bytes)]
         with m.Else():
@@ -425,6 +448,83 @@ class EltwiseUnit(wiring.Component):
         m.d.comb += ext.wr_mask.eq(((Const(1, W + 1) << nbytes) - 1)[:W])
         m.d.sync += counters["ext_bytes_written"].eq(counters["ext_bytes_written"] + Mux(ext.wr_en, nbytes, 0))
         return m
+
+
+    @staticmethod
+    def _terms(m, d, params, W, WB, nvalid, stats_k, state):
+        """BN_TERMS: steps 2-7 of :func:`tilelab.host.golden.batch_norm_train`, channel by channel.
+
+        Returns the lane index, the phase, the per-lane results (mean, a) and a function that
+        emits one cycle of the sequence (called in the TERMS state).
+        """
+        m.submodules.div = div = SeqDivider(64)
+        m.submodules.sqrt = sqrt = SeqIsqrt(64)
+        t_lane = Signal(range(W))
+        t_phase = Signal(3)
+        started = Signal()
+        t_mean = [Signal(32, name=f"t_mean_{lane}") for lane in range(W)]
+        t_a = [Signal(64, name=f"t_a_{lane}") for lane in range(W)]
+
+        def lane_word(word):
+            return Array(params[word * WB + 32 * lane:word * WB + 32 * lane + 32] for lane in range(W))[t_lane]
+
+        s1 = Signal(signed(32))
+        s2 = Signal(64)
+        gamma = Signal(signed(32))
+        m.d.comb += [s1.eq(lane_word(0)), s2.eq(lane_word(4) + (lane_word(8) << 16)), gamma.eq(lane_word(12))]
+        count = d.bn_count
+        half = count >> 1
+        v_mean = Signal(signed(64))
+        m.d.comb += v_mean.eq((s1 << 8) + half)
+        negative = v_mean < 0
+        spread = Signal(64)  # D = n·Σx² - (Σx)², 0 <= D <= 2**62
+        m.d.comb += spread.eq(count * s2 - s1 * s1)
+        ssd = Signal(64)
+        var = Signal(64)
+        quot = Signal(64)
+        mean_q = Signal(signed(32))
+        m.d.comb += mean_q.eq(Mux(negative, -(div.quotient + (div.remainder != 0)), div.quotient))
+
+        def terms_step():
+            finished = started & ~div.busy & ~sqrt.busy
+            with m.If(~started):
+                m.d.sync += started.eq(1)
+            with m.If(finished):
+                m.d.sync += [started.eq(0), t_phase.eq(t_phase + 1)]
+            with m.Switch(t_phase):
+                with m.Case(_T_MEAN):
+                    m.d.comb += [div.start.eq(~started), div.dividend.eq(Mux(negative, -v_mean, v_mean)),
+                                 div.divisor.eq(count)]
+                    with m.If(finished):
+                        with m.Switch(t_lane):
+                            for lane in range(W):
+                                with m.Case(lane):
+                                    m.d.sync += t_mean[lane].eq(mean_q)
+                with m.Case(_T_SSD):
+                    m.d.comb += [div.start.eq(~started), div.dividend.eq(spread + half), div.divisor.eq(count)]
+                    with m.If(finished):
+                        m.d.sync += ssd.eq(div.quotient)
+                with m.Case(_T_VAR):
+                    m.d.comb += [div.start.eq(~started), div.dividend.eq((ssd << 16) + half), div.divisor.eq(count)]
+                    with m.If(finished):
+                        m.d.sync += var.eq(div.quotient)
+                with m.Case(_T_QUOT):
+                    m.d.comb += [div.start.eq(~started), div.dividend.eq(1 << 60), div.divisor.eq(var + d.bn_eps)]
+                    with m.If(finished):
+                        m.d.sync += quot.eq(div.quotient)
+                with m.Case(_T_SQRT):
+                    m.d.comb += [sqrt.start.eq(~started), sqrt.value.eq(quot)]
+                    with m.If(finished):
+                        with m.Switch(t_lane):
+                            for lane in range(W):
+                                with m.Case(lane):
+                                    m.d.sync += t_a[lane].eq(gamma * sqrt.root)
+                        with m.If(t_lane + 1 < nvalid):
+                            m.d.sync += [t_lane.eq(t_lane + 1), t_phase.eq(_T_MEAN)]
+                        with m.Else():
+                            m.d.sync += [state.eq(EltwiseState.WRITE), stats_k.eq(0)]
+
+        return t_lane, t_phase, t_mean, t_a, terms_step
 
 
 class EltwiseTop(wiring.Component):

@@ -16,6 +16,9 @@ Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = cha
 
 - ``ADD``: words 0-3 ``a_mult`` int32, 4-7 ``b_mult`` int32, 8 ``a_shift`` uint8, 9 ``b_shift`` uint8.
 - ``BN_APPLY``: words 0-3 ``mean`` int32 (Q.8), 4-11 ``a = gamma · inv`` int64, 12-15 ``beta`` int32.
+- ``BN_TERMS``: words 0-3 ``Σx`` int32, 4-7 ``Σx² mod 2**16`` int32, 8-11 ``Σx² >> 16`` int32 (the
+  all-reduce totals, as the NoC delivers them), 12-15 ``gamma`` int32, 16-19 ``beta`` int32.
+  It writes the chunk's BN_APPLY table (16 words) at ``dst + chunk · 16 · W``.
 
 ``BN_STATS`` writes ``Σx`` as int32 ``(C,)`` at ``dst`` and ``Σx²`` as int64 ``(C,)`` at
 ``dst + 4·C`` (Σx² of up to 2**24 values needs 39 bits; Σx fits int32 for that count).
@@ -25,7 +28,7 @@ from amaranth.hdl import signed
 from amaranth.lib import data, enum
 
 __all__ = ["DESC_BYTES", "DESC_BITS", "PARAM_WORDS", "EltwiseOp", "EltwiseDesc", "EltwiseState",
-           "MAX_DIM", "MAX_WINDOW", "STATS_WORDS"]
+           "MAX_DIM", "MAX_WINDOW", "STATS_WORDS", "TERMS_WORDS"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -46,12 +49,15 @@ class EltwiseOp(enum.Enum, shape=4):
     RELU = 4            #: max(x, zero_point)
     BN_STATS = 5        #: per-channel Σx and Σx² over all pixels of the input
     BN_APPLY = 6        #: batch-norm step 8 with per-channel mean, a = gamma·inv, beta
+    BN_TERMS = 7        #: batch-norm steps 2-7 per channel (two divisions, a square root) → BN_APPLY table
 
 
 #: Parameter words (W bytes each) read per channel chunk, by op.
-PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16}
+PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16, EltwiseOp.BN_TERMS: 20}
 #: Result words written per channel chunk by BN_STATS (4 of Σx int32, 8 of Σx² int64).
 STATS_WORDS = 12
+#: Result words written per channel chunk by BN_TERMS (a BN_APPLY table).
+TERMS_WORDS = 16
 
 
 class EltwiseState(enum.Enum, shape=3):
@@ -62,8 +68,9 @@ class EltwiseState(enum.Enum, shape=3):
     PARAMS = 2  #: reading a chunk's parameter table
     RUN = 3     #: streaming the chunk's taps
     DRAIN = 4   #: waiting for the pipeline to empty at the end of a chunk
-    STATS = 5   #: writing a chunk's BN_STATS sums
+    WRITE = 5   #: writing a chunk's BN_STATS sums or BN_TERMS table
     DONE = 6    #: program finished
+    TERMS = 7   #: computing BN_TERMS, one channel after another
 
 
 class EltwiseDesc(data.Struct):
@@ -81,7 +88,8 @@ class EltwiseDesc(data.Struct):
 
     ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
     inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
-    :func:`tilelab.host.golden.batch_norm_train`.
+    :func:`tilelab.host.golden.batch_norm_train` (BN_APPLY); ``bn_count`` is its ``n`` (values
+    per channel) and ``bn_eps`` its ``eps`` (BN_TERMS, over ``c`` channels).
     """
 
     op: EltwiseOp
@@ -107,9 +115,11 @@ class EltwiseDesc(data.Struct):
     a_zero_point: signed(8)
     b_zero_point: signed(8)
     bn_shift: 8
-    div_mult: 48
+    div_mult: 26
     div_shift: 8
     div_bias: 32
+    bn_count: 25
+    bn_eps: 31
 
 
 assert EltwiseDesc.as_shape().size <= DESC_BITS
