@@ -45,6 +45,11 @@ CASES = [
     ("groups2",           1, 6,  6,  6,   10,   3, 1,      1,   1,   2,      "int8"),
     ("depthwise",         1, 8,  7,  8,   8,    3, 1,      1,   1,   8,      "int8"),
     ("depthwise-s2-odd",  1, 9,  9,  6,   6,    3, 2,      1,   1,   6,      "int32"),
+    ("dw-pad0-n2-c6",     2, 7,  6,  6,   6,    3, 1,      0,   1,   6,      "int8"),
+    ("dw-s2-pad0-c10",    1, 9,  8,  10,  10,   3, 2,      0,   1,   10,     "int32"),
+    ("dw-s2-pad1-n2-c5",  2, 8,  9,  5,   5,    3, 2,      1,   1,   5,      "int8"),
+    ("dw-dil2-wide",      1, 6,  11, 3,   3,    3, 1,      2,   2,   3,      "int32"),
+    ("dw-5x5-s2-pad2",    1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8"),
     ("odd-channels-n2",   2, 5,  5,  7,   9,    3, 1,      1,   1,   1,      "int8"),
     ("blocked",           1, 16, 16, 32,  16,   3, 1,      1,   1,   1,      "int8"),
 ]
@@ -79,6 +84,47 @@ def test_the_spec_case_n2_16x16x32_s2_64_out():
     assert stats.blocking["row_blocks"] > 1, "the input does not fit one L1 page: the layer must be blocked"
 
 
+@pytest.mark.parametrize("out", ["int8", "int32"])
+def test_depthwise_windows_read_each_input_byte_once(out):
+    # Wide rows: an input window of a few rows fills an activation page, so each image is cut
+    # into several row blocks (and the blocks of the two images never mix).
+    n, h, w, c, stride, pad = 2, 13, 40, 6, 1, 1
+    x, wt, b = tensors(n, h, w, c, c, 3, groups=c, seed=5)
+    rq = requant_for(x, wt, b, stride=stride, padding=pad, dilation=1, groups=c) if out == "int8" else None
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, groups=c, requant=rq, out=out, config=TILE)
+    acc = golden.conv2d(x, wt, b, stride=stride, padding=pad, groups=c)
+    want = acc if out == "int32" else golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point)
+    np.testing.assert_array_equal(y, want)
+    spec = Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, groups=c)
+    blk = stats.blocking
+    assert blk["depthwise"] and blk["row_blocks"] > n
+    assert stats.macs == spec.macs
+    # The blocks cover every output row of every image and channel tile exactly once.
+    covered = sorted((g, i, oh) for g, i, oh0, rows in blk["dw_blocks"] for oh in range(oh0, oh0 + rows))
+    assert covered == [(g, i, oh) for g in range(2) for i in range(n) for oh in range(spec.ho)]
+    # Per row block: 9 steps per tile of R output pixels; external reads: per channel tile its
+    # parameters and weights, per row block the input rows of its window (inside the image) once
+    # (halo rows are shared by two neighbouring blocks).
+    tiles = 0
+    bytes_read = c * (16 + 9)
+    for g, _, oh0, rows in blk["dw_blocks"]:
+        tiles += -(-rows * spec.wo // TILE.rows)
+        top = oh0 * stride - pad
+        bottom = (oh0 + rows - 1) * stride - pad + 2
+        bytes_read += (min(bottom, h - 1) - max(top, 0) + 1) * w * min(TILE.cols, c - g * TILE.cols)
+    assert stats.counters["mac_steps"] == 9 * tiles
+    assert stats.ext_bytes_read == bytes_read
+    assert stats.ext_bytes_read < 1.5 * x.size + c * 25, "each input byte is read about once"
+
+
+def test_depthwise_window_that_cannot_fit_l1():
+    x, wt, b = tensors(1, 3, 200, 4, 4, 3, groups=4)
+    with pytest.raises(LayoutError, match=re.escape(
+            "depthwise layer needs a window of 3x200 pixels of 4 bytes (2400 bytes) per activation lane for one "
+            "output row, but an L1 page holds 2048 bytes per lane")):
+        conv2d(x, wt, b, padding=1, groups=4, out="int32", config=TILE)
+
+
 def test_linear_int8():
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, (3, 40), dtype=np.int8)
@@ -111,6 +157,26 @@ def test_random_shapes(data):
                                                    groups=groups))
     assert stats.macs == Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil,
                                                  groups=groups).macs
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_depthwise_shapes(data):
+    k = data.draw(st.sampled_from([1, 2, 3, 5]), label="k")
+    stride = data.draw(st.integers(1, 3), label="stride")
+    dil = data.draw(st.integers(1, 2), label="dilation")
+    pad = data.draw(st.integers(0, 2), label="padding")
+    span = dil * (k - 1) + 1
+    h = data.draw(st.integers(max(1, span - 2 * pad), 11), label="h")
+    w = data.draw(st.integers(max(1, span - 2 * pad), 11), label="w")
+    c = data.draw(st.integers(2, 9), label="channels")
+    n = data.draw(st.integers(1, 2), label="n")
+    x, wt, b = tensors(n, h, w, c, c, k, c, seed=data.draw(st.integers(0, 999), label="seed"))
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=c, out="int32", config=TILE)
+    np.testing.assert_array_equal(y, golden.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=c))
+    assert stats.blocking["depthwise"]
+    assert stats.macs == Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil,
+                                                 groups=c).macs
 
 
 @pytest.mark.parametrize("sim", ["amaranth", pytest.param("icarus", marks=requires_icarus)])

@@ -58,6 +58,32 @@ def _requant(text, cout):
     return Requant(m, s, zp)
 
 
+def _tile_config(config, text):
+    from dataclasses import fields
+
+    known = {f.name: f.type for f in fields(config)}
+    changes = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}",
+                                     param_hint="--tile")
+        if key == "mem_impl":
+            changes[key] = value
+        elif key == "depthwise":
+            changes[key] = value.lower() in ("1", "true", "yes")
+        else:
+            try:
+                changes[key] = int(value, 0)
+            except ValueError:
+                raise click.BadParameter(f"{key} must be an integer, not {value!r}", param_hint="--tile") from None
+    try:
+        return config.replace(**changes)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--tile") from None
+
+
 @click.command("conv")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), help="NHWC int8 input (.npy)")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), help="OHWI int8 weights (.npy)")
@@ -76,12 +102,21 @@ def _requant(text, cout):
 @click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator", show_default=True)
 @click.option("--rows", type=int, help="MAC array rows (default: the default tile)")
 @click.option("--cols", type=int, help="MAC array columns")
+@click.option("--tile", "tile_fields", help="tile configuration fields, e.g. rows=8,cols=8,ext_bytes=16 "
+              "(see TileConfig)")
 @click.option("--waves", type=click.Path(dir_okay=False), help="waveform file (.fst/.vcd)")
 @click.option("--save", type=click.Path(dir_okay=False), help="save the RTL output (.npy)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the statistics as JSON")
+@click.option("--mesh", help="run on a mesh of RxC tiles (e.g. 2x2) instead of one tile")
+@click.option("--shard", type=click.Choice(["height", "width", "block"]), default="height", show_default=True,
+              help="mesh: how the layer is split over the tiles")
+@click.option("--weight-load", type=click.Choice(["stream", "multicast"]), default="multicast", show_default=True,
+              help="mesh: weights streamed to every tile, or read once and multicast")
+@click.option("--plot", type=click.Path(dir_okay=False), help="mesh: link-utilization heatmap (.png)")
 def command(input_path, weights_path, bias_path, shape, out_channels, kernel, seed, stride, padding, dilation, groups,
-            out_type, requant, relu, sim, rows, cols, waves, save, json_path):
-    """Run one conv layer through the RTL tile, compare with numpy, print a report.
+            out_type, requant, relu, sim, rows, cols, tile_fields, waves, save, json_path, mesh, shard, weight_load,
+            plot):
+    """Run one conv layer through the RTL tile (or a mesh of tiles), compare with numpy, print a report.
 
     Exit status 1 when the RTL output is not bit-exact.
     """
@@ -115,6 +150,8 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
     config = DEFAULT_TILE
     if rows or cols:
         config = config.replace(rows=rows or config.rows, cols=cols or config.cols)
+    if tile_fields:
+        config = _tile_config(config, tile_fields)
     kwargs = dict(stride=_pair(stride, "--stride"), padding=_pair(padding, "--padding"),
                   dilation=_pair(dilation, "--dilation"), groups=groups)
     rq = None
@@ -132,15 +169,29 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
             rq = Requant(m, s, 0)
     elif requant or relu:
         raise click.UsageError("--requant and --relu apply to --out int8")
+    if plot and not mesh:
+        raise click.UsageError("--plot draws the NoC links of a --mesh run")
     try:
-        y, stats = conv2d(x, wt, bias, requant=rq, activation="relu" if relu else None, out=out_type, config=config,
-                          sim=sim, waves=waves, **kwargs)
+        if mesh:
+            from tilelab.host.mesh_runtime import conv2d_mesh, parse_mesh
+            from tilelab.pe_models.mesh import MeshConfig
+
+            mr, mc = parse_mesh(mesh)
+            y, stats = conv2d_mesh(x, wt, bias, requant=rq, activation="relu" if relu else None, out=out_type,
+                                   mesh=MeshConfig(rows=mr, cols=mc, tile=config), shard=shard,
+                                   weight_load=weight_load, sim=sim, waves=waves, **kwargs)
+        else:
+            y, stats = conv2d(x, wt, bias, requant=rq, activation="relu" if relu else None, out=out_type,
+                              config=config, sim=sim, waves=waves, **kwargs)
     except (TypeError, ValueError, LayoutError) as exc:
         raise click.UsageError(str(exc)) from None
     if save:
         np.save(save, y)
     spec_line = f"{tuple(x.shape)} * {tuple(wt.shape)} -> {tuple(y.shape)} {out_type}"
-    click.echo(f"conv {spec_line} on {config.rows}x{config.cols} tile, {sim}")
+    where = f"{config.rows}x{config.cols} tile"
+    if mesh:
+        where = f"{stats.mesh} mesh of {where}s, {stats.shard} sharding, {stats.weight_load} weights"
+    click.echo(f"conv {spec_line} on {where}, {sim}")
     click.echo(f"  bit-exact vs numpy : {'yes' if stats.bit_exact else 'NO'}")
     click.echo(f"  cycles             : {stats.cycles:,}")
     click.echo(f"  MACs               : {stats.macs:,} (peak {stats.peak_macs_per_cycle}/cycle)")
@@ -148,6 +199,16 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
     click.echo(f"  external bytes     : {stats.ext_bytes_read:,} read, {stats.ext_bytes_written:,} written")
     click.echo(f"  simulation         : {stats.wall_seconds:.2f} s, "
                f"{stats.simulated_macs_per_second / 1e6:.1f} M MAC/s")
+    if mesh:
+        click.echo(f"  halo bytes         : {stats.halo_bytes:,}")
+        click.echo(f"  NoC flits on links : {stats.noc_flits:,}")
+        utils = [t["tile.macs"] / max(1, stats.cycles * config.peak_macs_per_cycle) for t in stats.tiles]
+        click.echo(f"  per-tile MAC util. : {100 * min(utils):.1f} .. {100 * max(utils):.1f} %")
+        if plot:
+            from tilelab.host.mesh_plot import plot_link_heatmap
+
+            plot_link_heatmap(stats, plot)
+            click.echo(f"  link heatmap       : {plot}")
     if json_path:
         with open(json_path, "w") as f:
             json.dump(stats.as_dict(), f, indent=2)

@@ -19,7 +19,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["IMPLS", "SRAM", "ExtMemory", "VERILOG_DIR"]
+__all__ = ["IMPLS", "SRAM", "ExtMemory", "NodeMemory", "VERILOG_DIR"]
 
 #: Folder of the behavioural Verilog models.
 VERILOG_DIR = Path(__file__).parent / "verilog"
@@ -187,4 +187,61 @@ class ExtMemory(wiring.Component):
             wlo.data.eq(data2[:8 * W]), whi.data.eq(data2[8 * W:]),
             wlo.en.eq(mask2[:W] & self.wr_en.replicate(W)), whi.en.eq(mask2[W:] & self.wr_en.replicate(W)),
         ]
+        return m
+
+
+class NodeMemory(wiring.Component):
+    """A mesh node's memory: :class:`ExtMemory`'s three ports plus two word-addressed ports.
+
+    The tile of a node uses the byte-addressed ``ra`` / ``rb`` / ``wr`` ports exactly as it
+    would use an :class:`ExtMemory`; the node's data mover reads whole words through ``rc`` and
+    its network interface writes whole words through ``wd``. Every port can be used every cycle.
+    Verilog model only (``tilelab_nodemem``; plusargs as :class:`ExtMemory`).
+
+    Parameters
+    ----------
+    width_bytes : int
+        Bytes per word W (a power of two, 4..128).
+    depth : int
+        Words.
+    name : str
+        Plusarg prefix.
+
+    Members
+    -------
+    ra_*, rb_*, wr_*, dump, load
+        As :class:`ExtMemory`.
+    rc_en, rc_addr, rc_data
+        Word read (``rc_addr`` is a word address), data one cycle later.
+    wd_en, wd_addr, wd_data
+        Whole-word write at word address ``wd_addr``.
+    """
+
+    def __init__(self, *, width_bytes: int = 16, depth: int = 1024, name: str = "nodemem"):
+        _check("width_bytes", width_bytes, 4, 128)
+        if width_bytes & (width_bytes - 1):
+            raise ValueError(f"width_bytes must be a power of two, not {width_bytes!r}")
+        _check("depth", depth, 2, 1 << 26)
+        if not name.isidentifier():
+            raise ValueError(f"name must be an identifier, not {name!r}")
+        self.width_bytes, self.depth, self.name = width_bytes, depth, name
+        W = width_bytes
+        super().__init__({
+            "ra_en": In(1), "ra_addr": In(32), "ra_data": Out(8 * W),
+            "rb_en": In(1), "rb_addr": In(32), "rb_data": Out(8 * W),
+            "wr_en": In(1), "wr_addr": In(32), "wr_data": In(8 * W), "wr_mask": In(W),
+            "rc_en": In(1), "rc_addr": In(32), "rc_data": Out(8 * W),
+            "wd_en": In(1), "wd_addr": In(32), "wd_data": In(8 * W),
+            "dump": In(1), "load": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self.width_bytes
+        ports = {}
+        for name, member in self.signature.members.items():
+            prefix = "i" if member.flow == In else "o"
+            ports[f"{prefix}_{name}"] = getattr(self, name)
+        m.submodules.mem = Instance("tilelab_nodemem", p_W=W, p_LOGW=W.bit_length() - 1, p_DEPTH=self.depth,
+                                    p_NAME=self.name, i_clk=_clk(), **ports)
         return m

@@ -26,7 +26,8 @@ from . import golden
 from .layers import Conv2dSpec, LinearSpec
 from .tile_compiler import compile_conv
 
-__all__ = ["Requant", "LayerStats", "conv2d", "linear", "tile_design"]
+__all__ = ["Requant", "LayerStats", "conv2d", "linear", "tile_design", "cached_design", "check_conv_args",
+           "conv_golden"]
 
 
 @dataclass(frozen=True)
@@ -64,41 +65,59 @@ class LayerStats:
         return asdict(self)
 
 
-def _verilog_cache_path(config: TileConfig) -> Path:
+def _verilog_cache_path(kind: str, key: str) -> Path:
     import tilelab
 
     src = Path(tilelab.__file__).parent
-    h = hashlib.sha256(config.key().encode())
-    # The tile's Verilog depends on the HDL blocks, the formats and the tile models only.
-    for sub in ("hdl", "pe_models"):
+    h = hashlib.sha256(key.encode())
+    # The Verilog depends on the HDL blocks, the formats, the NoC and the tile models only.
+    for sub in ("hdl", "noc", "pe_models"):
         for p in sorted((src / sub).rglob("*.py")) + sorted((src / sub).rglob("*.v")):
             h.update(p.read_bytes())
-    return default_cache_dir() / "verilog" / f"tile-{h.hexdigest()[:24]}.v"
+    return default_cache_dir() / "verilog" / f"{kind}-{h.hexdigest()[:24]}.v"
 
 
-def tile_design(config: TileConfig) -> Design:
-    """The tile's Verilog (converted once per configuration and tilelab version, then cached)."""
+def cached_design(kind: str, key: str, build, top: str) -> Design:
+    """Verilog of ``build()`` (a component), converted once per ``key`` and tilelab version, then cached.
+
+    Parameters
+    ----------
+    kind : str
+        File-name prefix (``"tile"``, ``"mesh"``).
+    key : str
+        The configuration's key (e.g. :meth:`TileConfig.key`).
+    build : callable
+        Returns the component to convert (only called on a cache miss).
+    top : str
+        Top module name.
+    """
     import json
 
     from tilelab.hdl.memories import VERILOG_DIR
-    from tilelab.pe_models.tile import TileTop
     from tilelab.sim.verilog import to_verilog
 
-    if config.mem_impl != "verilog":
-        raise ValueError("the Verilog of a tile needs mem_impl='verilog'")
-    path = _verilog_cache_path(config)
+    path = _verilog_cache_path(kind, key)
     ports_path = path.with_suffix(".ports.json")
     models = tuple(sorted(VERILOG_DIR.glob("*.v")))
     if path.exists() and ports_path.exists():
         ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
-        return Design(top="tile_top", verilog=path.read_text(), extra_sources=models, ports=ports)
-    design = to_verilog(TileTop(config), name="tile_top")
+        return Design(top=top, verilog=path.read_text(), extra_sources=models, ports=ports)
+    design = to_verilog(build(), name=top)
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
         tmp = target.with_suffix(f".{time.time_ns()}.tmp")
         tmp.write_text(text)
         tmp.replace(target)
     return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
+
+
+def tile_design(config: TileConfig) -> Design:
+    """The tile's Verilog (converted once per configuration and tilelab version, then cached)."""
+    from tilelab.pe_models.tile import TileTop
+
+    if config.mem_impl != "verilog":
+        raise ValueError("the Verilog of a tile needs mem_impl='verilog'")
+    return cached_design("tile", config.key(), lambda: TileTop(config), "tile_top")
 
 
 def _check_choice(name, value, choices):
@@ -166,6 +185,43 @@ def _stats(counters, res, config, run_seconds, bit_exact, blocking) -> LayerStat
         blocking=blocking)
 
 
+def check_conv_args(x, w, bias, *, stride, padding, dilation, groups, requant, activation, out):
+    """Validate a conv layer's tensors and options before anything is compiled or simulated.
+
+    Returns ``(spec, bias, multiplier, shift, zero_point)``; bias zeros when omitted; multiplier /
+    shift ``None`` for ``out="int32"``.
+    """
+    _check_choice("out", out, ("int8", "int32"))
+    _check_choice("activation", activation, (None, "relu"))
+    spec = Conv2dSpec.from_tensors(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if bias is None:
+        bias = np.zeros(spec.cout, np.int32)
+    if out == "int32":
+        if activation is not None:
+            raise ValueError("activation applies to out='int8' only")
+        return spec, bias, None, None, 0
+    if requant is None:
+        raise ValueError("out='int8' needs requant=Requant(multiplier, shift, zero_point)")
+    mult = np.broadcast_to(np.asarray(requant.multiplier, np.int64), (spec.cout,))
+    shift = np.broadcast_to(np.asarray(requant.shift, np.int64), (spec.cout,))
+    if np.any(shift < 1) or np.any(shift > 62):
+        raise ValueError(f"requant shift must be within [1, 62], not {int(shift.min())}..{int(shift.max())}")
+    if np.any(mult < -(1 << 31)) or np.any(mult >= (1 << 31)):
+        raise ValueError("requant multiplier must fit int32")
+    if not -128 <= int(requant.zero_point) <= 127:
+        raise ValueError(f"requant zero_point must be within [-128, 127], not {requant.zero_point!r}")
+    return spec, bias, mult, shift, int(requant.zero_point)
+
+
+def conv_golden(x, w, bias, spec, mult, shift, zero_point, *, activation, out):
+    """The golden output of a conv layer checked by :func:`check_conv_args`."""
+    acc = golden.conv2d(x, w, bias, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                        groups=spec.groups)
+    if out == "int32":
+        return acc
+    return golden.requantize(acc, mult, shift, zero_point, relu=activation == "relu")
+
+
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requant: Requant | None = None,
            activation: str | None = None, out: str = "int8", config: TileConfig = DEFAULT_TILE,
            sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000, runner=None):
@@ -203,40 +259,16 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         The RTL's output (NHWC) and the run's statistics; ``stats.bit_exact`` compares it with
         :func:`tilelab.host.golden.conv2d` (+ :func:`~tilelab.host.golden.requantize`).
     """
-    _check_choice("out", out, ("int8", "int32"))
-    _check_choice("activation", activation, (None, "relu"))
     _check_choice("sim", sim, BACKENDS)
     if not isinstance(config, TileConfig):
         raise TypeError(f"config must be a TileConfig, not {config!r}")
-    spec = Conv2dSpec.from_tensors(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    if bias is None:
-        bias = np.zeros(spec.cout, np.int32)
-    if out == "int8":
-        if requant is None:
-            raise ValueError("out='int8' needs requant=Requant(multiplier, shift, zero_point)")
-        mult = np.broadcast_to(np.asarray(requant.multiplier, np.int64), (spec.cout,))
-        shift = np.broadcast_to(np.asarray(requant.shift, np.int64), (spec.cout,))
-        if np.any(shift < 1) or np.any(shift > 62):
-            raise ValueError(f"requant shift must be within [1, 62], not {int(shift.min())}..{int(shift.max())}")
-        if np.any(mult < -(1 << 31)) or np.any(mult >= (1 << 31)):
-            raise ValueError("requant multiplier must fit int32")
-        if not -128 <= int(requant.zero_point) <= 127:
-            raise ValueError(f"requant zero_point must be within [-128, 127], not {requant.zero_point!r}")
-    elif activation is not None:
-        raise ValueError("activation applies to out='int8' only")
-
-    program = compile_conv(
-        x, w, bias, spec, config,
-        multiplier=None if out == "int32" else mult, shift=None if out == "int32" else shift,
-        zero_point=0 if out == "int32" else int(requant.zero_point), relu=activation == "relu",
-        out_int32=out == "int32")
+    spec, bias, mult, shift, zp = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation,
+                                                  groups=groups, requant=requant, activation=activation, out=out)
+    program = compile_conv(x, w, bias, spec, config, multiplier=mult, shift=shift, zero_point=zp,
+                           relu=activation == "relu", out_int32=out == "int32")
     y, counters, res, run_seconds = (runner or run_program)(program, config, sim=sim, waves=waves, workdir=workdir,
                                                             stall_cycles=stall_cycles)
-    acc = golden.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    if out == "int32":
-        want = acc
-    else:
-        want = golden.requantize(acc, mult, shift, int(requant.zero_point), relu=activation == "relu")
+    want = conv_golden(x, w, bias, spec, mult, shift, zp, activation=activation, out=out)
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
     return y, _stats(counters, res, config, run_seconds, exact, asdict(program.blocking))
 

@@ -16,6 +16,14 @@ Blocking (per group, or per channel tile in depthwise mode)::
 Pages: an activation page holds ``m·K`` bytes per lane (R lanes), a weight page ``n·K`` bytes per
 lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit reads
 ``K·(bM + bN) ≤ (act_page_bytes·R + wgt_page_bytes·C)`` — the guide's rule, per lane.
+
+Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
+per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
+rows; each block's activation page is the raw input window those rows need (at most
+``window_rows`` whole input rows of ``window_cols`` pixels of C bytes, no padding), loaded once and
+broadcast to every activation lane, so each input byte is read from external memory once per window
+(the halo rows between two blocks twice). The compute engine's per-lane address generator picks
+every output pixel's taps out of the window and feeds zeros for taps in the padding.
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ from tilelab.pe_models.config import TileConfig
 
 from .layers import Conv2dSpec
 
-__all__ = ["LayoutError", "Blocking", "TileProgram", "plan_blocking", "compile_conv"]
+__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "plan_blocking", "compile_conv",
+           "param_records"]
 
 _ALIGN = 64
 
@@ -62,6 +71,10 @@ class Blocking:
     n: int              #: weight tiles (of C channels) per column block
     row_blocks: int
     col_blocks: int
+    block_rows: int = 0     #: depthwise: output rows per row block (a block never spans two images)
+    dw_blocks: tuple = ()   #: depthwise: every row block as (channel tile, image, first output row, rows)
+    window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
+    window_cols: int = 0    #: depthwise: pixels per window row (the input width)
 
     @property
     def block_pixels(self) -> int:
@@ -79,15 +92,11 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     taps = spec.kh * spec.kw
     depthwise = config.depthwise and spec.groups > 1 and spec.groups == spec.cin == spec.cout
     if depthwise:
-        k, chunk, row_bytes = taps, C, taps * C
-        groups, cols = _ceil(spec.cout, C), min(C, spec.cout)
-        w_row = taps
-    else:
-        cg = spec.cin // spec.groups
-        k = chunk = None
-        k, chunk, row_bytes = taps * cg, cg, taps * cg
-        groups, cols = spec.groups, spec.cout // spec.groups
-        w_row = k
+        return _plan_depthwise(spec, config)
+    cg = spec.cin // spec.groups
+    k, chunk, row_bytes = taps * cg, cg, taps * cg
+    groups, cols = spec.groups, spec.cout // spec.groups
+    w_row = k
     if k > 0xFFFF or row_bytes > 0xFFFF:
         raise LayoutError(f"reduction size {row_bytes!r} bytes per output exceeds the descriptor limit 65535")
     m_max = config.act_page_bytes // row_bytes
@@ -101,8 +110,6 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
     n_hi = max(1, min(n_max, _ceil(cols, C), max_tiles, config.max_param_tiles))
     m_hi = max(1, min(m_max, _ceil(M, R), max_tiles))
-    if depthwise:
-        n_hi = 1
     W = config.ext_bytes
     tiles_m = _ceil(M, R)
 
@@ -122,8 +129,47 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # a block boundary costs only a few cycles.
     m = max(1, min(m_hi, 4, _ceil(tiles_m, 4)))
     n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
-    return Blocking(depthwise=depthwise, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
+    return Blocking(depthwise=False, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
                     cols_per_group=cols, m=m, n=n, row_blocks=_ceil(M, m * R), col_blocks=_ceil(cols, n * C))
+
+
+def _flat_geometry(npix: int) -> dict:
+    """ReadDesc geometry of ``npix`` consecutive rows (weights, parameters): a 1×npix image, 1×1 kernel."""
+    return dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1, w=npix, ho=1,
+                wo=npix, n0=0, oh0=0, ow0=0)
+
+
+def _window_rows(spec: Conv2dSpec, out_rows: int) -> int:
+    """At most how many input rows ``out_rows`` consecutive output rows read (padding excluded)."""
+    return min(spec.h, (out_rows - 1) * spec.stride[0] + (spec.kh - 1) * spec.dilation[0] + 1)
+
+
+def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
+    R, C = config.rows, config.cols
+    taps = spec.kh * spec.kw
+    window_cols = spec.w
+    max_tiles = _field_range(ComputeDesc, "m").stop - 1
+    page = config.act_page_bytes
+    if _window_rows(spec, 1) * window_cols * C > page:
+        raise LayoutError(
+            f"depthwise layer needs a window of {_window_rows(spec, 1)}x{window_cols} pixels of {C} bytes "
+            f"({_window_rows(spec, 1) * window_cols * C} bytes) per activation lane for one output row, but an "
+            f"L1 page holds {page} bytes per lane")
+    if taps > config.wgt_page_bytes:
+        raise LayoutError(f"depthwise layer needs {taps} bytes per weight lane, but an L1 page holds "
+                          f"{config.wgt_page_bytes}")
+    fit = 1
+    while (fit < spec.ho and _window_rows(spec, fit + 1) * window_cols * C <= page
+           and _ceil((fit + 1) * spec.wo, R) <= max_tiles):
+        fit += 1
+    rows = _ceil(spec.ho, _ceil(spec.ho, fit))      # equal blocks: the same page fill time each
+    groups = _ceil(spec.cout, C)
+    blocks = [(g, n, oh0, min(rows, spec.ho - oh0)) for g in range(groups) for n in range(spec.n)
+              for oh0 in range(0, spec.ho, rows)]
+    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=C, chunk=C,
+                    cols_per_group=min(C, spec.cout), m=_ceil(rows * spec.wo, R), n=1,
+                    row_blocks=spec.n * _ceil(spec.ho, rows), col_blocks=1, block_rows=rows,
+                    window_rows=_window_rows(spec, rows), window_cols=window_cols, dw_blocks=tuple(blocks))
 
 
 @dataclass
@@ -160,6 +206,24 @@ class TileProgram:
         return raw.view(self.out_dtype).reshape(self.out_shape).copy()
 
 
+@dataclass(frozen=True)
+class ProgramLayout:
+    """Where a program's data already is (for a tile whose memory is filled by others, e.g. a mesh node).
+
+    All byte addresses in the tile's view. ``x_addr`` holds the whole NHWC input with
+    ``x_pix_stride`` bytes per pixel (≥ Cin; the input of every pixel the program reads must be
+    there); ``w_addr`` / ``p_addr`` hold the weights (OHWI rows) and parameter records of the
+    program's channels only, from its first channel on; ``out_addr`` receives the whole NHWC
+    output (the program writes its pixels × channels).
+    """
+
+    x_addr: int
+    x_pix_stride: int
+    w_addr: int
+    p_addr: int
+    out_addr: int
+
+
 def _field_range(struct, name) -> range:
     """The values field ``name`` of ``struct`` can hold (from the layout itself)."""
     shape = Shape.cast(struct.as_shape()[name].shape)
@@ -178,10 +242,17 @@ def _bits(struct, fields, size=DESC_BYTES) -> bytes:
     return int(struct.const(fields).as_bits()).to_bytes(size, "little")
 
 
+def param_records(bias, multiplier, shift) -> bytes:
+    """The parameter page bytes (:class:`~tilelab.hdl.formats.tile.ParamRecord` per channel)."""
+    return b"".join(_bits(ParamRecord, dict(bias=int(bias[c]), multiplier=int(multiplier[c]), shift=int(shift[c])),
+                          PARAM_RECORD_BYTES) for c in range(len(bias)))
+
+
 def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
                  multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
-                 out_int32: bool = False) -> TileProgram:
-    """Compile one conv layer for one tile.
+                 out_int32: bool = False, pixels: tuple[int, int] | None = None,
+                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
+    """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
 
     Parameters
     ----------
@@ -197,12 +268,28 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         ReLU in the pack stage.
     out_int32 : bool
         Store int32 accumulators (+ bias) instead of requantized int8.
+    pixels, channels : (int, int), optional
+        Compute only output pixels ``[p0, p1)`` (row-major over N, Ho, Wo) and output channels
+        ``[c0, c1)``; default all. Depthwise layers compute whole output rows (``p0``, ``p1``
+        multiples of Wo).
+    layout : ProgramLayout, optional
+        The data is placed by someone else: the image then holds only the program (header at
+        byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
+        used for their shapes and (parameters) values of the program's channels.
     """
     R, C, W = config.rows, config.cols, config.ext_bytes
     b = plan_blocking(spec, config)
     M = spec.n * spec.ho * spec.wo
     eb = 4 if out_int32 else 1
     cout = spec.cout
+    p_lo, p_hi = pixels if pixels is not None else (0, M)
+    c_lo, c_hi = channels if channels is not None else (0, cout)
+    if not (0 <= p_lo < p_hi <= M and 0 <= c_lo < c_hi <= cout):
+        raise LayoutError(f"pixels {p_lo}..{p_hi} / channels {c_lo}..{c_hi} outside the layer's {M} output "
+                          f"pixels / {cout} channels (or empty)")
+    if b.depthwise and (p_lo % spec.wo or p_hi % spec.wo):
+        raise LayoutError(f"a depthwise layer computes whole output rows: pixels {p_lo}..{p_hi} are not multiples "
+                          f"of the output width {spec.wo}")
 
     if multiplier is None:
         multiplier = np.ones(cout, np.int64)
@@ -224,45 +311,45 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
             geo = dict(kh=spec.kh, kw=spec.kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=ph,
                        pad_left=pw, h=spec.h, w=spec.w, ho=spec.ho, wo=spec.wo, n0=n0, oh0=oh0, ow0=ow0)
         else:
-            geo = dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1,
-                       w=npix, ho=1, wo=npix, n0=0, oh0=0, ow0=0)
+            geo = _flat_geometry(npix)
         # Field ranges are checked against ReadDesc itself when the descriptor is packed.
         return (target, src, pix_stride, chunk, row_bytes, npix, geo)
 
     # Symbolic addresses first (sources are patched once the map is known).
     x_sym, w_sym, p_sym = "x", "w", "p"
-    for g in range(b.groups):
-        if b.depthwise:
-            c_first = g * C
-            nch_group = min(C, cout - c_first)
-        else:
-            c_first = g * b.cols_per_group
-            nch_group = b.cols_per_group
-        for cb in range(b.col_blocks):
-            c0 = cb * b.n * C
-            nch = min(b.n * C, nch_group - c0)
-            ch0 = c_first + c0                      # first absolute output channel of the block
-            reader.append(read_desc(Target.PARAM, (p_sym, ch0 * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
-                                    PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
-            w_row = spec.kh * spec.kw if b.depthwise else b.k
-            reader.append(read_desc(Target.WGT, (w_sym, ch0 * w_row), w_row, w_row, w_row, nch, conv=False))
-            for rb in range(b.row_blocks):
-                p0 = rb * b.m * R
-                npix = min(b.m * R, M - p0)
-                if b.depthwise:
-                    src = (x_sym, c_first)
-                else:
-                    src = (x_sym, g * b.chunk)
-                reader.append(read_desc(Target.ACT, src, spec.cin, b.chunk, b.row_bytes, npix, conv=True, p0=p0))
-                last_rb = rb == b.row_blocks - 1
-                m_t = _ceil(npix, R)
-                n_t = _ceil(nch, C)
-                compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
-                                    valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=int(b.depthwise),
-                                    out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
-                                    pop_param=int(last_rb)))
-                writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
-                                   valid_cols=nch, out_int32=int(out_int32)))
+    x_stride = layout.x_pix_stride if layout is not None else spec.cin
+    if b.depthwise:
+        _depthwise_streams(spec, config, b, reader, compute, writer, zero_point=zero_point, relu=relu,
+                           out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
+    else:
+        row_starts = range(p_lo, p_hi, b.m * R)
+        cpg = b.cols_per_group
+        # (first channel, channels) of each conv group's part inside the channel range
+        problems = [(max(g * cpg, c_lo), min((g + 1) * cpg, c_hi) - max(g * cpg, c_lo))
+                    for g in range(c_lo // cpg, (c_hi - 1) // cpg + 1)]
+        for c_first, nch_group in problems:
+            g = c_first // cpg
+            for c0 in range(0, nch_group, b.n * C):
+                nch = min(b.n * C, nch_group - c0)
+                ch0 = c_first + c0                      # first absolute output channel of the block
+                reader.append(read_desc(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
+                                        PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
+                w_row = b.k
+                reader.append(read_desc(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, w_row, nch,
+                                        conv=False))
+                for rb, p0 in enumerate(row_starts):
+                    npix = min(b.m * R, p_hi - p0)
+                    reader.append(read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
+                                            conv=True, p0=p0))
+                    last_rb = rb == len(row_starts) - 1
+                    m_t = _ceil(npix, R)
+                    n_t = _ceil(nch, C)
+                    compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
+                                        valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=0,
+                                        out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
+                                        pop_param=int(last_rb)))
+                    writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
+                                       valid_cols=nch, out_int32=int(out_int32)))
 
     def align(v):
         return _ceil(v, _ALIGN) * _ALIGN
@@ -275,27 +362,32 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     wr_base = addr
     addr += DESC_BYTES * len(writer)
     program_bytes = addr
-    x_addr = align(addr)
-    addr = x_addr + x.size
-    w_addr = align(addr + W)
-    addr = w_addr + w.size
-    p_addr = align(addr + W)
-    addr = p_addr + cout * PARAM_RECORD_BYTES
-    out_addr = align(addr + W)
-    out_bytes = M * cout * eb
-    end = align(out_addr + out_bytes + 2 * W)
-    if end > config.ext_bytes_total:
-        raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
-                          f"output {out_bytes}, program {program_bytes}); the tile has "
-                          f"{config.ext_bytes_total}")
-    base = {x_sym: x_addr, w_sym: w_addr, p_sym: p_addr}
-
-    image = np.zeros(end, np.uint8)
-    image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
-    image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
-    rec = b"".join(_bits(ParamRecord, dict(bias=int(bias[c]), multiplier=int(multiplier[c]), shift=int(shift[c])),
-                         PARAM_RECORD_BYTES) for c in range(cout))
-    image[p_addr:p_addr + len(rec)] = np.frombuffer(rec, np.uint8)
+    w_row_bytes = spec.kh * spec.kw * (1 if b.depthwise else spec.cin // spec.groups)
+    if layout is not None:
+        image = np.zeros(program_bytes, np.uint8)
+        base = {x_sym: layout.x_addr, w_sym: layout.w_addr, p_sym: layout.p_addr}
+        out_addr = layout.out_addr
+    else:
+        x_addr = align(addr)
+        addr = x_addr + x.size
+        w_addr = align(addr + W)
+        addr = w_addr + w.size
+        p_addr = align(addr + W)
+        addr = p_addr + cout * PARAM_RECORD_BYTES
+        out_addr = align(addr + W)
+        out_bytes = M * cout * eb
+        end = align(out_addr + out_bytes + 2 * W)
+        if end > config.ext_bytes_total:
+            raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
+                              f"output {out_bytes}, program {program_bytes}); the tile has "
+                              f"{config.ext_bytes_total}")
+        image = np.zeros(end, np.uint8)
+        image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
+        image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
+        rec = param_records(bias, multiplier, shift)
+        image[p_addr:p_addr + len(rec)] = np.frombuffer(rec, np.uint8)
+        # the descriptors address the program's first channel
+        base = {x_sym: x_addr, w_sym: w_addr + c_lo * w_row_bytes, p_sym: p_addr + c_lo * PARAM_RECORD_BYTES}
 
     hdr = _bits(ProgramHeader, dict(reader_base=r_base, reader_count=len(reader), compute_base=c_base,
                                     compute_count=len(compute), writer_base=wr_base, writer_count=len(writer)))
@@ -303,6 +395,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     for i, (target, (sym, off), pix_stride, chunk, row_bytes, npix, geo) in enumerate(reader):
         d = dict(target=target, src=base[sym] + off, pix_stride=pix_stride, chunk=chunk, row_bytes=row_bytes,
                  npix=npix, **geo)
+        d.setdefault("bcast", 0)
         a = r_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ReadDesc, d), np.uint8)
     for i, d in enumerate(compute):
@@ -321,3 +414,60 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                        descriptors={"reader": len(reader), "compute": len(compute), "writer": len(writer)})
 
 
+
+
+def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader, compute, writer, *,
+                       zero_point, relu, out_int32, pixels, channels, x_stride):
+    """Descriptors of a depthwise layer (see the module docstring): windows, taps, stores.
+
+    Only output rows inside ``pixels`` (whole rows) and channel tiles of C from ``channels[0]`` on;
+    weights and parameters are addressed from channel ``channels[0]``; input pixels are
+    ``x_stride`` bytes apart.
+    """
+    c_lo, c_hi = channels
+    row_lo, row_hi = pixels[0] // spec.wo, pixels[1] // spec.wo      # global output rows n·Ho + oh
+    R, C = config.rows, config.cols
+    sh, sw = spec.stride
+    ph, pw = spec.padding
+    dh, dw = spec.dilation
+    taps = spec.kh * spec.kw
+    eb = 4 if out_int32 else 1
+    wo = spec.wo
+    col = sw * C                            # bytes from one output column to the next in the window
+    row = sh * spec.w * C                   # ... from one output row to the next
+    addressing = dict(
+        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * C, dw_col=col,
+        dw_adv=(R // wo) * row + (R % wo) * col, dw_wrap=row - wo * col,
+        dw_tap_row=dh * spec.w * C - spec.kw * dw * C, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
+        dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=spec.w)
+    # the planned row blocks (the same for every channel tile), clipped to the pixel range
+    blocks = []
+    for n, oh0, rows in (blk[1:] for blk in b.dw_blocks if blk[0] == 0):
+        lo, hi = max(n * spec.ho + oh0, row_lo), min(n * spec.ho + oh0 + rows, row_hi)
+        if lo < hi:
+            blocks.append((n, lo - n * spec.ho, hi - lo))
+    for ch0 in range(c_lo, c_hi, C):
+        nch = min(C, c_hi - ch0)
+        reader.append((Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
+                       PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, _flat_geometry(nch)))
+        reader.append((Target.WGT, ("w", (ch0 - c_lo) * taps), taps, taps, taps, nch, _flat_geometry(nch)))
+        for i, (n, oh0, rows) in enumerate(blocks):
+            # The window: whole input rows top..bottom of image n (inside the image), C channels
+            # per pixel, broadcast to every lane; contiguous in NHWC memory.
+            first = oh0 * sh - ph
+            top = max(first, 0)
+            bottom = min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
+            npix_in = max(0, bottom - top + 1) * spec.w
+            geo = dict(_flat_geometry(npix_in), bcast=1)
+            reader.append((Target.ACT, ("x", (n * spec.h + top) * spec.w * x_stride + ch0), x_stride, nch, C,
+                           npix_in, geo))
+            last = i == len(blocks) - 1
+            p0 = (n * spec.ho + oh0) * wo
+            npix = rows * wo
+            m_t = _ceil(npix, R)
+            compute.append(dict(m=m_t, n=1, k=taps, a_row_bytes=0, w_row_bytes=taps, valid_rows=npix,
+                                valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
+                                relu=int(relu), pop_act=1, pop_wgt=int(last), pop_param=int(last),
+                                dw_origin=((first - top) * spec.w - pw) * C, dw_ih0=first, **addressing))
+            writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=1, valid_rows=npix,
+                               valid_cols=nch, out_int32=int(out_int32)))

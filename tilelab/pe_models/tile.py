@@ -13,9 +13,14 @@ Data path (one conv layer, or any matrix product, block by block)::
   ``j % lanes``. For activations a row is the im2col row of an output pixel, generated here from
   the conv parameters (kernel, stride, dilation, padding with zero fill, channel slice), so the
   host never writes an expanded im2col matrix. Each cycle it moves one piece of up to W bytes.
+  A broadcast descriptor writes every row to all lanes at once: depthwise conv loads its raw
+  input window that way, each input byte read from external memory once per window.
 * **Compute** runs :class:`~tilelab.hdl.formats.tile.ComputeDesc` descriptors: for each activation
-  tile × weight tile it reads one byte (depthwise: C bytes) from every activation lane and one byte
-  from every weight lane per step and streams the step into the MAC array; the array drains one
+  tile × weight tile it reads one byte from every activation lane and one byte from every weight
+  lane per step and streams the step into the MAC array. In depthwise mode each activation lane
+  reads C bytes at its own address: a per-lane address generator follows the lane's output pixel
+  through the window, tap by tap, and unpack feeds zeros for taps in the padding (the array's
+  element-wise mode multiplies them with the C channels' weights). The array drains one
   finished tile while the next accumulates. The **pack** stage adds bias, requantizes per channel
   (the numerics contract in the README), applies ReLU, and writes int8 (or int32) rows to the
   output circular buffer.
@@ -306,6 +311,7 @@ class ComputeTile(wiring.Component):
         p_off = Signal(range(W))
         p_len = Signal(range(W + 1))
         p_zero = Signal()
+        p_bcast = Signal()
         m.d.sync += p_valid.eq(0)
 
         with m.Switch(state):
@@ -321,6 +327,9 @@ class ComputeTile(wiring.Component):
                     for t, cnt in enumerate(lane_counts):
                         with m.If(v.target.as_value() == t):
                             m.d.sync += lanes_n.eq(cnt)
+                    with m.If(v.bcast):
+                        # Every row goes to every lane: the lane index stays 0, rows follow each other.
+                        m.d.sync += lanes_n.eq(1)
             with m.Case(EngineState.WAIT_CB):
                 count("reader_wait_cb")
                 for t, cb in enumerate(cbs):
@@ -354,11 +363,12 @@ class ComputeTile(wiring.Component):
                     count("ext_bytes_read", ln)
                 m.d.sync += [
                     p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
-                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb),
+                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast),
                 ]
                 # Advance: piece → tap → row → pixel.
                 chunk_end = cb_off + ln >= d.chunk
-                row_end = tap_off + ln >= row_bytes
+                # A row ends after its last tap (row_bytes may leave room at the end of the row).
+                row_end = (tap_off + ln >= row_bytes) | (chunk_end & (ki + 1 >= d.kh) & (kj + 1 >= d.kw))
                 m.d.sync += [cb_off.eq(cb_off + ln), tap_off.eq(tap_off + ln)]
                 with m.If(chunk_end):
                     m.d.sync += [cb_off.eq(0), kj.eq(kj + 1)]
@@ -389,8 +399,13 @@ class ComputeTile(wiring.Component):
         for t, banks in enumerate((act, wgt, par)):
             for i, bank in enumerate(banks):
                 m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(shifted), bank.wr_mask.eq(mask[:W])]
-                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & (p_lane == i))
-        count("l1_writes", 1, p_valid)
+                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & ((p_lane == i) | p_bcast))
+        bcast_writes = Signal(range(max(lane_counts) + 1))
+        m.d.comb += bcast_writes.eq(1)
+        for t, cnt in enumerate(lane_counts):
+            with m.If(p_bcast & (p_target == t)):
+                m.d.comb += bcast_writes.eq(cnt)
+        count("l1_writes", bcast_writes, p_valid)
         return (state == EngineState.IDLE) | (state == EngineState.DONE)
 
     # ------------------------------------------------------------------------------------------
@@ -425,10 +440,47 @@ class ComputeTile(wiring.Component):
         is_tile_start = k == 0
         can_tile = (tileq.level + tile_inflight < 4)
 
+        # Depthwise address generator (see ComputeDesc): per lane, the page byte of its output
+        # pixel's first tap and that tap's input row and column; one tap offset shared by all lanes.
+        # Taps outside the input (zero padding) are not in the window: unpack feeds zeros for them.
+        lane_layout = data.StructLayout({"ow": 16, "pix": 32, "ih": signed(20), "iw": signed(20)})
+        dw_lane = [Signal(lane_layout, name=f"dw_lane{r}") for r in range(R)]
+        dw_kj = Signal(8)
+        dw_tap = Signal(32)
+        dw_tih = Signal(16)
+        dw_tiw = Signal(16)
+
+        def dw_advance(lane, q, adv, ih_adv, iw_adv, name):
+            """A lane after ``q`` more output columns (at most one wrap to the next output row)."""
+            nw = Signal(17, name=f"{name}_nw")
+            new = Signal(lane_layout, name=name)
+            wrap = nw >= d.dw_wo
+            m.d.comb += [
+                nw.eq(lane.ow + q),
+                new.ow.eq(Mux(wrap, nw - d.dw_wo, nw)),
+                new.pix.eq(lane.pix + adv + Mux(wrap, d.dw_wrap.as_unsigned(), 0)),
+                new.ih.eq(lane.ih + ih_adv + Mux(wrap, d.dw_sh, 0)),
+                new.iw.eq(lane.iw + iw_adv - Mux(wrap, d.dw_iw_wrap, 0)),
+            ]
+            return new
+
+        dw_start, dw_next = [], []
+        if cfg.depthwise:
+            # Lane r starts at output pixel r of the block (a chain of one-pixel advances) and moves
+            # on by R pixels after each activation tile.
+            lane = Signal(lane_layout, name="dw_start0")
+            m.d.comb += [lane.ow.eq(0), lane.pix.eq(d.dw_origin), lane.ih.eq(d.dw_ih0), lane.iw.eq(d.dw_iw0)]
+            for r in range(R):
+                dw_start.append(lane)
+                lane = dw_advance(lane, 1, d.dw_col, 0, d.dw_sw, f"dw_start{r + 1}")
+                dw_next.append(dw_advance(dw_lane[r], d.dw_qw, d.dw_adv, d.dw_ih_adv, d.dw_iw_adv, f"dw_next{r}"))
+
         p_valid = Signal()
         p_first = Signal()
         p_last = Signal()
         p_aoff = Signal(range(W))
+        p_loff = [Signal(range(W), name=f"p_loff{r}") for r in range(R)]
+        p_lzero = [Signal(name=f"p_lzero{r}") for r in range(R)]
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
@@ -447,6 +499,9 @@ class ComputeTile(wiring.Component):
                                  ta.eq(0), tw.eq(0), k.eq(0)]
             with m.Case(EngineState.WAIT_CB):
                 count("compute_wait_cb")
+                for r, lane in enumerate(dw_start):
+                    m.d.sync += dw_lane[r].eq(lane)
+                m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
                 with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
                     m.d.sync += [
                         state.eq(EngineState.RUN),
@@ -461,11 +516,32 @@ class ComputeTile(wiring.Component):
                     a_addr = Signal(32)
                     w_addr = Signal(32)
                     m.d.comb += [
-                        a_addr.eq(a_base + ta * d.a_row_bytes + Mux(d.dw, k * C, k)),
+                        a_addr.eq(a_base + ta * d.a_row_bytes + k),
                         w_addr.eq(w_base + tw * d.w_row_bytes + k),
                     ]
-                    for bank in act:
-                        m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(a_addr >> logw)]
+                    for r, bank in enumerate(act):
+                        lane_addr = Signal(32, name=f"a_addr{r}")
+                        m.d.comb += lane_addr.eq(a_addr)
+                        if cfg.depthwise:
+                            lane = dw_lane[r]
+                            with m.If(d.dw):
+                                m.d.comb += lane_addr.eq(a_base + lane.pix + dw_tap)
+                            ih = lane.ih + dw_tih
+                            iw = lane.iw + dw_tiw
+                            inside = (ih >= 0) & (ih < d.dw_h) & (iw >= 0) & (iw < d.dw_w)
+                            m.d.sync += [p_loff[r].eq(lane_addr[:logw]), p_lzero[r].eq(d.dw & ~inside)]
+                        m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(lane_addr >> logw)]
+                    if cfg.depthwise:
+                        # Next tap; after the last tap of a tile every lane moves on by R pixels.
+                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + d.dw_tap_col), dw_tiw.eq(dw_tiw + d.dw_dw)]
+                        with m.If(dw_kj + 1 >= d.dw_kw):
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + d.dw_tap_col + d.dw_tap_row.as_unsigned()),
+                                         dw_tiw.eq(0), dw_tih.eq(dw_tih + d.dw_dh)]
+                        with m.If(last_step):
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
+                            with m.If(last_tw):
+                                for r in range(R):
+                                    m.d.sync += dw_lane[r].eq(dw_next[r])
                     for bank in wgt:
                         m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(w_addr >> logw)]
                     count("l1_reads", R + C)
@@ -503,9 +579,9 @@ class ComputeTile(wiring.Component):
         for r, bank in enumerate(act):
             m.d.comb += step.a[r].eq(bank.rd_data.word_select(p_aoff, 8))
             if cfg.depthwise:
-                # Depthwise rows are C-byte aligned (C divides W): pick the C-byte slot.
-                slot = bank.rd_data.word_select(p_aoff >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
-                m.d.comb += step.a2[r].eq(slot)
+                # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
+                slot = bank.rd_data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
+                m.d.comb += step.a2[r].eq(Mux(p_lzero[r], 0, slot))
         for c, bank in enumerate(wgt):
             m.d.comb += step.b[c].eq(bank.rd_data.word_select(p_woff, 8))
         m.d.comb += [step.first.eq(p_first), step.last.eq(p_last)]

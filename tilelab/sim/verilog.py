@@ -69,9 +69,15 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
     # Behavioural Verilog models that the design instantiates (tilelab/hdl/verilog/<module>.v).
     from tilelab.hdl.memories import VERILOG_DIR
 
-    for model in sorted(VERILOG_DIR.glob("*.v")):
-        if re.search(rf"^\s*{model.stem}\b", text, re.M) and model not in extra:
-            extra += (model,)
+    # Models may instantiate other models: repeat until nothing new is referenced.
+    searched = text
+    while True:
+        found = tuple(model for model in sorted(VERILOG_DIR.glob("*.v"))
+                      if model not in extra and re.search(rf"^\s*{model.stem}\b", searched, re.M))
+        if not found:
+            break
+        extra += found
+        searched = "".join(model.read_text() for model in found)
     from amaranth.hdl import Value
 
     ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", text, re.M)]

@@ -65,10 +65,17 @@ class ReadDesc(data.Struct):
     ``src + ((n * h + ih) * w + iw) * pix_stride`` with ``ih = oh * stride_h - pad_top + kh * dil_h``
     and ``iw = ow * stride_w - pad_left + kw * dil_w``, or zeros when (ih, iw) is outside the
     input. Weights and parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
+    ``row_bytes`` may exceed ``kh * kw * chunk``: the rest of each row is left as it is.
+
+    With ``bcast`` every row is written to *all* lanes of the CB at byte ``j * row_bytes`` (one
+    write to every lane bank in the same cycle). Depthwise conv loads its raw input window this way
+    (a 1×1 kernel over the zero-padded input, each input byte read once per window): every MAC-array
+    row then finds the taps of its own output pixel in its own lane (see :class:`ComputeDesc`).
     """
 
     target: Target
-    _pad0: 6
+    bcast: 1
+    _pad0: 5
     kh: 8
     kw: 8
     stride_h: 8
@@ -95,8 +102,21 @@ class ComputeDesc(data.Struct):
     """One output block on the math engine: ``m`` activation tiles × ``n`` weight tiles.
 
     For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
-    stream through the MAC array and the pack stage writes R output rows to the output CB. In
-    depthwise mode (``dw``) a step reads ``cols`` bytes per activation lane (one per channel).
+    stream through the MAC array and the pack stage writes R output rows to the output CB.
+
+    In depthwise mode (``dw``) the activation page holds a raw input window (``bcast``
+    :class:`ReadDesc`: whole input rows, pixel ``i`` of the window at byte ``i * cols``, ``cols``
+    channels each, the same in every lane) and a step reads ``cols`` bytes per lane, each lane at
+    its own address: lane ``r`` computes output pixel ``p = ta * rows + r`` of the block,
+    ``(oh, ow) = divmod(p, dw_wo)``, and reads tap ``k = ki * kw + kj`` at byte ``pix_r + tap_k``
+    of the page, or zero when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the
+    padding is never stored). The address generator keeps ``pix_r`` and the tap's input row and
+    column per lane incrementally: lane 0 starts at ``dw_origin`` (row ``dw_ih0``, column
+    ``dw_iw0``); one pixel further adds ``dw_col`` bytes and ``dw_sw`` columns; ``rows`` pixels
+    further adds ``dw_adv`` bytes, ``dw_ih_adv`` rows and ``dw_iw_adv`` columns with
+    ``ow += dw_qw``; when ``ow`` wraps past ``dw_wo``, ``dw_wrap`` bytes and ``dw_sh`` rows more
+    and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_tap_col`` (``dw_dw`` columns) per kernel
+    column and ``dw_tap_row`` more (next kernel row: ``dw_dh`` rows) after each ``dw_kw`` columns.
     """
 
     m: 8
@@ -114,6 +134,26 @@ class ComputeDesc(data.Struct):
     pop_wgt: 1
     pop_param: 1
     _pad0: 2
+    dw_wo: 16         #: output pixels per output row (depthwise addressing)
+    dw_qw: 16         #: rows % dw_wo: column advance of a lane from one tile to the next
+    dw_kw: 8          #: kernel columns
+    dw_tap_col: 16    #: bytes from one kernel column to the next (dil_w * cols)
+    dw_col: 32        #: bytes from one output column to the next (stride_w * cols)
+    dw_adv: 32        #: bytes a lane advances from one tile to the next, before a row wrap
+    dw_wrap: signed(32)     #: bytes added when a lane's column wraps to the next output row
+    dw_tap_row: signed(32)  #: bytes added after the last kernel column, to the next kernel row
+    dw_origin: signed(32)   #: page byte of the block's first output pixel's first tap (padding: outside)
+    dw_ih0: signed(16)      #: input row of that tap (negative in the top padding)
+    dw_iw0: signed(16)      #: its input column (minus the left padding)
+    dw_sh: 8                #: stride: input rows from one output row to the next
+    dw_sw: 8                #: stride: input columns from one output column to the next
+    dw_dh: 8                #: dilation: input rows from one kernel row to the next
+    dw_dw: 8                #: dilation: input columns from one kernel column to the next
+    dw_ih_adv: 16           #: input rows a lane advances from one tile to the next, before a wrap
+    dw_iw_adv: 16           #: input columns a lane advances from one tile to the next, before a wrap
+    dw_iw_wrap: 16          #: input columns subtracted on a wrap to the next output row
+    dw_h: 16                #: input height: taps outside [0, dw_h) x [0, dw_w) read as zero
+    dw_w: 16                #: input width
 
 
 class WriteDesc(data.Struct):

@@ -1,0 +1,144 @@
+"""Conv layers sharded over a mesh of tiles, bit-exact, with halo exchange and weight loading over the NoC."""
+
+import numpy as np
+import pytest
+
+from tests.tile.test_conv import TILE, tensors
+from tilelab.hdl.formats.mesh import MoveOp
+from tilelab.host.halo import halo_plan
+from tilelab.host.layers import Conv2dSpec
+from tilelab.host.mesh_compiler import MeshError, _move, compile_conv_mesh
+from tilelab.host.mesh_runtime import conv2d_mesh, parse_mesh, run_mesh_program
+from tilelab.host.runtime import Requant
+from tilelab.host.tile_compiler import LayoutError
+from tilelab.pe_models.mesh import MeshConfig
+from tilelab.sim import SimulationStalled
+
+#: The three meshes every sharding is checked on (one Verilator build each), all of the small test tile.
+MESHES = {shape: MeshConfig(rows=shape[0], cols=shape[1], tile=TILE)
+          for shape in ((2, 2), (1, 4), (4, 1))}
+COMBOS = [(s, wl) for s in ("height", "width", "block") for wl in ("stream", "multicast")]
+
+
+def _requant(cout, seed=1):
+    rng = np.random.default_rng(seed)
+    return Requant(rng.integers(1 << 14, 1 << 15, cout), rng.integers(18, 22, cout), 3)
+
+
+@pytest.mark.parametrize("shape", list(MESHES), ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shard,weight_load", COMBOS)
+def test_sharding_matrix(shape, shard, weight_load):
+    # 3x3, stride 2, padding 1: a halo on every shard; 64 input channels (a 16-byte word per slice on
+    # four tiles), 2 images, int8 with per-channel requantization and ReLU
+    cfg = MESHES[shape]
+    x, w, b = tensors(2, 8, 8, 64, 32, 3, seed=hash((shape, shard)) % 1000)
+    rq = _requant(32)
+    y, st = conv2d_mesh(x, w, b, stride=2, padding=1, requant=rq, activation="relu", mesh=cfg, shard=shard,
+                        weight_load=weight_load)
+    assert st.bit_exact, (shape, shard, weight_load)
+    assert y.shape == (2, 4, 4, 32)
+    spec = Conv2dSpec.from_tensors(x, w, b, stride=2, padding=1)
+    assert st.macs == spec.macs
+    assert st.cycles >= spec.macs / st.peak_macs_per_cycle
+    assert st.counters["dropped"] == 0 and st.counters["bad_flits"] == 0
+    prog = compile_conv_mesh(x, w, b, spec, cfg, shard=shard, weight_load=weight_load,
+                             multiplier=np.asarray(rq.multiplier), shift=np.asarray(rq.shift), zero_point=3,
+                             relu=True)
+    # each weight byte leaves external memory once per layer with multicast; once per tile using it otherwise
+    want = prog.weight_bytes_once if weight_load == "multicast" else prog.weight_bytes_stream
+    assert st.ext_bytes_read == want
+    if weight_load == "stream" and shard == "height" and cfg.tiles > 1:
+        assert st.ext_bytes_read == cfg.tiles * prog.weight_bytes_once
+    assert st.halo_bytes == prog.halo_bytes
+    received = sum(t["flits_received"] for t in st.tiles) * cfg.word_bytes
+    assert received >= st.halo_bytes
+
+
+@pytest.mark.parametrize("shard", ["height", "block"])
+def test_1x1_and_depthwise_on_2x2(shard):
+    cfg = MESHES[2, 2]
+    x, w, b = tensors(1, 8, 8, 32, 64, 1, seed=3)
+    y, st = conv2d_mesh(x, w, b, out="int32", mesh=cfg, shard=shard, weight_load="multicast")
+    assert st.bit_exact
+    if shard == "height":
+        # a 1x1 kernel needs no neighbour's sticks: no halo, and the data movers send only read requests
+        assert st.halo_bytes == 0
+        assert sum(t["words_put"] for t in st.tiles) == 0
+    xd, wd, bd = tensors(1, 8, 8, 32, 32, 3, groups=32, seed=4)
+    y, st = conv2d_mesh(xd, wd, bd, padding=1, groups=32, out="int32", mesh=cfg, shard=shard, weight_load="stream")
+    assert st.bit_exact
+
+
+def test_halo_two_cores_away():
+    # 5x5 kernel, padding 2, a 4-row image on 4 tiles: each tile owns one input row and needs the two
+    # rows above and below, so tile 0 reads from tiles 1 and 2 (two away)
+    cfg = MESHES[1, 4]
+    x, w, b = tensors(1, 4, 4, 16, 16, 5, seed=5)
+    plan = halo_plan(1, 4, 4, 16, kernel=5, padding=2, cores=4)
+    assert {owner for _, owner in plan[0]["remote"]} == {1, 2}
+    y, st = conv2d_mesh(x, w, b, padding=2, out="int32", mesh=cfg, shard="height", weight_load="multicast")
+    assert st.bit_exact
+    assert st.halo_bytes == sum(len(e["remote"]) for e in plan) * 16
+
+
+def test_link_counters_and_ports():
+    cfg = MESHES[2, 2]
+    x, w, b = tensors(1, 8, 8, 32, 32, 3, seed=6)
+    _, st = conv2d_mesh(x, w, b, padding=1, out="int32", mesh=cfg, shard="height", weight_load="multicast")
+    assert st.bit_exact
+    # the multicast plane carried the weights; links are recorded per router port and plane
+    assert sum(rec["mcast_flits"] for rec in st.links) > 0
+    assert len(st.links) == cfg.rows * (cfg.cols + 1) * 5
+    assert st.noc_flits == sum(rec[f"{p}_flits"] for rec in st.links if rec["port"] != "L"
+                               for p in ("req", "resp", "mcast"))
+    assert sum(p["requests"] for p in st.ports) > 0
+    # one tile program per weight block of n·C channels: 32 channels on the 4-column array
+    assert all(t["runs"] >= 1 for t in st.tiles)
+    assert all(t["tile_cycles"] <= t["cycles"] for t in st.tiles)
+
+
+def test_stalled_mesh_names_the_waiting_node(tmp_path):
+    cfg = MESHES[2, 2]
+    x, w, b = tensors(1, 8, 8, 32, 32, 3, seed=7)
+    spec = Conv2dSpec.from_tensors(x, w, b, padding=1)
+    prog = compile_conv_mesh(x, w, b, spec, cfg, shard="height", weight_load="multicast", out_int32=True)
+    # make tile (1,1) wait for one more halo transfer than will ever arrive
+    node = prog.nodes[1, 1]
+    k = next(n for n, d in enumerate(node.moves) if d["op"] == MoveOp.WAIT and d["sem"] == 0)
+    d = dict(node.moves[k], count=node.moves[k]["count"] + 1)
+    node.image[k * 32:(k + 1) * 32] = np.frombuffer(_move(**d), np.uint8)
+    with pytest.raises(SimulationStalled, match=r"tile \(1,1\): data mover WAIT at descriptor \d+, waiting for "
+                                                r"semaphore 0 to reach \d+"):
+        run_mesh_program(prog, workdir=tmp_path, stall_cycles=3000)
+
+
+def test_bad_input():
+    cfg = MESHES[2, 2]
+    x, w, b = tensors(1, 6, 6, 32, 32, 3, seed=8)
+    with pytest.raises(MeshError, match="does not fit the NoC"):
+        parse_mesh("17x2")
+    with pytest.raises(MeshError, match="RxC"):
+        parse_mesh("2by2")
+    x5, w5, b5 = tensors(1, 5, 5, 32, 32, 3, seed=8)
+    with pytest.raises(MeshError, match=r"output pixels N·Ho·Wo = 25 does not divide into 4 equal shards"):
+        conv2d_mesh(x5, w5, b5, padding=1, out="int32", mesh=cfg, shard="height")
+    with pytest.raises(MeshError, match=r"input channel slice of 8 bytes is not a whole number of 16-byte"):
+        conv2d_mesh(x, w, b, padding=1, out="int32", mesh=cfg, shard="width")
+    with pytest.raises(MeshError, match="output channels Cout = 31 does not divide into 2 equal shards"):
+        conv2d_mesh(x, w[:31], b[:31], padding=1, out="int32", mesh=cfg, shard="block")
+    with pytest.raises(MeshError, match="shard must be one of"):
+        conv2d_mesh(x, w, b, out="int32", mesh=cfg, shard="diagonal")
+    with pytest.raises(MeshError, match="weight_load must be one of"):
+        conv2d_mesh(x, w, b, out="int32", mesh=cfg, weight_load="telepathy")
+    with pytest.raises(MeshError, match="no receivers"):
+        _move(op=MoveOp.PUT, mcast=1, rect0=(2, 1), rect1=(1, 1), rows=1, words=1)
+    # a layer too big for the node memory even when sharded
+    xb, wb, bb = tensors(1, 64, 64, 64, 32, 3, seed=9)
+    with pytest.raises(MeshError, match=r"a tile node needs \d+ bytes of node memory .* a node has 524288"):
+        conv2d_mesh(xb, wb, bb, padding=1, out="int32", mesh=cfg)
+    # a reduction too large for even the smallest block of a tile
+    xk, wk, bk = tensors(1, 4, 4, 512, 4, 3, seed=9)
+    with pytest.raises(LayoutError, match="cannot fit L1 even at the smallest block"):
+        conv2d_mesh(xk, wk, bk, padding=1, out="int32", mesh=cfg)
+    with pytest.raises(ValueError, match="for a mesh"):
+        conv2d_mesh(x, w, b, out="int32", mesh=cfg, sim="amaranth")

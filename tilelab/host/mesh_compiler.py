@@ -1,0 +1,502 @@
+"""Sharding one conv layer over a mesh of tiles: node programs, memory images, halo exchange.
+
+The compiler splits the layer's output over the tiles of a :class:`~tilelab.pe_models.mesh.MeshConfig`
+and writes, for every tile node, a node-memory image: the data mover's
+:class:`~tilelab.hdl.formats.mesh.MoveDesc` list (at byte 0), one tile program per weight block
+(:func:`~tilelab.host.tile_compiler.compile_conv` on a pixel × channel part of the layer), and the
+input sticks the node holds before the layer starts. Weights and parameter records live in the edge
+memory ports. The RTL moves everything else over the NoC.
+
+Sharding (``T = R·C`` tiles, grid tile ``(i, j)`` is core ``t = i·C + j``):
+
+``height``
+    Output pixels (N·Ho·Wo, row-major) in ``T`` equal ranges, all channels on every tile; the input
+    sticks are held as a height-sharded tensor (:func:`~tilelab.host.halo.halo_plan` ownership) and
+    each owner PUTs the remote sticks a core needs (its halo) into that core's memory.
+``width``
+    Output and input channels in ``T`` equal slices; tile ``t`` holds input channel slice ``t`` of
+    every stick and multicasts it to the whole mesh, so every tile then holds the full input and
+    computes its output-channel slice.
+``block``
+    Grid rows split the output pixels, grid columns the output channels; tile ``(i, j)`` holds
+    channel slice ``j`` of the sticks grid row ``i`` owns and multicasts it (and the halo sticks
+    other grid rows need from it) along the grid row that needs them.
+
+Weight loading: every tile runs one tile program per weight block (``n·C`` output channels, the
+tile compiler's column block).
+``stream``: each tile GETs block ``k + 1`` into the other of two staging buffers from its row's
+memory port while block ``k`` computes — weights are never all resident, and every tile reads
+every block it uses from external memory.
+``multicast``: for each block, one tile asks the memory port to multicast it to every tile that
+uses it; the block is read from external memory once and stays resident.
+
+Addresses: every node uses the same memory map, so a stick lives at the same address in every
+node; an input stick occupies ``S = ceil(Cin / W)·W`` bytes (word aligned, so sticks move as
+whole NoC words).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveDesc, MoveOp
+from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
+from tilelab.pe_models.mesh import MeshConfig
+
+from .halo import halo_plan
+from .layers import Conv2dSpec
+from .tile_compiler import LayoutError, ProgramLayout, _bits, compile_conv, param_records, plan_blocking
+
+__all__ = ["MeshError", "SHARDS", "WEIGHT_LOADS", "NodeImage", "MeshProgram", "compile_conv_mesh"]
+
+SHARDS = ("height", "width", "block")
+WEIGHT_LOADS = ("stream", "multicast")
+
+#: Semaphores used by the compiled programs.
+SEM_ACT, SEM_WGT = 0, 1
+#: Longest row / row count of one descriptor.
+_MAX16 = 0xFFFF
+
+
+class MeshError(ValueError):
+    """The layer cannot be run on this mesh as asked (grid, shard counts, memory, multicast)."""
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+@dataclass
+class NodeImage:
+    """One tile node's compiled part of the layer."""
+
+    i: int
+    j: int
+    image: np.ndarray                 #: node-memory bytes from address 0
+    pixels: tuple[int, int]           #: output pixels computed here
+    channels: tuple[int, int]         #: output channels computed here
+    moves: list = field(default_factory=list)   #: the MoveDesc field dicts, in order
+    phases: int = 0
+    halo_bytes_in: int = 0            #: bytes of remote sticks this node receives
+    act_bytes_in: int = 0             #: input bytes this node receives over the NoC (halo included)
+
+
+@dataclass
+class MeshProgram:
+    """A layer compiled for a mesh: node images, the memory-port image and the output map."""
+
+    config: MeshConfig
+    spec: Conv2dSpec
+    shard: str
+    weight_load: str
+    nodes: dict                       #: (i, j) → NodeImage
+    port_image: np.ndarray            #: the image every memory port is loaded with
+    out_addr: int                     #: byte address of the output region in every node
+    out_dtype: np.dtype
+    halo_bytes: int
+    weight_bytes_once: int            #: weight + parameter bytes of all blocks, each counted once
+    weight_bytes_stream: int          #: what stream mode reads (every tile its blocks)
+    multicasts: list = field(default_factory=list)  #: (rect0, rect1, port) per multicast block
+
+    @property
+    def out_shape(self):
+        s = self.spec
+        return (s.n, s.ho, s.wo, s.cout)
+
+    @property
+    def out_row_bytes(self):
+        return self.spec.cout * self.out_dtype.itemsize
+
+    def out_words(self, node: NodeImage) -> tuple[int, int]:
+        """First and last word of ``node``'s output bytes (for the dump)."""
+        W = self.config.word_bytes
+        p0, p1 = node.pixels
+        lo = self.out_addr + p0 * self.out_row_bytes
+        hi = self.out_addr + p1 * self.out_row_bytes - 1
+        return lo // W, hi // W
+
+    def assemble(self, dumps: dict) -> np.ndarray:
+        """The output tensor from each node's dump ``{(i, j): (first_word, bytes)}``."""
+        W = self.config.word_bytes
+        s = self.spec
+        M = s.n * s.ho * s.wo
+        y = np.zeros((M, s.cout), self.out_dtype)
+        for key, node in self.nodes.items():
+            first, raw = dumps[key]
+            p0, p1 = node.pixels
+            c0, c1 = node.channels
+            start = self.out_addr + p0 * self.out_row_bytes - first * W
+            buf = np.frombuffer(raw, np.uint8)[start:start + (p1 - p0) * self.out_row_bytes]
+            part = buf.view(self.out_dtype).reshape(p1 - p0, s.cout)
+            y[p0:p1, c0:c1] = part[:, c0:c1]
+        return y.reshape(self.out_shape)
+
+
+def _move(**fields) -> bytes:
+    rect0, rect1 = fields.get("rect0"), fields.get("rect1")
+    if fields.get("op") in (MoveOp.GET_MCAST,) or fields.get("mcast"):
+        if rect0 is None or rect1 is None or rect0[0] > rect1[0] or rect0[1] > rect1[1]:
+            raise MeshError(f"multicast to an empty rectangle {rect0}..{rect1}: no receivers")
+    d = dict(fields)
+    for key in ("node", "rect0", "rect1"):
+        if key in d:
+            x, y = d[key]
+            d[key] = {"x": x, "y": y}
+    return _bits(MoveDesc, d, MOVE_DESC_BYTES)
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs ``[start, stop)`` of consecutive integers in a sorted array."""
+    if len(values) == 0:
+        return []
+    breaks = np.nonzero(np.diff(values) != 1)[0]
+    starts = np.concatenate([[values[0]], values[breaks + 1]])
+    stops = np.concatenate([values[breaks] + 1, [values[-1] + 1]])
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def _unpadded(spec: Conv2dSpec, padded: np.ndarray) -> np.ndarray:
+    """Non-padded stick numbers (row-major N, H, W) of padded indices (all non-padding)."""
+    (ph, pw) = spec.padding
+    hp, wp = spec.h + 2 * ph, spec.w + 2 * pw
+    n, rest = np.divmod(np.asarray(padded, np.int64), hp * wp)
+    r, c = np.divmod(rest, wp)
+    return (n * spec.h + (r - ph)) * spec.w + (c - pw)
+
+
+def _check_divides(what, count, parts, hint):
+    if count % parts:
+        raise MeshError(f"{what} = {count} does not divide into {parts} equal shards ({hint})")
+
+
+def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard: str = "height",
+                      weight_load: str = "multicast", multiplier=None, shift=None, zero_point: int = 0,
+                      relu: bool = False, out_int32: bool = False) -> MeshProgram:
+    """Compile one conv layer for a mesh (see the module docstring).
+
+    Parameters
+    ----------
+    x, w, bias : numpy.ndarray
+        NHWC int8 input, OHWI int8 weights, int32 bias (already checked against ``spec``).
+    spec : Conv2dSpec
+    config : MeshConfig
+    shard : {"height", "width", "block"}
+    weight_load : {"stream", "multicast"}
+    multiplier, shift, zero_point, relu, out_int32
+        As :func:`~tilelab.host.tile_compiler.compile_conv`.
+
+    Raises
+    ------
+    MeshError
+        Shard counts that do not divide, slices that are not whole NoC words, node memory too small.
+    LayoutError
+        A tile cannot hold even the smallest block of the layer.
+    """
+    if shard not in SHARDS:
+        raise MeshError(f"shard must be one of {', '.join(SHARDS)}, not {shard!r}")
+    if weight_load not in WEIGHT_LOADS:
+        raise MeshError(f"weight_load must be one of {', '.join(WEIGHT_LOADS)}, not {weight_load!r}")
+    cfg, tcfg = config, config.tile
+    R, C, T = cfg.rows, cfg.cols, cfg.tiles
+    W = cfg.word_bytes
+    M = spec.n * spec.ho * spec.wo
+    cout, cin = spec.cout, spec.cin
+    eb = 4 if out_int32 else 1
+    b = plan_blocking(spec, tcfg)
+    if multiplier is None:
+        multiplier = np.ones(cout, np.int64)
+    if shift is None:
+        shift = np.ones(cout, np.int64)
+    multiplier = np.broadcast_to(np.asarray(multiplier, np.int64), (cout,))
+    shift = np.broadcast_to(np.asarray(shift, np.int64), (cout,))
+
+    S = _ceil(cin, W) * W                   # bytes per stored input stick
+    SW = S // W
+    sticks = spec.n * spec.h * spec.w
+
+    # ---- what each tile computes, and which input it holds at the start --------------------------
+    cores = {}                              # (i, j) -> (pixels, channels)
+    if shard == "height":
+        _check_divides("output pixels N·Ho·Wo", M, T, f"height sharding over the {R}x{C} mesh")
+        for t in range(T):
+            cores[divmod(t, C)] = ((t * M // T, (t + 1) * M // T), (0, cout))
+        groups_of = T
+    elif shard == "width":
+        _check_divides("output channels Cout", cout, T, f"width sharding over the {R}x{C} mesh")
+        _check_divides("input channels Cin", cin, T, f"width sharding over the {R}x{C} mesh")
+        if (cin // T) % W:
+            raise MeshError(f"width sharding: an input channel slice of {cin // T} bytes is not a whole number "
+                            f"of {W}-byte NoC words (Cin = {cin} over {T} tiles)")
+        for t in range(T):
+            cores[divmod(t, C)] = ((0, M), (t * cout // T, (t + 1) * cout // T))
+        groups_of = 1
+    else:
+        _check_divides("output pixels N·Ho·Wo", M, R, f"block sharding over {R} grid rows")
+        _check_divides("output channels Cout", cout, C, f"block sharding over {C} grid columns")
+        _check_divides("input channels Cin", cin, C, f"block sharding over {C} grid columns")
+        if (cin // C) % W:
+            raise MeshError(f"block sharding: an input channel slice of {cin // C} bytes is not a whole number "
+                            f"of {W}-byte NoC words (Cin = {cin} over {C} grid columns)")
+        for i in range(R):
+            for j in range(C):
+                cores[i, j] = ((i * M // R, (i + 1) * M // R), (j * cout // C, (j + 1) * cout // C))
+        groups_of = R
+
+    # halo: needed sticks of each pixel group and their owners (height: per tile; block: per grid row)
+    plan = None
+    if shard != "width":
+        plan = halo_plan(spec.n, spec.h, spec.w, spec.cin, kernel=(spec.kh, spec.kw), stride=spec.stride,
+                         padding=spec.padding, dilation=spec.dilation, cores=groups_of)
+    own_size = _ceil(sticks, groups_of)
+
+    # ---- weight blocks ------------------------------------------------------------------------
+    w_row = w[0].size                       # bytes per output channel (OHWI row)
+    phase_ch = b.n * tcfg.cols if not b.depthwise else tcfg.cols
+    slices = sorted({ch for _, ch in cores.values()})
+    blocks = []                             # (c0, c1) in slice order
+    for c0, c1 in slices:
+        blocks += [(a, min(a + phase_ch, c1)) for a in range(c0, c1, phase_ch)]
+
+    def align(v, a=64):
+        a = max(a, W)
+        return _ceil(v, a) * a
+
+    recs = param_records(bias, multiplier, shift)
+    w_bytes = w.reshape(cout, -1).view(np.uint8)
+    port = bytearray()
+    block_at = {}                           # block -> (w byte addr, w bytes, p byte addr, p bytes)
+    for (c0, c1) in blocks:
+        wa = align(len(port))
+        port += bytes(wa - len(port)) + w_bytes[c0:c1].tobytes()
+        pa = align(len(port))
+        port += bytes(pa - len(port)) + recs[c0 * PARAM_RECORD_BYTES:c1 * PARAM_RECORD_BYTES]
+        block_at[c0, c1] = (wa, (c1 - c0) * w_row, pa, (c1 - c0) * PARAM_RECORD_BYTES)
+    port += bytes(align(len(port)) - len(port))
+    if len(port) > cfg.mem_words * W:
+        raise MeshError(f"the weights and parameters need {len(port)} bytes of memory-port space; a port has "
+                        f"{cfg.mem_words * W}")
+    port_image = np.frombuffer(bytes(port), np.uint8).copy()
+
+    def words(nbytes):
+        return _ceil(nbytes, W)
+
+    weight_once = sum(words(wb) * W + words(pb) * W for (_, wb, _, pb) in block_at.values())
+    weight_stream = 0
+
+    # ---- per-node move lists (addresses symbolic until the map is known) -----------------------
+    def node_blocks(ch):
+        return [blk for blk in blocks if ch[0] <= blk[0] and blk[1] <= ch[1]]
+
+    # multicast groups: the tiles that use a block (same channel slice)
+    users = {}
+    for key, (_, ch) in cores.items():
+        users.setdefault(ch, []).append(key)
+
+    def rect_of(keys):
+        i0, i1 = min(k[0] for k in keys), max(k[0] for k in keys)
+        j0, j1 = min(k[1] for k in keys), max(k[1] for k in keys)
+        if len(keys) != (i1 - i0 + 1) * (j1 - j0 + 1):
+            raise MeshError(f"the tiles sharing a weight block {sorted(keys)} do not form a rectangle")
+        return cfg.tile_coord(i0, j0), cfg.tile_coord(i1, j1)
+
+    # activation transfers: (sender key) -> list of PUT dicts; (receiver key) -> count
+    act_puts = {key: [] for key in cores}
+    act_count = {key: 0 for key in cores}
+    halo_in = {key: 0 for key in cores}
+    act_in = {key: 0 for key in cores}
+    halo_total = 0
+
+    def put(sender, receivers, local_w, rows, words_, stride_w, *, mcast):
+        # split rows into descriptors of at most 65535 rows and words
+        if words_ > _MAX16:
+            raise MeshError(f"a transfer of {words_} words per row exceeds the descriptor limit {_MAX16}")
+        for r0 in range(0, rows, _MAX16):
+            nr = min(_MAX16, rows - r0)
+            d = dict(op=MoveOp.PUT, sem=SEM_ACT, mcast=int(mcast), rows=nr, words=words_,
+                     local=("x", local_w + r0 * stride_w), remote=("x", local_w + r0 * stride_w),
+                     local_stride=stride_w, remote_stride=stride_w)
+            if mcast:
+                d["rect0"], d["rect1"] = rect_of(receivers)
+                d["node"] = d["rect0"]
+            else:
+                d["node"] = cfg.tile_coord(*receivers[0])
+            act_puts[sender].append(d)
+            for rk in receivers:
+                act_count[rk] += 1
+                act_in[rk] += nr * words_ * W
+
+    initial = {key: [] for key in cores}    # (byte offset in x region, bytes)
+    x_bytes = x.reshape(sticks, cin).view(np.uint8)
+
+    if shard == "height":
+        for t, entry in enumerate(plan):
+            key = divmod(t, C)
+            lo, hi = min(t * own_size, sticks), min((t + 1) * own_size, sticks)
+            for u in range(lo, hi):
+                initial[key].append((u * S, x_bytes[u].tobytes()))
+            remote = np.asarray(entry["remote"], np.int64).reshape(-1, 2)
+            for owner in sorted(set(remote[:, 1].tolist())):
+                us = np.sort(_unpadded(spec, remote[remote[:, 1] == owner, 0]))
+                for u0, u1 in _runs(us):
+                    put(divmod(owner, C), [key], u0 * SW, 1, (u1 - u0) * SW, 0, mcast=False)
+                    halo_in[key] += (u1 - u0) * cin
+                    halo_total += (u1 - u0) * cin
+    elif shard == "width":
+        sl = cin // T
+        everyone = list(cores)
+        for t in range(T):
+            key = divmod(t, C)
+            for u in range(sticks):
+                initial[key].append((u * S + t * sl, x_bytes[u, t * sl:(t + 1) * sl].tobytes()))
+            put(key, everyone, t * sl // W, sticks, sl // W, SW, mcast=True)
+    else:
+        sl = cin // C
+        for i_dst, entry in enumerate(plan):
+            need = np.asarray(entry["local"] + [r[0] for r in entry["remote"]], np.int64)
+            us = np.sort(_unpadded(spec, need))
+            owners = us // own_size
+            for k in sorted(set(owners.tolist())):
+                runs = _runs(us[owners == k])
+                for j in range(C):
+                    for u0, u1 in runs:
+                        put((k, j), [(i_dst, jj) for jj in range(C)], (u0 * S + j * sl) // W, u1 - u0, sl // W, SW,
+                            mcast=True)
+                if k != i_dst:
+                    n_remote = sum(u1 - u0 for u0, u1 in runs)
+                    for jj in range(C):
+                        halo_in[i_dst, jj] += n_remote * cin
+                    halo_total += n_remote * cin
+        for i in range(R):
+            lo, hi = min(i * own_size, sticks), min((i + 1) * own_size, sticks)
+            for j in range(C):
+                for u in range(lo, hi):
+                    initial[i, j].append((u * S + j * sl, x_bytes[u, j * sl:(j + 1) * sl].tobytes()))
+
+    # ---- programs, memory map ----------------------------------------------------------------
+    x_size = align(sticks * S)
+    out_size = align(M * cout * eb)
+    max_blocks = max(len(node_blocks(ch)) for _, ch in cores.values())
+    wmax = max(block_at[blk][1] for blk in blocks)
+    pmax = max(block_at[blk][3] for blk in blocks)
+    if weight_load == "stream":
+        w_slots, p_slots = 2, 2
+    else:
+        w_slots, p_slots = max_blocks, max_blocks
+    w_slot, p_slot = align(wmax), align(pmax)
+
+    nodes = {}
+    multicasts = []
+    mc_issued = set()
+    for key in sorted(cores):
+        i, j = key
+        pixels, ch = cores[key]
+        mine = node_blocks(ch)
+        moves = []
+        my_port = cfg.port_coord(i)
+        # weights: first block(s)
+        ukeys = users[ch]
+        if weight_load == "multicast":
+            rect0, rect1 = rect_of(ukeys)
+            issuer = min(ukeys)
+            src_port = cfg.port_coord(sorted(users).index(ch) % R)
+            if key == issuer:
+                for k, blk in enumerate(mine):
+                    wa, wb, pa, pb = block_at[blk]
+                    for (src, nb, dst) in ((wa, wb, ("w", k)), (pa, pb, ("p", k))):
+                        moves.append(dict(op=MoveOp.GET_MCAST, sem=SEM_WGT, node=src_port, rect0=rect0, rect1=rect1,
+                                          rows=1, words=words(nb), local=dst, remote=src // W))
+                if ch not in mc_issued:
+                    mc_issued.add(ch)
+                    multicasts.extend((rect0, rect1, src_port) for _ in mine)
+        else:
+            for blk in mine[:1]:
+                wa, wb, pa, pb = block_at[blk]
+                moves.append(dict(op=MoveOp.GET, sem=SEM_WGT, node=my_port, rows=1, words=words(wb),
+                                  local=("w", 0), remote=wa // W))
+                moves.append(dict(op=MoveOp.GET, sem=SEM_WGT, node=my_port, rows=1, words=words(pb),
+                                  local=("p", 0), remote=pa // W))
+            weight_stream += sum(words(block_at[blk][1]) * W + words(block_at[blk][3]) * W for blk in mine)
+        # activations
+        moves.extend(act_puts[key])
+        if act_count[key]:
+            moves.append(dict(op=MoveOp.WAIT, sem=SEM_ACT, count=act_count[key]))
+        for k in range(len(mine)):
+            moves.append(dict(op=MoveOp.WAIT, sem=SEM_WGT, count=2))
+            if weight_load == "stream" and k + 1 < len(mine):
+                wa, wb, pa, pb = block_at[mine[k + 1]]
+                slot = (k + 1) % 2
+                moves.append(dict(op=MoveOp.GET, sem=SEM_WGT, node=my_port, rows=1, words=words(wb),
+                                  local=("w", slot), remote=wa // W))
+                moves.append(dict(op=MoveOp.GET, sem=SEM_WGT, node=my_port, rows=1, words=words(pb),
+                                  local=("p", slot), remote=pa // W))
+            moves.append(dict(op=MoveOp.RUN, phase=k))
+        moves.append(dict(op=MoveOp.END))
+        nodes[key] = (moves, mine, pixels, ch)
+
+    # sizes: moves, then programs (compiled once with placeholder addresses to learn their size)
+    def program(pixels, blk, slot, base):
+        lay = ProgramLayout(x_addr=x_at - base, x_pix_stride=S, w_addr=w_at + slot * w_slot - base,
+                            p_addr=p_at + slot * p_slot - base, out_addr=out_at - base)
+        return compile_conv(x, w, bias, spec, tcfg, multiplier=multiplier, shift=shift, zero_point=zero_point,
+                            relu=relu, out_int32=out_int32, pixels=pixels, channels=blk, layout=lay).image
+
+    x_at = w_at = p_at = out_at = 0
+    sizes = {}
+    for key, (moves, mine, pixels, _ch) in nodes.items():
+        prog_sizes = [len(program(pixels, blk, 0, 0)) for blk in mine]
+        sizes[key] = (align(len(moves) * MOVE_DESC_BYTES), [align(s) for s in prog_sizes])
+    code = max(m + sum(p) for m, p in sizes.values())
+    x_at = align(code)
+    w_at = x_at + x_size
+    p_at = w_at + w_slots * w_slot
+    out_at = align(p_at + p_slots * p_slot)
+    end = out_at + out_size + 2 * W
+    if end > tcfg.ext_bytes_total:
+        raise MeshError(f"a tile node needs {end} bytes of node memory (code {code}, input {x_size}, weights "
+                        f"{w_slots} x {w_slot}, parameters {p_slots} x {p_slot}, output {out_size}); a node has "
+                        f"{tcfg.ext_bytes_total}")
+
+    images = {}
+    for key, (moves, mine, pixels, ch) in nodes.items():
+        i, j = key
+        img = np.zeros(out_at, np.uint8)
+        mbytes, psizes = sizes[key]
+        pbase = mbytes
+        bases = []
+        for k, blk in enumerate(mine):
+            slot = k % 2 if weight_load == "stream" else k
+            prog = program(pixels, blk, slot, pbase)
+            img[pbase:pbase + len(prog)] = prog
+            bases.append(pbase)
+            pbase += psizes[k]
+        packed = []
+        for d in moves:
+            d = dict(d)
+            for fld in ("local", "remote"):
+                v = d.get(fld)
+                if isinstance(v, tuple):
+                    region, off = v
+                    if region == "x":
+                        d[fld] = x_at // W + off
+                    elif region == "w":
+                        d[fld] = (w_at + off * w_slot) // W
+                    else:
+                        d[fld] = (p_at + off * p_slot) // W
+            if d["op"] == MoveOp.RUN:
+                d["tile_base"] = bases[d.pop("phase")]
+            packed.append(_move(**d))
+        code_bytes = b"".join(packed)
+        img[:len(code_bytes)] = np.frombuffer(code_bytes, np.uint8)
+        for off, data in initial[key]:
+            img[x_at + off:x_at + off + len(data)] = np.frombuffer(data, np.uint8)
+        images[key] = NodeImage(i=i, j=j, image=img, pixels=pixels, channels=ch, moves=moves, phases=len(mine),
+                                halo_bytes_in=halo_in[key], act_bytes_in=act_in[key])
+
+    if not any(img.phases for img in images.values()):
+        raise LayoutError("no tile has work")
+    return MeshProgram(config=cfg, spec=spec, shard=shard, weight_load=weight_load, nodes=images,
+                       port_image=port_image, out_addr=out_at, out_dtype=np.dtype(np.int32 if out_int32 else np.int8),
+                       halo_bytes=halo_total, weight_bytes_once=weight_once, weight_bytes_stream=weight_stream,
+                       multicasts=multicasts)

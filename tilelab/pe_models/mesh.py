@@ -1,0 +1,740 @@
+"""A mesh of compute tiles joined by the NoC, with external-memory ports at the west edge.
+
+Floor plan of an R × C mesh (NoC coordinates ``(x, y)``; the NoC is R × (C + 1))::
+
+    x = 0          x = 1 .. C
+    mem port 0 ── tile (0,0) ── tile (0,1) ── ...      y = 0
+    mem port 1 ── tile (1,0) ── tile (1,1) ── ...      y = 1
+       ...
+
+Grid tile ``(i, j)`` (row ``i``, column ``j``) sits at NoC node ``(j + 1, i)``; memory port ``i``
+at ``(0, i)``. Three NoC planes (:class:`~tilelab.noc.mesh.Mesh`): requests (reads, writes,
+semaphore increments), responses (read data) and multicast.
+
+A **tile node** (:class:`TileNode`) is a :class:`~tilelab.pe_models.tile.ComputeTile` whose
+external-memory port is its node memory (:class:`~tilelab.hdl.memories.NodeMemory`, the tile's
+L1 data space: programs, its activation shard, halos, weights, outputs), a
+:class:`DataMover` (the node's reader / writer over the NoC: the host's
+:class:`~tilelab.hdl.formats.mesh.MoveDesc` list at byte 0 of node memory) and a network
+interface that writes every arriving data flit at the word address in its header and counts
+semaphores. The data mover starts the tile (``RUN``) only after its own ``WAIT``\\ s have seen
+the data arrive, so the tile computes from its node memory only.
+
+A **memory port** (:class:`MemoryPort`) serves read requests (answering by unicast or by
+multicast to a rectangle) and writes from the NoC; the host loads and dumps it in bulk.
+"""
+
+from dataclasses import asdict, dataclass, replace
+
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import data, enum, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tilelab.hdl.formats.mesh import (
+    MOVE_DESC_BYTES,
+    NODE_COUNTERS,
+    SEMAPHORES,
+    WORD_ADDR_BITS,
+    MoveDesc,
+    MoveOp,
+    ReadRequest,
+)
+from tilelab.hdl.formats.noc import Coord, Header, Opcode, flit_layout
+from tilelab.hdl.memories import NodeMemory
+from tilelab.noc.mesh import Mesh
+
+from .config import DEFAULT_TILE, TileConfig
+from .tile import TILE_COUNTERS, TILE_STATUS, ComputeTile
+
+__all__ = ["MeshConfig", "MoverState", "Streamer", "DataMover", "TileNode", "MemoryPort", "MeshTop",
+           "READ_SLOTS", "PLANES"]
+
+#: NoC planes of the mesh and their router kind.
+PLANES = {"req": "unicast", "resp": "unicast", "mcast": "multicast"}
+
+#: What the read-out port of a tile node returns per slot (``sel = node * 64 + slot``); memory
+#: ports follow the tiles (``node = R * C + i``) with :data:`PORT_COUNTERS` in slots 0...
+READ_SLOTS = (
+    *(f"tile.{n}" for n in TILE_COUNTERS),          # summed over the node's RUNs
+    *(f"node.{n}" for n in NODE_COUNTERS),
+    *(f"status.{n}" for n in TILE_STATUS),           # the tile's live status
+    "mover.state", "mover.pc", "mover.wait_sem", "mover.wait_count", "mover.sem_value",
+)
+
+
+def _check(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """The frozen configuration of a mesh of tiles.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Tile grid (the NoC has one more column, for the memory ports); ``cols`` ≤ 15.
+    tile : TileConfig
+        Every tile's configuration; ``tile.ext_words`` words of ``tile.ext_bytes`` bytes is the
+        size of each node memory (at most 2**20 words: the NoC's word address).
+    mem_words : int
+        Words per edge memory port (a power of two, at most 2**20).
+    depth : int
+        NoC router queue depth (a power of two).
+    max_packet : int
+        Flits per NoC packet (the data movers and memory ports cut transfers into packets).
+    """
+
+    rows: int = 4
+    cols: int = 4
+    tile: TileConfig = DEFAULT_TILE
+    mem_words: int = 1 << 18
+    depth: int = 8
+    max_packet: int = 4
+
+    def __post_init__(self):
+        _check("mesh rows", self.rows, 1, 16)
+        _check("mesh cols", self.cols, 1, 15)
+        if not isinstance(self.tile, TileConfig):
+            raise TypeError(f"tile must be a TileConfig, not {self.tile!r}")
+        if self.tile.mem_impl != "verilog":
+            raise ValueError("a mesh needs the Verilog memory models (tile.mem_impl='verilog')")
+        if self.tile.ext_words > 1 << WORD_ADDR_BITS:
+            raise ValueError(f"tile.ext_words = {self.tile.ext_words} exceeds the NoC's word address range "
+                             f"(2**{WORD_ADDR_BITS})")
+        _check("mem_words", self.mem_words, 64, 1 << WORD_ADDR_BITS)
+        if self.mem_words & (self.mem_words - 1):
+            raise ValueError(f"mem_words must be a power of two, not {self.mem_words!r}")
+        _check("depth", self.depth, 2, 64)
+        if self.depth & (self.depth - 1):
+            raise ValueError(f"depth must be a power of two, not {self.depth!r}")
+        _check("max_packet", self.max_packet, 1, 15)
+
+    @property
+    def word_bytes(self) -> int:
+        """Bytes per NoC flit payload and memory word (the tile's external-port width)."""
+        return self.tile.ext_bytes
+
+    @property
+    def tiles(self) -> int:
+        return self.rows * self.cols
+
+    def tile_coord(self, i: int, j: int) -> tuple[int, int]:
+        """NoC ``(x, y)`` of grid tile ``(i, j)``."""
+        return (j + 1, i)
+
+    def port_coord(self, i: int) -> tuple[int, int]:
+        """NoC ``(x, y)`` of memory port ``i``."""
+        return (0, i)
+
+    def replace(self, **changes) -> "MeshConfig":
+        return replace(self, **changes)
+
+    def key(self) -> str:
+        d = asdict(self)
+        d["tile"] = self.tile.key()
+        return ",".join(f"{k}={d[k]}" for k in sorted(d))
+
+
+class MoverState(enum.Enum, shape=3):
+    """What a :class:`DataMover` is doing (exported for the watchdog's diagnosis)."""
+
+    IDLE = 0
+    FETCH = 1
+    MOVE = 2    #: issuing a GET / PUT / SIGNAL
+    WAIT = 3    #: waiting on a semaphore
+    RUN = 4     #: the tile runs
+    DONE = 5
+
+
+class Streamer(wiring.Component):
+    """Reads words from a memory and sends each as a NoC flit addressed to its own destination word.
+
+    A command moves ``rows`` rows of ``words`` words from word ``src + r·src_stride + i`` to word
+    ``dst + r·dst_stride + i``. Flits carry the header template ``hdr`` with ``addr`` set per flit
+    and ``op`` replaced by ``final_op`` on the very last flit; packets are cut every
+    ``max_packet`` flits.
+
+    Members
+    -------
+    cmd_valid, cmd_ready, src, dst, words, rows, src_stride, dst_stride, hdr, final_op : command
+    rd_en, rd_addr, rd_data : word read port (one cycle latency)
+    out : Out(stream.Signature(flit))
+    busy : Out(1)
+        A command is being issued or flits are still queued.
+    """
+
+    def __init__(self, data_width, max_packet, depth=4):
+        self.layout = flit_layout(data_width)
+        self.max_packet, self.depth = max_packet, depth
+        super().__init__({
+            "cmd_valid": In(1), "cmd_ready": Out(1),
+            "src": In(32), "dst": In(32), "words": In(16), "rows": In(16),
+            "src_stride": In(32), "dst_stride": In(32), "hdr": In(Header), "final_op": In(Opcode),
+            "rd_en": Out(1), "rd_addr": Out(32), "rd_data": In(data_width),
+            "out": Out(stream.Signature(self.layout)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.q = q = fifo.SyncFIFO(width=self.layout.size, depth=self.depth)
+        active = Signal()
+        src_row, dst_row = Signal(32), Signal(32)
+        i, r = Signal(16), Signal(16)
+        words, rows = Signal(16), Signal(16)
+        src_stride, dst_stride = Signal(32), Signal(32)
+        hdr = Signal(Header)
+        final_op = Signal(Opcode)
+        pk = Signal(range(self.max_packet + 1))
+
+        # one issued read in flight: its header and last bit wait beside it
+        inflight = Signal()
+        pend_hdr = Signal(Header)
+        pend_last = Signal()
+        m.d.comb += self.cmd_ready.eq(~active)
+        with m.If(self.cmd_valid & ~active):
+            m.d.sync += [
+                active.eq((self.words != 0) & (self.rows != 0)), src_row.eq(self.src), dst_row.eq(self.dst),
+                i.eq(0), r.eq(0), words.eq(self.words), rows.eq(self.rows), src_stride.eq(self.src_stride),
+                dst_stride.eq(self.dst_stride), hdr.eq(self.hdr), final_op.eq(self.final_op),
+            ]
+
+        room = (q.level + inflight) < self.depth
+        issue = active & room
+        final = (i == words - 1) & (r == rows - 1)
+        m.d.sync += inflight.eq(issue)
+        with m.If(issue):
+            m.d.comb += [self.rd_en.eq(1), self.rd_addr.eq(src_row + i)]
+            m.d.sync += [
+                pend_hdr.eq(hdr), pend_hdr.addr.eq(dst_row + i), pend_hdr.op.eq(Mux(final, final_op, hdr.op)),
+                pend_last.eq(final | (pk == self.max_packet - 1)),
+                pk.eq(Mux(final | (pk == self.max_packet - 1), 0, pk + 1)),
+            ]
+            with m.If(i == words - 1):
+                m.d.sync += [i.eq(0), r.eq(r + 1), src_row.eq(src_row + src_stride),
+                             dst_row.eq(dst_row + dst_stride)]
+                with m.If(final):
+                    m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += i.eq(i + 1)
+
+        flit = Signal(self.layout)
+        m.d.comb += [flit.hdr.eq(pend_hdr), flit.last.eq(pend_last), flit.data.eq(self.rd_data),
+                     q.w_en.eq(inflight), q.w_data.eq(flit)]
+        m.d.comb += [self.out.valid.eq(q.r_rdy), self.out.payload.eq(q.r_data), q.r_en.eq(self.out.ready)]
+        m.d.comb += self.busy.eq(active | inflight | q.r_rdy)
+        return m
+
+
+class DataMover(wiring.Component):
+    """A tile node's data-movement engine: runs :class:`~tilelab.hdl.formats.mesh.MoveDesc` slots.
+
+    Parameters
+    ----------
+    config : MeshConfig
+    x, y : int
+        This node's NoC coordinates.
+
+    Members
+    -------
+    start : In(1)
+        Begin at descriptor 0.
+    done : Out(1)
+        ``END`` reached (sticky).
+    rd_en, rd_addr, rd_data : node-memory word read port
+    req, mcast : Out(stream.Signature(flit))
+        Flits into the request and multicast planes.
+    sem_inc, sem_idx : In
+        The network interface counts an arrival on semaphore ``sem_idx``.
+    tile_rst, tile_start, tile_base, tile_done : tile control
+    run_done : Out(1)
+        Pulses when a RUN finishes (the node sums the tile's counters then).
+    state, pc, wait_sem, wait_count, sem_value : Out
+        For the diagnosis.
+    wait_cycles, flits_sent, words_get, words_put : Out(48)
+        Counters.
+    """
+
+    def __init__(self, config: MeshConfig, x: int, y: int):
+        self.config, self.x, self.y = config, x, y
+        W = config.word_bytes
+        layout = flit_layout(8 * W)
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "rd_en": Out(1), "rd_addr": Out(32), "rd_data": In(8 * W),
+            "req": Out(stream.Signature(layout)), "mcast": Out(stream.Signature(layout)),
+            "sem_inc": In(1), "sem_idx": In(4),
+            "tile_rst": Out(1), "tile_start": Out(1), "tile_base": Out(32), "tile_done": In(1),
+            "run_done": Out(1),
+            "state": Out(MoverState), "pc": Out(32), "wait_sem": Out(4), "wait_count": Out(16),
+            "sem_value": Out(16),
+            "wait_cycles": Out(48), "flits_sent": Out(48), "words_get": Out(48), "words_put": Out(48),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        W = cfg.word_bytes
+        layout = flit_layout(8 * W)
+        desc_bits = MoveDesc.as_shape().size
+        nwords = max(1, MOVE_DESC_BYTES // W)
+
+        m.submodules.streamer = st = Streamer(8 * W, cfg.max_packet)
+
+        # --- semaphores ----------------------------------------------------------------------
+        sems = [Signal(16, name=f"sem{k}") for k in range(SEMAPHORES)]
+        dec_en = Signal()
+        dec_idx = Signal(4)
+        dec_n = Signal(16)
+        for k, s in enumerate(sems):
+            inc = self.sem_inc & (self.sem_idx == k)
+            dec = dec_en & (dec_idx == k)
+            m.d.sync += s.eq(s + inc - Mux(dec, dec_n, 0))
+
+        # --- descriptor fetch --------------------------------------------------------------------
+        pc = Signal(32)
+        asm = Signal(8 * W * nwords)
+        k_issue = Signal(range(nwords + 1))
+        k_recv = Signal(range(nwords + 1))
+        got = Signal()
+        desc = Signal(MoveDesc)
+        byte_addr = pc * MOVE_DESC_BYTES
+        m.d.comb += [self.pc.eq(pc), self.tile_base.eq(desc.tile_base)]
+
+        # own single-flit sender (GET requests, SIGNAL)
+        own_valid = Signal()
+        own = Signal(layout)
+        row = Signal(16)
+
+        state = Signal(MoverState)
+        m.d.comb += self.state.eq(state)
+        mcast_put = Signal()
+
+        # plane outputs: the streamer feeds the request or the multicast plane
+        with m.If(mcast_put):
+            m.d.comb += [self.mcast.valid.eq(st.out.valid), self.mcast.payload.eq(st.out.payload),
+                         st.out.ready.eq(self.mcast.ready)]
+        with m.Elif(own_valid):
+            m.d.comb += [self.req.valid.eq(1), self.req.payload.eq(own)]
+        with m.Else():
+            m.d.comb += [self.req.valid.eq(st.out.valid), self.req.payload.eq(st.out.payload),
+                         st.out.ready.eq(self.req.ready)]
+        with m.If(own_valid & self.req.ready):
+            m.d.sync += own_valid.eq(0)
+        sent = (self.req.valid & self.req.ready) | (self.mcast.valid & self.mcast.ready)
+        with m.If(sent):
+            m.d.sync += self.flits_sent.eq(self.flits_sent + 1)
+
+        # memory read port: the fetcher, else the streamer
+        with m.If(state == MoverState.FETCH):
+            m.d.comb += [self.rd_en.eq(k_issue < nwords), self.rd_addr.eq((byte_addr >> (W.bit_length() - 1))
+                                                                             + k_issue)]
+        with m.Else():
+            m.d.comb += [self.rd_en.eq(st.rd_en), self.rd_addr.eq(st.rd_addr)]
+        m.d.comb += st.rd_data.eq(self.rd_data)
+
+        me = Coord.const({"x": self.x, "y": self.y})
+        m.d.comb += [self.wait_sem.eq(desc.sem), self.wait_count.eq(desc.count)]
+        with m.Switch(desc.sem):
+            for k, s in enumerate(sems):
+                with m.Case(k):
+                    m.d.comb += self.sem_value.eq(s)
+
+        with m.Switch(state):
+            with m.Case(MoverState.IDLE):
+                with m.If(self.start):
+                    m.d.sync += [state.eq(MoverState.FETCH), pc.eq(0), k_issue.eq(0), k_recv.eq(0), got.eq(0)]
+            with m.Case(MoverState.FETCH):
+                with m.If(k_issue < nwords):
+                    m.d.sync += k_issue.eq(k_issue + 1)
+                m.d.sync += got.eq(self.rd_en)
+                with m.If(got):
+                    m.d.sync += [asm.eq(Cat(asm[8 * W:], self.rd_data) if nwords > 1 else self.rd_data),
+                                 k_recv.eq(k_recv + 1)]
+                with m.If(k_recv == nwords):
+                    if W > MOVE_DESC_BYTES:
+                        off = byte_addr[:W.bit_length() - 1]
+                        m.d.sync += desc.eq((asm >> (off * 8))[:desc_bits])
+                    else:
+                        m.d.sync += desc.eq(asm[:desc_bits])
+                    m.d.sync += [state.eq(MoverState.MOVE), row.eq(0), got.eq(0)]
+            with m.Case(MoverState.MOVE):
+                view = desc
+                nxt = [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
+                with m.Switch(view.op):
+                    with m.Case(MoveOp.GET, MoveOp.GET_MCAST):
+                        with m.If(~own_valid | self.req.ready):
+                            with m.If(row == view.rows):
+                                m.d.sync += nxt
+                            with m.Else():
+                                rq = Signal(ReadRequest)
+                                m.d.comb += [
+                                    rq.words.eq(view.words), rq.dst.eq(view.local + row * view.local_stride),
+                                    rq.sem.eq(view.sem), rq.signal.eq(row == view.rows - 1),
+                                    rq.mcast.eq(view.op == MoveOp.GET_MCAST), rq.rect0.eq(view.rect0),
+                                    rq.rect1.eq(view.rect1),
+                                ]
+                                m.d.sync += [
+                                    own_valid.eq(1), own.hdr.op.eq(Opcode.READ), own.hdr.src.eq(me),
+                                    own.hdr.dst.eq(view.node), own.hdr.dst_end.eq(view.node),
+                                    own.hdr.sem.eq(view.sem),
+                                    own.hdr.addr.eq(view.remote + row * view.remote_stride), own.last.eq(1),
+                                    own.data.eq(rq), row.eq(row + 1),
+                                    self.words_get.eq(self.words_get + view.words),
+                                ]
+                    with m.Case(MoveOp.PUT):
+                        with m.If(row == 0):
+                            with m.If(st.cmd_ready & ~st.busy & ~own_valid):
+                                m.d.comb += [
+                                    st.cmd_valid.eq(1), st.src.eq(view.local), st.dst.eq(view.remote),
+                                    st.words.eq(view.words), st.rows.eq(view.rows),
+                                    st.src_stride.eq(view.local_stride), st.dst_stride.eq(view.remote_stride),
+                                    st.hdr.op.eq(Opcode.WRITE), st.hdr.src.eq(me), st.hdr.sem.eq(view.sem),
+                                    st.hdr.dst.eq(Mux(view.mcast, view.rect0, view.node)),
+                                    st.hdr.dst_end.eq(Mux(view.mcast, view.rect1, view.node)),
+                                    st.final_op.eq(Opcode.WRITE_SEM),
+                                ]
+                                m.d.sync += [row.eq(1), mcast_put.eq(view.mcast),
+                                             self.words_put.eq(self.words_put + view.words * view.rows)]
+                        with m.Elif(~st.busy):
+                            m.d.sync += [mcast_put.eq(0), *nxt]
+                    with m.Case(MoveOp.SIGNAL):
+                        with m.If(~own_valid):
+                            m.d.sync += [
+                                own_valid.eq(1), own.hdr.op.eq(Opcode.SEM_INC), own.hdr.src.eq(me),
+                                own.hdr.dst.eq(view.node), own.hdr.dst_end.eq(view.node), own.hdr.sem.eq(view.sem),
+                                own.hdr.addr.eq(0), own.last.eq(1), own.data.eq(0), *nxt,
+                            ]
+                    with m.Case(MoveOp.WAIT):
+                        m.d.sync += state.eq(MoverState.WAIT)
+                    with m.Case(MoveOp.RUN):
+                        with m.If(~own_valid):
+                            m.d.comb += self.tile_rst.eq(1)
+                            m.d.sync += [state.eq(MoverState.RUN), row.eq(0)]
+                    with m.Default():  # END (and anything undefined)
+                        with m.If(~own_valid):
+                            m.d.sync += [state.eq(MoverState.DONE), self.done.eq(1)]
+            with m.Case(MoverState.WAIT):
+                with m.If(self.sem_value >= desc.count):
+                    m.d.comb += [dec_en.eq(1), dec_idx.eq(desc.sem), dec_n.eq(desc.count)]
+                    m.d.sync += [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
+                with m.Else():
+                    m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
+            with m.Case(MoverState.RUN):
+                # row 0: start pulse; row 1: wait for done
+                with m.If(row == 0):
+                    m.d.comb += self.tile_start.eq(1)
+                    m.d.sync += row.eq(1)
+                with m.Elif(self.tile_done):
+                    m.d.comb += self.run_done.eq(1)
+                    m.d.sync += [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
+        return m
+
+
+def _unit_members(config, **extra):
+    """Ports shared by tile nodes and memory ports: the three planes, read-out, events, dump."""
+    layout = flit_layout(8 * config.word_bytes)
+    members = {"dump": In(1), "sel": In(6), "sel_data": Out(48), "events": Out(48), "bad_flits": Out(16), **extra}
+    for plane in PLANES:
+        members[f"{plane}_i"] = Out(stream.Signature(layout))
+        members[f"{plane}_o"] = In(stream.Signature(layout))
+    return members
+
+
+class TileNode(wiring.Component):
+    """A compute tile, its node memory, its :class:`DataMover` and its network interface.
+
+    Members
+    -------
+    start, done : In(1), Out(1)
+    req_i, resp_i, mcast_i : Out(stream.Signature(flit))
+        Flits from this node into each plane.
+    req_o, resp_o, mcast_o : In(stream.Signature(flit))
+        Flits out of each plane to this node.
+    sel, sel_data : In(6), Out(48)
+        Read-out of :data:`READ_SLOTS`.
+    events : Out(48)
+        Changes whenever the node makes progress (for the watchdog).
+    dump : In(1)
+        Dump the node memory (``+<name>_dump=FILE``).
+    bad_flits : Out(16)
+        Flits this node could not use (a read request to a tile node).
+    """
+
+    def __init__(self, config: MeshConfig, i: int, j: int):
+        self.config, self.i, self.j = config, i, j
+        self.x, self.y = config.tile_coord(i, j)
+        self.mem_name = f"node_{i}_{j}"
+        super().__init__(_unit_members(config, start=In(1), done=Out(1)))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        tcfg = cfg.tile
+        W = cfg.word_bytes
+
+        m.submodules.mem = mem = NodeMemory(width_bytes=W, depth=tcfg.ext_words, name=self.mem_name)
+        m.submodules.mover = dm = DataMover(cfg, self.x, self.y)
+        tile_rst = Signal()
+        tile = ComputeTile(tcfg)
+        m.submodules.tile = ResetInserter(tile_rst)(tile)
+        m.d.comb += [tile_rst.eq(dm.tile_rst), tile.start.eq(dm.tile_start), dm.tile_done.eq(tile.done),
+                     dm.start.eq(self.start), self.done.eq(dm.done), mem.dump.eq(self.dump)]
+
+        # the tile sees node memory from byte tile_base on
+        base = Signal(32)
+        with m.If(dm.tile_start):
+            m.d.sync += base.eq(dm.tile_base)
+        p = tile.ext
+        m.d.comb += [
+            mem.ra_en.eq(p.ra_en), mem.ra_addr.eq(p.ra_addr + base), p.ra_data.eq(mem.ra_data),
+            mem.rb_en.eq(p.rb_en), mem.rb_addr.eq(p.rb_addr + base), p.rb_data.eq(mem.rb_data),
+            mem.wr_en.eq(p.wr_en), mem.wr_addr.eq(p.wr_addr + base), mem.wr_data.eq(p.wr_data),
+            mem.wr_mask.eq(p.wr_mask),
+            mem.rc_en.eq(dm.rd_en), mem.rc_addr.eq(dm.rd_addr), dm.rd_data.eq(mem.rc_data),
+        ]
+
+        # data mover → planes (it never sends responses)
+        for plane in ("req", "mcast"):
+            src, dst = getattr(dm, plane), getattr(self, f"{plane}_i")
+            m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload), src.ready.eq(dst.ready)]
+        m.d.comb += self.resp_i.valid.eq(0)
+
+        # network interface: one arriving flit per cycle, round robin over the planes
+        outs = [getattr(self, f"{plane}_o") for plane in PLANES]
+        n = len(outs)
+        rr = Signal(range(n))
+        pick = Signal(range(n))
+        any_valid = Signal()
+        for off in reversed(range(n)):      # off = 0 last: the round-robin favourite wins
+            idx = Mux(rr + off >= n, rr + off - n, rr + off)
+            for k in range(n):
+                with m.If((idx == k) & outs[k].valid):
+                    m.d.comb += [pick.eq(k), any_valid.eq(1)]
+        flit = Signal(flit_layout(8 * W))
+        with m.Switch(pick):
+            for k, o in enumerate(outs):
+                with m.Case(k):
+                    m.d.comb += [flit.eq(o.payload), o.ready.eq(any_valid)]
+        flits_received = Signal(48)
+        with m.If(any_valid):
+            m.d.sync += rr.eq(Mux(pick == len(outs) - 1, 0, pick + 1))
+            op = flit.hdr.op
+            with m.If((op == Opcode.WRITE) | (op == Opcode.WRITE_SEM) | (op == Opcode.RESPONSE)):
+                m.d.comb += [mem.wd_en.eq(1), mem.wd_addr.eq(flit.hdr.addr), mem.wd_data.eq(flit.data)]
+                m.d.sync += flits_received.eq(flits_received + 1)
+            with m.Elif(op != Opcode.SEM_INC):
+                m.d.sync += self.bad_flits.eq(self.bad_flits + 1)
+            m.d.comb += [dm.sem_inc.eq((op == Opcode.WRITE_SEM) | (op == Opcode.SEM_INC)), dm.sem_idx.eq(flit.hdr.sem)]
+
+        # counters: the tile's summed over RUNs, the node's own
+        acc = {name: Signal(48, name=f"acc_{name}") for name in TILE_COUNTERS}
+        with m.If(dm.run_done):
+            for name in TILE_COUNTERS:
+                m.d.sync += acc[name].eq(acc[name] + getattr(tile, name))
+        started = Signal()
+        cycles = Signal(48)
+        with m.If(self.start):
+            m.d.sync += started.eq(1)
+        with m.If(started & ~dm.done):
+            m.d.sync += cycles.eq(cycles + 1)
+        node = {
+            "cycles": cycles, "tile_cycles": acc["cycles"], "runs": Signal(48, name="runs"),
+            "wait_cycles": dm.wait_cycles, "flits_sent": dm.flits_sent, "flits_received": flits_received,
+            "words_get": dm.words_get, "words_put": dm.words_put,
+        }
+        with m.If(dm.run_done):
+            m.d.sync += node["runs"].eq(node["runs"] + 1)
+        values = [acc[n] for n in TILE_COUNTERS] + [node[n] for n in NODE_COUNTERS]
+        values += [getattr(tile, n) for n in TILE_STATUS]
+        values += [dm.state, dm.pc, dm.wait_sem, dm.wait_count, dm.sem_value]
+        assert len(values) == len(READ_SLOTS) <= 64
+        with m.Switch(self.sel):
+            for k, v in enumerate(values):
+                with m.Case(k):
+                    m.d.comb += self.sel_data.eq(Value.cast(v))
+        live = sum(getattr(tile, n) for n in ("reader_busy", "compute_busy", "writer_busy"))
+        m.d.comb += self.events.eq(dm.flits_sent + flits_received + acc["compute_busy"] + live + dm.pc)
+        return m
+
+
+class MemoryPort(wiring.Component):
+    """An external-memory port at the mesh edge: serves NoC reads and writes.
+
+    A read request (:class:`~tilelab.hdl.formats.mesh.ReadRequest`) is answered word by word on the
+    response plane to the requester, or on the multicast plane to a rectangle; writes are stored at
+    their header's word address. The host loads and dumps the memory (``+mem_<i>_init`` /
+    ``+mem_<i>_dump``).
+
+    Members
+    -------
+    req_i, resp_i, mcast_i, req_o, resp_o, mcast_o : as :class:`TileNode`
+    sel, sel_data : read-out of :data:`~tilelab.hdl.formats.mesh.PORT_COUNTERS`
+    events, dump, bad_flits : as :class:`TileNode`
+    """
+
+    def __init__(self, config: MeshConfig, i: int):
+        self.config, self.i = config, i
+        self.x, self.y = config.port_coord(i)
+        self.mem_name = f"mem_{i}"
+        super().__init__(_unit_members(config, idle=Out(1)))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        W = cfg.word_bytes
+        m.submodules.mem = mem = NodeMemory(width_bytes=W, depth=cfg.mem_words, name=self.mem_name)
+        m.submodules.streamer = st = Streamer(8 * W, cfg.max_packet)
+        m.d.comb += [mem.dump.eq(self.dump), mem.ra_en.eq(0), mem.rb_en.eq(0), mem.wr_en.eq(0)]
+        m.d.comb += [mem.rc_en.eq(st.rd_en), mem.rc_addr.eq(st.rd_addr), st.rd_data.eq(mem.rc_data)]
+
+        entry_layout = data.StructLayout({"src": Coord, "addr": WORD_ADDR_BITS, "req": ReadRequest})
+        entry = Signal(entry_layout)
+        m.submodules.requests = rq = fifo.SyncFIFOBuffered(width=entry_layout.size, depth=4)
+        bytes_read, bytes_written, requests = Signal(48), Signal(48), Signal(48)
+
+        # arrivals on the request plane: reads are queued, writes stored
+        o = self.req_o
+        hdr = o.payload.hdr
+        is_read = hdr.op == Opcode.READ
+        m.d.comb += [entry.src.eq(hdr.src), entry.addr.eq(hdr.addr), entry.req.eq(o.payload.data)]
+        m.d.comb += [rq.w_data.eq(entry), o.ready.eq(~is_read | rq.w_rdy), rq.w_en.eq(o.valid & is_read)]
+        with m.If(o.valid & ~is_read):
+            with m.If((hdr.op == Opcode.WRITE) | (hdr.op == Opcode.WRITE_SEM)):
+                m.d.comb += [mem.wd_en.eq(1), mem.wd_addr.eq(hdr.addr), mem.wd_data.eq(o.payload.data)]
+                m.d.sync += bytes_written.eq(bytes_written + W)
+            with m.Elif(hdr.op != Opcode.SEM_INC):
+                m.d.sync += self.bad_flits.eq(self.bad_flits + 1)
+        for plane in ("resp", "mcast"):
+            other = getattr(self, f"{plane}_o")
+            m.d.comb += other.ready.eq(1)
+            with m.If(other.valid):
+                m.d.sync += self.bad_flits.eq(self.bad_flits + 1)
+
+        # answers
+        head = Signal(entry_layout)
+        m.d.comb += head.eq(rq.r_data)
+        r = head.req
+        me = Coord.const({"x": self.x, "y": self.y})
+        mcast = Signal()
+        m.d.comb += [
+            st.cmd_valid.eq(rq.r_rdy & ~st.busy), rq.r_en.eq(rq.r_rdy & st.cmd_ready & ~st.busy),
+            st.src.eq(head.addr), st.dst.eq(r.dst), st.words.eq(r.words), st.rows.eq(1),
+            st.src_stride.eq(0), st.dst_stride.eq(0),
+            st.hdr.op.eq(Opcode.WRITE), st.hdr.src.eq(me), st.hdr.sem.eq(r.sem),
+            st.hdr.dst.eq(Mux(r.mcast, r.rect0, head.src)), st.hdr.dst_end.eq(Mux(r.mcast, r.rect1, head.src)),
+            st.final_op.eq(Mux(r.signal, Opcode.WRITE_SEM, Opcode.WRITE)),
+        ]
+        with m.If(rq.r_rdy & ~st.busy & st.cmd_ready):
+            m.d.sync += [mcast.eq(r.mcast), requests.eq(requests + 1)]
+        with m.If(mcast):
+            m.d.comb += [self.mcast_i.valid.eq(st.out.valid), self.mcast_i.payload.eq(st.out.payload),
+                         st.out.ready.eq(self.mcast_i.ready)]
+        with m.Else():
+            m.d.comb += [self.resp_i.valid.eq(st.out.valid), self.resp_i.payload.eq(st.out.payload),
+                         st.out.ready.eq(self.resp_i.ready)]
+        m.d.comb += self.req_i.valid.eq(0)
+        with m.If(st.rd_en):
+            m.d.sync += bytes_read.eq(bytes_read + W)
+
+        values = [bytes_read, bytes_written, requests]
+        with m.Switch(self.sel):
+            for k, v in enumerate(values):
+                with m.Case(k):
+                    m.d.comb += self.sel_data.eq(v)
+        m.d.comb += [self.events.eq(bytes_read + bytes_written), self.idle.eq(~rq.r_rdy & ~st.busy)]
+        return m
+
+
+class MeshTop(wiring.Component):
+    """The simulated unit: R × C :class:`TileNode` s, R :class:`MemoryPort` s and the NoC planes.
+
+    Members
+    -------
+    start : In(1)
+        Start every node's data mover.
+    done : Out(1)
+        Every data mover has ended and the network and memory ports are idle.
+    cycles : Out(48)
+        Cycles from start to done.
+    progress : Out(48)
+        Changes whenever any node makes progress (the watchdog's signal).
+    dump : In(1)
+        Dump every memory that has a ``+<name>_dump`` plusarg.
+    sel : In(16), sel_data : Out(48)
+        Read-out: ``sel = node * 64 + slot``; tile nodes ``i * cols + j`` (:data:`READ_SLOTS`), then
+        memory ports (``PORT_COUNTERS``).
+    cnt_addr : In(16); req_cnt, resp_cnt, mcast_cnt : Out(32)
+        Link counters of each plane (:func:`tilelab.noc.mesh.counter_address` on the R × (C+1) NoC).
+    stuck, dropped, bad_flits : Out
+        NoC watchdog, packets dropped, flits a node could not use.
+    """
+
+    def __init__(self, config: MeshConfig):
+        if not isinstance(config, MeshConfig):
+            raise TypeError(f"config must be a MeshConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "start": In(1), "done": Out(1), "cycles": Out(48), "progress": Out(48), "dump": In(1),
+            "sel": In(16), "sel_data": Out(48), "cnt_addr": In(16),
+            "req_cnt": Out(32), "resp_cnt": Out(32), "mcast_cnt": Out(32),
+            "stuck": Out(1), "dropped": Out(32), "bad_flits": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        W = cfg.word_bytes
+        planes = {}
+        for name, kind in PLANES.items():
+            planes[name] = Mesh(rows=cfg.rows, cols=cfg.cols + 1, plane=kind, data_width=8 * W, depth=cfg.depth,
+                                max_packet=cfg.max_packet)
+            m.submodules[f"noc_{name}"] = planes[name]
+            m.d.comb += [planes[name].cnt_addr.eq(self.cnt_addr),
+                         getattr(self, f"{name}_cnt").eq(planes[name].cnt_data)]
+
+        nodes = []
+        for i in range(cfg.rows):
+            for j in range(cfg.cols):
+                node = TileNode(cfg, i, j)
+                m.submodules[f"tile_{i}_{j}"] = node
+                nodes.append(node)
+        ports = []
+        for i in range(cfg.rows):
+            port = MemoryPort(cfg, i)
+            m.submodules[f"port_{i}"] = port
+            ports.append(port)
+
+        for unit in (*nodes, *ports):
+            for name, mesh in planes.items():
+                local = mesh.local(unit.x, unit.y)
+                src, dst = getattr(unit, f"{name}_i"), getattr(unit, f"{name}_o")
+                m.d.comb += [local.i.valid.eq(src.valid), local.i.payload.eq(src.payload), src.ready.eq(local.i.ready),
+                             dst.valid.eq(local.o.valid), dst.payload.eq(local.o.payload), local.o.ready.eq(dst.ready)]
+            m.d.comb += [unit.dump.eq(self.dump), unit.sel.eq(self.sel[:6])]
+        for node in nodes:
+            m.d.comb += node.start.eq(self.start)
+
+        with m.Switch(self.sel[6:]):
+            for k, unit in enumerate((*nodes, *ports)):
+                with m.Case(k):
+                    m.d.comb += self.sel_data.eq(unit.sel_data)
+
+        all_done = Cat(*(n.done for n in nodes)).all()
+        net_idle = Cat(*(p.idle for p in planes.values())).all() & Cat(*(p.idle for p in ports)).all()
+        started = Signal()
+        with m.If(self.start):
+            m.d.sync += started.eq(1)
+        with m.If(started & ~self.done):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(all_done & net_idle):
+                m.d.sync += self.done.eq(1)
+        m.d.comb += [
+            self.progress.eq(sum(u.events for u in (*nodes, *ports))),
+            self.stuck.eq(Cat(*(p.stuck for p in planes.values())).any()),
+            self.dropped.eq(sum(p.dropped for p in planes.values())),
+            self.bad_flits.eq(sum(u.bad_flits for u in (*nodes, *ports))),
+        ]
+        return m
