@@ -15,6 +15,7 @@ from tilelab.cli import main as cli
 from tilelab.host import runtime
 from tilelab.host.executor import (
     ExecutionError,
+    MeshBackend,
     RunDirError,
     TileBackend,
     execute,
@@ -126,6 +127,23 @@ def test_one_process_per_layer_gives_the_same_results(r50):
     _compare_runs(served, fresh)
 
 
+def test_layers_sharded_over_a_mesh(r50):
+    """conv layers on a 2×2 mesh of the small test tile (the mesh tests' build): bit-exact, NoC traffic."""
+    from tests.tile.test_conv import TILE
+
+    _, lowered, _ = r50
+    a = lowered.index("layer1.0.conv1")
+    backend = MeshBackend((2, 2), TILE)
+    result = execute(lowered, backend, layers=(a, a + 2))
+    assert [r["name"] for r in result.records] == ["layer1.0.conv1", "layer1.0.conv2"]
+    for r in result.records:
+        step = lowered.steps[r["index"]]
+        assert r["bit_exact"] and r["macs"] == step.macs and r["noc_flits"] > 0
+        assert r["cycles"] >= step.macs / (4 * TILE.peak_macs_per_cycle)
+        np.testing.assert_array_equal(result.outputs[r["name"]], lowered.reference[r["name"]])
+    assert result.hardware["mesh"] == [2, 2]
+
+
 class _NoSimulation(TileBackend):
     """A tile backend that fails the test if anything is simulated."""
 
@@ -142,8 +160,8 @@ def test_bad_runs_fail_before_any_simulation(r50, tmp_path):
     with pytest.raises(ExecutionError, match=r"layers must be A:B \(step indices, B exclusive\), not '3'"):
         parse_layers("3", n)
     assert parse_layers(":5", n) == (0, 5) and parse_layers("70:", n) == (70, n)
-    with pytest.raises(ExecutionError, match="mesh 2x2 is not available: layers run on a single tile"):
-        make_backend((2, 2))
+    with pytest.raises(ExecutionError, match=r"mesh 20x20 does not fit the NoC: rows must be 1..16 and cols 1..15"):
+        make_backend((20, 20))
     with pytest.raises(ValueError, match=r"unknown model 'resnet51'; known models: 'alexnet', 'resnet18'"):
         prepare("resnet51")
     with pytest.raises(ValueError, match=r"vgg16 cannot take image_size 16: at layer 'pool5'"):
@@ -211,8 +229,8 @@ def test_cli_bad_input_and_mismatch_exit_status(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "vgg16 cannot take image_size 16" in r.output
     r = runner.invoke(cli, ["run", "resnet50", "--image-size", "32", "--layers", "0:99"])
     assert r.exit_code == 2 and "layers '0:99' out of range: the model has 73 layers" in r.output
-    r = runner.invoke(cli, ["run", "resnet50", "--mesh", "2x2"])
-    assert r.exit_code == 2 and "mesh 2x2 is not available" in r.output
+    r = runner.invoke(cli, ["run", "resnet50", "--mesh", "20x20"])
+    assert r.exit_code == 2 and "mesh 20x20 does not fit the NoC" in r.output
     r = runner.invoke(cli, ["run", "resnet50", "--mesh", "2by2"])
     assert r.exit_code == 2 and "mesh must be RxC with positive integers R and C" in r.output
 

@@ -19,7 +19,8 @@ def _bar(done, total, width=24):
 @click.argument("model")
 @click.option("--image-size", type=int, default=None, help="Input height/width [default: the model's own].")
 @click.option("--batch", type=int, default=1, show_default=True, help="Input batch.")
-@click.option("--mesh", default="1x1", show_default=True, help="Tiles RxC (only 1x1 exists so far).")
+@click.option("--mesh", default="1x1", show_default=True,
+              help="Tiles RxC: 1x1 is one tile; a larger mesh shards each conv/fc layer over its tiles.")
 @click.option("--layers", default=None, help="Run steps A:B only (0-based, B exclusive; see the step list).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the synthetic weights and input.")
@@ -78,8 +79,8 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
         out_dir = f"runs/{model}-{manifest['image_size']}-s{seed}"
     steps = lowered.steps
     click.echo(f"{model}: image {manifest['image_size']}x{manifest['image_size']}, batch {manifest['batch']}, "
-               f"seed {seed}; {len(steps)} layers, running {span[0]}:{span[1]} on one "
-               f"{backend.config.rows}x{backend.config.cols} tile ({sim}); run directory {out_dir}", err=True)
+               f"seed {seed}; {len(steps)} layers, running {span[0]}:{span[1]} on "
+               f"{_hardware(backend)} ({sim}); run directory {out_dir}", err=True)
     def progress(done, total, record, eta):
         mark = "resumed" if record.get("resumed") else ("bit-exact" if record["bit_exact"] else "MISMATCH")
         line = (f"[{_bar(done, total)}] {done:>3}/{total} {record['name']:<24.24} {record['op']:<15} {mark:<9} "
@@ -115,3 +116,9 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
 def _fc_output(steps):
     last = [s for s in steps if s.op == "linear"]
     return last[-1].out if last else None
+
+
+def _hardware(backend):
+    tile = f"{backend.config.rows}x{backend.config.cols}"
+    mesh = getattr(backend, "mesh", None)
+    return f"a {mesh.rows}x{mesh.cols} mesh of {tile} tiles" if mesh is not None else f"one {tile} tile"

@@ -10,7 +10,8 @@ finished step with ``resume=True``.
 
 Backends (:class:`Backend`) are pluggable; :class:`TileBackend` runs conv2d / linear steps on one
 compute tile through :mod:`tilelab.host.runtime` and pooling / add / relu steps on the
-element-wise unit through ``tilelab.host.ops``. ``flatten`` has no arithmetic: the NHWC output
+element-wise unit through ``tilelab.host.ops``; :class:`MeshBackend` shards conv2d / linear steps
+over a mesh of tiles (:mod:`tilelab.host.mesh_runtime`). ``flatten`` has no arithmetic: the NHWC output
 is read as ``(N, H·W·C)`` and the step costs no cycles.
 """
 
@@ -35,6 +36,7 @@ from .lowering import LoweredModel, Step
 __all__ = [
     "Backend",
     "ExecutionError",
+    "MeshBackend",
     "RunDirError",
     "RunResult",
     "TileBackend",
@@ -116,7 +118,7 @@ class TileBackend(Backend):
         Run all conv2d / linear steps in one simulator process
         (:class:`~tilelab.host.tile_server.TileServer`) and all element-wise steps in another
         (:class:`~tilelab.host.tile_server.EltwiseServer`) instead of one process per layer
-        (Verilator and Icarus; the Amaranth simulator always runs per layer).
+        (Verilator only; Icarus and Amaranth run a process per layer).
     """
 
     name = "tile"
@@ -130,7 +132,7 @@ class TileBackend(Backend):
         self.config = config
         self.sim = sim
         self.ops_config = ops_config
-        self.persistent = bool(persistent) and sim in ("verilator", "icarus")
+        self.persistent = bool(persistent) and sim == "verilator"
         self._ops = None
         self._server = None
         self._eltwise_server = None
@@ -237,28 +239,105 @@ def parse_mesh(text) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def make_backend(mesh=(1, 1), *, config: TileConfig = DEFAULT_TILE, sim: str = "verilator", ops_config=None):
-    """The backend for a mesh of ``R × C`` tiles.
+class MeshBackend(TileBackend):
+    """conv2d / linear steps sharded over a mesh of tiles (:func:`tilelab.host.mesh_runtime.conv2d_mesh`),
+    element-wise steps on the element-wise unit as in :class:`TileBackend`.
+
+    Each layer takes the first of ``shards`` (``(shard, weight_load)`` pairs) the mesh compiler
+    accepts for it (checked before that layer simulates; a layer none fits is an error naming it).
 
     Parameters
     ----------
     mesh : (int, int)
-        Only ``(1, 1)``, one tile, exists so far.
+        Rows and columns of tiles.
+    config : TileConfig
+        Every tile.
+    sim : {"verilator", "icarus"}
+    ops_config, persistent
+        As :class:`TileBackend` (``persistent`` applies to the element-wise unit).
+    shards : sequence of (str, str)
+        Sharding / weight-loading choices in order of preference.
+    """
+
+    name = "mesh"
+
+    def __init__(self, mesh, config: TileConfig = DEFAULT_TILE, *, sim: str = "verilator", ops_config=None,
+                 persistent: bool = True, shards=(("height", "multicast"), ("block", "multicast"),
+                                                  ("width", "multicast"))):
+        from tilelab.pe_models.mesh import MeshConfig
+
+        from .mesh_runtime import MESH_SIMS
+
+        if sim not in MESH_SIMS:
+            raise ExecutionError(f"a mesh runs on {', '.join(map(repr, MESH_SIMS))}, not {sim!r}")
+        super().__init__(config, sim=sim, ops_config=ops_config, persistent=persistent)
+        self.mesh = MeshConfig(rows=mesh[0], cols=mesh[1], tile=config)
+        self.shards = tuple(shards)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d.update({"backend": self.name, "mesh": [self.mesh.rows, self.mesh.cols], "mesh_config": self.mesh.key(),
+                  "peak_macs_per_cycle": self.mesh.tiles * self.config.peak_macs_per_cycle})
+        return d
+
+    def _runner(self):
+        return None
+
+    def run(self, step, inputs):
+        if step.op not in ("conv2d", "linear"):
+            return super().run(step, inputs)
+        from .mesh_compiler import MeshError
+        from .mesh_runtime import conv2d_mesh
+
+        x, w = inputs[0], step.weight
+        if step.op == "linear":
+            x, w = x.reshape(x.shape[0], 1, 1, x.shape[1]), w.reshape(w.shape[0], 1, 1, w.shape[1])
+            conv = {}
+        else:
+            s = step.spec
+            conv = {"stride": s.stride, "padding": s.padding, "dilation": s.dilation, "groups": s.groups}
+        rq = runtime.Requant(step.multiplier, step.shift, step.zero_point) if step.out == "int8" else None
+        errors = []
+        for shard, weight_load in self.shards:
+            try:
+                y, stats = conv2d_mesh(x, w, step.bias, requant=rq, activation="relu" if step.relu else None,
+                                       out=step.out, mesh=self.mesh, shard=shard, weight_load=weight_load,
+                                       sim=self.sim, **conv)
+            except MeshError as error:  # raised by the mesh compiler, before any simulation
+                errors.append(f"{shard}/{weight_load}: {error}")
+                continue
+            stats.counters = dict(stats.counters, noc_flits=stats.noc_flits, shard=shard, weight_load=weight_load)
+            return (y.reshape(step.shape) if step.op == "linear" else y), stats
+        raise ExecutionError(f"step {step.name!r} ({step.op}) fits no sharding of the {self.mesh.rows}x"
+                             f"{self.mesh.cols} mesh: " + "; ".join(errors))
+
+
+def make_backend(mesh=(1, 1), *, config: TileConfig = DEFAULT_TILE, sim: str = "verilator", ops_config=None):
+    """The backend for a mesh of ``R × C`` tiles: :class:`TileBackend` for 1×1, else :class:`MeshBackend`.
+
+    Parameters
+    ----------
+    mesh : (int, int)
+        Tiles.
     config, sim, ops_config
         As in :class:`TileBackend`.
 
     Raises
     ------
     ExecutionError
-        For any mesh but 1×1.
+        For a mesh the NoC cannot hold, or a simulator that cannot run a mesh.
     """
     rows, cols = mesh
-    if (rows, cols) != (1, 1):
-        raise ExecutionError(
-            f"mesh {rows}x{cols} is not available: layers run on a single tile (mesh 1x1) only; "
-            f"a mesh-of-tiles backend does not exist yet"
-        )
-    return TileBackend(config, sim=sim, ops_config=ops_config)
+    if (rows, cols) == (1, 1):
+        return TileBackend(config, sim=sim, ops_config=ops_config)
+    from .mesh_compiler import MeshError
+    from .mesh_runtime import parse_mesh as _check_mesh
+
+    try:
+        _check_mesh((rows, cols))
+    except MeshError as error:
+        raise ExecutionError(str(error)) from None
+    return MeshBackend((rows, cols), config, sim=sim, ops_config=ops_config)
 
 
 # --------------------------------------------------------------------------------------------
