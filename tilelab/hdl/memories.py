@@ -97,8 +97,9 @@ class ExtMemory(wiring.Component):
     depth : int
         Words.
     impl : {"verilog", "amaranth"}
-        The Verilog model loads ``+<name>_init=FILE`` at time 0 and, in a cycle with ``dump``
-        high, writes ``+<name>_dump=FILE`` (``$readmemh`` / ``$writememh`` format). The Amaranth
+        The Verilog model loads ``+<name>_init=FILE`` at time 0 (and again in a cycle with
+        ``load`` high) and, in a cycle with ``dump`` high, writes ``+<name>_dump=FILE``
+        (``$readmemh`` / ``$writememh`` format). The Amaranth
         model takes its contents from ``init`` and exposes :attr:`data` to testbenches.
     name : str
         Plusarg prefix of the Verilog model.
@@ -113,6 +114,8 @@ class ExtMemory(wiring.Component):
         Write port: bytes ``b`` with ``wr_mask[b]`` go to byte address ``wr_addr + b``.
     dump
         Verilog model: write the contents to the dump file.
+    load
+        Verilog model: clear the memory and load the init file again (the Amaranth model ignores it).
     """
 
     def __init__(self, *, width_bytes: int = 16, depth: int = 1024, impl: str = "verilog", name: str = "extmem",
@@ -137,7 +140,7 @@ class ExtMemory(wiring.Component):
             "ra_en": In(1), "ra_addr": In(32), "ra_data": Out(8 * W),
             "rb_en": In(1), "rb_addr": In(32), "rb_data": Out(8 * W),
             "wr_en": In(1), "wr_addr": In(32), "wr_data": In(8 * W), "wr_mask": In(W),
-            "dump": In(1),
+            "dump": In(1), "load": In(1),
         })
 
     def elaborate(self, platform):
@@ -150,7 +153,7 @@ class ExtMemory(wiring.Component):
                 i_clk=_clk(), i_ra_en=self.ra_en, i_ra_addr=self.ra_addr, o_ra_data=self.ra_data,
                 i_rb_en=self.rb_en, i_rb_addr=self.rb_addr, o_rb_data=self.rb_data,
                 i_wr_en=self.wr_en, i_wr_addr=self.wr_addr, i_wr_data=self.wr_data, i_wr_mask=self.wr_mask,
-                i_dump=self.dump)
+                i_dump=self.dump, i_load=self.load)
             return m
 
         m.submodules.mem = mem = Memory(shape=8 * W, depth=self.depth, init=self._init)
@@ -206,7 +209,7 @@ class NodeMemory(wiring.Component):
 
     Members
     -------
-    ra_*, rb_*, wr_*, dump
+    ra_*, rb_*, wr_*, dump, load
         As :class:`ExtMemory`.
     rc_en, rc_addr, rc_data
         Word read (``rc_addr`` is a word address), data one cycle later.
@@ -229,7 +232,7 @@ class NodeMemory(wiring.Component):
             "wr_en": In(1), "wr_addr": In(32), "wr_data": In(8 * W), "wr_mask": In(W),
             "rc_en": In(1), "rc_addr": In(32), "rc_data": Out(8 * W),
             "wd_en": In(1), "wd_addr": In(32), "wd_data": In(8 * W),
-            "dump": In(1),
+            "dump": In(1), "load": In(1),
         })
 
     def elaborate(self, platform):

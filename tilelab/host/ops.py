@@ -10,6 +10,8 @@ one golden function of :mod:`tilelab.host.golden` that defines the op. Every fun
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import shutil
@@ -40,7 +42,8 @@ from .layers import PoolSpec
 from .runtime import LayerStats
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "bulk_reduce_bench", "eltwise_design",
-           "eltwise_run_bench", "global_avg_pool", "max_pool2d", "noc_all_reduce", "reciprocal", "relu"]
+           "eltwise_run_bench", "global_avg_pool", "image_runner", "max_pool2d", "noc_all_reduce", "reciprocal",
+           "relu"]
 
 #: Largest batch (16-bit field) and channel count (16-bit field) of one descriptor.
 MAX_BATCH = (1 << 16) - 1
@@ -181,9 +184,35 @@ def _limit(name, value, hi):
         raise ValueError(f"{name} must be at most {hi} on the element-wise unit, not {value!r}")
 
 
+#: Runs program images instead of a new simulator process each (set by :func:`image_runner`).
+_IMAGE_RUNNER: contextvars.ContextVar = contextvars.ContextVar("eltwise_image_runner", default=None)
+
+
+@contextlib.contextmanager
+def image_runner(run):
+    """Within the block, Verilog-simulated ops run their programs through ``run`` (e.g.
+    :meth:`tilelab.host.tile_server.EltwiseServer.run_ops_image`, one simulator process for
+    many ops) instead of starting a simulator process per op.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(image, out_lo, out_bytes, config, stall_cycles=...)`` →
+        ``(memory bytes from out_lo, counters, SimResult)``.
+    """
+    token = _IMAGE_RUNNER.set(run)
+    try:
+        yield
+    finally:
+        _IMAGE_RUNNER.reset(token)
+
+
 def _run_image(image: np.ndarray, out_lo: int, out_bytes: int, config: EltwiseConfig, sim: str, *,
                stall_cycles: int = 20_000):
     """Simulate one program; return ``(memory bytes from out_lo, counters, SimResult)``."""
+    runner = _IMAGE_RUNNER.get()
+    if runner is not None and sim != "amaranth":
+        return runner(image, out_lo, out_bytes, config, stall_cycles=stall_cycles)
     W = config.ext_bytes
     work = Path(tempfile.mkdtemp(prefix="tilelab-eltwise-"))
     init, dump = work / "extmem_init.hex", work / "extmem_dump.hex"

@@ -224,7 +224,7 @@ def conv_golden(x, w, bias, spec, mult, shift, zero_point, *, activation, out):
 
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requant: Requant | None = None,
            activation: str | None = None, out: str = "int8", config: TileConfig = DEFAULT_TILE,
-           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000):
+           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000, runner=None):
     """Run one conv layer on the simulated tile; return ``(output, stats)``.
 
     Parameters
@@ -249,6 +249,9 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         Simulator.
     waves : path, optional
         Waveform file.
+    runner : callable, optional
+        Runs the compiled program instead of :func:`run_program` (a new simulator process), e.g.
+        :meth:`tilelab.host.tile_server.TileServer.run_program` of a running simulator.
 
     Returns
     -------
@@ -263,21 +266,22 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
                                                   groups=groups, requant=requant, activation=activation, out=out)
     program = compile_conv(x, w, bias, spec, config, multiplier=mult, shift=shift, zero_point=zp,
                            relu=activation == "relu", out_int32=out == "int32")
-    y, counters, res, run_seconds = run_program(program, config, sim=sim, waves=waves, workdir=workdir,
-                                                stall_cycles=stall_cycles)
+    y, counters, res, run_seconds = (runner or run_program)(program, config, sim=sim, waves=waves, workdir=workdir,
+                                                            stall_cycles=stall_cycles)
     want = conv_golden(x, w, bias, spec, mult, shift, zp, activation=activation, out=out)
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
     return y, _stats(counters, res, config, run_seconds, exact, asdict(program.blocking))
 
 
 def linear(x, w, bias=None, *, requant: Requant | None = None, activation: str | None = None, out: str = "int8",
-           config: TileConfig = DEFAULT_TILE, sim: str = "verilator", waves=None, workdir=None):
+           config: TileConfig = DEFAULT_TILE, sim: str = "verilator", waves=None, workdir=None, runner=None):
     """Fully connected layer on the tile (a 1×1 convolution over an N×1×1×K image).
 
     ``x`` is ``(N, K)`` int8, ``w`` is ``(Nout, K)`` int8; returns ``(output (N, Nout), stats)``.
+    ``runner`` as in :func:`conv2d`.
     """
     LinearSpec.from_tensors(x, w, bias)
     y, stats = conv2d(x.reshape(x.shape[0], 1, 1, x.shape[1]), w.reshape(w.shape[0], 1, 1, w.shape[1]), bias,
                       requant=requant, activation=activation, out=out, config=config, sim=sim, waves=waves,
-                      workdir=workdir)
+                      workdir=workdir, runner=runner)
     return y.reshape(x.shape[0], w.shape[0]), stats

@@ -544,13 +544,16 @@ class EltwiseTop(wiring.Component):
         As :class:`EltwiseUnit`.
     ext_dump : In(1)
         Verilog model: a cycle with it high writes the memory to ``+extmem_dump=FILE``.
+    ext_load : In(1)
+        Verilog model: a cycle with it high clears the memory and loads ``+extmem_init=FILE``
+        again, so one simulation can run several programs.
     """
 
     def __init__(self, config: EltwiseConfig = DEFAULT_ELTWISE, *, init=None):
         self.config = config
         self._init = init
         self._unit = EltwiseUnit(config)
-        members = {"start": In(1), "done": Out(1), "ext_dump": In(1)}
+        members = {"start": In(1), "done": Out(1), "ext_dump": In(1), "ext_load": In(1)}
         for name, member in self._unit.signature.members.items():
             if name not in ("start", "done", "ext"):
                 members[name] = member
@@ -575,9 +578,10 @@ class EltwiseTop(wiring.Component):
             ext.ra_en.eq(p.ra_en), ext.ra_addr.eq(p.ra_addr), p.ra_data.eq(ext.ra_data),
             ext.rb_en.eq(p.rb_en), ext.rb_addr.eq(p.rb_addr), p.rb_data.eq(ext.rb_data),
             ext.wr_en.eq(p.wr_en), ext.wr_addr.eq(p.wr_addr), ext.wr_data.eq(p.wr_data), ext.wr_mask.eq(p.wr_mask),
-            ext.dump.eq(self.ext_dump), unit.start.eq(self.start), self.done.eq(unit.done),
+            ext.dump.eq(self.ext_dump), ext.load.eq(self.ext_load), unit.start.eq(self.start),
+            self.done.eq(unit.done),
         ]
         for name in self.signature.members:
-            if name not in ("start", "done", "ext_dump"):
+            if name not in ("start", "done", "ext_dump", "ext_load"):
                 m.d.comb += getattr(self, name).eq(getattr(unit, name))
         return m

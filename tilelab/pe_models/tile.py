@@ -726,12 +726,15 @@ class TileTop(wiring.Component):
         As :class:`ComputeTile`.
     ext_dump : In(1)
         Verilog model: a cycle with it high writes the memory to ``+extmem_dump=FILE``.
+    ext_load : In(1)
+        Verilog model: a cycle with it high clears the memory and loads ``+extmem_init=FILE``
+        again, so one simulation can run several programs.
     """
 
     def __init__(self, config: TileConfig, *, init=None):
         self.config = config
         self._init = init
-        members = {"start": In(1), "done": Out(1), "ext_dump": In(1)}
+        members = {"start": In(1), "done": Out(1), "ext_dump": In(1), "ext_load": In(1)}
         probe = ComputeTile(config)
         for name, member in probe.signature.members.items():
             if name not in ("start", "done", "ext"):
@@ -757,10 +760,10 @@ class TileTop(wiring.Component):
             ext.ra_en.eq(p.ra_en), ext.ra_addr.eq(p.ra_addr), p.ra_data.eq(ext.ra_data),
             ext.rb_en.eq(p.rb_en), ext.rb_addr.eq(p.rb_addr), p.rb_data.eq(ext.rb_data),
             ext.wr_en.eq(p.wr_en), ext.wr_addr.eq(p.wr_addr), ext.wr_data.eq(p.wr_data), ext.wr_mask.eq(p.wr_mask),
-            ext.dump.eq(self.ext_dump),
+            ext.dump.eq(self.ext_dump), ext.load.eq(self.ext_load),
             tile.start.eq(self.start), self.done.eq(tile.done),
         ]
         for name in self.signature.members:
-            if name not in ("start", "done", "ext_dump"):
+            if name not in ("start", "done", "ext_dump", "ext_load"):
                 m.d.comb += getattr(self, name).eq(getattr(tile, name))
         return m

@@ -1,5 +1,5 @@
 // External memory model: tilelab_nodemem without its word-addressed rc / wd ports (see there for
-// the timing and the +<NAME>_init / +<NAME>_dump plusargs).
+// the timing, the +<NAME>_init / +<NAME>_dump plusargs and the load port).
 // This module is the Verilog twin of tilelab.hdl.memories.ExtMemory's Amaranth model.
 module tilelab_extmem #(
     parameter integer W = 16,          // bytes per word (power of two)
@@ -18,7 +18,8 @@ module tilelab_extmem #(
     input  wire [31:0]      wr_addr,
     input  wire [8*W-1:0]   wr_data,
     input  wire [W-1:0]     wr_mask,
-    input  wire             dump
+    input  wire             dump,
+    input  wire             load
 );
     /* verilator lint_off PINCONNECTEMPTY */
     tilelab_nodemem #(.W(W), .LOGW(LOGW), .DEPTH(DEPTH), .NAME(NAME)) mem (
@@ -26,6 +27,6 @@ module tilelab_extmem #(
         .rb_en(rb_en), .rb_addr(rb_addr), .rb_data(rb_data),
         .wr_en(wr_en), .wr_addr(wr_addr), .wr_data(wr_data), .wr_mask(wr_mask),
         .rc_en(1'b0), .rc_addr(32'd0), .rc_data(), .wd_en(1'b0), .wd_addr(32'd0), .wd_data({(8*W){1'b0}}),
-        .dump(dump));
+        .dump(dump), .load(load));
     /* verilator lint_on PINCONNECTEMPTY */
 endmodule

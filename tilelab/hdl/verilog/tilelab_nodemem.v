@@ -5,9 +5,11 @@
 // Accesses may straddle two words (a real controller would split them; the model does it in one
 // cycle). Reads see the memory as it was before a write in the same cycle.
 //
-// +<NAME>_init=FILE loads the memory with $readmemh at time 0 (one word per line, hex).
+// +<NAME>_init=FILE loads the memory with $readmemh at time 0 (one word per line, hex); a cycle
+// with load high clears the memory and loads that file again (one simulation, several programs).
 // A cycle with dump high writes words +<NAME>_dump_lo=N .. +<NAME>_dump_hi=M (default: all) to
-// +<NAME>_dump=FILE with $writememh.
+// +<NAME>_dump=FILE with $writememh; with +<NAME>_dump_range=FILE the range is read from that
+// file ("N M") at each dump instead.
 // Node-memory variant: two more word-addressed ports, rc (read, one cycle latency) and wd
 // (whole-word write), for a node's data mover and network interface. Model of
 // tilelab.hdl.memories.NodeMemory.
@@ -36,11 +38,12 @@ module tilelab_nodemem #(
     input  wire             wd_en,
     input  wire [31:0]      wd_addr,
     input  wire [8*W-1:0]   wd_data,
-    input  wire             dump
+    input  wire             dump,
+    input  wire             load
 );
     reg [8*W-1:0] mem [0:DEPTH-1];
-    reg [8*1024-1:0] fname;
-    integer i, dlo, dhi;
+    reg [8*1024-1:0] fname, rname;
+    integer i, dlo, dhi, fd, nread;
 
     initial begin
         for (i = 0; i < DEPTH; i = i + 1) mem[i] = 0;
@@ -79,10 +82,21 @@ module tilelab_nodemem #(
             mem[(wwi + 1) % DEPTH] = wtwo[16*W-1:8*W];
         end
         if (wd_en) mem[wd_addr % DEPTH] = wd_data;
+        if (load) begin
+            for (i = 0; i < DEPTH; i = i + 1) mem[i] = 0;
+            if ($value$plusargs({NAME, "_init=%s"}, fname)) $readmemh(fname, mem);
+        end
         if (dump) begin
             if ($value$plusargs({NAME, "_dump=%s"}, fname)) begin
                 if (!$value$plusargs({NAME, "_dump_lo=%d"}, dlo)) dlo = 0;
                 if (!$value$plusargs({NAME, "_dump_hi=%d"}, dhi)) dhi = DEPTH - 1;
+                if ($value$plusargs({NAME, "_dump_range=%s"}, rname)) begin
+                    fd = $fopen(rname, "r");
+                    if (fd != 0) begin
+                        nread = $fscanf(fd, "%d %d", dlo, dhi);
+                        $fclose(fd);
+                    end
+                end
                 $writememh(fname, mem, dlo, dhi);
             end
         end

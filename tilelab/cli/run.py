@@ -1,0 +1,124 @@
+"""``tilelab run``: a whole CNN layer by layer through the RTL, bit-exact, with resume and reports."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from tilelab.host.models import MODELS
+
+
+def _bar(done, total, width=24):
+    filled = round(width * done / total) if total else width
+    return "#" * filled + "." * (width - filled)
+
+
+@click.command("run")
+@click.argument("model")
+@click.option("--image-size", type=int, default=None, help="Input height/width [default: the model's own].")
+@click.option("--batch", type=int, default=1, show_default=True, help="Input batch.")
+@click.option("--mesh", default="1x1", show_default=True,
+              help="Tiles RxC: 1x1 is one tile; a larger mesh shards each conv/fc layer over its tiles.")
+@click.option("--layers", default=None, help="Run steps A:B only (0-based, B exclusive; see the step list).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the synthetic weights and input.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory [default: runs/MODEL-SIZE-sSEED].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished layer.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the summary JSON here.")
+@click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator",
+              show_default=True, help="Simulator.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Write the PNG plots.")
+def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_file, sim, plots):
+    """Compile MODEL, run it layer by layer on the simulated hardware and check every layer.
+
+    Batch norms are folded into their convs (inference), ReLUs into the requantization; each
+    conv/linear runs on the compute tile, each pool/add/relu on the element-wise unit; every
+    layer's output is compared bit for bit with the numpy golden model. Writes stats.json,
+    stats.csv, utilization.png and roofline.png into the run directory; exits with status 1 if
+    any layer is not bit-exact.
+    """
+    from tilelab.host.executor import (
+        ExecutionError,
+        execute,
+        format_eta,
+        make_backend,
+        parse_layers,
+        parse_mesh,
+        prepare,
+    )
+    from tilelab.host.lowering import LoweringError
+    from tilelab.host.run_report import write_reports
+
+    if model not in MODELS:
+        raise click.BadParameter(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}",
+                                 param_hint="'MODEL'")
+    if batch < 1:
+        raise click.BadParameter(f"batch must be a positive integer, not {batch!r}", param_hint="'--batch'")
+    if image_size is not None and image_size < 1:
+        raise click.BadParameter(f"image size must be a positive integer, not {image_size!r}",
+                                 param_hint="'--image-size'")
+    try:
+        backend = make_backend(parse_mesh(mesh), sim=sim)
+    except ExecutionError as error:
+        raise click.BadParameter(str(error), param_hint="'--mesh'") from None
+    try:
+        _, lowered, manifest = prepare(model, image_size=image_size, batch=batch, seed=seed)
+    except LoweringError as error:
+        raise click.ClickException(str(error)) from None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--image-size'") from None
+    try:
+        span = parse_layers(layers, len(lowered.steps))
+    except ExecutionError as error:
+        raise click.BadParameter(str(error), param_hint="'--layers'") from None
+    if out_dir is None:
+        out_dir = f"runs/{model}-{manifest['image_size']}-s{seed}"
+    steps = lowered.steps
+    click.echo(f"{model}: image {manifest['image_size']}x{manifest['image_size']}, batch {manifest['batch']}, "
+               f"seed {seed}; {len(steps)} layers, running {span[0]}:{span[1]} on "
+               f"{_hardware(backend)} ({sim}); run directory {out_dir}", err=True)
+    def progress(done, total, record, eta):
+        mark = "resumed" if record.get("resumed") else ("bit-exact" if record["bit_exact"] else "MISMATCH")
+        line = (f"[{_bar(done, total)}] {done:>3}/{total} {record['name']:<24.24} {record['op']:<15} {mark:<9} "
+                f"{record['cycles']:>9} cyc {100 * record['mac_utilization']:5.1f}% "
+                f"{record['wall_seconds']:6.2f}s ETA {format_eta(eta)}")
+        click.echo(line, err=True)
+
+    t0 = time.perf_counter()
+    try:
+        result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
+                         progress=progress)
+    except ExecutionError as error:
+        raise click.ClickException(str(error)) from None
+    summary = dict(manifest, **result.summary())
+    summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
+                    "fc_output": _fc_output(steps)})
+    summary["session_seconds"] = time.perf_counter() - t0
+    write_reports(summary, out_dir, json_file=json_file, plots=plots)
+    bad = [r["name"] for r in summary["layers"] if not r["bit_exact"]]
+    click.echo(
+        f"{len(summary['layers'])} layers, {'all bit-exact' if not bad else f'{len(bad)} NOT bit-exact'}; "
+        f"{summary['total_cycles']:,} cycles, {summary['total_macs']:,} MACs, "
+        f"MAC utilization {100 * summary['mac_utilization']:.1f}%, "
+        f"{summary['simulated_macs_per_second'] / 1e6:.1f} M simulated MAC/s, "
+        f"{summary['wall_seconds']:.1f} s in layers; max clipped {100 * summary['max_clipped_fraction']:.3f}%"
+    )
+    click.echo(f"wrote {out_dir}/stats.json, stats.csv" + (", utilization.png, roofline.png" if plots else ""))
+    if bad:
+        click.echo(f"not bit-exact: {', '.join(bad)}", err=True)
+        sys.exit(1)
+
+
+def _fc_output(steps):
+    last = [s for s in steps if s.op == "linear"]
+    return last[-1].out if last else None
+
+
+def _hardware(backend):
+    tile = f"{backend.config.rows}x{backend.config.cols}"
+    mesh = getattr(backend, "mesh", None)
+    return f"a {mesh.rows}x{mesh.cols} mesh of {tile} tiles" if mesh is not None else f"one {tile} tile"
