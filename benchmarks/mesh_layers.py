@@ -96,7 +96,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     rows, cols = parse_mesh(args.mesh)
     tile = _tile(args.tile)
-    config = MeshConfig(rows=rows, cols=cols, tile=tile, mem_words=1 << 16)
+    config = MeshConfig(rows=rows, cols=cols, tile=tile)
     side = int(math.isqrt(config.tiles * tile.peak_macs_per_cycle))
     ceiling = measure("cpp-ceiling", side, config.tiles * tile.peak_macs_per_cycle // side).macs_per_second
     print(f"mesh {rows}x{cols} of {tile.rows}x{tile.cols} tiles; C++ ceiling of a bare {side}x"
