@@ -47,7 +47,15 @@ from tilelab.pe_models.mesh import MeshConfig
 
 from .halo import halo_plan
 from .layers import Conv2dSpec
-from .tile_compiler import LayoutError, ProgramLayout, _bits, compile_conv, param_records, plan_blocking
+from .tile_compiler import (
+    LayoutError,
+    ProgramLayout,
+    _bits,
+    compile_conv,
+    param_records,
+    plan_blocking,
+    requant_vectors,
+)
 
 __all__ = ["MeshError", "SHARDS", "WEIGHT_LOADS", "NodeImage", "MeshProgram", "compile_conv_mesh"]
 
@@ -205,12 +213,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     cout, cin = spec.cout, spec.cin
     eb = 4 if out_int32 else 1
     b = plan_blocking(spec, tcfg)
-    if multiplier is None:
-        multiplier = np.ones(cout, np.int64)
-    if shift is None:
-        shift = np.ones(cout, np.int64)
-    multiplier = np.broadcast_to(np.asarray(multiplier, np.int64), (cout,))
-    shift = np.broadcast_to(np.asarray(shift, np.int64), (cout,))
+    multiplier, shift = requant_vectors(multiplier, shift, cout)
 
     S = _ceil(cin, W) * W                   # bytes per stored input stick
     SW = S // W

@@ -48,7 +48,7 @@ from tilelab.pe_models.config import TileConfig
 from .layers import Conv2dSpec
 
 __all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "plan_blocking", "compile_conv",
-           "param_records"]
+           "param_records", "requant_vectors"]
 
 _ALIGN = 64
 
@@ -242,6 +242,14 @@ def _bits(struct, fields, size=DESC_BYTES) -> bytes:
     return int(struct.const(fields).as_bits()).to_bytes(size, "little")
 
 
+def requant_vectors(multiplier, shift, cout: int):
+    """Per-channel int64 ``(multiplier, shift)`` of length ``cout``; ones when not given (int32 output)."""
+    multiplier = np.ones(cout, np.int64) if multiplier is None else multiplier
+    shift = np.ones(cout, np.int64) if shift is None else shift
+    return (np.broadcast_to(np.asarray(multiplier, np.int64), (cout,)),
+            np.broadcast_to(np.asarray(shift, np.int64), (cout,)))
+
+
 def param_records(bias, multiplier, shift) -> bytes:
     """The parameter page bytes (:class:`~tilelab.hdl.formats.tile.ParamRecord` per channel)."""
     return b"".join(_bits(ParamRecord, dict(bias=int(bias[c]), multiplier=int(multiplier[c]), shift=int(shift[c])),
@@ -291,12 +299,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         raise LayoutError(f"a depthwise layer computes whole output rows: pixels {p_lo}..{p_hi} are not multiples "
                           f"of the output width {spec.wo}")
 
-    if multiplier is None:
-        multiplier = np.ones(cout, np.int64)
-    if shift is None:
-        shift = np.ones(cout, np.int64)
-    multiplier = np.broadcast_to(np.asarray(multiplier, np.int64), (cout,))
-    shift = np.broadcast_to(np.asarray(shift, np.int64), (cout,))
+    multiplier, shift = requant_vectors(multiplier, shift, cout)
 
     # ---- memory map --------------------------------------------------------------------------
     reader, compute, writer = [], [], []

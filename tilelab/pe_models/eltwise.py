@@ -40,9 +40,8 @@ from tilelab.hdl.formats.eltwise import (
     EltwiseOp,
     EltwiseState,
 )
-from tilelab.hdl.memories import ExtMemory
 
-from .tile import ext_port_signature
+from .tile import ExtMemoryTop, ext_port_signature
 
 __all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "EltwiseConfig", "EltwiseUnit", "EltwiseTop",
            "DEFAULT_ELTWISE"]
@@ -527,61 +526,17 @@ class EltwiseUnit(wiring.Component):
         return t_lane, t_phase, t_mean, t_a, terms_step
 
 
-class EltwiseTop(wiring.Component):
-    """An element-wise unit joined to its external memory: the unit that is simulated.
+class EltwiseTop(ExtMemoryTop):
+    """An element-wise unit joined to its external memory (see
+    :class:`~tilelab.pe_models.tile.ExtMemoryTop`).
 
     Parameters
     ----------
     config : EltwiseConfig
         The unit configuration (its ``mem_impl`` selects the external memory model).
     init : sequence of int, optional
-        Initial external-memory words (Amaranth model only; the Verilog model loads the file
-        given by the ``+extmem_init=FILE`` plusarg).
-
-    Members
-    -------
-    start, done, counters, status
-        As :class:`EltwiseUnit`.
-    ext_dump : In(1)
-        Verilog model: a cycle with it high writes the memory to ``+extmem_dump=FILE``.
-    ext_load : In(1)
-        Verilog model: a cycle with it high clears the memory and loads ``+extmem_init=FILE``
-        again, so one simulation can run several programs.
+        Initial external-memory words (Amaranth model only).
     """
 
     def __init__(self, config: EltwiseConfig = DEFAULT_ELTWISE, *, init=None):
-        self.config = config
-        self._init = init
-        self._unit = EltwiseUnit(config)
-        members = {"start": In(1), "done": Out(1), "ext_dump": In(1), "ext_load": In(1)}
-        for name, member in self._unit.signature.members.items():
-            if name not in ("start", "done", "ext"):
-                members[name] = member
-        super().__init__(members)
-        self.ext_memory = None
-
-    @property
-    def sim_memories(self):
-        """Memories a testbench may dump (Amaranth model): ``{"extmem": MemoryData}``."""
-        ext = self.ext_memory
-        return {"extmem": ext.data} if ext is not None and ext.data is not None else {}
-
-    def elaborate(self, platform):
-        m = Module()
-        cfg = self.config
-        m.submodules.unit = unit = self._unit
-        m.submodules.ext = ext = ExtMemory(width_bytes=cfg.ext_bytes, depth=cfg.ext_words, impl=cfg.mem_impl,
-                                           name="extmem", init=self._init)
-        self.ext_memory = ext
-        p = unit.ext
-        m.d.comb += [
-            ext.ra_en.eq(p.ra_en), ext.ra_addr.eq(p.ra_addr), p.ra_data.eq(ext.ra_data),
-            ext.rb_en.eq(p.rb_en), ext.rb_addr.eq(p.rb_addr), p.rb_data.eq(ext.rb_data),
-            ext.wr_en.eq(p.wr_en), ext.wr_addr.eq(p.wr_addr), ext.wr_data.eq(p.wr_data), ext.wr_mask.eq(p.wr_mask),
-            ext.dump.eq(self.ext_dump), ext.load.eq(self.ext_load), unit.start.eq(self.start),
-            self.done.eq(unit.done),
-        ]
-        for name in self.signature.members:
-            if name not in ("start", "done", "ext_dump", "ext_load"):
-                m.d.comb += getattr(self, name).eq(getattr(unit, name))
-        return m
+        super().__init__(config, EltwiseUnit(config), init=init, name="unit")

@@ -342,6 +342,8 @@ class DataMover(wiring.Component):
                 with m.Case(k):
                     m.d.comb += self.sem_value.eq(s)
 
+        # on to the next descriptor
+        nxt = [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
         with m.Switch(state):
             with m.Case(MoverState.IDLE):
                 with m.If(self.start):
@@ -362,7 +364,6 @@ class DataMover(wiring.Component):
                     m.d.sync += [state.eq(MoverState.MOVE), row.eq(0), got.eq(0)]
             with m.Case(MoverState.MOVE):
                 view = desc
-                nxt = [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
                 with m.Switch(view.op):
                     with m.Case(MoveOp.GET, MoveOp.GET_MCAST):
                         with m.If(~own_valid | self.req.ready):
@@ -419,7 +420,7 @@ class DataMover(wiring.Component):
             with m.Case(MoverState.WAIT):
                 with m.If(self.sem_value >= desc.count):
                     m.d.comb += [dec_en.eq(1), dec_idx.eq(desc.sem), dec_n.eq(desc.count)]
-                    m.d.sync += [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
+                    m.d.sync += nxt
                 with m.Else():
                     m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
             with m.Case(MoverState.RUN):
@@ -429,7 +430,7 @@ class DataMover(wiring.Component):
                     m.d.sync += row.eq(1)
                 with m.Elif(self.tile_done):
                     m.d.comb += self.run_done.eq(1)
-                    m.d.sync += [pc.eq(pc + 1), k_issue.eq(0), k_recv.eq(0), state.eq(MoverState.FETCH)]
+                    m.d.sync += nxt
         return m
 
 

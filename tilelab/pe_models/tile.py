@@ -55,7 +55,7 @@ from tilelab.hdl.memories import SRAM, ExtMemory
 
 from .config import TileConfig
 
-__all__ = ["TILE_COUNTERS", "TILE_STATUS", "ComputeTile", "TileTop"]
+__all__ = ["TILE_COUNTERS", "TILE_STATUS", "ComputeTile", "ExtMemoryTop", "TileTop"]
 
 #: Hardware counters of a tile, in the order of its ``counters`` ports (all 48 bits).
 TILE_COUNTERS = (
@@ -709,21 +709,27 @@ class ComputeTile(wiring.Component):
         return ((state == EngineState.IDLE) | (state == EngineState.DONE)) & ~h_valid
 
 
-class TileTop(wiring.Component):
-    """A compute tile joined to its external memory: the unit that is simulated.
+class ExtMemoryTop(wiring.Component):
+    """A unit with an external-memory port (:func:`ext_port_signature`) joined to its
+    :class:`~tilelab.hdl.memories.ExtMemory`: what is simulated. Base of :class:`TileTop` and
+    :class:`~tilelab.pe_models.eltwise.EltwiseTop`.
 
     Parameters
     ----------
-    config : TileConfig
-        The tile configuration (its ``mem_impl`` also selects the external memory model).
+    config
+        The unit's configuration; its ``ext_bytes``, ``ext_words`` and ``mem_impl`` size and select
+        the memory model.
+    unit : wiring.Component
+        Has ``start``, ``done`` and an ``ext`` port; every other port is passed through.
     init : sequence of int, optional
         Initial external-memory words (Amaranth model only; the Verilog model loads the file
         given by the ``+extmem_init=FILE`` plusarg).
+    name : str
+        Submodule name of the unit.
 
     Members
     -------
-    start, done, counters, status
-        As :class:`ComputeTile`.
+    start, done, and every other port of the unit
     ext_dump : In(1)
         Verilog model: a cycle with it high writes the memory to ``+extmem_dump=FILE``.
     ext_load : In(1)
@@ -731,39 +737,57 @@ class TileTop(wiring.Component):
         again, so one simulation can run several programs.
     """
 
-    def __init__(self, config: TileConfig, *, init=None):
+    _OWN = ("start", "done", "ext_dump", "ext_load")
+
+    def __init__(self, config, unit, *, init=None, name="unit"):
         self.config = config
         self._init = init
+        self._unit, self._name = unit, name
+        self.ext_memory = None
         members = {"start": In(1), "done": Out(1), "ext_dump": In(1), "ext_load": In(1)}
-        probe = ComputeTile(config)
-        for name, member in probe.signature.members.items():
-            if name not in ("start", "done", "ext"):
-                members[name] = member
-        self._tile = probe
+        for port, member in unit.signature.members.items():
+            if port not in ("start", "done", "ext"):
+                members[port] = member
         super().__init__(members)
 
     @property
     def sim_memories(self):
         """Memories a testbench may dump (Amaranth model): ``{"extmem": MemoryData}``."""
-        ext = getattr(self, "ext_memory", None)
+        ext = self.ext_memory
         return {"extmem": ext.data} if ext is not None and ext.data is not None else {}
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.tile = tile = self._tile
+        unit = self._unit
+        m.submodules[self._name] = unit
         m.submodules.ext = ext = ExtMemory(width_bytes=cfg.ext_bytes, depth=cfg.ext_words, impl=cfg.mem_impl,
                                            name="extmem", init=self._init)
         self.ext_memory = ext
-        p = tile.ext
+        p = unit.ext
         m.d.comb += [
             ext.ra_en.eq(p.ra_en), ext.ra_addr.eq(p.ra_addr), p.ra_data.eq(ext.ra_data),
             ext.rb_en.eq(p.rb_en), ext.rb_addr.eq(p.rb_addr), p.rb_data.eq(ext.rb_data),
             ext.wr_en.eq(p.wr_en), ext.wr_addr.eq(p.wr_addr), ext.wr_data.eq(p.wr_data), ext.wr_mask.eq(p.wr_mask),
             ext.dump.eq(self.ext_dump), ext.load.eq(self.ext_load),
-            tile.start.eq(self.start), self.done.eq(tile.done),
+            unit.start.eq(self.start), self.done.eq(unit.done),
         ]
-        for name in self.signature.members:
-            if name not in ("start", "done", "ext_dump", "ext_load"):
-                m.d.comb += getattr(self, name).eq(getattr(tile, name))
+        for port in self.signature.members:
+            if port not in self._OWN:
+                m.d.comb += getattr(self, port).eq(getattr(unit, port))
         return m
+
+
+class TileTop(ExtMemoryTop):
+    """A compute tile joined to its external memory (see :class:`ExtMemoryTop`).
+
+    Parameters
+    ----------
+    config : TileConfig
+        The tile configuration (its ``mem_impl`` also selects the external memory model).
+    init : sequence of int, optional
+        Initial external-memory words (Amaranth model only).
+    """
+
+    def __init__(self, config: TileConfig, *, init=None):
+        super().__init__(config, ComputeTile(config), init=init, name="tile")
