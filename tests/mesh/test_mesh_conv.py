@@ -142,3 +142,18 @@ def test_bad_input():
         conv2d_mesh(xk, wk, bk, padding=1, out="int32", mesh=cfg)
     with pytest.raises(ValueError, match="for a mesh"):
         conv2d_mesh(x, w, b, out="int32", mesh=cfg, sim="amaranth")
+
+
+def test_mesh_verilog_has_one_module_per_kind_of_node():
+    """Every tile node and every router of a plane kind is one shared Verilog module, instantiated per node."""
+    import re
+
+    from tilelab.host.mesh_runtime import mesh_design
+
+    cfg = MESHES[2, 2]
+    text = mesh_design(cfg).verilog
+    for kind, count in (("tilelab_tile_node", cfg.tiles), ("tilelab_unicast_router", 2 * cfg.rows * (cfg.cols + 1)),
+                        ("tilelab_multicast_router", cfg.rows * (cfg.cols + 1))):
+        defined = re.findall(rf"^module ({kind}_[0-9a-f]+)\(", text, re.M)
+        assert len(defined) == 1, (kind, defined)
+        assert len(re.findall(rf"^\s*{defined[0]} \S+ \(", text, re.M)) == count, kind

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.mesh import MeshConfig, node_memory_name
 from tilelab.sim import simulate
 from tilelab.sim.memimage import read_hex, write_hex
 
@@ -145,7 +145,7 @@ def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workd
         plusargs[f"mem_{i}_init"] = str(path)
     ranges = {}
     for (i, j), node in program.nodes.items():
-        name = f"node_{i}_{j}"
+        name = node_memory_name(i, j)
         write_hex(work / f"{name}.hex", node.image, W)
         lo, hi = program.out_words(node)
         ranges[i, j] = lo
@@ -154,7 +154,7 @@ def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workd
     res = simulate(mesh_design(cfg), "tilelab.host.mesh_bench:mesh_run_bench", backend=sim, workdir=work,
                    plusargs=plusargs, waves=waves,
                    args={"rows": cfg.rows, "cols": cfg.cols, "stall_cycles": stall_cycles})
-    dumps = {key: (ranges[key], read_hex(work / f"node_{key[0]}_{key[1]}_out.hex", W)) for key in program.nodes}
+    dumps = {key: (ranges[key], read_hex(work / f"{node_memory_name(*key)}_out.hex", W)) for key in program.nodes}
     return program.assemble(dumps), dict(res.value), res
 
 

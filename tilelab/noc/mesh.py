@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from tilelab.hdl.formats.noc import Direction, flit_layout
+from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
 from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_int, check_mesh, neighbour
 from tilelab.noc.multicast import MulticastRouter
 from tilelab.noc.router import UnicastRouter, link_port_name
@@ -73,6 +73,10 @@ class Mesh(wiring.Component):
         Multicast plane only: longest packet, in flits.
     watchdog : int
         Cycles without any flit moving, while flits are buffered, before :attr:`stuck` rises.
+    shared : SharedModules, optional
+        Elaborate one router module for the whole plane (coordinates on an input port) and
+        instantiate it at every node; the mesh's Verilog and Verilator's model shrink by the
+        number of routers. Verilog simulators only.
 
     Members
     -------
@@ -89,7 +93,7 @@ class Mesh(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, plane="unicast", data_width=32, depth=None, max_packet=4,
-                 watchdog=1024):
+                 watchdog=1024, shared=None):
         check_mesh(rows, cols)
         try:
             plane = Plane(plane)
@@ -102,15 +106,17 @@ class Mesh(wiring.Component):
         self.depth = depth if depth is not None else 8
         self.max_packet = max_packet
         self.layout = flit_layout(data_width)
+        self.shared = shared
         # build the routers now so that bad parameters fail here, not at elaboration
         self.routers = {}
         for y in range(rows):
             for x in range(cols):
+                at = {} if shared is not None else {"x": x, "y": y}
                 if plane is Plane.UNICAST:
-                    self.routers[x, y] = UnicastRouter(x=x, y=y, rows=rows, cols=cols,
+                    self.routers[x, y] = UnicastRouter(**at, rows=rows, cols=cols,
                                                        data_width=data_width, depth=self.depth)
                 else:
-                    self.routers[x, y] = MulticastRouter(x=x, y=y, rows=rows, cols=cols,
+                    self.routers[x, y] = MulticastRouter(**at, rows=rows, cols=cols,
                                                          data_width=data_width, depth=self.depth,
                                                          max_packet=max_packet)
         members = {local_port_name(x, y): Out(LocalSignature(self.layout))
@@ -130,8 +136,14 @@ class Mesh(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        key = f"{self.plane.value},{self.rows},{self.cols},{self.data_width},{self.depth},{self.max_packet}"
         for (x, y), router in self.routers.items():
-            m.submodules[f"router_{x}_{y}"] = router
+            if self.shared is None:
+                m.submodules[f"router_{x}_{y}"] = router
+            else:
+                kind = f"tilelab_{self.plane.value}_router"
+                m.submodules[f"router_{x}_{y}"] = self.shared.instance(router, kind=kind, key=key)
+                m.d.comb += router.at.eq(Coord.const({"x": x, "y": y}))
             wiring.connect(m, wiring.flipped(self.local(x, y)), router.local)
             for d in DIRS:
                 nx, ny = neighbour(x, y, d)

@@ -18,8 +18,9 @@ Packets longer than ``max_packet`` flits are cut into ``max_packet``-flit packet
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
-from tilelab.hdl.formats.noc import Direction, flit_layout
+from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
 from tilelab.noc.common import (
     DIRS,
     FifoView,
@@ -74,8 +75,10 @@ class MulticastRouter(wiring.Component):
 
     Parameters
     ----------
-    x, y : int
-        This router's coordinates.
+    x, y : int or None
+        This router's coordinates; ``None`` for both gives the router an input port ``at``
+        (:class:`~tilelab.hdl.formats.noc.Coord`) instead, so that one Verilog module serves every
+        router of a mesh (:class:`tilelab.hdl.shared.SharedModules`).
     rows, cols : int
         Mesh size (1..16 each).  A packet injected here whose rectangle is inverted or leaves
         the mesh is dropped and counted in :attr:`dropped`.
@@ -96,10 +99,12 @@ class MulticastRouter(wiring.Component):
         As in :class:`~tilelab.noc.router.UnicastRouter`.
     """
 
-    def __init__(self, *, x, y, rows, cols, data_width=32, depth=8, max_packet=4):
+    def __init__(self, *, x=None, y=None, rows, cols, data_width=32, depth=8, max_packet=4):
         check_mesh(rows, cols)
-        check_int("router x", x, 0, cols - 1)
-        check_int("router y", y, 0, rows - 1)
+        self.coord_ports = x is None and y is None
+        if not self.coord_ports:
+            check_int("router x", x, 0, cols - 1)
+            check_int("router y", y, 0, rows - 1)
         check_int("router data_width", data_width, 1)
         check_int("multicast max_packet", max_packet, 1, 64)
         check_pow2("multicast router depth", depth, 64)
@@ -109,11 +114,15 @@ class MulticastRouter(wiring.Component):
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.max_packet = depth, max_packet
         self.layout = flit_layout(data_width)
-        super().__init__(router_members(self.layout, 1, link_port_name))
+        members = router_members(self.layout, 1, link_port_name)
+        if self.coord_ports:
+            members["at"] = In(Coord)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        layout, x, y = self.layout, self.x, self.y
+        layout = self.layout
+        x, y = (self.at.x, self.at.y) if self.coord_ports else (self.x, self.y)
         n = len(PORTS)
 
         size = layout.size

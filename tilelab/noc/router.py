@@ -18,8 +18,9 @@ has no cyclic channel dependency, so the plane is deadlock-free.
 
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
-from tilelab.hdl.formats.noc import Direction, flit_layout
+from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
 from tilelab.noc.common import (
     DIRS,
     OPPOSITE,
@@ -57,8 +58,10 @@ class UnicastRouter(wiring.Component):
 
     Parameters
     ----------
-    x, y : int
-        This router's coordinates.
+    x, y : int or None
+        This router's coordinates; ``None`` for both gives the router an input port ``at``
+        (:class:`~tilelab.hdl.formats.noc.Coord`) instead, so that one Verilog module serves every
+        router of a mesh (:class:`tilelab.hdl.shared.SharedModules`).
     rows, cols : int
         Mesh size (1..16 each); a packet injected here for a node outside the mesh is dropped
         and counted in :attr:`dropped`.
@@ -90,21 +93,27 @@ class UnicastRouter(wiring.Component):
         A flit moved (was switched or delivered) this cycle.
     """
 
-    def __init__(self, *, x, y, rows, cols, data_width=32, depth=4, eject_depth=4):
+    def __init__(self, *, x=None, y=None, rows, cols, data_width=32, depth=4, eject_depth=4):
         check_mesh(rows, cols)
-        check_int("router x", x, 0, cols - 1)
-        check_int("router y", y, 0, rows - 1)
+        self.coord_ports = x is None and y is None
+        if not self.coord_ports:
+            check_int("router x", x, 0, cols - 1)
+            check_int("router y", y, 0, rows - 1)
         check_int("router data_width", data_width, 1)
         check_pow2("router depth", depth, 64)
         check_pow2("router eject_depth", eject_depth, 64)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.eject_depth = depth, eject_depth
         self.layout = flit_layout(data_width)
-        super().__init__(router_members(self.layout, 5, link_port_name))
+        members = router_members(self.layout, 5, link_port_name)
+        if self.coord_ports:
+            members["at"] = In(Coord)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        layout, x, y = self.layout, self.x, self.y
+        layout = self.layout
+        x, y = (self.at.x, self.at.y) if self.coord_ports else (self.x, self.y)
         size = layout.size
 
         # one queue bank per input port: a queue per output that port may feed; an entry is the

@@ -41,13 +41,14 @@ from tilelab.hdl.formats.mesh import (
 )
 from tilelab.hdl.formats.noc import Coord, Header, Opcode, flit_layout
 from tilelab.hdl.memories import NodeMemory
+from tilelab.hdl.shared import SharedModules
 from tilelab.noc.mesh import Mesh
 
 from .config import DEFAULT_TILE, TileConfig
 from .tile import TILE_COUNTERS, TILE_STATUS, ComputeTile
 
 __all__ = ["MeshConfig", "MoverState", "Streamer", "DataMover", "TileNode", "MemoryPort", "MeshTop",
-           "READ_SLOTS", "PLANES"]
+           "READ_SLOTS", "PLANES", "node_memory_name", "node_memory_port"]
 
 #: NoC planes of the mesh and their router kind.
 PLANES = {"req": "unicast", "resp": "unicast", "mcast": "multicast"}
@@ -60,6 +61,11 @@ READ_SLOTS = (
     *(f"status.{n}" for n in TILE_STATUS),           # the tile's live status
     "mover.state", "mover.pc", "mover.wait_sem", "mover.wait_count", "mover.sem_value",
 )
+
+
+def node_memory_name(i: int, j: int) -> str:
+    """Load / dump name of grid tile ``(i, j)``'s node memory (``+node_<i>_<j>_init=FILE``)."""
+    return f"node_{i}_{j}"
 
 
 def _check(name, value, lo, hi):
@@ -234,11 +240,11 @@ class DataMover(wiring.Component):
     Parameters
     ----------
     config : MeshConfig
-    x, y : int
-        This node's NoC coordinates.
 
     Members
     -------
+    at : In(Coord)
+        This node's NoC coordinates.
     start : In(1)
         Begin at descriptor 0.
     done : Out(1)
@@ -257,12 +263,12 @@ class DataMover(wiring.Component):
         Counters.
     """
 
-    def __init__(self, config: MeshConfig, x: int, y: int):
-        self.config, self.x, self.y = config, x, y
+    def __init__(self, config: MeshConfig):
+        self.config = config
         W = config.word_bytes
         layout = flit_layout(8 * W)
         super().__init__({
-            "start": In(1), "done": Out(1),
+            "at": In(Coord), "start": In(1), "done": Out(1),
             "rd_en": Out(1), "rd_addr": Out(32), "rd_data": In(8 * W),
             "req": Out(stream.Signature(layout)), "mcast": Out(stream.Signature(layout)),
             "sem_inc": In(1), "sem_idx": In(4),
@@ -335,7 +341,7 @@ class DataMover(wiring.Component):
             m.d.comb += [self.rd_en.eq(st.rd_en), self.rd_addr.eq(st.rd_addr)]
         m.d.comb += st.rd_data.eq(self.rd_data)
 
-        me = Coord.const({"x": self.x, "y": self.y})
+        me = self.at
         m.d.comb += [self.wait_sem.eq(desc.sem), self.wait_count.eq(desc.count)]
         with m.Switch(desc.sem):
             for k, s in enumerate(sems):
@@ -435,21 +441,38 @@ class DataMover(wiring.Component):
 
 
 def _unit_members(config, **extra):
-    """Ports shared by tile nodes and memory ports: the three planes, read-out, events, dump."""
+    """Ports shared by tile nodes and memory ports: the three planes, read-out, events."""
     layout = flit_layout(8 * config.word_bytes)
-    members = {"dump": In(1), "sel": In(6), "sel_data": Out(48), "events": Out(48), "bad_flits": Out(16), **extra}
+    members = {"sel": In(6), "sel_data": Out(48), "events": Out(48), "bad_flits": Out(16), **extra}
     for plane in PLANES:
         members[f"{plane}_i"] = Out(stream.Signature(layout))
         members[f"{plane}_o"] = In(stream.Signature(layout))
     return members
 
 
+def node_memory_port(word_bytes: int) -> wiring.Signature:
+    """What a tile node drives into its :class:`~tilelab.hdl.memories.NodeMemory` and reads back:
+    the memory's access ports seen from the node (``dump`` and ``load`` belong to the host)."""
+    template = NodeMemory(width_bytes=word_bytes, depth=2, name="port")
+    template._MustUse__silence = True       # only its signature is used
+    members = template.signature.members
+    return wiring.Signature({k: v for k, v in members.items() if k not in ("dump", "load")}).flip()
+
+
 class TileNode(wiring.Component):
-    """A compute tile, its node memory, its :class:`DataMover` and its network interface.
+    """A compute tile, its :class:`DataMover` and its network interface; its node memory outside.
+
+    Every tile node of a mesh is the same hardware (its coordinates come in on ``at``), so
+    :class:`MeshTop` elaborates it once and instantiates it per node; the node memory stays in
+    :class:`MeshTop`, one per node with its own load / dump name.
 
     Members
     -------
+    at : In(Coord)
+        This node's NoC coordinates.
     start, done : In(1), Out(1)
+    mem : Out(node_memory_port(W))
+        The node memory's access ports.
     req_i, resp_i, mcast_i : Out(stream.Signature(flit))
         Flits from this node into each plane.
     req_o, resp_o, mcast_o : In(stream.Signature(flit))
@@ -458,17 +481,14 @@ class TileNode(wiring.Component):
         Read-out of :data:`READ_SLOTS`.
     events : Out(48)
         Changes whenever the node makes progress (for the watchdog).
-    dump : In(1)
-        Dump the node memory (``+<name>_dump=FILE``).
     bad_flits : Out(16)
         Flits this node could not use (a read request to a tile node).
     """
 
-    def __init__(self, config: MeshConfig, i: int, j: int):
-        self.config, self.i, self.j = config, i, j
-        self.x, self.y = config.tile_coord(i, j)
-        self.mem_name = f"node_{i}_{j}"
-        super().__init__(_unit_members(config, start=In(1), done=Out(1)))
+    def __init__(self, config: MeshConfig):
+        self.config = config
+        super().__init__(_unit_members(config, at=In(Coord), start=In(1), done=Out(1),
+                                       mem=Out(node_memory_port(config.word_bytes))))
 
     def elaborate(self, platform):
         m = Module()
@@ -476,13 +496,13 @@ class TileNode(wiring.Component):
         tcfg = cfg.tile
         W = cfg.word_bytes
 
-        m.submodules.mem = mem = NodeMemory(width_bytes=W, depth=tcfg.ext_words, name=self.mem_name)
-        m.submodules.mover = dm = DataMover(cfg, self.x, self.y)
+        mem = self.mem
+        m.submodules.mover = dm = DataMover(cfg)
         tile_rst = Signal()
         tile = ComputeTile(tcfg)
         m.submodules.tile = ResetInserter(tile_rst)(tile)
         m.d.comb += [tile_rst.eq(dm.tile_rst), tile.start.eq(dm.tile_start), dm.tile_done.eq(tile.done),
-                     dm.start.eq(self.start), self.done.eq(dm.done), mem.dump.eq(self.dump)]
+                     dm.start.eq(self.start), self.done.eq(dm.done), dm.at.eq(self.at)]
 
         # the tile sees node memory from byte tile_base on
         base = Signal(32)
@@ -573,14 +593,18 @@ class MemoryPort(wiring.Component):
     -------
     req_i, resp_i, mcast_i, req_o, resp_o, mcast_o : as :class:`TileNode`
     sel, sel_data : read-out of :data:`~tilelab.hdl.formats.mesh.PORT_COUNTERS`
-    events, dump, bad_flits : as :class:`TileNode`
+    events, bad_flits : as :class:`TileNode`
+    dump : In(1)
+        Dump the memory (``+mem_<i>_dump=FILE``).
+    idle : Out(1)
+        No request queued or being answered.
     """
 
     def __init__(self, config: MeshConfig, i: int):
         self.config, self.i = config, i
         self.x, self.y = config.port_coord(i)
         self.mem_name = f"mem_{i}"
-        super().__init__(_unit_members(config, idle=Out(1)))
+        super().__init__(_unit_members(config, idle=Out(1), dump=In(1)))
 
     def elaborate(self, platform):
         m = Module()
@@ -688,24 +712,34 @@ class MeshTop(wiring.Component):
         m = Module()
         cfg = self.config
         W = cfg.word_bytes
+        shared = self.shared_modules = SharedModules()
         planes = {}
         for name, kind in PLANES.items():
             planes[name] = Mesh(rows=cfg.rows, cols=cfg.cols + 1, plane=kind, data_width=8 * W, depth=cfg.depth,
-                                max_packet=cfg.max_packet)
+                                max_packet=cfg.max_packet, shared=shared)
             m.submodules[f"noc_{name}"] = planes[name]
             m.d.comb += [planes[name].cnt_addr.eq(self.cnt_addr),
                          getattr(self, f"{name}_cnt").eq(planes[name].cnt_data)]
 
+        # one tile-node module for all nodes; each node's memory (its own load / dump name) here
         nodes = []
         for i in range(cfg.rows):
             for j in range(cfg.cols):
-                node = TileNode(cfg, i, j)
-                m.submodules[f"tile_{i}_{j}"] = node
+                node = TileNode(cfg)
+                node.x, node.y = cfg.tile_coord(i, j)
+                m.submodules[f"tile_{i}_{j}"] = shared.instance(node, kind="tilelab_tile_node", key=cfg.key())
+                mem = m.submodules[f"mem_{i}_{j}"] = NodeMemory(width_bytes=W, depth=cfg.tile.ext_words,
+                                                                 name=node_memory_name(i, j))
+                for port, member in node.mem.signature.members.items():
+                    ours, theirs = getattr(node.mem, port), getattr(mem, port)
+                    m.d.comb += theirs.eq(ours) if member.flow == Out else ours.eq(theirs)
+                m.d.comb += [node.at.eq(Coord.const({"x": node.x, "y": node.y})), mem.dump.eq(self.dump)]
                 nodes.append(node)
         ports = []
         for i in range(cfg.rows):
             port = MemoryPort(cfg, i)
             m.submodules[f"port_{i}"] = port
+            m.d.comb += port.dump.eq(self.dump)
             ports.append(port)
 
         for unit in (*nodes, *ports):
@@ -714,7 +748,7 @@ class MeshTop(wiring.Component):
                 src, dst = getattr(unit, f"{name}_i"), getattr(unit, f"{name}_o")
                 m.d.comb += [local.i.valid.eq(src.valid), local.i.payload.eq(src.payload), src.ready.eq(local.i.ready),
                              dst.valid.eq(local.o.valid), dst.payload.eq(local.o.payload), local.o.ready.eq(dst.ready)]
-            m.d.comb += [unit.dump.eq(self.dump), unit.sel.eq(self.sel[:6])]
+            m.d.comb += unit.sel.eq(self.sel[:6])
         for node in nodes:
             m.d.comb += node.start.eq(self.start)
 

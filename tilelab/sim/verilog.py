@@ -54,7 +54,8 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
     ----------
     component : wiring.Component
         The design. Extra Verilog files may also be announced by the component itself through
-        an attribute ``verilog_sources`` (a sequence of paths).
+        an attribute ``verilog_sources`` (a sequence of paths), and modules it elaborated once
+        for many instances through ``shared_modules`` (a :class:`tilelab.hdl.shared.SharedModules`).
     name : str
         Name of the top module.
     extra_sources : sequence of Path
@@ -64,7 +65,11 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
         raise TypeError(f"only wiring.Component designs can be simulated, not {component!r}")
     if not name.isidentifier():
         raise ValueError(f"top module name must be a Verilog identifier, not {name!r}")
-    text = _verilog.convert(component, name=name, emit_src=False)
+    text = top_text = _verilog.convert(component, name=name, emit_src=False)
+    # Modules the design elaborated once and instantiated by name (tilelab.hdl.shared).
+    shared = getattr(component, "shared_modules", None)
+    if shared is not None:
+        text += shared.verilog()
     extra = tuple(Path(p) for p in (*getattr(component, "verilog_sources", ()), *extra_sources))
     # Behavioural Verilog models that the design instantiates (tilelab/hdl/verilog/<module>.v).
     from tilelab.hdl.memories import VERILOG_DIR
@@ -80,7 +85,7 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
         searched = "".join(model.read_text() for model in found)
     from amaranth.hdl import Value
 
-    ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", text, re.M)]
+    ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", top_text, re.M)]
     for port, value in port_names(component).items():
         ports.append((port, len(Value.cast(value))))
     return Design(top=name, verilog=text, extra_sources=extra, ports=tuple(ports))
