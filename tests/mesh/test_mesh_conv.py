@@ -15,7 +15,7 @@ from tilelab.pe_models.mesh import MeshConfig
 from tilelab.sim import SimulationStalled
 
 #: The three meshes every sharding is checked on (one Verilator build each), all of the small test tile.
-MESHES = {shape: MeshConfig(rows=shape[0], cols=shape[1], tile=TILE)
+MESHES = {shape: MeshConfig(rows=shape[0], cols=shape[1], tile=TILE, eltwise=shape == (2, 2))
           for shape in ((2, 2), (1, 4), (4, 1))}
 COMBOS = [(s, wl) for s in ("height", "width", "block") for wl in ("stream", "multicast")]
 

@@ -128,19 +128,32 @@ def test_one_process_per_layer_gives_the_same_results(r50):
 
 
 def test_layers_sharded_over_a_mesh(r50):
-    """conv layers on a 2×2 mesh of the small test tile (the mesh tests' build): bit-exact, NoC traffic."""
+    """The stem pool, the first bottleneck block and the head on a 2×2 mesh of the small test tile (the
+    mesh tests' build): convs over the tiles, pool / add / global pool over the nodes' element-wise
+    units; bit-exact, NoC traffic where data moves."""
     from tests.tile.test_conv import TILE
 
     _, lowered, _ = r50
-    a = lowered.index("layer1.0.conv1")
     backend = MeshBackend((2, 2), TILE)
-    result = execute(lowered, backend, layers=(a, a + 2))
-    assert [r["name"] for r in result.records] == ["layer1.0.conv1", "layer1.0.conv2"]
-    for r in result.records:
+    assert backend.mesh.eltwise
+    first, head = lowered.index("maxpool"), lowered.index("avgpool")
+    records = []
+    for span in ((first, lowered.index("layer1.0.add") + 1), (head, head + 1)):
+        result = execute(lowered, backend, layers=span)
+        records += result.records
+        for r in result.records:
+            np.testing.assert_array_equal(result.outputs[r["name"]], lowered.reference[r["name"]])
+    assert [r["name"] for r in records] == ["maxpool", "layer1.0.conv1", "layer1.0.conv2", "layer1.0.conv3",
+                                            "layer1.0.downsample.0", "layer1.0.add", "avgpool"]
+    for r in records:
         step = lowered.steps[r["index"]]
-        assert r["bit_exact"] and r["macs"] == step.macs and r["noc_flits"] > 0
-        assert r["cycles"] >= step.macs / (4 * TILE.peak_macs_per_cycle)
-        np.testing.assert_array_equal(result.outputs[r["name"]], lowered.reference[r["name"]])
+        assert r["bit_exact"] and r["macs"] == step.macs
+        if step.op == "conv2d":
+            assert r["noc_flits"] > 0 and r["cycles"] >= step.macs / (4 * TILE.peak_macs_per_cycle)
+        else:
+            assert r["on"] == "mesh"
+    pool = records[0]
+    assert pool["noc_flits"] > 0 and pool["halo_bytes"] > 0   # the 3x3/2 pool's halo rows
     assert result.hardware["mesh"] == [2, 2]
 
 

@@ -189,3 +189,15 @@ def test_env_has_no_stray_results():
     json.dumps(r.value)
     assert Path(r.workdir).is_dir()
     assert os.environ.get("TILELAB_JOB") is None
+
+
+def test_simulator_processes_find_this_installations_cocotb_libraries():
+    """A cached Verilator binary built by another installation (its rpath elsewhere) still runs here."""
+    import os
+
+    import cocotb_tools.config
+
+    from tilelab.sim.toolchain import cocotb_run_env
+
+    env = cocotb_run_env(toplevel="top", test_module="m")
+    assert env["LD_LIBRARY_PATH"].split(os.pathsep)[0] == str(cocotb_tools.config.libs_dir)

@@ -204,8 +204,9 @@ class TileBackend(Backend):
         with self._ops_runner():
             return self._run_op(step, inputs)
 
-    def _run_op(self, step, inputs):
-        ops, okw = self._ops, {"sim": self.sim, "config": self.ops_config}
+    def _run_op(self, step, inputs, okw=None):
+        ops = self._ops
+        okw = okw if okw is not None else {"sim": self.sim, "config": self.ops_config}
         if step.op in ("max_pool", "avg_pool"):
             s = step.spec
             pool = ops.max_pool2d if step.op == "max_pool" else ops.avg_pool2d
@@ -241,10 +242,13 @@ def parse_mesh(text) -> tuple[int, int]:
 
 class MeshBackend(TileBackend):
     """conv2d / linear steps sharded over a mesh of tiles (:func:`tilelab.host.mesh_runtime.conv2d_mesh`),
-    element-wise steps on the element-wise unit as in :class:`TileBackend`.
+    pooling, residual add and ReLU sharded over the element-wise units of its nodes
+    (:mod:`tilelab.host.mesh_ops`); batch norm on the element-wise unit as in :class:`TileBackend`.
 
     Each layer takes the first of ``shards`` (``(shard, weight_load)`` pairs) the mesh compiler
     accepts for it (checked before that layer simulates; a layer none fits is an error naming it).
+    An element-wise step the mesh cannot split (a pooling input row that is not whole NoC words)
+    runs on one element-wise unit instead; its counters say where it ran (``on``).
 
     Parameters
     ----------
@@ -271,7 +275,7 @@ class MeshBackend(TileBackend):
         if sim not in MESH_SIMS:
             raise ExecutionError(f"a mesh runs on {', '.join(map(repr, MESH_SIMS))}, not {sim!r}")
         super().__init__(config, sim=sim, ops_config=ops_config, persistent=persistent)
-        self.mesh = MeshConfig(rows=mesh[0], cols=mesh[1], tile=config)
+        self.mesh = MeshConfig(rows=mesh[0], cols=mesh[1], tile=config, eltwise=config.ext_bytes in (16, 32, 64))
         self.shards = tuple(shards)
 
     def describe(self) -> dict:
@@ -284,9 +288,21 @@ class MeshBackend(TileBackend):
         return None
 
     def run(self, step, inputs):
+        from .mesh_compiler import MeshError
+
+        if step.op in _OPS_FUNCTION and self.mesh.eltwise:
+            if self._ops is None:
+                self.check([step])
+            try:
+                y, stats = self._run_op(step, inputs, {"sim": self.sim, "mesh": self.mesh})
+            except MeshError:           # raised by the mesh compiler, before any simulation
+                y, stats = super().run(step, inputs)
+                stats.counters = dict(stats.counters, on="unit")
+                return y, stats
+            stats.counters = dict(stats.counters, noc_flits=stats.noc_flits, on="mesh")
+            return y, stats
         if step.op not in ("conv2d", "linear"):
             return super().run(step, inputs)
-        from .mesh_compiler import MeshError
         from .mesh_runtime import conv2d_mesh
 
         x, w = inputs[0], step.weight
@@ -545,6 +561,8 @@ def _record(index, step, y, stats, reference, wall) -> dict:
         "ext_bytes_read": int(s.ext_bytes_read) if s else 0,
         "ext_bytes_written": int(s.ext_bytes_written) if s else 0,
         "noc_flits": int(s.counters.get("noc_flits", 0)) if s else 0,
+        "halo_bytes": int(getattr(s, "halo_bytes", 0)) if s else 0,
+        "on": s.counters.get("on") if s else None,
         "wall_seconds": float(wall),
         "run_seconds": float(s.wall_seconds) if s else 0.0,
         "simulated_macs_per_second": float(s.simulated_macs_per_second) if s else 0.0,

@@ -84,7 +84,7 @@ async def mesh_run_bench(io, *, rows, cols, stall_cycles=20_000, max_cycles=None
 
     out = {"run_seconds": run_seconds, "cycles": io.get("cycles"), "dropped": io.get("dropped"),
            "bad_flits": io.get("bad_flits"), "tiles": [], "ports": [], "links": []}
-    names = [n for n in READ_SLOTS if n.startswith(("tile.", "node."))]
+    names = [n for n in READ_SLOTS if n.startswith(("tile.", "node.", "elt."))]
     for i in range(rows):
         for j in range(cols):
             v = await _node(io, i * cols + j, names)

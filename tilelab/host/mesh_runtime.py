@@ -22,7 +22,8 @@ from tilelab.sim.memimage import read_hex, write_hex
 from .mesh_compiler import SHARDS, WEIGHT_LOADS, MeshError, MeshProgram, compile_conv_mesh
 from .runtime import LayerStats, Requant, cached_design, check_conv_args, conv_golden
 
-__all__ = ["MeshStats", "conv2d_mesh", "mesh_design", "parse_mesh", "run_mesh_program", "MESH_SIMS"]
+__all__ = ["MeshStats", "conv2d_mesh", "mesh_design", "mesh_layer_stats", "parse_mesh", "run_mesh_program",
+           "MESH_SIMS"]
 
 #: Simulators that run a mesh (its memories are Verilog models).
 MESH_SIMS = ("verilator", "icarus")
@@ -127,11 +128,15 @@ def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, r
         y, value, res = run_mesh_program(program, sim=sim, waves=waves, workdir=work, stall_cycles=stall_cycles)
     want = conv_golden(x, w, bias, spec, mult, shift, zp, activation=activation, out=out)
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
-    return y, _stats(program, value, res, exact)
+    return y, mesh_layer_stats(program, value, res, exact)
 
 
 def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workdir, stall_cycles=20_000):
-    """Simulate a compiled :class:`~tilelab.host.mesh_compiler.MeshProgram` in folder ``workdir``.
+    """Simulate a compiled mesh program in folder ``workdir``.
+
+    ``program`` is a :class:`~tilelab.host.mesh_compiler.MeshProgram` or a
+    :class:`~tilelab.host.mesh_ops.EltwiseMeshProgram`: node images, the memory-port image, each
+    node's output words and the assembly of the output from the dumps.
 
     Returns ``(output, raw counters, SimResult)``.
     """
@@ -158,7 +163,8 @@ def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workd
     return program.assemble(dumps), dict(res.value), res
 
 
-def _stats(program: MeshProgram, v, res, exact) -> MeshStats:
+def mesh_layer_stats(program, v, res, exact) -> MeshStats:
+    """:class:`MeshStats` of a compiled mesh program's run from :func:`run_mesh_program`'s counters."""
     cfg = program.config
     tiles = v["tiles"]
     macs = sum(t["tile.macs"] for t in tiles)

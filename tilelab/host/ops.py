@@ -158,16 +158,38 @@ class _Image:
 
     def build(self) -> np.ndarray:
         image = np.concatenate(self.chunks)
-        for k, fields in enumerate(self.descs):
-            bits = EltwiseDesc.const({**fields, "last": int(k == len(self.descs) - 1)}).as_bits()
-            image[k * DESC_BYTES:(k + 1) * DESC_BYTES] = np.frombuffer(bits.to_bytes(DESC_BYTES, "little"), np.uint8)
+        code = pack_descs(self.descs)
+        image[:len(code)] = np.frombuffer(code, np.uint8)
         if len(image) > self.config.ext_bytes_total:
             raise ValueError(f"the op needs {len(image)} bytes of external memory, more than the unit's "
                              f"{self.config.ext_bytes_total} (ext_words={self.config.ext_words})")
         return image
 
 
-def _check_config(config, sim):
+def pack_descs(descs: list[dict]) -> bytes:
+    """The unit's program: :class:`~tilelab.hdl.formats.eltwise.EltwiseDesc` s from field dicts,
+    ``last`` set on the final one."""
+    return b"".join(EltwiseDesc.const({**fields, "last": int(k == len(descs) - 1)}).as_bits()
+                    .to_bytes(DESC_BYTES, "little") for k, fields in enumerate(descs))
+
+
+def _check_config(config, sim, mesh=None):
+    if mesh is not None:
+        from tilelab.pe_models.mesh import MeshConfig
+
+        from .mesh_runtime import MESH_SIMS
+
+        if not isinstance(mesh, MeshConfig):
+            raise TypeError(f"mesh must be a MeshConfig, not {mesh!r}")
+        if sim not in MESH_SIMS:
+            raise ValueError(f"sim must be one of {', '.join(map(repr, MESH_SIMS))} for a mesh, not {sim!r}")
+        if config is not None:
+            raise ValueError("give either config= (one unit) or mesh= (the units of a mesh), not both")
+        if not mesh.eltwise:
+            from .mesh_compiler import MeshError
+
+            raise MeshError("this mesh has no element-wise units: build it with MeshConfig(..., eltwise=True)")
+        return mesh.eltwise_config
     if sim not in BACKENDS:
         raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
     if config is None:
@@ -304,8 +326,8 @@ def _tensor_desc(n, h, w, c):
 # pooling
 
 
-def _pool(op, x, kernel, stride, padding, sim, config, want_fn):
-    config = _check_config(config, sim)
+def _pool(op, x, kernel, stride, padding, sim, config, want_fn, mesh=None):
+    config = _check_config(config, sim, mesh)
     spec = PoolSpec.from_tensor(x, kernel, stride=stride, padding=padding)
     want = want_fn()
     _tensor_limits(spec.n, spec.h, spec.w, spec.c)
@@ -319,10 +341,26 @@ def _pool(op, x, kernel, stride, padding, sim, config, want_fn):
     if op is EltwiseOp.AVGPOOL:
         bias, mult, shift = reciprocal(spec.kh * spec.kw)
         fields.update(div_bias=bias, div_mult=mult, div_shift=shift)
-    return _run_single(fields, x, None, want, config, sim)
+    return _run_single(fields, x, None, want, config, sim, mesh=mesh)
 
 
-def _run_single(fields, a, b, want, config, sim, params=None):
+def _run_mesh(fields, a, b, want, mesh, sim, params=None):
+    """Run one op sharded over the element-wise units of ``mesh`` (:mod:`tilelab.host.mesh_ops`)."""
+    from .mesh_ops import compile_eltwise_mesh
+    from .mesh_runtime import mesh_layer_stats, run_mesh_program
+
+    program = compile_eltwise_mesh(fields, a, b, params, want.shape, mesh, pack_descs)
+    work = Path(tempfile.mkdtemp(prefix="tilelab-mesh-eltwise-"))
+    try:
+        y, value, res = run_mesh_program(program, sim=sim, workdir=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return y, mesh_layer_stats(program, value, res, _exact(y, want))
+
+
+def _run_single(fields, a, b, want, config, sim, params=None, mesh=None):
+    if mesh is not None:
+        return _run_mesh(fields, a, b, want, mesh, sim, params=params)
     img = _Image(config, 1)
     fields = dict(fields, src_a=img.alloc(a))
     if b is not None:
@@ -336,7 +374,7 @@ def _run_single(fields, a, b, want, config, sim, params=None):
     return y, _stats(counters, res, _exact(y, want))
 
 
-def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None):
+def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None, mesh=None):
     """Max pooling on the element-wise unit (golden: :func:`tilelab.host.golden.max_pool2d`).
 
     Parameters
@@ -354,6 +392,10 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
     config : EltwiseConfig or TileConfig, optional
         The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`. A ``TileConfig``
         stands for the unit beside that tile (its port width and external memory).
+    mesh : MeshConfig, optional
+        Run on the element-wise units of this mesh (built with ``eltwise=True``) instead, output
+        rows split over the nodes and halo rows moved over the NoC (:mod:`tilelab.host.mesh_ops`);
+        the statistics are then a :class:`~tilelab.host.mesh_runtime.MeshStats`.
 
     Returns
     -------
@@ -361,10 +403,10 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
         int8 ``(N, Ho, Wo, C)`` from the RTL, and the run's statistics.
     """
     return _pool(EltwiseOp.MAXPOOL, x, kernel, stride, padding, sim, config,
-                 lambda: golden.max_pool2d(x, kernel, stride=stride, padding=padding))
+                 lambda: golden.max_pool2d(x, kernel, stride=stride, padding=padding), mesh)
 
 
-def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None):
+def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None, mesh=None):
     """Average pooling (padding counts as 0, rounded half up) on the element-wise unit.
 
     Golden: :func:`tilelab.host.golden.avg_pool2d` with ``count_include_pad=True``. The unit
@@ -372,7 +414,7 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
 
     Parameters
     ----------
-    x, kernel, stride, padding, sim, config
+    x, kernel, stride, padding, sim, config, mesh
         As in :func:`max_pool2d`.
 
     Returns
@@ -381,25 +423,25 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
         int8 ``(N, Ho, Wo, C)`` and the run's statistics.
     """
     return _pool(EltwiseOp.AVGPOOL, x, kernel, stride, padding, sim, config,
-                 lambda: golden.avg_pool2d(x, kernel, stride=stride, padding=padding))
+                 lambda: golden.avg_pool2d(x, kernel, stride=stride, padding=padding), mesh)
 
 
-def global_avg_pool(x, *, sim="verilator", config=None):
+def global_avg_pool(x, *, sim="verilator", config=None, mesh=None):
     """Global average pooling on the element-wise unit (golden: :func:`tilelab.host.golden.global_avg_pool`).
 
     Parameters
     ----------
     x : numpy.ndarray
         int8 ``(N, H, W, C)`` with ``H·W <= 2**16``.
-    sim, config
-        As in :func:`max_pool2d`.
+    sim, config, mesh
+        As in :func:`max_pool2d` (on a mesh, channels are split over the nodes).
 
     Returns
     -------
     (numpy.ndarray, LayerStats)
         int8 ``(N, 1, 1, C)`` and the run's statistics.
     """
-    config = _check_config(config, sim)
+    config = _check_config(config, sim, mesh)
     want = golden.global_avg_pool(x)
     _check_nonempty(x)
     n, h, w, c = x.shape
@@ -408,7 +450,7 @@ def global_avg_pool(x, *, sim="verilator", config=None):
     bias, mult, shift = reciprocal(h * w)
     fields = {"op": EltwiseOp.GLOBAL_AVGPOOL, "n": n, "h": h, "w": w, "c": c, "ho": 1, "wo": 1,
               "div_bias": bias, "div_mult": mult, "div_shift": shift}
-    return _run_single(fields, x, None, want, config, sim)
+    return _run_single(fields, x, None, want, config, sim, mesh=mesh)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -436,7 +478,7 @@ def _param_table(config, channels, arrays):
 
 
 def add_requant(a, b, *, a_mult, a_shift, b_mult, b_shift, zero_point=0, a_zero_point=0, b_zero_point=0,
-                relu=False, sim="verilator", config=None):
+                relu=False, sim="verilator", config=None, mesh=None):
     """Residual add of two int8 tensors with their own requantization, on the element-wise unit.
 
     Golden: :func:`tilelab.host.golden.add_requant` (same arguments and checks). Multipliers and
@@ -448,15 +490,15 @@ def add_requant(a, b, *, a_mult, a_shift, b_mult, b_shift, zero_point=0, a_zero_
         int8, the same shape, channels last (at most 65535 channels).
     a_mult, b_mult, a_shift, b_shift, zero_point, a_zero_point, b_zero_point, relu
         As in the golden function.
-    sim, config
-        As in :func:`max_pool2d`.
+    sim, config, mesh
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
 
     Returns
     -------
     (numpy.ndarray, LayerStats)
         int8, the shape of ``a``, and the run's statistics.
     """
-    config = _check_config(config, sim)
+    config = _check_config(config, sim, mesh)
     if not isinstance(relu, bool):
         raise TypeError(f"relu must be a bool, not {relu!r}")
     want = golden.add_requant(a, b, a_mult=a_mult, a_shift=a_shift, b_mult=b_mult, b_shift=b_shift,
@@ -476,10 +518,10 @@ def add_requant(a, b, *, a_mult, a_shift, b_mult, b_shift, zero_point=0, a_zero_
     assert len(params) == -(-channels // config.ext_bytes) * PARAM_WORDS[EltwiseOp.ADD] * config.ext_bytes
     fields = {"op": EltwiseOp.ADD, **_tensor_desc(1, rows, 1, channels), "relu": int(relu),
               "zero_point": zero_point, "a_zero_point": a_zero_point, "b_zero_point": b_zero_point}
-    return _run_single(fields, ra, rb, want, config, sim, params=params)
+    return _run_single(fields, ra, rb, want, config, sim, params=params, mesh=mesh)
 
 
-def relu(x, *, zero_point=0, sim="verilator", config=None):
+def relu(x, *, zero_point=0, sim="verilator", config=None, mesh=None):
     """ReLU ``max(x, zero_point)`` on the element-wise unit (golden: :func:`tilelab.host.golden.relu`).
 
     Parameters
@@ -488,15 +530,15 @@ def relu(x, *, zero_point=0, sim="verilator", config=None):
         int8, any shape (channels last).
     zero_point : int
         In ``[-128, 127]``.
-    sim, config
-        As in :func:`max_pool2d`.
+    sim, config, mesh
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
 
     Returns
     -------
     (numpy.ndarray, LayerStats)
         int8, the shape of ``x``, and the run's statistics.
     """
-    config = _check_config(config, sim)
+    config = _check_config(config, sim, mesh)
     want = golden.relu(x, zero_point=zero_point)
     _check_nonempty(x)
     rx = _rows(x)
@@ -504,7 +546,7 @@ def relu(x, *, zero_point=0, sim="verilator", config=None):
     _limit("rows (elements / channels)", rows, MAX_DIM)
     _limit("C", channels, MAX_CHANNELS)
     fields = {"op": EltwiseOp.RELU, **_tensor_desc(1, rows, 1, channels), "zero_point": zero_point}
-    return _run_single(fields, rx, None, want, config, sim)
+    return _run_single(fields, rx, None, want, config, sim, mesh=mesh)
 
 
 # ------------------------------------------------------------------------------------------------

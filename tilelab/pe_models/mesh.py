@@ -45,6 +45,7 @@ from tilelab.hdl.shared import SharedModules
 from tilelab.noc.mesh import Mesh
 
 from .config import DEFAULT_TILE, TileConfig
+from .eltwise import ELTWISE_COUNTERS, EltwiseUnit
 from .tile import TILE_COUNTERS, TILE_STATUS, ComputeTile
 
 __all__ = ["MeshConfig", "MoverState", "Streamer", "DataMover", "TileNode", "MemoryPort", "MeshTop",
@@ -58,6 +59,7 @@ PLANES = {"req": "unicast", "resp": "unicast", "mcast": "multicast"}
 READ_SLOTS = (
     *(f"tile.{n}" for n in TILE_COUNTERS),          # summed over the node's RUNs
     *(f"node.{n}" for n in NODE_COUNTERS),
+    *(f"elt.{n}" for n in ELTWISE_COUNTERS),        # summed over the node's ELTs
     *(f"status.{n}" for n in TILE_STATUS),           # the tile's live status
     "mover.state", "mover.pc", "mover.wait_sem", "mover.wait_count", "mover.sem_value",
 )
@@ -90,6 +92,10 @@ class MeshConfig:
         NoC router queue depth (a power of two).
     max_packet : int
         Flits per NoC packet (the data movers and memory ports cut transfers into packets).
+    eltwise : bool
+        Every tile node also holds an element-wise unit
+        (:class:`~tilelab.pe_models.eltwise.EltwiseUnit`, started by ``ELT`` descriptors) that
+        shares the tile's node-memory ports; needs ``tile.ext_bytes`` in 16, 32 or 64.
     """
 
     rows: int = 4
@@ -98,6 +104,7 @@ class MeshConfig:
     mem_words: int = 1 << 18
     depth: int = 8
     max_packet: int = 4
+    eltwise: bool = False
 
     def __post_init__(self):
         _check("mesh rows", self.rows, 1, 16)
@@ -116,6 +123,19 @@ class MeshConfig:
         if self.depth & (self.depth - 1):
             raise ValueError(f"depth must be a power of two, not {self.depth!r}")
         _check("max_packet", self.max_packet, 1, 15)
+        if not isinstance(self.eltwise, bool):
+            raise TypeError(f"eltwise must be a bool, not {self.eltwise!r}")
+        if self.eltwise and self.tile.ext_bytes not in (16, 32, 64):
+            raise ValueError(f"an element-wise unit needs tile.ext_bytes of 16, 32 or 64, not {self.tile.ext_bytes}")
+
+    @property
+    def eltwise_config(self):
+        """The configuration of each node's element-wise unit (``None`` without one)."""
+        if not self.eltwise:
+            return None
+        from .eltwise import EltwiseConfig
+
+        return EltwiseConfig(ext_bytes=self.tile.ext_bytes, ext_words=self.tile.ext_words)
 
     @property
     def word_bytes(self) -> int:
@@ -254,7 +274,9 @@ class DataMover(wiring.Component):
         Flits into the request and multicast planes.
     sem_inc, sem_idx : In
         The network interface counts an arrival on semaphore ``sem_idx``.
-    tile_rst, tile_start, tile_base, tile_done : tile control
+    tile_rst, tile_start, tile_base, tile_done : control of the unit a RUN / ELT starts
+    run_elt : Out(1)
+        The current descriptor is ``ELT`` (the element-wise unit, not the tile).
     run_done : Out(1)
         Pulses when a RUN finishes (the node sums the tile's counters then).
     state, pc, wait_sem, wait_count, sem_value : Out
@@ -273,7 +295,7 @@ class DataMover(wiring.Component):
             "req": Out(stream.Signature(layout)), "mcast": Out(stream.Signature(layout)),
             "sem_inc": In(1), "sem_idx": In(4),
             "tile_rst": Out(1), "tile_start": Out(1), "tile_base": Out(32), "tile_done": In(1),
-            "run_done": Out(1),
+            "run_elt": Out(1), "run_done": Out(1),
             "state": Out(MoverState), "pc": Out(32), "wait_sem": Out(4), "wait_count": Out(16),
             "sem_value": Out(16),
             "wait_cycles": Out(48), "flits_sent": Out(48), "words_get": Out(48), "words_put": Out(48),
@@ -307,7 +329,7 @@ class DataMover(wiring.Component):
         got = Signal()
         desc = Signal(MoveDesc)
         byte_addr = pc * MOVE_DESC_BYTES
-        m.d.comb += [self.pc.eq(pc), self.tile_base.eq(desc.tile_base)]
+        m.d.comb += [self.pc.eq(pc), self.tile_base.eq(desc.tile_base), self.run_elt.eq(desc.op == MoveOp.ELT)]
 
         # own single-flit sender (GET requests, SIGNAL)
         own_valid = Signal()
@@ -416,7 +438,7 @@ class DataMover(wiring.Component):
                             ]
                     with m.Case(MoveOp.WAIT):
                         m.d.sync += state.eq(MoverState.WAIT)
-                    with m.Case(MoveOp.RUN):
+                    with m.Case(MoveOp.RUN, MoveOp.ELT):
                         with m.If(~own_valid):
                             m.d.comb += self.tile_rst.eq(1)
                             m.d.sync += [state.eq(MoverState.RUN), row.eq(0)]
@@ -501,21 +523,33 @@ class TileNode(wiring.Component):
         tile_rst = Signal()
         tile = ComputeTile(tcfg)
         m.submodules.tile = ResetInserter(tile_rst)(tile)
-        m.d.comb += [tile_rst.eq(dm.tile_rst), tile.start.eq(dm.tile_start), dm.tile_done.eq(tile.done),
-                     dm.start.eq(self.start), self.done.eq(dm.done), dm.at.eq(self.at)]
+        m.d.comb += [dm.start.eq(self.start), self.done.eq(dm.done), dm.at.eq(self.at),
+                     tile_rst.eq(dm.tile_rst & ~dm.run_elt), tile.start.eq(dm.tile_start & ~dm.run_elt)]
+        elt = None
+        if cfg.eltwise:
+            elt_rst = Signal()
+            elt = EltwiseUnit(cfg.eltwise_config)
+            m.submodules.elt = ResetInserter(elt_rst)(elt)
+            m.d.comb += [elt_rst.eq(dm.tile_rst & dm.run_elt), elt.start.eq(dm.tile_start & dm.run_elt),
+                         dm.tile_done.eq(Mux(dm.run_elt, elt.done, tile.done))]
+        else:   # an ELT descriptor on a node without the unit finishes at once
+            m.d.comb += dm.tile_done.eq(Mux(dm.run_elt, 1, tile.done))
 
-        # the tile sees node memory from byte tile_base on
+        # the running unit sees node memory from byte tile_base on; the other one is idle
         base = Signal(32)
+        use_elt = Signal()
         with m.If(dm.tile_start):
-            m.d.sync += base.eq(dm.tile_base)
-        p = tile.ext
-        m.d.comb += [
-            mem.ra_en.eq(p.ra_en), mem.ra_addr.eq(p.ra_addr + base), p.ra_data.eq(mem.ra_data),
-            mem.rb_en.eq(p.rb_en), mem.rb_addr.eq(p.rb_addr + base), p.rb_data.eq(mem.rb_data),
-            mem.wr_en.eq(p.wr_en), mem.wr_addr.eq(p.wr_addr + base), mem.wr_data.eq(p.wr_data),
-            mem.wr_mask.eq(p.wr_mask),
-            mem.rc_en.eq(dm.rd_en), mem.rc_addr.eq(dm.rd_addr), dm.rd_data.eq(mem.rc_data),
-        ]
+            m.d.sync += [base.eq(dm.tile_base), use_elt.eq(dm.run_elt)]
+        for port, member in tile.ext.signature.members.items():
+            ours, theirs = getattr(mem, port), getattr(tile.ext, port)
+            if member.flow == In:       # data back to the units
+                m.d.comb += theirs.eq(ours)
+                if elt is not None:
+                    m.d.comb += getattr(elt.ext, port).eq(ours)
+                continue
+            value = theirs if elt is None else Mux(use_elt, getattr(elt.ext, port), theirs)
+            m.d.comb += ours.eq(value + base if port.endswith("_addr") else value)
+        m.d.comb += [mem.rc_en.eq(dm.rd_en), mem.rc_addr.eq(dm.rd_addr), dm.rd_data.eq(mem.rc_data)]
 
         # data mover → planes (it never sends responses)
         for plane in ("req", "mcast"):
@@ -550,11 +584,18 @@ class TileNode(wiring.Component):
                 m.d.sync += self.bad_flits.eq(self.bad_flits + 1)
             m.d.comb += [dm.sem_inc.eq((op == Opcode.WRITE_SEM) | (op == Opcode.SEM_INC)), dm.sem_idx.eq(flit.hdr.sem)]
 
-        # counters: the tile's summed over RUNs, the node's own
+        # counters: the tile's summed over RUNs, the element-wise unit's over ELTs, the node's own
+        tile_done = dm.run_done & ~dm.run_elt
+        elt_done = dm.run_done & dm.run_elt
         acc = {name: Signal(48, name=f"acc_{name}") for name in TILE_COUNTERS}
-        with m.If(dm.run_done):
+        with m.If(tile_done):
             for name in TILE_COUNTERS:
                 m.d.sync += acc[name].eq(acc[name] + getattr(tile, name))
+        elt_acc = {name: Signal(48, name=f"elt_acc_{name}") for name in ELTWISE_COUNTERS}
+        if elt is not None:
+            with m.If(elt_done):
+                for name in ELTWISE_COUNTERS:
+                    m.d.sync += elt_acc[name].eq(elt_acc[name] + getattr(elt, name))
         started = Signal()
         cycles = Signal(48)
         with m.If(self.start):
@@ -563,12 +604,16 @@ class TileNode(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         node = {
             "cycles": cycles, "tile_cycles": acc["cycles"], "runs": Signal(48, name="runs"),
+            "elt_runs": Signal(48, name="elt_runs"),
             "wait_cycles": dm.wait_cycles, "flits_sent": dm.flits_sent, "flits_received": flits_received,
             "words_get": dm.words_get, "words_put": dm.words_put,
         }
-        with m.If(dm.run_done):
+        with m.If(tile_done):
             m.d.sync += node["runs"].eq(node["runs"] + 1)
+        with m.If(elt_done):
+            m.d.sync += node["elt_runs"].eq(node["elt_runs"] + 1)
         values = [acc[n] for n in TILE_COUNTERS] + [node[n] for n in NODE_COUNTERS]
+        values += [elt_acc[n] for n in ELTWISE_COUNTERS]
         values += [getattr(tile, n) for n in TILE_STATUS]
         values += [dm.state, dm.pc, dm.wait_sem, dm.wait_count, dm.sem_value]
         assert len(values) == len(READ_SLOTS) <= 64
@@ -577,6 +622,8 @@ class TileNode(wiring.Component):
                 with m.Case(k):
                     m.d.comb += self.sel_data.eq(Value.cast(v))
         live = sum(getattr(tile, n) for n in ("reader_busy", "compute_busy", "writer_busy"))
+        if elt is not None:
+            live = live + elt.busy + elt.descs_done
         m.d.comb += self.events.eq(dm.flits_sent + flits_received + acc["compute_busy"] + live + dm.pc)
         return m
 

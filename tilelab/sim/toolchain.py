@@ -102,7 +102,11 @@ def cocotb_run_env(*, toplevel: str, test_module: str, extra: dict[str, str] | N
             "COCOTB_REDUCED_LOG_FMT": "1",
         }
     )
-    env["PATH"] = str(cocotb_tools.config.libs_dir) + os.pathsep + env.get("PATH", "")
+    libs = str(cocotb_tools.config.libs_dir)
+    env["PATH"] = libs + os.pathsep + env.get("PATH", "")
+    # Cached Verilator binaries carry the rpath of the cocotb that built them; a cache shared by
+    # several installations (same cocotb version, part of the build key) must find this one's.
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libs, env.get("LD_LIBRARY_PATH")) if p)
     if extra:
         env.update(extra)
     return env

@@ -49,6 +49,8 @@ class MoveOp(enum.Enum, shape=4):
     ``RUN``: reset the tile, start its program at byte ``tile_base`` of node memory (the tile sees
     that byte as its address 0) and wait for it to finish.
     ``END``: stop; the node is done.
+    ``ELT``: as ``RUN``, for the node's element-wise unit (meshes built with ``eltwise=True``):
+    reset it, start its descriptor list at byte ``tile_base`` and wait for it to finish.
     """
 
     GET = 0
@@ -58,6 +60,7 @@ class MoveOp(enum.Enum, shape=4):
     SIGNAL = 4
     RUN = 5
     END = 6
+    ELT = 7
 
 
 class MoveDesc(data.Struct):
@@ -98,6 +101,7 @@ NODE_COUNTERS = (
     "cycles",             # cycles from start to the node's END
     "tile_cycles",        # cycles the tile ran (sum over RUN descriptors)
     "runs",               # RUN descriptors executed
+    "elt_runs",           # ELT descriptors executed
     "wait_cycles",        # cycles the data mover waited on a semaphore
     "flits_sent",         # flits the data mover injected (requests and writes)
     "flits_received",     # flits written into node memory from the NoC

@@ -1,0 +1,93 @@
+"""Pooling, residual add and ReLU on the element-wise units of a 2x2 mesh, bit-exact against the golden."""
+
+import numpy as np
+import pytest
+
+from tests.mesh.test_mesh_conv import MESHES
+from tilelab.host import golden, ops
+from tilelab.host.mesh_compiler import MeshError
+
+#: The 2x2 test mesh: its nodes have element-wise units (the same build as the conv tests).
+MESH = MESHES[2, 2]
+W = MESH.word_bytes
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).integers(-128, 128, shape, dtype=np.int8)
+
+
+def _check_traffic(stats):
+    """The only NoC traffic of a pooling op is its halo: every flit a node received is halo."""
+    assert stats.counters["flits_received"] * W == stats.halo_bytes
+    assert stats.counters["bad_flits"] == 0 and stats.counters["dropped"] == 0
+
+
+@pytest.mark.parametrize("op,kernel,stride,padding", [
+    ("max", 3, 2, 1),      # the ResNet stem pool
+    ("max", 2, 2, 0),      # no halo: each node's windows lie in its own rows
+    ("avg", 3, 1, 1),
+    ("avg", 7, 1, 3),      # each node owns 2 rows, a window reaches 3 rows away: halo from two nodes away
+])
+def test_pooling_on_a_2x2_mesh(op, kernel, stride, padding):
+    x = _x((2, 8, 8, 16), seed=kernel)
+    fn, gold = (ops.max_pool2d, golden.max_pool2d) if op == "max" else (ops.avg_pool2d, golden.avg_pool2d)
+    y, stats = fn(x, kernel, stride=stride, padding=padding, mesh=MESH)
+    want = gold(x, kernel, stride=stride, padding=padding)
+    assert stats.bit_exact and np.array_equal(y, want)
+    _check_traffic(stats)
+    # every node ran its unit once (each has output rows here)
+    assert [t["elt_runs"] for t in stats.tiles] == [1, 1, 1, 1]
+    assert [t["runs"] for t in stats.tiles] == [0, 0, 0, 0]
+    if (kernel, stride, padding) == (2, 2, 0):
+        assert stats.halo_bytes == 0 and stats.noc_flits == 0
+    if kernel == 7:
+        # node 0 (rows 0-1) needs rows 0..4: rows 2-3 from node 1 and row 4 from node 2, two nodes away
+        row = 8 * 16
+        assert stats.halo_bytes == 2 * row * sum([3, 2 + 3 - 0, 3 + 2, 3])   # per image, nodes 0..3
+    # the units' own counters: every output byte written once
+    assert stats.counters["elt.ext_bytes_written"] == want.size
+
+
+def test_global_average_pool_splits_channels():
+    x = _x((2, 5, 3, 40), seed=3)
+    y, stats = ops.global_avg_pool(x, mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.global_avg_pool(x))
+    assert stats.noc_flits == 0 and stats.halo_bytes == 0
+    assert [t["elt_runs"] for t in stats.tiles] == [1, 1, 1, 1]
+    assert [t["elt.ext_bytes_written"] for t in stats.tiles] == [2 * 10] * 4
+
+
+def test_residual_add_and_relu_split_pixels():
+    a, b = _x((2, 5, 5, 24), seed=4), _x((2, 5, 5, 24), seed=5)
+    rng = np.random.default_rng(6)
+    kw = dict(a_mult=rng.integers(1 << 14, 1 << 15, 24), a_shift=15, b_mult=(1 << 14) + 7, b_shift=15,
+              zero_point=-3, a_zero_point=2, b_zero_point=-1, relu=True)
+    y, stats = ops.add_requant(a, b, mesh=MESH, **kw)
+    assert stats.bit_exact and np.array_equal(y, golden.add_requant(a, b, **kw))
+    assert stats.noc_flits == 0
+    y, stats = ops.relu(a, zero_point=5, mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.relu(a, zero_point=5))
+    # 50 pixels over 4 nodes: 12, 13, 12, 13 rows of 24 channels
+    assert stats.counters["elt.ext_bytes_written"] == a.size
+
+
+def test_more_nodes_than_output_rows():
+    """Nodes without output rows stay idle (no ELT), the rest still produce the exact result."""
+    x = _x((1, 4, 4, 16), seed=7)
+    y, stats = ops.max_pool2d(x, 2, stride=2, mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.max_pool2d(x, 2, stride=2))
+    assert sorted(t["elt_runs"] for t in stats.tiles) == [0, 0, 1, 1]
+
+
+def test_bad_mesh_op_input():
+    x = _x((1, 8, 8, 16))
+    with pytest.raises(MeshError, match="no element-wise units"):
+        ops.max_pool2d(x, 2, mesh=MESHES[1, 4])
+    with pytest.raises(MeshError, match=r"a row of W·C = 3·8 = 24 bytes is not a multiple of the 16-byte word"):
+        ops.max_pool2d(_x((1, 8, 3, 8)), 3, padding=1, mesh=MESH)
+    with pytest.raises(ValueError, match="not both"):
+        ops.relu(x, mesh=MESH, config=MESH.tile)
+    with pytest.raises(ValueError, match="for a mesh"):
+        ops.relu(x, mesh=MESH, sim="amaranth")
+    with pytest.raises(TypeError, match="MeshConfig"):
+        ops.relu(x, mesh=(2, 2))
