@@ -9,7 +9,8 @@ through the RTL on Verilator, is checked bit-exact against numpy, and is reporte
 utilization, external bytes read, NoC flits on router-to-router links, halo bytes and simulated
 MAC/s, plus that speed's ratio to the plain C++ Verilator loop of a bare MAC array with as many MACs
 as the whole mesh (the sim-speed benchmark's ceiling). A choice the layer cannot use (a channel
-slice that is not whole NoC words, shard counts that do not divide) is reported with the reason.
+slice that is not whole NoC words, shard counts that do not divide, a node memory too small: every
+node holds the whole input map's address range) is reported with the reason.
 Goals: ≥ 85 % utilization on the 3×3 and 1×1 layers with the better choice; simulated MAC/s ≥ 50 %
 of the ceiling.
 """
@@ -89,7 +90,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mesh", default="4x4")
     ap.add_argument("--tile", help="tile fields to change, e.g. rows=4,cols=4")
-    ap.add_argument("--size", type=int, default=8, help="output height and width of each layer")
+    ap.add_argument("--size", type=int, default=32,
+                    help="output height and width of each layer (per-tile work grows with it: at 8 a 4x4 mesh "
+                         "of 8x8 tiles has 4 pixels per tile and measures mostly fill and drain)")
     ap.add_argument("--layers", nargs="*", help="only these layer names")
     ap.add_argument("--json", default="mesh_layers.json")
     ap.add_argument("--png", default="mesh_layers.png")
