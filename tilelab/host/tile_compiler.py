@@ -18,12 +18,16 @@ lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit rea
 ``K·(bM + bN) ≤ (act_page_bytes·R + wgt_page_bytes·C)`` — the guide's rule, per lane.
 
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
-per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
-rows; each block's activation page is the raw input window those rows need (at most
-``window_rows`` whole input rows of ``window_cols`` pixels of C bytes, no padding), loaded once and
-broadcast to every activation lane, so each input byte is read from external memory once per window
-(the halo rows between two blocks twice). The compute engine's per-lane address generator picks
-every output pixel's taps out of the window and feeds zeros for taps in the padding.
+channels go in groups of up to W (``ext_bytes``), i.e. W / C weight tiles, so that one pixel of
+the group is one external-memory word. Per group and image the output rows are cut into blocks
+(the first and the last row alone, the rest in blocks whose window is at most half the ring).
+The activation CB is a ring over the whole lane bank: each input row is read from external
+memory once and broadcast to every activation lane (one W-byte word per pixel); a block's window
+is the input rows its taps reach, and when it is done the block pops the rows the next one no
+longer reads. The compute engine's per-lane address generator picks every output pixel's taps out
+of the window and feeds zeros for taps in the padding. For int8 outputs the W / C weight tiles of
+an activation tile share their output entries (``packed``), so the writer stores a pixel's group
+of channels in one W-byte write.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from amaranth.hdl import Shape
 from tilelab.hdl.formats.tile import (
     DESC_BYTES,
     PARAM_RECORD_BYTES,
+    READ_GANG,
     ComputeDesc,
     ParamRecord,
     ProgramHeader,
@@ -139,37 +144,77 @@ def _flat_geometry(npix: int) -> dict:
                 wo=npix, n0=0, oh0=0, ow0=0)
 
 
+def _gang(row: int, row_bytes: int, lanes: int, W: int) -> int:
+    """``ReadDesc.gang`` for contiguous rows of ``row`` bytes placed ``row_bytes`` apart in their lanes.
+
+    The largest g with 2**g rows in one W-byte read (2**g ≤ :data:`READ_GANG`, 2**g dividing the
+    lane count) such that no row crosses a W-byte word of its lane: ``row_bytes`` a power of two up
+    to W, or a multiple of W.
+    """
+    aligned = (row_bytes <= W and row_bytes & (row_bytes - 1) == 0) or row_bytes % W == 0
+    g = 0
+    while aligned and 2 << g <= READ_GANG and (2 << g) * row <= W and lanes % (2 << g) == 0:
+        g += 1
+    return g
+
+
+def _flat_read(target, src, row: int, row_bytes: int, npix: int, lanes: int, W: int) -> tuple:
+    """A reader entry loading ``npix`` contiguous rows of ``row`` bytes (weights, parameters), ganged."""
+    geo = dict(_flat_geometry(npix), gang=_gang(row, row_bytes, lanes, W))
+    return (target, src, row, row, row_bytes, npix, geo)
+
+
 def _window_rows(spec: Conv2dSpec, out_rows: int) -> int:
     """At most how many input rows ``out_rows`` consecutive output rows read (padding excluded)."""
     return min(spec.h, (out_rows - 1) * spec.stride[0] + (spec.kh - 1) * spec.dilation[0] + 1)
 
 
+def _dw_weight_pitch(taps: int, W: int) -> int:
+    """Bytes between a depthwise channel's taps in its weight lane: a power of two up to W (so
+    rows load ganged), else ``taps``."""
+    pitch = 1
+    while pitch < taps:
+        pitch *= 2
+    return pitch if pitch <= W else taps
+
+
 def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
-    R, C = config.rows, config.cols
+    R, C, W = config.rows, config.cols, config.ext_bytes
     taps = spec.kh * spec.kw
-    window_cols = spec.w
+    ring = config.act_lane_bytes // W           # the activation ring in words: window pixels
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
-    page = config.act_page_bytes
-    if _window_rows(spec, 1) * window_cols * C > page:
+    one = _window_rows(spec, 1) * spec.w
+    if one > ring:
         raise LayoutError(
-            f"depthwise layer needs a window of {_window_rows(spec, 1)}x{window_cols} pixels of {C} bytes "
-            f"({_window_rows(spec, 1) * window_cols * C} bytes) per activation lane for one output row, but an "
-            f"L1 page holds {page} bytes per lane")
-    if taps > config.wgt_page_bytes:
-        raise LayoutError(f"depthwise layer needs {taps} bytes per weight lane, but an L1 page holds "
-                          f"{config.wgt_page_bytes}")
-    fit = 1
-    while (fit < spec.ho and _window_rows(spec, fit + 1) * window_cols * C <= page
-           and _ceil((fit + 1) * spec.wo, R) <= max_tiles):
-        fit += 1
-    rows = _ceil(spec.ho, _ceil(spec.ho, fit))      # equal blocks: the same page fill time each
-    groups = _ceil(spec.cout, C)
-    blocks = [(g, n, oh0, min(rows, spec.ho - oh0)) for g in range(groups) for n in range(spec.n)
-              for oh0 in range(0, spec.ho, rows)]
-    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=C, chunk=C,
-                    cols_per_group=min(C, spec.cout), m=_ceil(rows * spec.wo, R), n=1,
-                    row_blocks=spec.n * _ceil(spec.ho, rows), col_blocks=1, block_rows=rows,
-                    window_rows=_window_rows(spec, rows), window_cols=window_cols, dw_blocks=tuple(blocks))
+            f"depthwise layer needs a window of {_window_rows(spec, 1)}x{spec.w} pixels of {W} bytes "
+            f"({one * W} bytes) per activation lane for one output row, but an activation lane holds "
+            f"{config.act_lane_bytes} bytes")
+    n_t = _ceil(min(W, spec.cout), C)
+    if n_t * _dw_weight_pitch(taps, W) > config.wgt_page_bytes:
+        raise LayoutError(f"depthwise layer needs {n_t * _dw_weight_pitch(taps, W)} bytes per weight lane, but an "
+                          f"L1 page holds {config.wgt_page_bytes}")
+    # Middle blocks: two windows fit the ring (the reader loads the next block's rows while the
+    # current one computes). The first and the last output row of an image are blocks of their
+    # own: the first window is the load nothing overlaps, the last block's stores are the work
+    # left when the last input row has arrived.
+    big = 1
+    while (big < spec.ho and 2 * _window_rows(spec, big + 1) * spec.w <= ring
+           and _ceil((big + 1) * spec.wo, R) <= max_tiles):
+        big += 1
+    if spec.ho <= 2:
+        sizes = [1] * spec.ho
+    else:
+        middle = spec.ho - 2
+        parts = _ceil(middle, big)
+        sizes = [1] + [middle // parts + (i < middle % parts) for i in range(parts)] + [1]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    groups = _ceil(spec.cout, W)
+    blocks = [(g, n, oh0, rows) for g in range(groups) for n in range(spec.n)
+              for oh0, rows in zip(starts, sizes, strict=True)]
+    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=W, chunk=W,
+                    cols_per_group=min(W, spec.cout), m=_ceil(max(sizes) * spec.wo, R), n=n_t,
+                    row_blocks=spec.n * len(sizes), col_blocks=1, block_rows=max(sizes),
+                    window_rows=_window_rows(spec, max(sizes)), window_cols=spec.w, dw_blocks=tuple(blocks))
 
 
 @dataclass
@@ -326,6 +371,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                            out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
     else:
         row_starts = range(p_lo, p_hi, b.m * R)
+        page_words = config.act_page_bytes // W
         cpg = b.cols_per_group
         # (first channel, channels) of each conv group's part inside the channel range
         problems = [(max(g * cpg, c_lo), min((g + 1) * cpg, c_hi) - max(g * cpg, c_lo))
@@ -335,22 +381,23 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
             for c0 in range(0, nch_group, b.n * C):
                 nch = min(b.n * C, nch_group - c0)
                 ch0 = c_first + c0                      # first absolute output channel of the block
-                reader.append(read_desc(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
-                                        PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
+                reader.append(_flat_read(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
+                                         PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, C, W))
                 w_row = b.k
-                reader.append(read_desc(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, w_row, nch,
-                                        conv=False))
+                reader.append(_flat_read(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, nch, C, W))
                 for rb, p0 in enumerate(row_starts):
                     npix = min(b.m * R, p_hi - p0)
-                    reader.append(read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
-                                            conv=True, p0=p0))
+                    act = read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
+                                    conv=True, p0=p0)
+                    act[-1]["words"] = page_words       # one page of the activation CB
+                    reader.append(act)
                     last_rb = rb == len(row_starts) - 1
                     m_t = _ceil(npix, R)
                     n_t = _ceil(nch, C)
                     compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
                                         valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=0,
-                                        out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
-                                        pop_param=int(last_rb)))
+                                        out_int32=int(out_int32), relu=int(relu), act_wait=page_words,
+                                        act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb)))
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
                                        valid_cols=nch, out_int32=int(out_int32)))
 
@@ -399,6 +446,8 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         d = dict(target=target, src=base[sym] + off, pix_stride=pix_stride, chunk=chunk, row_bytes=row_bytes,
                  npix=npix, **geo)
         d.setdefault("bcast", 0)
+        d.setdefault("gang", 0)
+        d.setdefault("words", 0)
         a = r_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ReadDesc, d), np.uint8)
     for i, d in enumerate(compute):
@@ -423,54 +472,73 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
                        zero_point, relu, out_int32, pixels, channels, x_stride):
     """Descriptors of a depthwise layer (see the module docstring): windows, taps, stores.
 
-    Only output rows inside ``pixels`` (whole rows) and channel tiles of C from ``channels[0]`` on;
-    weights and parameters are addressed from channel ``channels[0]``; input pixels are
-    ``x_stride`` bytes apart.
+    Only output rows inside ``pixels`` (whole rows) and channel groups of up to W channels from
+    ``channels[0]`` on; weights and parameters are addressed from channel ``channels[0]``; input
+    pixels are ``x_stride`` bytes apart.
     """
     c_lo, c_hi = channels
     row_lo, row_hi = pixels[0] // spec.wo, pixels[1] // spec.wo      # global output rows n·Ho + oh
-    R, C = config.rows, config.cols
+    R, C, W = config.rows, config.cols, config.ext_bytes
     sh, sw = spec.stride
     ph, pw = spec.padding
     dh, dw = spec.dilation
     taps = spec.kh * spec.kw
+    w_pitch = _dw_weight_pitch(taps, W)
     eb = 4 if out_int32 else 1
-    wo = spec.wo
-    col = sw * C                            # bytes from one output column to the next in the window
-    row = sh * spec.w * C                   # ... from one output row to the next
+    wo, w = spec.wo, spec.w
+    P = W                                   # bytes per window pixel (one lane word)
+    col = sw * P                            # bytes from one output column to the next in the window
+    row = sh * w * P                        # ... from one output row to the next
     addressing = dict(
-        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * C, dw_col=col,
+        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * P, dw_col=col,
         dw_adv=(R // wo) * row + (R % wo) * col, dw_wrap=row - wo * col,
-        dw_tap_row=dh * spec.w * C - spec.kw * dw * C, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
-        dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=spec.w)
-    # the planned row blocks (the same for every channel tile), clipped to the pixel range
+        dw_tap_row=dh * w * P - spec.kw * dw * P, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
+        dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=w)
+    # the planned row blocks (the same for every channel group), clipped to the pixel range
     blocks = []
     for n, oh0, rows in (blk[1:] for blk in b.dw_blocks if blk[0] == 0):
         lo, hi = max(n * spec.ho + oh0, row_lo), min(n * spec.ho + oh0 + rows, row_hi)
         if lo < hi:
             blocks.append((n, lo - n * spec.ho, hi - lo))
-    for ch0 in range(c_lo, c_hi, C):
-        nch = min(C, c_hi - ch0)
-        reader.append((Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
-                       PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, _flat_geometry(nch)))
-        reader.append((Target.WGT, ("w", (ch0 - c_lo) * taps), taps, taps, taps, nch, _flat_geometry(nch)))
+
+    def rows_of(oh0, rows):
+        """First input row of the block's taps (may be padding) and the window's rows inside the image."""
+        first = oh0 * sh - ph
+        return first, max(first, 0), min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
+
+    for ch0 in range(c_lo, c_hi, P):
+        nch = min(P, c_hi - ch0)
+        n_t = _ceil(nch, C)
+        packed = not out_int32 and 1 < n_t <= 4 and config.out_entries >= R
+        reader.append(_flat_read(Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
+                                 PARAM_RECORD_BYTES, nch, C, W))
+        reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps), taps, w_pitch, nch, C, W))
+        # The activation CB is a ring of input rows (whole rows of the image, W bytes per pixel,
+        # broadcast to every lane): each block loads the rows its window adds, and pops the rows
+        # the next block of the image no longer reads. Rows [lo, hi] of image `img` are in the ring.
+        img, lo, hi = None, 0, -1
         for i, (n, oh0, rows) in enumerate(blocks):
-            # The window: whole input rows top..bottom of image n (inside the image), C channels
-            # per pixel, broadcast to every lane; contiguous in NHWC memory.
-            first = oh0 * sh - ph
-            top = max(first, 0)
-            bottom = min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
-            npix_in = max(0, bottom - top + 1) * spec.w
-            geo = dict(_flat_geometry(npix_in), bcast=1)
-            reader.append((Target.ACT, ("x", (n * spec.h + top) * spec.w * x_stride + ch0), x_stride, nch, C,
-                           npix_in, geo))
+            first, top, bottom = rows_of(oh0, rows)
+            if img != n or lo > hi:
+                img, lo, hi = n, top, top - 1
+            new = max(hi + 1, top)
+            if bottom >= new:
+                words = (bottom - new + 1) * w
+                geo = dict(_flat_geometry(words), bcast=1, words=words)
+                reader.append((Target.ACT, ("x", (n * spec.h + new) * w * x_stride + ch0), x_stride, nch, P,
+                               words, geo))
+                hi = bottom
             last = i == len(blocks) - 1
+            following = None if last or blocks[i + 1][0] != n else rows_of(*blocks[i + 1][1:])[1]
+            drop = (hi + 1 if following is None else min(following, hi + 1)) - lo
             p0 = (n * spec.ho + oh0) * wo
             npix = rows * wo
             m_t = _ceil(npix, R)
-            compute.append(dict(m=m_t, n=1, k=taps, a_row_bytes=0, w_row_bytes=taps, valid_rows=npix,
+            compute.append(dict(m=m_t, n=n_t, k=taps, a_row_bytes=0, w_row_bytes=w_pitch, valid_rows=npix,
                                 valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
-                                relu=int(relu), pop_act=1, pop_wgt=int(last), pop_param=int(last),
-                                dw_origin=((first - top) * spec.w - pw) * C, dw_ih0=first, **addressing))
-            writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=1, valid_rows=npix,
-                               valid_cols=nch, out_int32=int(out_int32)))
+                                relu=int(relu), packed=int(packed), act_wait=max(0, bottom - top + 1) * w,
+                                act_pop=max(0, drop) * w, pop_wgt=int(last), pop_param=int(last),
+                                dw_origin=((first - top) * w - pw) * P, dw_ih0=first, **addressing))
+            writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=n_t, valid_rows=npix,
+                               valid_cols=nch, out_int32=int(out_int32), packed=int(packed)))
+            lo += max(0, drop)

@@ -14,7 +14,8 @@ Data path (one conv layer, or any matrix product, block by block)::
   the conv parameters (kernel, stride, dilation, padding with zero fill, channel slice), so the
   host never writes an expanded im2col matrix. Each cycle it moves one piece of up to W bytes.
   A broadcast descriptor writes every row to all lanes at once: depthwise conv loads its raw
-  input window that way, each input byte read from external memory once per window.
+  input rows that way into the activation ring, each input byte read from external memory once.
+  A ganged descriptor moves several short rows (weights, parameters) per read, one per lane.
 * **Compute** runs :class:`~tilelab.hdl.formats.tile.ComputeDesc` descriptors: for each activation
   tile × weight tile it reads one byte from every activation lane and one byte from every weight
   lane per step and streams the step into the MAC array. In depthwise mode each activation lane
@@ -43,11 +44,13 @@ from tilelab.hdl.formats.tile import (
     DESC_BITS,
     DESC_BYTES,
     PARAM_RECORD_BYTES,
+    READ_GANG,
     ComputeDesc,
     EngineState,
     ParamRecord,
     ProgramHeader,
     ReadDesc,
+    Target,
     WriteDesc,
 )
 from tilelab.hdl.mac import MACArray
@@ -78,7 +81,7 @@ TILE_COUNTERS = (
 )
 
 #: Status ports read by the watchdog's diagnosis.
-TILE_STATUS = ("reader_state", "compute_state", "writer_state", "act_pages", "wgt_pages", "param_pages",
+TILE_STATUS = ("reader_state", "compute_state", "writer_state", "act_words", "wgt_pages", "param_pages",
                "out_entries", "reader_done", "compute_done", "writer_done")
 
 
@@ -118,6 +121,9 @@ class ComputeTile(wiring.Component):
         One port per name in :data:`TILE_STATUS`.
     """
 
+    #: Most rows a ganged flat read feeds at once (weights and parameters, see ReadDesc.gang).
+    GANG = READ_GANG
+
     def __init__(self, config: TileConfig):
         if not isinstance(config, TileConfig):
             raise TypeError(f"config must be a TileConfig, not {config!r}")
@@ -131,7 +137,8 @@ class ComputeTile(wiring.Component):
             members[name] = Out(48)
         members.update({
             "reader_state": Out(EngineState), "compute_state": Out(EngineState), "writer_state": Out(EngineState),
-            "act_pages": Out(2), "wgt_pages": Out(2), "param_pages": Out(2),
+            "act_words": Out(range(config.act_lane_bytes // config.ext_bytes + 1)),
+            "wgt_pages": Out(2), "param_pages": Out(2),
             "out_entries": Out(range(config.out_entries + 1)),
             "reader_done": Out(32), "compute_done": Out(32), "writer_done": Out(32),
         })
@@ -162,7 +169,8 @@ class ComputeTile(wiring.Component):
         outbuf = SRAM(width_bytes=4 * C, depth=cfg.out_entries, impl=cfg.mem_impl)
         m.submodules.outbuf = outbuf
 
-        m.submodules.cb_act = cb_act = CircularBufferController(pages=2)
+        # The activation CB counts W-byte words of its lane bank (one ring); a dense page is half of it.
+        m.submodules.cb_act = cb_act = CircularBufferController(pages=cfg.act_lane_bytes // W)
         m.submodules.cb_wgt = cb_wgt = CircularBufferController(pages=2)
         m.submodules.cb_par = cb_par = CircularBufferController(pages=2)
         m.submodules.cb_out = cb_out = CircularBufferController(pages=cfg.out_entries)
@@ -170,7 +178,7 @@ class ComputeTile(wiring.Component):
             m.d.comb += [cb.reserve_n.eq(1), cb.wait_n.eq(1), cb.push_n.eq(1), cb.pop_n.eq(1),
                          cb.cfg_en.eq(0), cb.cfg_pages.eq(0)]
         m.d.comb += [
-            self.act_pages.eq(cb_act.occupancy), self.wgt_pages.eq(cb_wgt.occupancy),
+            self.act_words.eq(cb_act.occupancy), self.wgt_pages.eq(cb_wgt.occupancy),
             self.param_pages.eq(cb_par.occupancy), self.out_entries.eq(cb_out.occupancy),
         ]
 
@@ -300,8 +308,17 @@ class ComputeTile(wiring.Component):
         row_bytes = Signal(16)
 
         cbs = [cb_act, cb_wgt, cb_par]
-        page_bytes = [cfg.act_page_bytes, cfg.wgt_page_bytes, cfg.param_page_bytes]
+        # Bytes per CB unit: the activation CB counts words, the others pages.
+        page_bytes = [W, cfg.wgt_page_bytes, cfg.param_page_bytes]
         lane_counts = [cfg.rows, cfg.cols, cfg.cols]
+        is_act = d.target == Target.ACT
+        m.d.comb += [cb_act.reserve_n.eq(d.words), cb_act.push_n.eq(d.words)]
+        # Rows per cycle of a ganged flat descriptor (1, 2, 4, ... up to GANG).
+        gang_n = Signal(range(self.GANG + 1))
+        m.d.comb += gang_n.eq(1)
+        for g in range(1, self.GANG.bit_length()):
+            with m.If(d.gang == g):
+                m.d.comb += gang_n.eq(1 << g)
 
         # Pipeline register between the address stage and the lane write.
         p_valid = Signal()
@@ -312,24 +329,30 @@ class ComputeTile(wiring.Component):
         p_len = Signal(range(W + 1))
         p_zero = Signal()
         p_bcast = Signal()
+        p_cnt = Signal(range(self.GANG + 1))    # rows of this read (gang)
+        p_chunk = Signal(range(W + 1))
+        p_gang = Signal(range(self.GANG + 1))
         m.d.sync += p_valid.eq(0)
+
+        def load():
+            m.d.comb += q.r_en.eq(1)
+            v = ReadDesc(q.r_data[:ReadDesc.as_shape().size])
+            m.d.sync += [
+                d.eq(v), state.eq(EngineState.WAIT_CB), lane.eq(0), tap_off.eq(0), cb_off.eq(0),
+                ki.eq(0), kj.eq(0), n.eq(v.n0), oh.eq(v.oh0), ow.eq(v.ow0), j.eq(0),
+                row_bytes.eq(v.row_bytes),
+            ]
+            for t, cnt in enumerate(lane_counts):
+                with m.If(v.target.as_value() == t):
+                    m.d.sync += lanes_n.eq(cnt)
+            with m.If(v.bcast):
+                # Every row goes to every lane: the lane index stays 0, rows follow each other.
+                m.d.sync += lanes_n.eq(1)
 
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
                 with m.If(q.r_rdy):
-                    m.d.comb += q.r_en.eq(1)
-                    v = ReadDesc(q.r_data[:ReadDesc.as_shape().size])
-                    m.d.sync += [
-                        d.eq(v), state.eq(EngineState.WAIT_CB), lane.eq(0), tap_off.eq(0), cb_off.eq(0),
-                        ki.eq(0), kj.eq(0), n.eq(v.n0), oh.eq(v.oh0), ow.eq(v.ow0), j.eq(0),
-                        row_bytes.eq(v.row_bytes),
-                    ]
-                    for t, cnt in enumerate(lane_counts):
-                        with m.If(v.target.as_value() == t):
-                            m.d.sync += lanes_n.eq(cnt)
-                    with m.If(v.bcast):
-                        # Every row goes to every lane: the lane index stays 0, rows follow each other.
-                        m.d.sync += lanes_n.eq(1)
+                    load()
             with m.Case(EngineState.WAIT_CB):
                 count("reader_wait_cb")
                 for t, cb in enumerate(cbs):
@@ -358,12 +381,17 @@ class ComputeTile(wiring.Component):
                 left = d.chunk - cb_off
                 ln = Signal(range(W + 1))
                 m.d.comb += ln.eq(Mux(left < room, left, room))
+                # Rows moved this cycle: 1, or up to 2**gang with a ganged descriptor.
+                cnt = Signal(range(self.GANG + 1))
+                rows_left = d.npix - j
+                m.d.comb += cnt.eq(Mux(rows_left < gang_n, rows_left, gang_n))
                 with m.If(inb):
                     m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(src)]
-                    count("ext_bytes_read", ln)
+                    count("ext_bytes_read", ln * cnt)
                 m.d.sync += [
                     p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
-                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast),
+                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast), p_cnt.eq(cnt),
+                    p_chunk.eq(d.chunk), p_gang.eq(gang_n),
                 ]
                 # Advance: piece → tap → row → pixel.
                 chunk_end = cb_off + ln >= d.chunk
@@ -375,15 +403,19 @@ class ComputeTile(wiring.Component):
                     with m.If(kj + 1 >= d.kw):
                         m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
                 with m.If(row_end):
-                    m.d.sync += [tap_off.eq(0), cb_off.eq(0), ki.eq(0), kj.eq(0), j.eq(j + 1), ow.eq(ow + 1),
-                                 lane.eq(lane + 1)]
-                    with m.If(lane + 1 >= lanes_n):
-                        m.d.sync += [lane.eq(0), q_row.eq(q_row + row_bytes)]
-                    with m.If(ow + 1 >= d.wo):
+                    m.d.sync += [tap_off.eq(0), cb_off.eq(0), ki.eq(0), kj.eq(0), j.eq(j + cnt), ow.eq(ow + cnt),
+                                 lane.eq(lane + cnt)]
+                    with m.If(lane + cnt >= lanes_n):
+                        # Next lane round; the activation ring wraps at the end of the lane bank.
+                        next_row = q_row + row_bytes
+                        m.d.sync += [lane.eq(0), q_row.eq(next_row)]
+                        with m.If(is_act & (next_row >= cfg.act_lane_bytes)):
+                            m.d.sync += q_row.eq(next_row - cfg.act_lane_bytes)
+                    with m.If(ow + cnt >= d.wo):
                         m.d.sync += [ow.eq(0), oh.eq(oh + 1)]
                         with m.If(oh + 1 >= d.ho):
                             m.d.sync += [oh.eq(0), n.eq(n + 1)]
-                    with m.If(j + 1 >= d.npix):
+                    with m.If(j + cnt >= d.npix):
                         m.d.sync += state.eq(EngineState.DRAIN)
             with m.Case(EngineState.DRAIN):
                 # The last piece is written this cycle; the page becomes visible next cycle.
@@ -391,17 +423,40 @@ class ComputeTile(wiring.Component):
                     with m.If(d.target.as_value() == t):
                         m.d.comb += cb.push.eq(1)
                 m.d.sync += [state.eq(EngineState.DONE), self.reader_done.eq(self.reader_done + 1)]
+                with m.If(q.r_rdy):
+                    load()      # the next descriptor at once
 
-        # Lane writes (one cycle after the address stage: external read data arrives).
+        # Lane writes (one cycle after the address stage: external read data arrives). A ganged
+        # read carries rows for consecutive lanes: the lane in position p of the gang takes its
+        # chunk from byte p * chunk of the data (lanes in the same position modulo GANG share a
+        # shifter).
         data_in = Mux(p_zero, 0, ext.ra_data)
-        shifted = (data_in << (p_off * 8))[:8 * W]
+        shifted = []
+        for pos in range(self.GANG):
+            sh = Signal(8 * W, name=f"rd_shifted{pos}")
+            if pos == 0:
+                m.d.comb += sh.eq((data_in << (p_off * 8))[:8 * W])
+            else:
+                # position of these lanes in a gang of p_gang rows (a power of two)
+                at = Signal(range(self.GANG), name=f"rd_gpos{pos}")
+                m.d.comb += at.eq(pos & (p_gang - 1))
+                m.d.comb += sh.eq(((data_in >> (p_chunk * at * 8)) << (p_off * 8))[:8 * W])
+            shifted.append(sh)
         mask = ((Const(1, W + 1) << p_len) - 1)[:W] << p_off
         for t, banks in enumerate((act, wgt, par)):
             for i, bank in enumerate(banks):
-                m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(shifted), bank.wr_mask.eq(mask[:W])]
-                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & ((p_lane == i) | p_bcast))
+                if t == Target.ACT.value:
+                    data = shifted[0]       # activations: one lane per read, or a broadcast
+                    sel = (p_lane == i) | p_bcast
+                else:
+                    data = shifted[i % self.GANG]
+                    rel = Signal(8, name=f"rd_rel{t}_{i}")
+                    m.d.comb += rel.eq(i - p_lane)
+                    sel = (rel < p_cnt) | p_bcast
+                m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(data), bank.wr_mask.eq(mask[:W])]
+                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & sel)
         bcast_writes = Signal(range(max(lane_counts) + 1))
-        m.d.comb += bcast_writes.eq(1)
+        m.d.comb += bcast_writes.eq(p_cnt)
         for t, cnt in enumerate(lane_counts):
             with m.If(p_bcast & (p_target == t)):
                 m.d.comb += bcast_writes.eq(cnt)
@@ -429,9 +484,11 @@ class ComputeTile(wiring.Component):
         # Operand queue in front of the array, with credits for reads in flight.
         m.submodules.opq = opq = fifo.SyncFIFOBuffered(width=in_layout.size, depth=4)
         # Tile information for pack: params of the tile's channels + output format.
+        # With packed tiles, ``slot`` is the tile's place in the shared entries and ``push`` marks the
+        # last tile (its rows push the entries); otherwise slot 0 and every tile pushes.
         tile_layout = data.StructLayout({
             "params": data.ArrayLayout(ParamRecord, C),
-            "zero_point": signed(8), "relu": 1, "out_int32": 1,
+            "zero_point": signed(8), "relu": 1, "out_int32": 1, "slot": 2, "push": 1,
         })
         m.submodules.tileq = tileq = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=4)
         inflight = Signal()
@@ -484,12 +541,16 @@ class ComputeTile(wiring.Component):
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
+        p_slot = Signal(2)
+        p_push = Signal()
         m.d.sync += [p_valid.eq(0), p_tile.eq(0)]
         m.d.comb += [inflight.eq(p_valid), tile_inflight.eq(p_tile)]
 
         last_step = k + 1 >= d.k
         last_tw = tw + 1 >= d.n
         last_ta = ta + 1 >= d.m
+        # The activation CB counts words: wait for the block's words, pop what the next block drops.
+        m.d.comb += [cb_act.wait_n.eq(d.act_wait), cb_act.pop_n.eq(d.act_pop)]
 
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
@@ -505,7 +566,7 @@ class ComputeTile(wiring.Component):
                 with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
                     m.d.sync += [
                         state.eq(EngineState.RUN),
-                        a_base.eq(cb_act.rd_page * cfg.act_page_bytes),
+                        a_base.eq(cb_act.rd_page * W),
                         w_base.eq(cb_wgt.rd_page * cfg.wgt_page_bytes),
                         p_base.eq(cb_par.rd_page * cfg.param_page_bytes),
                     ]
@@ -525,7 +586,10 @@ class ComputeTile(wiring.Component):
                         if cfg.depthwise:
                             lane = dw_lane[r]
                             with m.If(d.dw):
-                                m.d.comb += lane_addr.eq(a_base + lane.pix + dw_tap)
+                                # The window is a ring over the whole lane bank: wrap at its end.
+                                at = Signal(32, name=f"a_dw{r}")
+                                m.d.comb += at.eq(a_base + lane.pix + dw_tap + tw * C)
+                                m.d.comb += lane_addr.eq(Mux(at >= cfg.act_lane_bytes, at - cfg.act_lane_bytes, at))
                             ih = lane.ih + dw_tih
                             iw = lane.iw + dw_tiw
                             inside = (ih >= 0) & (ih < d.dw_h) & (iw >= 0) & (iw < d.dw_w)
@@ -552,7 +616,8 @@ class ComputeTile(wiring.Component):
                         for bank in par:
                             m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(p_addr >> logw)]
                         count("l1_reads", C)
-                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw])]
+                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, tw, 0)),
+                                     p_push.eq(~d.packed | last_tw)]
                     # Useful MACs: real rows × real columns of this tile.
                     vr = d.valid_rows - ta * R
                     vc = d.valid_cols - tw * C
@@ -571,7 +636,7 @@ class ComputeTile(wiring.Component):
                     count("compute_wait_out")
             with m.Case(EngineState.DRAIN):
                 # The last lane reads completed last cycle: the pages may be released.
-                m.d.comb += [cb_act.pop.eq(d.pop_act), cb_wgt.pop.eq(d.pop_wgt), cb_par.pop.eq(d.pop_param)]
+                m.d.comb += [cb_act.pop.eq(1), cb_wgt.pop.eq(d.pop_wgt), cb_par.pop.eq(d.pop_param)]
                 m.d.sync += [state.eq(EngineState.DONE), self.compute_done.eq(self.compute_done + 1)]
 
         # Unpack: lane words → operand bytes → operand queue.
@@ -595,7 +660,8 @@ class ComputeTile(wiring.Component):
         for c, bank in enumerate(par):
             rec = bank.rd_data.word_select(p_poff >> 4, 128) if W > 16 else bank.rd_data
             m.d.comb += tile.params[c].eq(rec)
-        m.d.comb += [tile.zero_point.eq(d.zero_point), tile.relu.eq(d.relu), tile.out_int32.eq(d.out_int32)]
+        m.d.comb += [tile.zero_point.eq(d.zero_point), tile.relu.eq(d.relu), tile.out_int32.eq(d.out_int32),
+                     tile.slot.eq(p_slot), tile.push.eq(p_push)]
         m.d.comb += [tileq.w_en.eq(p_tile), tileq.w_data.eq(tile.as_value())]
 
         self._pack(m, array, tileq, tile_layout, outbuf, cb_out, count)
@@ -605,8 +671,15 @@ class ComputeTile(wiring.Component):
     # ------------------------------------------------------------------------------------------
     def _pack(self, m, array, tileq, tile_layout, outbuf, cb_out, count):
         C = self.config.cols
+        E = self.config.out_entries
         info = tile_layout(tileq.r_data)
         row = array.o.payload.row
+        index = array.o.payload.index
+        # A tile that pushes writes its row to the next free entry; an earlier tile of a packed
+        # group writes row r to the r-th free entry (pushed later, by the group's last tile).
+        entry = Signal(range(2 * E))
+        m.d.comb += entry.eq(cb_out.wr_page + Mux(info.push, 0, index))
+        m.d.comb += cb_out.reserve_n.eq(Mux(info.push, 1, index + 1))
         ok = tileq.r_rdy & cb_out.can_reserve
         m.d.comb += array.o.ready.eq(ok)
         with m.If(array.o.valid & tileq.r_rdy & ~cb_out.can_reserve):
@@ -631,9 +704,10 @@ class ComputeTile(wiring.Component):
             m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
             m.d.comb += [out32.word_select(c, 32).eq(v), out8.word_select(c, 8).eq(q8)]
         m.d.comb += [
-            outbuf.wr_en.eq(fire), outbuf.wr_addr.eq(cb_out.wr_page),
-            outbuf.wr_data.eq(Mux(info.out_int32, out32, out8)), outbuf.wr_mask.eq(-1),
-            cb_out.push.eq(fire),
+            outbuf.wr_en.eq(fire), outbuf.wr_addr.eq(Mux(entry >= E, entry - E, entry)),
+            outbuf.wr_data.eq(Mux(info.out_int32, out32, out8 << (info.slot * 8 * C))),
+            outbuf.wr_mask.eq(Mux(info.out_int32, -1, Const((1 << C) - 1, 4 * C) << (info.slot * C))),
+            cb_out.push.eq(fire & info.push),
             tileq.r_en.eq(fire & array.o.payload.last),
         ]
         count("l1_writes", 1, fire)
@@ -675,35 +749,49 @@ class ComputeTile(wiring.Component):
             with m.If(last_piece):
                 m.d.sync += h_valid.eq(0)
 
+        def load(v):
+            m.d.comb += q.r_en.eq(1)
+            m.d.sync += [d.eq(v), state.eq(EngineState.RUN), ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
+
+        # Rows of the current tile: past valid_rows the rest of the tile is popped at once.
+        E = cfg.out_entries
+        row_idx = ta * R + r
+        skip = row_idx >= d.valid_rows
+        rest = Signal(range(R + 1))
+        m.d.comb += rest.eq(Mux(skip, R - r, 1))
+        if E < R:
+            m.d.comb += rest.eq(Mux(skip & (R - r > E), E, Mux(skip, R - r, 1)))
+        m.d.comb += [cb_out.wait_n.eq(rest), cb_out.pop_n.eq(rest)]
+        n_tiles = Mux(d.packed, 1, d.n)     # packed: one entry holds all n tiles of a pixel
+
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
                 with m.If(q.r_rdy & last_piece):
-                    m.d.comb += q.r_en.eq(1)
-                    m.d.sync += [d.eq(q.r_data[:WriteDesc.as_shape().size]), state.eq(EngineState.RUN),
-                                 ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
+                    load(q.r_data[:WriteDesc.as_shape().size])
             with m.Case(EngineState.RUN):
                 with m.If(all_issued):
                     with m.If(last_piece):
-                        m.d.sync += [state.eq(EngineState.DONE), self.writer_done.eq(self.writer_done + 1)]
+                        m.d.sync += state.eq(EngineState.DONE)
                 with m.Elif(cb_out.can_wait & last_piece):
-                    m.d.comb += [outbuf.rd_en.eq(1), outbuf.rd_addr.eq(cb_out.rd_page), cb_out.pop.eq(1)]
-                    count("l1_reads")
-                    row_idx = ta * R + r
+                    m.d.comb += [outbuf.rd_en.eq(~skip), outbuf.rd_addr.eq(cb_out.rd_page), cb_out.pop.eq(1)]
+                    count("l1_reads", 1, ~skip)
                     vc = d.valid_cols - tw * C
-                    ncols = Mux(vc > C, C, vc)[:16]
+                    ncols = Mux(d.packed, d.valid_cols, Mux(vc > C, C, vc))[:16]
                     pix = d.pix0 + row_idx
                     m.d.sync += [
-                        h_valid.eq(1), h_piece.eq(0),
-                        h_bytes.eq(Mux(row_idx < d.valid_rows, ncols * eb, 0)),
+                        h_valid.eq(~skip), h_piece.eq(0), h_bytes.eq(ncols * eb),
                         h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
                     ]
-                    m.d.sync += r.eq(r + 1)
-                    with m.If(r + 1 >= R):
+                    m.d.sync += r.eq(r + rest)
+                    with m.If(r + rest >= R):
                         m.d.sync += [r.eq(0), tw.eq(tw + 1)]
-                        with m.If(tw + 1 >= d.n):
+                        with m.If(tw + 1 >= n_tiles):
                             m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
                             with m.If(ta + 1 >= d.m):
-                                m.d.sync += all_issued.eq(1)
+                                # The last row: take the next descriptor at once when it is there.
+                                m.d.sync += [all_issued.eq(1), self.writer_done.eq(self.writer_done + 1)]
+                                with m.If(q.r_rdy):
+                                    load(q.r_data[:WriteDesc.as_shape().size])
                 with m.Elif(~cb_out.can_wait):
                     count("writer_wait_cb")
         return ((state == EngineState.IDLE) | (state == EngineState.DONE)) & ~h_valid
