@@ -193,20 +193,28 @@ def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     if n_t * _dw_weight_pitch(taps, W) > config.wgt_page_bytes:
         raise LayoutError(f"depthwise layer needs {n_t * _dw_weight_pitch(taps, W)} bytes per weight lane, but an "
                           f"L1 page holds {config.wgt_page_bytes}")
-    # Middle blocks: two windows fit the ring (the reader loads the next block's rows while the
-    # current one computes). The first and the last output row of an image are blocks of their
-    # own: the first window is the load nothing overlaps, the last block's stores are the work
-    # left when the last input row has arrived.
-    big = 1
-    while (big < spec.ho and 2 * _window_rows(spec, big + 1) * spec.w <= ring
-           and _ceil((big + 1) * spec.wo, R) <= max_tiles):
-        big += 1
-    if spec.ho <= 2:
-        sizes = [1] * spec.ho
-    else:
-        middle = spec.ho - 2
-        parts = _ceil(middle, big)
-        sizes = [1] + [middle // parts + (i < middle % parts) for i in range(parts)] + [1]
+    # Blocks: a window and the rows the next block adds fit the ring together (the reader streams
+    # them while the block computes); among those sizes the one with the fewest activation tiles
+    # (every tile of R pixels costs R / 2 pack cycles per weight tile, real pixels or not), then
+    # the largest. The first output row is a block of its own (its tile waits only for the input
+    # rows of one output row), and so are the last rows, those that read the image's last input
+    # row: their tiles are the work left when the last row arrives, so they should be few.
+    sh, ph, reach = spec.stride[0], spec.padding[0], (spec.kh - 1) * spec.dilation[0]
+    tail = sum(1 for oh in range(spec.ho) if oh * sh - ph + reach >= spec.h - 1)
+    tail = tail if 0 < tail < spec.ho - 1 else 0
+    def fits(rows):
+        adds = min(rows * spec.stride[0], _window_rows(spec, rows))
+        return (_window_rows(spec, rows) + adds) * spec.w <= ring and _ceil(rows * spec.wo, R) <= max_tiles
+
+    rest = spec.ho - 1 - tail
+
+    def split(rows):
+        parts = _ceil(rest, rows)
+        return [rows] * (parts - 1) + [rest - rows * (parts - 1)] if rest else []
+
+    best = min((r for r in range(1, max(rest, 1) + 1) if r == 1 or fits(r)),
+               key=lambda r: (sum(_ceil(x * spec.wo, R) for x in split(r)), -r))
+    sizes = [1] + split(best) + ([tail] if tail else [])
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     groups = _ceil(spec.cout, W)
     blocks = [(g, n, oh0, rows) for g in range(groups) for n in range(spec.n)
@@ -448,6 +456,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         d.setdefault("bcast", 0)
         d.setdefault("gang", 0)
         d.setdefault("words", 0)
+        d.setdefault("stream", 0)
         a = r_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ReadDesc, d), np.uint8)
     for i, d in enumerate(compute):
@@ -490,7 +499,7 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
     col = sw * P                            # bytes from one output column to the next in the window
     row = sh * w * P                        # ... from one output row to the next
     addressing = dict(
-        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * P, dw_col=col,
+        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw,
         dw_adv=(R // wo) * row + (R % wo) * col, dw_wrap=row - wo * col,
         dw_tap_row=dh * w * P - spec.kw * dw * P, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
         dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=w)
@@ -506,6 +515,10 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
         first = oh0 * sh - ph
         return first, max(first, 0), min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
 
+    # Reader order: a group's parameters and weights come before the rows of the previous group's
+    # last block (their CB pages are free by then), so the next group's first tile does not wait
+    # for them when the previous group ends.
+    held = []       # the previous group's last stream entries, held back
     for ch0 in range(c_lo, c_hi, P):
         nch = min(P, c_hi - ch0)
         n_t = _ceil(nch, C)
@@ -513,32 +526,40 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
         reader.append(_flat_read(Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
                                  PARAM_RECORD_BYTES, nch, C, W))
         reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps), taps, w_pitch, nch, C, W))
+        reader.extend(held)
+        held = []
         # The activation CB is a ring of input rows (whole rows of the image, W bytes per pixel,
-        # broadcast to every lane): each block loads the rows its window adds, and pops the rows
-        # the next block of the image no longer reads. Rows [lo, hi] of image `img` are in the ring.
-        img, lo, hi = None, 0, -1
-        for i, (n, oh0, rows) in enumerate(blocks):
-            first, top, bottom = rows_of(oh0, rows)
-            if img != n or lo > hi:
-                img, lo, hi = n, top, top - 1
-            new = max(hi + 1, top)
-            if bottom >= new:
-                words = (bottom - new + 1) * w
-                geo = dict(_flat_geometry(words), bcast=1, words=words)
-                reader.append((Target.ACT, ("x", (n * spec.h + new) * w * x_stride + ch0), x_stride, nch, P,
-                               words, geo))
-                hi = bottom
-            last = i == len(blocks) - 1
-            following = None if last or blocks[i + 1][0] != n else rows_of(*blocks[i + 1][1:])[1]
-            drop = (hi + 1 if following is None else min(following, hi + 1)) - lo
-            p0 = (n * spec.ho + oh0) * wo
-            npix = rows * wo
-            m_t = _ceil(npix, R)
-            compute.append(dict(m=m_t, n=n_t, k=taps, a_row_bytes=0, w_row_bytes=w_pitch, valid_rows=npix,
-                                valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
-                                relu=int(relu), packed=int(packed), act_wait=max(0, bottom - top + 1) * w,
-                                act_pop=max(0, drop) * w, pop_wgt=int(last), pop_param=int(last),
-                                dw_origin=((first - top) * w - pw) * P, dw_ih0=first, **addressing))
-            writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=n_t, valid_rows=npix,
-                               valid_cols=nch, out_int32=int(out_int32), packed=int(packed)))
-            lo += max(0, drop)
+        # broadcast to every lane), streamed in once per image: rows [first, last] of it, as far as
+        # the image's blocks read. A block waits tile by tile for the rows it reads, and pops the
+        # rows before the next block's window (the last block of the image: all the rest).
+        for n in sorted({blk[0] for blk in blocks}):
+            mine = [(i, blk) for i, blk in enumerate(blocks) if blk[0] == n]
+            spans = [rows_of(oh0, rows) for _, (_, oh0, rows) in mine]
+            last_row = max(bottom for _, _, bottom in spans)
+            first_row = min(min(top for _, top, _ in spans), last_row + 1)
+            per_desc = max(1, _field_range(ReadDesc, "npix").stop // w - 1)
+            # the rows only the group's last block reads go in a stream entry of their own
+            tail = spans[-2][2] + 1 if n == blocks[-1][0] and len(spans) > 1 else last_row + 1
+            cuts = sorted({*range(first_row, last_row + 1, per_desc), *([tail] if first_row < tail <= last_row
+                                                                        else [])})
+            for r0, r1 in zip(cuts, cuts[1:] + [last_row + 1], strict=True):
+                geo = dict(_flat_geometry((r1 - r0) * w), bcast=1, stream=1)
+                entry = (Target.ACT, ("x", (n * spec.h + r0) * w * x_stride + ch0), x_stride, nch, P,
+                         (r1 - r0) * w, geo)
+                (held if r0 >= tail else reader).append(entry)
+            tops = [min(top, last_row + 1) for _, top, _ in spans] + [last_row + 1]
+            for j, ((i, (_, oh0, rows)), (first, _, bottom)) in enumerate(zip(mine, spans, strict=True)):
+                top = tops[j]
+                last = i == len(blocks) - 1
+                p0 = (n * spec.ho + oh0) * wo
+                npix = rows * wo
+                m_t = _ceil(npix, R)
+                compute.append(dict(m=m_t, n=n_t, k=taps, a_row_bytes=0, w_row_bytes=w_pitch, valid_rows=npix,
+                                    valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
+                                    relu=int(relu), packed=int(packed), act_wait=max(0, bottom - top + 1) * w,
+                                    act_pop=(tops[j + 1] - top) * w, pop_wgt=int(last), pop_param=int(last),
+                                    dw_origin=((first - top) * w - pw) * P, dw_ih0=first,
+                                    dw_span=(spec.kh - 1) * dh + 1 - top, **addressing))
+                writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=n_t,
+                                   valid_rows=npix, valid_cols=nch, out_int32=int(out_int32), packed=int(packed)))
+    reader.extend(held)

@@ -71,8 +71,10 @@ class ReadDesc(data.Struct):
 
     The activation CB counts W-byte words (``ext_bytes``), its whole lane bank being one ring: an
     ``ACT`` descriptor reserves ``words`` words from the CB's write position, fills them from there
-    on (wrapping at the end of the lane) and pushes them when done. Weight and parameter CBs have
-    two pages; ``words`` is unused for them.
+    on (wrapping at the end of the lane) and pushes them when done. With ``stream`` (a broadcast
+    of one word per row) it instead reserves and pushes word by word, as the rows arrive, so the
+    consumer may start on the first rows and one descriptor may load more than the ring holds.
+    Weight and parameter CBs have two pages; ``words`` is unused for them.
 
     With ``gang`` = g > 0 a flat descriptor (1×1 kernel over a 1×npix image whose rows are
     contiguous: ``pix_stride == chunk``) moves 2**g rows per cycle: one read of ``2**g * chunk``
@@ -89,7 +91,8 @@ class ReadDesc(data.Struct):
     target: Target
     bcast: 1
     gang: 3
-    _pad0: 2
+    stream: 1
+    _pad0: 1
     kh: 8
     kw: 8
     stride_h: 8
@@ -131,13 +134,17 @@ class ComputeDesc(data.Struct):
     pixel ``p = ta * rows + r`` of the block, ``(oh, ow) = divmod(p, dw_wo)``, and reads tap
     ``k = ki * kw + kj`` of weight tile ``tw`` at byte ``pix_r + tap_k + tw * cols`` of the page,
     or zero when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the padding is never
-    stored). The address generator keeps ``pix_r`` and the tap's input row and
+    stored). Before each activation tile the engine waits until the activation CB holds the
+    window rows its last lane reads: ``(ih + dw_span) * dw_w`` words, ``ih`` being that lane's
+    first tap row (at most ``act_wait``, at least 0), so a block may start while its window is
+    still arriving (a ``stream`` read). The address generator keeps ``pix_r`` and the tap's input row and
     column per lane incrementally: lane 0 starts at ``dw_origin`` (row ``dw_ih0``, column
-    ``dw_iw0``); one pixel further adds ``dw_col`` bytes and ``dw_sw`` columns; ``rows`` pixels
+    ``dw_iw0``); one pixel further adds ``dw_sw`` words and ``dw_sw`` columns; ``rows`` pixels
     further adds ``dw_adv`` bytes, ``dw_ih_adv`` rows and ``dw_iw_adv`` columns with
     ``ow += dw_qw``; when ``ow`` wraps past ``dw_wo``, ``dw_wrap`` bytes and ``dw_sh`` rows more
-    and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_tap_col`` (``dw_dw`` columns) per kernel
-    column and ``dw_tap_row`` more (next kernel row: ``dw_dh`` rows) after each ``dw_kw`` columns.
+    and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_dw`` words (``dw_dw`` columns) per kernel
+    column and ``dw_tap_row`` bytes more (next kernel row: ``dw_dh`` rows) after each ``dw_kw``
+    columns.
     """
 
     m: 8
@@ -160,8 +167,6 @@ class ComputeDesc(data.Struct):
     dw_wo: 16         #: output pixels per output row (depthwise addressing)
     dw_qw: 16         #: rows % dw_wo: column advance of a lane from one tile to the next
     dw_kw: 8          #: kernel columns
-    dw_tap_col: 16    #: bytes from one kernel column to the next (dil_w * W)
-    dw_col: 16        #: bytes from one output column to the next (stride_w * W)
     dw_adv: 32        #: bytes a lane advances from one tile to the next, before a row wrap
     dw_wrap: signed(32)     #: bytes added when a lane's column wraps to the next output row
     dw_tap_row: signed(32)  #: bytes added after the last kernel column, to the next kernel row
@@ -177,6 +182,7 @@ class ComputeDesc(data.Struct):
     dw_iw_wrap: 16          #: input columns subtracted on a wrap to the next output row
     dw_h: 16                #: input height: taps outside [0, dw_h) x [0, dw_w) read as zero
     dw_w: 16                #: input width
+    dw_span: signed(16)     #: window rows up to a lane's last tap row: its first tap row + dw_span
 
 
 class WriteDesc(data.Struct):
