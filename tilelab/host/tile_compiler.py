@@ -118,13 +118,18 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     W = config.ext_bytes
     tiles_m = _ceil(M, R)
 
+    # The reader moves one piece of at most W bytes a cycle, a piece never spanning two taps: an
+    # im2col row costs taps · ceil(chunk / W) cycles, a weight row ceil(K / W).
+    act_row = taps * _ceil(chunk, W)
+    wgt_row = _ceil(w_row, W)
+
     def cost(n, m):
         # Cycle estimate: the longer of math and data movement, plus what cannot overlap (the first
         # weight page, the first activation page, the final drain).
         col_blocks = _ceil(cols, n * C)
         math_cycles = tiles_m * _ceil(cols, C) * k
-        reader = col_blocks * (n * C * w_row + M * row_bytes) / W
-        exposed = (n * C * w_row + m * R * row_bytes) / W + R
+        reader = col_blocks * (n * C * wgt_row + M * act_row)
+        exposed = n * C * wgt_row + m * R * act_row + R
         return max(math_cycles, reader) + exposed
 
     # Several row blocks per column, so activation loads double-buffer behind the math; the best

@@ -729,6 +729,8 @@ class ComputeTile(wiring.Component):
             count("pack_wait_cb")
         fire = array.o.valid & ok
         words, entries = [], []
+        # 64 bits hold every intermediate exactly for the shifts the host accepts (1..62):
+        # |v · multiplier| ≤ 2**62 and the rounding term ≤ 2**61.
         for i, row in enumerate(rows):
             out32 = Signal(32 * C, name=f"pack_out32_{i}")
             out8 = Signal(8 * C, name=f"pack_out8_{i}")
@@ -736,14 +738,14 @@ class ComputeTile(wiring.Component):
                 p = info.params[c]
                 v = Signal(signed(32), name=f"pack_v{i}_{c}")
                 m.d.comb += v.eq(row[c] + p.bias)                     # int32 wrap, as the accumulator
-                prod = Signal(signed(66), name=f"pack_p{i}_{c}")
+                prod = Signal(signed(64), name=f"pack_p{i}_{c}")
                 s = p.shift[:6]
                 sm1 = Signal(6, name=f"pack_sm1_{i}_{c}")
                 m.d.comb += sm1.eq(s - 1)
                 m.d.comb += prod.eq(v * p.multiplier + (Const(1, 64) << sm1))
-                t = Signal(signed(66), name=f"pack_t{i}_{c}")
+                t = Signal(signed(64), name=f"pack_t{i}_{c}")
                 m.d.comb += t.eq((prod >> s) + info.zero_point)
-                t2 = Signal(signed(66), name=f"pack_r{i}_{c}")
+                t2 = Signal(signed(64), name=f"pack_r{i}_{c}")
                 m.d.comb += t2.eq(Mux(info.relu & (t < info.zero_point), info.zero_point, t))
                 q8 = Signal(signed(8), name=f"pack_q{i}_{c}")
                 m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
