@@ -125,11 +125,12 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
 
     def cost(n, m):
         # Cycle estimate: the longer of math and data movement, plus what cannot overlap (the first
-        # weight page, the first activation page, the final drain).
+        # weight page, the first activation page, the final drain, and about two drains of the
+        # array per column block, where the pipeline restarts on new weights).
         col_blocks = _ceil(cols, n * C)
         math_cycles = tiles_m * _ceil(cols, C) * k
         reader = col_blocks * (n * C * wgt_row + M * act_row)
-        exposed = n * C * wgt_row + m * R * act_row + R
+        exposed = n * C * wgt_row + m * R * act_row + R + col_blocks * 2 * R
         return max(math_cycles, reader) + exposed
 
     # Several row blocks per column, so activation loads double-buffer behind the math; the best
