@@ -120,6 +120,15 @@ def test_depthwise_window_that_cannot_fit_l1():
         conv2d(x, wt, b, padding=1, groups=4, out="int32", config=TILE)
 
 
+def test_depthwise_stride_that_skips_more_than_the_ring():
+    # 1x1 taps, stride 3 over 100-pixel rows: an output row moves 300 words on; the ring holds 256.
+    x, wt, b = tensors(1, 7, 100, 4, 4, 1, groups=4)
+    with pytest.raises(LayoutError, match=re.escape(
+            "depthwise layer's output row moves 3 input rows of 100 pixels on, more than the activation ring "
+            "holds (256 words of 16 bytes)")):
+        conv2d(x, wt, b, stride=3, groups=4, out="int32", config=TILE)
+
+
 def test_linear_int8():
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, (3, 40), dtype=np.int8)

@@ -19,15 +19,18 @@ lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit rea
 
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
 channels go in groups of up to W (``ext_bytes``), i.e. W / C weight tiles, so that one pixel of
-the group is one external-memory word. Per group and image the output rows are cut into blocks
-(the first and the last row alone, the rest in blocks whose window is at most half the ring).
-The activation CB is a ring over the whole lane bank: each input row is read from external
-memory once and broadcast to every activation lane (one W-byte word per pixel); a block's window
-is the input rows its taps reach, and when it is done the block pops the rows the next one no
-longer reads. The compute engine's per-lane address generator picks every output pixel's taps out
-of the window and feeds zeros for taps in the padding. For int8 outputs the W / C weight tiles of
-an activation tile share their output entries (``packed``), so the writer stores a pixel's group
-of channels in one W-byte write.
+the group is one external-memory word. The activation CB is a ring over the whole lane bank,
+counted in words: per group and image one streaming read loads every input row the layer reads
+once, word by word, broadcast to every activation lane. The output rows are cut into blocks: the
+first row alone (its tile waits for the fewest rows), the rows that read the last input row alone
+(the work left when that row arrives), and between them blocks whose window and the rows the next
+block adds fit the ring. A block's window is the input rows its taps reach; each activation tile
+waits until the rows its last lane reads have arrived, and when the block is done it pops the rows
+the next block no longer reads. The compute engine's per-lane address generator picks every output
+pixel's taps out of the window and feeds zeros for taps in the padding. For int8 outputs the
+W / C weight tiles of an activation tile share their output entries (``packed``), so the writer
+stores a pixel's group of channels in one W-byte write. Weights and parameters load several rows
+per read (``gang``), on both memory ports when the command fetcher leaves the second one free.
 """
 
 from __future__ import annotations
@@ -66,18 +69,18 @@ class LayoutError(ValueError):
 class Blocking:
     """The blocking chosen for one layer on one tile."""
 
-    depthwise: bool     #: element-wise MAC mode, one channel tile of C per "group"
-    groups: int         #: independent problems (conv groups, or channel tiles in depthwise mode)
+    depthwise: bool     #: element-wise MAC mode, channel groups of up to W channels
+    groups: int         #: independent problems (conv groups, or channel groups in depthwise mode)
     k: int              #: reduction steps per output (K, or Kh·Kw taps in depthwise mode)
-    row_bytes: int      #: bytes per activation lane row (K, or taps·C)
-    chunk: int          #: bytes gathered per tap (Cin/groups, or C)
+    row_bytes: int      #: bytes per activation lane row (K), or per window pixel (W) in depthwise mode
+    chunk: int          #: bytes gathered per tap (Cin/groups), or per window pixel (W)
     cols_per_group: int  #: output channels per problem
-    m: int              #: activation tiles (of R pixels) per row block
-    n: int              #: weight tiles (of C channels) per column block
+    m: int              #: activation tiles (of R pixels) per row block (depthwise: the most in a block)
+    n: int              #: weight tiles (of C channels) per column block (depthwise: per channel group)
     row_blocks: int
     col_blocks: int
-    block_rows: int = 0     #: depthwise: output rows per row block (a block never spans two images)
-    dw_blocks: tuple = ()   #: depthwise: every row block as (channel tile, image, first output row, rows)
+    block_rows: int = 0     #: depthwise: the most output rows in a row block (a block never spans two images)
+    dw_blocks: tuple = ()   #: depthwise: every row block as (channel group, image, first output row, rows)
     window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
     window_cols: int = 0    #: depthwise: pixels per window row (the input width)
 
@@ -207,10 +210,20 @@ def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # row: their tiles are the work left when the last row arrives, so they should be few.
     sh, ph, reach = spec.stride[0], spec.padding[0], (spec.kh - 1) * spec.dilation[0]
     tail = sum(1 for oh in range(spec.ho) if oh * sh - ph + reach >= spec.h - 1)
-    tail = tail if 0 < tail < spec.ho - 1 else 0
+
+    def ok(rows):
+        # the window fits the ring, and so do the rows a block drops (a stride may skip rows)
+        return (max(_window_rows(spec, rows), rows * sh) * spec.w <= ring
+                and _ceil(rows * spec.wo, R) <= max_tiles)
+
     def fits(rows):
-        adds = min(rows * spec.stride[0], _window_rows(spec, rows))
-        return (_window_rows(spec, rows) + adds) * spec.w <= ring and _ceil(rows * spec.wo, R) <= max_tiles
+        adds = min(rows * sh, _window_rows(spec, rows))
+        return ok(rows) and (_window_rows(spec, rows) + adds) * spec.w <= ring
+
+    if not ok(1):
+        raise LayoutError(f"depthwise layer's output row moves {sh} input rows of {spec.w} pixels on, more than the "
+                          f"activation ring holds ({ring} words of {W} bytes)")
+    tail = tail if 0 < tail < spec.ho - 1 and ok(tail) else 0
 
     rest = spec.ho - 1 - tail
 
