@@ -112,21 +112,18 @@ def test_depthwise_windows_read_each_input_byte_once(out):
     assert stats.ext_bytes_read == c * (16 + 9) + x.size
 
 
-def test_depthwise_window_that_cannot_fit_l1():
-    x, wt, b = tensors(1, 3, 200, 4, 4, 3, groups=4)
-    with pytest.raises(LayoutError, match=re.escape(
-            "depthwise layer needs a window of 3x200 pixels of 16 bytes (9600 bytes) per activation lane for one "
-            "output row, but an activation lane holds 4096 bytes")):
-        conv2d(x, wt, b, padding=1, groups=4, out="int32", config=TILE)
-
-
-def test_depthwise_stride_that_skips_more_than_the_ring():
-    # 1x1 taps, stride 3 over 100-pixel rows: an output row moves 300 words on; the ring holds 256.
-    x, wt, b = tensors(1, 7, 100, 4, 4, 1, groups=4)
-    with pytest.raises(LayoutError, match=re.escape(
-            "depthwise layer's output row moves 3 input rows of 100 pixels on, more than the activation ring "
-            "holds (256 words of 16 bytes)")):
-        conv2d(x, wt, b, stride=3, groups=4, out="int32", config=TILE)
+@pytest.mark.parametrize("h, w, k, stride, padding, message", [
+    # three 200-pixel rows of 16 bytes for one output row; the activation lane holds 4096 bytes
+    (3, 200, 3, 1, 1, "depthwise layer needs a window of 3x200 pixels of 16 bytes (9600 bytes) per activation "
+                      "lane for one output row, but an activation lane holds 4096 bytes"),
+    # 1x1 taps, stride 3 over 100-pixel rows: an output row moves 300 words on; the ring holds 256
+    (7, 100, 1, 3, 0, "depthwise layer's output row moves 3 input rows of 100 pixels on, more than the activation "
+                      "ring holds (256 words of 16 bytes)"),
+], ids=["window", "stride"])
+def test_depthwise_layer_that_cannot_fit_the_ring(h, w, k, stride, padding, message):
+    x, wt, b = tensors(1, h, w, 4, 4, k, groups=4)
+    with pytest.raises(LayoutError, match=re.escape(message)):
+        conv2d(x, wt, b, stride=stride, padding=padding, groups=4, out="int32", config=TILE)
 
 
 def test_linear_int8():
