@@ -43,6 +43,7 @@ BLOCKS = {
     "addrgen_narrow_stride": lambda: AffineAddressGenerator(addr_width=20, loops=4, stride_width=9),
     "mac_unit": lambda: MACUnit(),
     "mac_array_depthwise": lambda: MACArray(rows=3, cols=4, depthwise=True),
+    "mac_array_two_row_drain": lambda: MACArray(rows=4, cols=2, depthwise=True, drain_rows=2),
     "mac_array_unsigned_wide": lambda: MACArray(rows=2, cols=2, a_width=16, b_width=4, acc_width=24, signed_=False),
     "sram_amaranth_model": lambda: SRAM(width_bytes=4, depth=16, impl="amaranth"),
 }

@@ -41,6 +41,19 @@ def test_mac_array_back_to_back_blocks_keep_full_throughput():
     assert r.value["cycles"] <= sum(ks) + rows + 1
 
 
+def test_mac_array_drains_two_rows_per_transfer():
+    # drain_rows=2 (the compute tile's pack takes two rows a cycle): rows r and r + 1 per
+    # transfer, exact under idle cycles and backpressure, and a block drains in rows / 2 cycles.
+    r = simulate(MACArray(rows=4, cols=3, depthwise=True, drain_rows=2), mac_array_bench, backend="amaranth",
+                 args={"rows": 4, "cols": 3, "ks": [1, 3, 2, 5], "seed": 4, "depthwise": True, "drain_rows": 2})
+    assert r.value["rows_checked"] == 4 * 4
+    fast = simulate(MACArray(rows=4, cols=3, drain_rows=2), mac_array_bench, backend="amaranth",
+                    args={"rows": 4, "cols": 3, "ks": [2, 2, 2, 2], "seed": 5, "idle": 0.0, "stall": 0.0,
+                          "drain_rows": 2})
+    # k = 2 = rows / 2: the drain of one block overlaps the next; the last drain adds rows / 2 cycles.
+    assert fast.value["cycles"] <= 8 + 2 + 1
+
+
 def test_mac_unit_accumulates_and_clears():
     dut = MACUnit(a_width=8, b_width=8, acc_width=20)
     rng = np.random.default_rng(1)
@@ -70,6 +83,8 @@ def test_mac_unit_accumulates_and_clears():
     ({"acc_width": 12}, "acc_width 12 cannot hold the 8x8-bit product; it must be at least 16"),
     ({"a_width": 0}, "a_width must be an integer in [1, 32], not 0"),
     ({"rows": 2.5}, "rows must be an integer in [1, 256], not 2.5"),
+    ({"rows": 3, "drain_rows": 2}, "drain_rows must be 1 or 2 and divide rows (3), not 2"),
+    ({"drain_rows": 4}, "drain_rows must be 1 or 2 and divide rows (8), not 4"),
 ])
 def test_mac_array_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -86,8 +86,8 @@ def test_the_spec_case_n2_16x16x32_s2_64_out():
 
 @pytest.mark.parametrize("out", ["int8", "int32"])
 def test_depthwise_windows_read_each_input_byte_once(out):
-    # Wide rows: an input window of a few rows fills an activation page, so each image is cut
-    # into several row blocks (and the blocks of the two images never mix).
+    # Wide rows: an input window of a few rows fills half the activation ring, so each image is
+    # cut into several row blocks (and the blocks of the two images never mix).
     n, h, w, c, stride, pad = 2, 13, 40, 6, 1, 1
     x, wt, b = tensors(n, h, w, c, c, 3, groups=c, seed=5)
     rq = requant_for(x, wt, b, stride=stride, padding=pad, dilation=1, groups=c) if out == "int8" else None
@@ -99,30 +99,31 @@ def test_depthwise_windows_read_each_input_byte_once(out):
     blk = stats.blocking
     assert blk["depthwise"] and blk["row_blocks"] > n
     assert stats.macs == spec.macs
-    # The blocks cover every output row of every image and channel tile exactly once.
+    # The blocks cover every output row of every image and channel group (up to W channels: one
+    # group here, of two weight tiles) exactly once.
+    assert blk["groups"] == 1 and blk["n"] == 2
     covered = sorted((g, i, oh) for g, i, oh0, rows in blk["dw_blocks"] for oh in range(oh0, oh0 + rows))
-    assert covered == [(g, i, oh) for g in range(2) for i in range(n) for oh in range(spec.ho)]
-    # Per row block: 9 steps per tile of R output pixels; external reads: per channel tile its
-    # parameters and weights, per row block the input rows of its window (inside the image) once
-    # (halo rows are shared by two neighbouring blocks).
-    tiles = 0
-    bytes_read = c * (16 + 9)
-    for g, _, oh0, rows in blk["dw_blocks"]:
-        tiles += -(-rows * spec.wo // TILE.rows)
-        top = oh0 * stride - pad
-        bottom = (oh0 + rows - 1) * stride - pad + 2
-        bytes_read += (min(bottom, h - 1) - max(top, 0) + 1) * w * min(TILE.cols, c - g * TILE.cols)
-    assert stats.counters["mac_steps"] == 9 * tiles
-    assert stats.ext_bytes_read == bytes_read
-    assert stats.ext_bytes_read < 1.5 * x.size + c * 25, "each input byte is read about once"
+    assert covered == [(0, i, oh) for i in range(n) for oh in range(spec.ho)]
+    # Per row block and weight tile: 9 steps per tile of R output pixels. External reads: the
+    # parameters and weights once, every input byte exactly once (the input rows two neighbouring
+    # windows share stay in the activation ring).
+    tiles = sum(-(-rows * spec.wo // TILE.rows) for _, _, _, rows in blk["dw_blocks"])
+    assert stats.counters["mac_steps"] == 9 * tiles * blk["n"]
+    assert stats.ext_bytes_read == c * (16 + 9) + x.size
 
 
-def test_depthwise_window_that_cannot_fit_l1():
-    x, wt, b = tensors(1, 3, 200, 4, 4, 3, groups=4)
-    with pytest.raises(LayoutError, match=re.escape(
-            "depthwise layer needs a window of 3x200 pixels of 4 bytes (2400 bytes) per activation lane for one "
-            "output row, but an L1 page holds 2048 bytes per lane")):
-        conv2d(x, wt, b, padding=1, groups=4, out="int32", config=TILE)
+@pytest.mark.parametrize("h, w, k, stride, padding, message", [
+    # three 200-pixel rows of 16 bytes for one output row; the activation lane holds 4096 bytes
+    (3, 200, 3, 1, 1, "depthwise layer needs a window of 3x200 pixels of 16 bytes (9600 bytes) per activation "
+                      "lane for one output row, but an activation lane holds 4096 bytes"),
+    # 1x1 taps, stride 3 over 100-pixel rows: an output row moves 300 words on; the ring holds 256
+    (7, 100, 1, 3, 0, "depthwise layer's output row moves 3 input rows of 100 pixels on, more than the activation "
+                      "ring holds (256 words of 16 bytes)"),
+], ids=["window", "stride"])
+def test_depthwise_layer_that_cannot_fit_the_ring(h, w, k, stride, padding, message):
+    x, wt, b = tensors(1, h, w, 4, 4, k, groups=4)
+    with pytest.raises(LayoutError, match=re.escape(message)):
+        conv2d(x, wt, b, stride=stride, padding=padding, groups=4, out="int32", config=TILE)
 
 
 def test_linear_int8():

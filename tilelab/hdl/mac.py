@@ -73,12 +73,13 @@ class MACUnit(wiring.Component):
 
 
 def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32,
-                      signed_: bool = True, depthwise: bool = False):
+                      signed_: bool = True, depthwise: bool = False, drain_rows: int = 1):
     """Return ``(input_layout, output_layout)`` of :class:`MACArray` for these parameters.
 
     Input: ``a`` (rows operands), ``b`` (cols operands), ``first``, ``last`` and, with
     ``depthwise``, ``dw`` (mode) and ``a2`` (rows × cols operands).
-    Output: ``row`` (cols accumulators), ``index`` (which row), ``last`` (last row of a block).
+    Output: ``row`` (cols accumulators), ``index`` (which row), ``last`` (last row of a block);
+    with ``drain_rows=2`` also ``row1``, the accumulators of row ``index + 1``.
     """
     shape = signed if signed_ else unsigned
     fields = {
@@ -90,11 +91,10 @@ def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 
     if depthwise:
         fields["dw"] = 1
         fields["a2"] = data.ArrayLayout(data.ArrayLayout(shape(a_width), cols), rows)
-    out = data.StructLayout({
-        "row": data.ArrayLayout(shape(acc_width), cols),
-        "index": range(rows),
-        "last": 1,
-    })
+    out = {"row": data.ArrayLayout(shape(acc_width), cols)}
+    if drain_rows == 2:
+        out["row1"] = data.ArrayLayout(shape(acc_width), cols)
+    out = data.StructLayout({**out, "index": range(rows), "last": 1})
     return data.StructLayout(fields), out
 
 
@@ -111,6 +111,8 @@ class MACArray(wiring.Component):
         Signed operands (int8 × int8 → int32 by default).
     depthwise : bool
         Add the element-wise (depthwise) mode.
+    drain_rows : {1, 2}
+        Rows per output transfer (2: rows ``index`` and ``index + 1``; ``rows`` must be even).
 
     Attributes
     ----------
@@ -125,19 +127,22 @@ class MACArray(wiring.Component):
     """
 
     def __init__(self, *, rows: int = 8, cols: int = 8, a_width: int = 8, b_width: int = 8,
-                 acc_width: int = 32, signed_: bool = True, depthwise: bool = False):
+                 acc_width: int = 32, signed_: bool = True, depthwise: bool = False, drain_rows: int = 1):
         _check_width("rows", rows, maximum=256)
         _check_width("cols", cols, maximum=256)
         _check_width("a_width", a_width, maximum=32)
         _check_width("b_width", b_width, maximum=32)
         _check_width("acc_width", acc_width, maximum=64)
         _check_acc(a_width, b_width, acc_width)
+        if drain_rows not in (1, 2) or rows % drain_rows:
+            raise ValueError(f"drain_rows must be 1 or 2 and divide rows ({rows!r}), not {drain_rows!r}")
+        self.drain_rows = drain_rows
         self.rows, self.cols = rows, cols
         self.a_width, self.b_width, self.acc_width = a_width, b_width, acc_width
         self.signed, self.depthwise = signed_, depthwise
         self.in_layout, self.out_layout = mac_array_layouts(
             rows, cols, a_width=a_width, b_width=b_width, acc_width=acc_width, signed_=signed_,
-            depthwise=depthwise)
+            depthwise=depthwise, drain_rows=drain_rows)
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
@@ -147,14 +152,14 @@ class MACArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        R, C = self.rows, self.cols
+        R, C, D = self.rows, self.cols, self.drain_rows
         shape = signed(self.acc_width) if self.signed else unsigned(self.acc_width)
         acc = [[Signal(shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
         shadow = [[Signal(shape, name=f"shadow_{r}_{c}") for c in range(C)] for r in range(R)]
 
         draining = Signal()
         row = Signal(range(R))
-        last_row = row == R - 1
+        last_row = row == R - D
         drain_done = self.o.valid & self.o.ready & last_row
         p = self.i.payload
 
@@ -193,12 +198,14 @@ class MACArray(wiring.Component):
             self.o.payload.last.eq(last_row),
         ]
         with m.Switch(row):
-            for r in range(R):
+            for r in range(0, R, D):
                 with m.Case(r):
                     for c in range(C):
                         m.d.comb += self.o.payload.row[c].eq(shadow[r][c])
+                        if D == 2:
+                            m.d.comb += self.o.payload.row1[c].eq(shadow[r + 1][c])
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += row.eq(row + 1)
+            m.d.sync += row.eq(row + D)
             with m.If(last_row):
                 m.d.sync += [row.eq(0), draining.eq(0)]
         with m.If(step & p.last):

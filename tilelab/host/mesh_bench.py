@@ -53,7 +53,7 @@ async def diagnose_mesh(io, rows, cols) -> str:
             elif state == "RUN":
                 eng = {k: _engine(v[f"status.{k}_state"]) for k in ("reader", "compute", "writer")}
                 where += (f", tile reader {eng['reader']} / compute {eng['compute']} / writer {eng['writer']}, "
-                          f"CB pages act={v['status.act_pages']} wgt={v['status.wgt_pages']} "
+                          f"CB occupancy act={v['status.act_words']} words, wgt={v['status.wgt_pages']} "
                           f"param={v['status.param_pages']} out={v['status.out_entries']}")
             parts.append(where)
     return "; ".join(parts) if parts else "every data mover has ended (the network or a memory port is busy)"

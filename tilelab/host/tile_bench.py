@@ -25,19 +25,20 @@ def diagnose_tile(io) -> str:
         f"compute {cs} after {io.get('compute_done')} descriptors",
         f"writer {ws} after {io.get('writer_done')} descriptors",
     ]
-    pages = {"act": io.get("act_pages"), "wgt": io.get("wgt_pages"), "param": io.get("param_pages"),
+    pages = {"act": io.get("act_words"), "wgt": io.get("wgt_pages"), "param": io.get("param_pages"),
              "out": io.get("out_entries")}
     waits = []
     if cs == "WAIT_CB":
         empty = [k for k in ("act", "wgt", "param") if pages[k] == 0]
         waits.append(f"compute waits on CB {', '.join(repr(e) for e in empty) or '?'} (empty)")
     if rs == "WAIT_CB":
-        full = [k for k in ("act", "wgt", "param") if pages[k] == 2]
-        waits.append(f"reader waits for a free page in CB {', '.join(repr(f) for f in full) or '?'} (full)")
+        # Weight / parameter CBs have two pages; the activation CB counts words (of a ring).
+        full = [k for k in ("wgt", "param") if pages[k] == 2] or (["act"] if pages["act"] else [])
+        waits.append(f"reader waits for free space in CB {', '.join(repr(f) for f in full) or '?'} (full)")
     if ws == "RUN" and pages["out"] == 0:
         waits.append("writer waits on CB 'out' (empty)")
     occupancy = ", ".join(f"{k}={v}" for k, v in pages.items())
-    return "; ".join(parts + waits) + f"; CB pages: {occupancy}"
+    return "; ".join(parts + waits) + f"; CB occupancy: {occupancy}"
 
 
 async def tile_run_bench(io, *, stall_cycles=20_000, max_cycles=None, check_every=4096):

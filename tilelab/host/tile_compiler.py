@@ -18,12 +18,19 @@ lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit rea
 ``K·(bM + bN) ≤ (act_page_bytes·R + wgt_page_bytes·C)`` — the guide's rule, per lane.
 
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
-per channel tile of C channels, per image, the output rows are cut into blocks of ``block_rows``
-rows; each block's activation page is the raw input window those rows need (at most
-``window_rows`` whole input rows of ``window_cols`` pixels of C bytes, no padding), loaded once and
-broadcast to every activation lane, so each input byte is read from external memory once per window
-(the halo rows between two blocks twice). The compute engine's per-lane address generator picks
-every output pixel's taps out of the window and feeds zeros for taps in the padding.
+channels go in groups of up to W (``ext_bytes``), i.e. W / C weight tiles, so that one pixel of
+the group is one external-memory word. The activation CB is a ring over the whole lane bank,
+counted in words: per group and image one streaming read loads every input row the layer reads
+once, word by word, broadcast to every activation lane. The output rows are cut into blocks: the
+first row alone (its tile waits for the fewest rows), the rows that read the last input row alone
+(the work left when that row arrives), and between them blocks whose window and the rows the next
+block adds fit the ring. A block's window is the input rows its taps reach; each activation tile
+waits until the rows its last lane reads have arrived, and when the block is done it pops the rows
+the next block no longer reads. The compute engine's per-lane address generator picks every output
+pixel's taps out of the window and feeds zeros for taps in the padding. For int8 outputs the
+W / C weight tiles of an activation tile share their output entries (``packed``), so the writer
+stores a pixel's group of channels in one W-byte write. Weights and parameters load several rows
+per read (``gang``), on both memory ports when the command fetcher leaves the second one free.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from amaranth.hdl import Shape
 from tilelab.hdl.formats.tile import (
     DESC_BYTES,
     PARAM_RECORD_BYTES,
+    READ_GANG,
     ComputeDesc,
     ParamRecord,
     ProgramHeader,
@@ -61,18 +69,18 @@ class LayoutError(ValueError):
 class Blocking:
     """The blocking chosen for one layer on one tile."""
 
-    depthwise: bool     #: element-wise MAC mode, one channel tile of C per "group"
-    groups: int         #: independent problems (conv groups, or channel tiles in depthwise mode)
+    depthwise: bool     #: element-wise MAC mode, channel groups of up to W channels
+    groups: int         #: independent problems (conv groups, or channel groups in depthwise mode)
     k: int              #: reduction steps per output (K, or Kh·Kw taps in depthwise mode)
-    row_bytes: int      #: bytes per activation lane row (K, or taps·C)
-    chunk: int          #: bytes gathered per tap (Cin/groups, or C)
+    row_bytes: int      #: bytes per activation lane row (K), or per window pixel (W) in depthwise mode
+    chunk: int          #: bytes gathered per tap (Cin/groups), or per window pixel (W)
     cols_per_group: int  #: output channels per problem
-    m: int              #: activation tiles (of R pixels) per row block
-    n: int              #: weight tiles (of C channels) per column block
+    m: int              #: activation tiles (of R pixels) per row block (depthwise: the most in a block)
+    n: int              #: weight tiles (of C channels) per column block (depthwise: per channel group)
     row_blocks: int
     col_blocks: int
-    block_rows: int = 0     #: depthwise: output rows per row block (a block never spans two images)
-    dw_blocks: tuple = ()   #: depthwise: every row block as (channel tile, image, first output row, rows)
+    block_rows: int = 0     #: depthwise: the most output rows in a row block (a block never spans two images)
+    dw_blocks: tuple = ()   #: depthwise: every row block as (channel group, image, first output row, rows)
     window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
     window_cols: int = 0    #: depthwise: pixels per window row (the input width)
 
@@ -113,13 +121,19 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     W = config.ext_bytes
     tiles_m = _ceil(M, R)
 
+    # The reader moves one piece of at most W bytes a cycle, a piece never spanning two taps: an
+    # im2col row costs taps · ceil(chunk / W) cycles, a weight row ceil(K / W).
+    act_row = taps * _ceil(chunk, W)
+    wgt_row = _ceil(w_row, W)
+
     def cost(n, m):
         # Cycle estimate: the longer of math and data movement, plus what cannot overlap (the first
-        # weight page, the first activation page, the final drain).
+        # weight page, the first activation page, the final drain, and about two drains of the
+        # array per column block, where the pipeline restarts on new weights).
         col_blocks = _ceil(cols, n * C)
         math_cycles = tiles_m * _ceil(cols, C) * k
-        reader = col_blocks * (n * C * w_row + M * row_bytes) / W
-        exposed = (n * C * w_row + m * R * row_bytes) / W + R
+        reader = col_blocks * (n * C * wgt_row + M * act_row)
+        exposed = n * C * wgt_row + m * R * act_row + R + col_blocks * 2 * R
         return max(math_cycles, reader) + exposed
 
     # Several row blocks per column, so activation loads double-buffer behind the math; the best
@@ -139,37 +153,95 @@ def _flat_geometry(npix: int) -> dict:
                 wo=npix, n0=0, oh0=0, ow0=0)
 
 
+def _gang(row: int, row_bytes: int, lanes: int, W: int) -> int:
+    """``ReadDesc.gang`` for contiguous rows of ``row`` bytes placed ``row_bytes`` apart in their lanes.
+
+    The largest g with 2**g rows in one W-byte read (2**g ≤ :data:`READ_GANG`, 2**g dividing the
+    lane count) such that no row crosses a W-byte word of its lane: ``row_bytes`` a power of two up
+    to W, or a multiple of W.
+    """
+    aligned = (row_bytes <= W and row_bytes & (row_bytes - 1) == 0) or row_bytes % W == 0
+    g = 0
+    while aligned and 2 << g <= READ_GANG and (2 << g) * row <= W and lanes % (2 << g) == 0:
+        g += 1
+    return g
+
+
+def _flat_read(target, src, row: int, row_bytes: int, npix: int, lanes: int, W: int) -> tuple:
+    """A reader entry loading ``npix`` contiguous rows of ``row`` bytes (weights, parameters), ganged."""
+    geo = dict(_flat_geometry(npix), gang=_gang(row, row_bytes, lanes, W))
+    return (target, src, row, row, row_bytes, npix, geo)
+
+
 def _window_rows(spec: Conv2dSpec, out_rows: int) -> int:
     """At most how many input rows ``out_rows`` consecutive output rows read (padding excluded)."""
     return min(spec.h, (out_rows - 1) * spec.stride[0] + (spec.kh - 1) * spec.dilation[0] + 1)
 
 
+def _dw_weight_pitch(taps: int, W: int) -> int:
+    """Bytes between a depthwise channel's taps in its weight lane: a power of two up to W (so
+    rows load ganged), else ``taps``."""
+    pitch = 1
+    while pitch < taps:
+        pitch *= 2
+    return pitch if pitch <= W else taps
+
+
 def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
-    R, C = config.rows, config.cols
+    R, C, W = config.rows, config.cols, config.ext_bytes
     taps = spec.kh * spec.kw
-    window_cols = spec.w
+    ring = config.act_lane_bytes // W           # the activation ring in words: window pixels
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
-    page = config.act_page_bytes
-    if _window_rows(spec, 1) * window_cols * C > page:
+    one = _window_rows(spec, 1) * spec.w
+    if one > ring:
         raise LayoutError(
-            f"depthwise layer needs a window of {_window_rows(spec, 1)}x{window_cols} pixels of {C} bytes "
-            f"({_window_rows(spec, 1) * window_cols * C} bytes) per activation lane for one output row, but an "
-            f"L1 page holds {page} bytes per lane")
-    if taps > config.wgt_page_bytes:
-        raise LayoutError(f"depthwise layer needs {taps} bytes per weight lane, but an L1 page holds "
-                          f"{config.wgt_page_bytes}")
-    fit = 1
-    while (fit < spec.ho and _window_rows(spec, fit + 1) * window_cols * C <= page
-           and _ceil((fit + 1) * spec.wo, R) <= max_tiles):
-        fit += 1
-    rows = _ceil(spec.ho, _ceil(spec.ho, fit))      # equal blocks: the same page fill time each
-    groups = _ceil(spec.cout, C)
-    blocks = [(g, n, oh0, min(rows, spec.ho - oh0)) for g in range(groups) for n in range(spec.n)
-              for oh0 in range(0, spec.ho, rows)]
-    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=C, chunk=C,
-                    cols_per_group=min(C, spec.cout), m=_ceil(rows * spec.wo, R), n=1,
-                    row_blocks=spec.n * _ceil(spec.ho, rows), col_blocks=1, block_rows=rows,
-                    window_rows=_window_rows(spec, rows), window_cols=window_cols, dw_blocks=tuple(blocks))
+            f"depthwise layer needs a window of {_window_rows(spec, 1)}x{spec.w} pixels of {W} bytes "
+            f"({one * W} bytes) per activation lane for one output row, but an activation lane holds "
+            f"{config.act_lane_bytes} bytes")
+    n_t = _ceil(min(W, spec.cout), C)
+    if n_t * _dw_weight_pitch(taps, W) > config.wgt_page_bytes:
+        raise LayoutError(f"depthwise layer needs {n_t * _dw_weight_pitch(taps, W)} bytes per weight lane, but an "
+                          f"L1 page holds {config.wgt_page_bytes}")
+    # Blocks: a window and the rows the next block adds fit the ring together (the reader streams
+    # them while the block computes); among those sizes the one with the fewest activation tiles
+    # (every tile of R pixels costs R / 2 pack cycles per weight tile, real pixels or not), then
+    # the largest. The first output row is a block of its own (its tile waits only for the input
+    # rows of one output row), and so are the last rows, those that read the image's last input
+    # row: their tiles are the work left when the last row arrives, so they should be few.
+    sh, ph, reach = spec.stride[0], spec.padding[0], (spec.kh - 1) * spec.dilation[0]
+    tail = sum(1 for oh in range(spec.ho) if oh * sh - ph + reach >= spec.h - 1)
+
+    def ok(rows):
+        # the window fits the ring, and so do the rows a block drops (a stride may skip rows)
+        return (max(_window_rows(spec, rows), rows * sh) * spec.w <= ring
+                and _ceil(rows * spec.wo, R) <= max_tiles)
+
+    def fits(rows):
+        adds = min(rows * sh, _window_rows(spec, rows))
+        return ok(rows) and (_window_rows(spec, rows) + adds) * spec.w <= ring
+
+    if not ok(1):
+        raise LayoutError(f"depthwise layer's output row moves {sh} input rows of {spec.w} pixels on, more than the "
+                          f"activation ring holds ({ring} words of {W} bytes)")
+    tail = tail if 0 < tail < spec.ho - 1 and ok(tail) else 0
+
+    rest = spec.ho - 1 - tail
+
+    def split(rows):
+        parts = _ceil(rest, rows)
+        return [rows] * (parts - 1) + [rest - rows * (parts - 1)] if rest else []
+
+    best = min((r for r in range(1, max(rest, 1) + 1) if r == 1 or fits(r)),
+               key=lambda r: (sum(_ceil(x * spec.wo, R) for x in split(r)), -r))
+    sizes = [1] + split(best) + ([tail] if tail else [])
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    groups = _ceil(spec.cout, W)
+    blocks = [(g, n, oh0, rows) for g in range(groups) for n in range(spec.n)
+              for oh0, rows in zip(starts, sizes, strict=True)]
+    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=W, chunk=W,
+                    cols_per_group=min(W, spec.cout), m=_ceil(max(sizes) * spec.wo, R), n=n_t,
+                    row_blocks=spec.n * len(sizes), col_blocks=1, block_rows=max(sizes),
+                    window_rows=_window_rows(spec, max(sizes)), window_cols=spec.w, dw_blocks=tuple(blocks))
 
 
 @dataclass
@@ -326,6 +398,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                            out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
     else:
         row_starts = range(p_lo, p_hi, b.m * R)
+        page_words = config.act_page_bytes // W
         cpg = b.cols_per_group
         # (first channel, channels) of each conv group's part inside the channel range
         problems = [(max(g * cpg, c_lo), min((g + 1) * cpg, c_hi) - max(g * cpg, c_lo))
@@ -335,22 +408,23 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
             for c0 in range(0, nch_group, b.n * C):
                 nch = min(b.n * C, nch_group - c0)
                 ch0 = c_first + c0                      # first absolute output channel of the block
-                reader.append(read_desc(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
-                                        PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, conv=False))
+                reader.append(_flat_read(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
+                                         PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, C, W))
                 w_row = b.k
-                reader.append(read_desc(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, w_row, nch,
-                                        conv=False))
+                reader.append(_flat_read(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, nch, C, W))
                 for rb, p0 in enumerate(row_starts):
                     npix = min(b.m * R, p_hi - p0)
-                    reader.append(read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
-                                            conv=True, p0=p0))
+                    act = read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
+                                    conv=True, p0=p0)
+                    act[-1]["words"] = page_words       # one page of the activation CB
+                    reader.append(act)
                     last_rb = rb == len(row_starts) - 1
                     m_t = _ceil(npix, R)
                     n_t = _ceil(nch, C)
                     compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
                                         valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=0,
-                                        out_int32=int(out_int32), relu=int(relu), pop_act=1, pop_wgt=int(last_rb),
-                                        pop_param=int(last_rb)))
+                                        out_int32=int(out_int32), relu=int(relu), act_wait=page_words,
+                                        act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb)))
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
                                        valid_cols=nch, out_int32=int(out_int32)))
 
@@ -399,6 +473,9 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         d = dict(target=target, src=base[sym] + off, pix_stride=pix_stride, chunk=chunk, row_bytes=row_bytes,
                  npix=npix, **geo)
         d.setdefault("bcast", 0)
+        d.setdefault("gang", 0)
+        d.setdefault("words", 0)
+        d.setdefault("stream", 0)
         a = r_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ReadDesc, d), np.uint8)
     for i, d in enumerate(compute):
@@ -423,54 +500,85 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
                        zero_point, relu, out_int32, pixels, channels, x_stride):
     """Descriptors of a depthwise layer (see the module docstring): windows, taps, stores.
 
-    Only output rows inside ``pixels`` (whole rows) and channel tiles of C from ``channels[0]`` on;
-    weights and parameters are addressed from channel ``channels[0]``; input pixels are
-    ``x_stride`` bytes apart.
+    Only output rows inside ``pixels`` (whole rows) and channel groups of up to W channels from
+    ``channels[0]`` on; weights and parameters are addressed from channel ``channels[0]``; input
+    pixels are ``x_stride`` bytes apart.
     """
     c_lo, c_hi = channels
     row_lo, row_hi = pixels[0] // spec.wo, pixels[1] // spec.wo      # global output rows n·Ho + oh
-    R, C = config.rows, config.cols
+    R, C, W = config.rows, config.cols, config.ext_bytes
     sh, sw = spec.stride
     ph, pw = spec.padding
     dh, dw = spec.dilation
     taps = spec.kh * spec.kw
+    w_pitch = _dw_weight_pitch(taps, W)
     eb = 4 if out_int32 else 1
-    wo = spec.wo
-    col = sw * C                            # bytes from one output column to the next in the window
-    row = sh * spec.w * C                   # ... from one output row to the next
+    wo, w = spec.wo, spec.w
+    P = W                                   # bytes per window pixel (one lane word)
+    col = sw * P                            # bytes from one output column to the next in the window
+    row = sh * w * P                        # ... from one output row to the next
     addressing = dict(
-        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw, dw_tap_col=dw * C, dw_col=col,
+        dw_wo=wo, dw_qw=R % wo, dw_kw=spec.kw,
         dw_adv=(R // wo) * row + (R % wo) * col, dw_wrap=row - wo * col,
-        dw_tap_row=dh * spec.w * C - spec.kw * dw * C, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
-        dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=spec.w)
-    # the planned row blocks (the same for every channel tile), clipped to the pixel range
+        dw_tap_row=dh * w * P - spec.kw * dw * P, dw_iw0=-pw, dw_sh=sh, dw_sw=sw, dw_dh=dh, dw_dw=dw,
+        dw_ih_adv=(R // wo) * sh, dw_iw_adv=(R % wo) * sw, dw_iw_wrap=wo * sw, dw_h=spec.h, dw_w=w)
+    # the planned row blocks (the same for every channel group), clipped to the pixel range
     blocks = []
     for n, oh0, rows in (blk[1:] for blk in b.dw_blocks if blk[0] == 0):
         lo, hi = max(n * spec.ho + oh0, row_lo), min(n * spec.ho + oh0 + rows, row_hi)
         if lo < hi:
             blocks.append((n, lo - n * spec.ho, hi - lo))
-    for ch0 in range(c_lo, c_hi, C):
-        nch = min(C, c_hi - ch0)
-        reader.append((Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
-                       PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, _flat_geometry(nch)))
-        reader.append((Target.WGT, ("w", (ch0 - c_lo) * taps), taps, taps, taps, nch, _flat_geometry(nch)))
-        for i, (n, oh0, rows) in enumerate(blocks):
-            # The window: whole input rows top..bottom of image n (inside the image), C channels
-            # per pixel, broadcast to every lane; contiguous in NHWC memory.
-            first = oh0 * sh - ph
-            top = max(first, 0)
-            bottom = min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
-            npix_in = max(0, bottom - top + 1) * spec.w
-            geo = dict(_flat_geometry(npix_in), bcast=1)
-            reader.append((Target.ACT, ("x", (n * spec.h + top) * spec.w * x_stride + ch0), x_stride, nch, C,
-                           npix_in, geo))
-            last = i == len(blocks) - 1
-            p0 = (n * spec.ho + oh0) * wo
-            npix = rows * wo
-            m_t = _ceil(npix, R)
-            compute.append(dict(m=m_t, n=1, k=taps, a_row_bytes=0, w_row_bytes=taps, valid_rows=npix,
-                                valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
-                                relu=int(relu), pop_act=1, pop_wgt=int(last), pop_param=int(last),
-                                dw_origin=((first - top) * spec.w - pw) * C, dw_ih0=first, **addressing))
-            writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=1, valid_rows=npix,
-                               valid_cols=nch, out_int32=int(out_int32)))
+
+    def rows_of(oh0, rows):
+        """First input row of the block's taps (may be padding) and the window's rows inside the image."""
+        first = oh0 * sh - ph
+        return first, max(first, 0), min((oh0 + rows - 1) * sh - ph + (spec.kh - 1) * dh, spec.h - 1)
+
+    # Reader order: a group's parameters and weights come before the rows of the previous group's
+    # last block (their CB pages are free by then), so the next group's first tile does not wait
+    # for them when the previous group ends.
+    held = []       # the previous group's last stream entries, held back
+    for ch0 in range(c_lo, c_hi, P):
+        nch = min(P, c_hi - ch0)
+        n_t = _ceil(nch, C)
+        packed = not out_int32 and 1 < n_t <= 4 and config.out_entries >= R
+        reader.append(_flat_read(Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
+                                 PARAM_RECORD_BYTES, nch, C, W))
+        reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps), taps, w_pitch, nch, C, W))
+        reader.extend(held)
+        held = []
+        # The activation CB is a ring of input rows (whole rows of the image, W bytes per pixel,
+        # broadcast to every lane), streamed in once per image: rows [first, last] of it, as far as
+        # the image's blocks read. A block waits tile by tile for the rows it reads, and pops the
+        # rows before the next block's window (the last block of the image: all the rest).
+        for n in sorted({blk[0] for blk in blocks}):
+            mine = [(i, blk) for i, blk in enumerate(blocks) if blk[0] == n]
+            spans = [rows_of(oh0, rows) for _, (_, oh0, rows) in mine]
+            last_row = max(bottom for _, _, bottom in spans)
+            first_row = min(min(top for _, top, _ in spans), last_row + 1)
+            per_desc = max(1, _field_range(ReadDesc, "npix").stop // w - 1)
+            # the rows only the group's last block reads go in a stream entry of their own
+            tail = spans[-2][2] + 1 if n == blocks[-1][0] and len(spans) > 1 else last_row + 1
+            cuts = sorted({*range(first_row, last_row + 1, per_desc), *([tail] if first_row < tail <= last_row
+                                                                        else [])})
+            for r0, r1 in zip(cuts, cuts[1:] + [last_row + 1], strict=True):
+                geo = dict(_flat_geometry((r1 - r0) * w), bcast=1, stream=1)
+                entry = (Target.ACT, ("x", (n * spec.h + r0) * w * x_stride + ch0), x_stride, nch, P,
+                         (r1 - r0) * w, geo)
+                (held if r0 >= tail else reader).append(entry)
+            tops = [min(top, last_row + 1) for _, top, _ in spans] + [last_row + 1]
+            for j, ((i, (_, oh0, rows)), (first, _, bottom)) in enumerate(zip(mine, spans, strict=True)):
+                top = tops[j]
+                last = i == len(blocks) - 1
+                p0 = (n * spec.ho + oh0) * wo
+                npix = rows * wo
+                m_t = _ceil(npix, R)
+                compute.append(dict(m=m_t, n=n_t, k=taps, a_row_bytes=0, w_row_bytes=w_pitch, valid_rows=npix,
+                                    valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
+                                    relu=int(relu), packed=int(packed), act_wait=max(0, bottom - top + 1) * w,
+                                    act_pop=(tops[j + 1] - top) * w, pop_wgt=int(last), pop_param=int(last),
+                                    dw_origin=((first - top) * w - pw) * P, dw_ih0=first,
+                                    dw_span=(spec.kh - 1) * dh + 1 - top, **addressing))
+                writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=spec.cout * eb, m=m_t, n=n_t,
+                                   valid_rows=npix, valid_cols=nch, out_int32=int(out_int32), packed=int(packed)))
+    reader.extend(held)

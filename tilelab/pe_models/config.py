@@ -35,8 +35,8 @@ class TileConfig:
 
     rows: int = 32
     cols: int = 32
-    ext_bytes: int = 32
-    ext_words: int = 1 << 17
+    ext_bytes: int = 64
+    ext_words: int = 1 << 16
     act_lane_bytes: int = 32 * 1024
     wgt_lane_bytes: int = 32 * 1024
     param_lane_bytes: int = 1024
@@ -122,5 +122,6 @@ class TileConfig:
         return ",".join(f"{k}={d[k]}" for k in sorted(d))
 
 
-#: The default tile: 32×32 MACs, 32-byte ports, ~2.1 MB of L1, 4 MiB of external memory.
+#: The default tile: 32×32 MACs, 64-byte ports, ~2.1 MB of L1, 4 MiB of external memory. The port
+#: width sets the depthwise ceiling (see the README): a 3×3 depthwise layer needs W ≥ 64 for 50 %.
 DEFAULT_TILE = TileConfig()

@@ -104,7 +104,7 @@ class EltwiseConfig:
         return ",".join(f"{k}={d[k]}" for k in sorted(d))
 
 
-#: Matches the default tile's external port (32 bytes).
+#: A 32-byte external port (the default tile's is 64 bytes; the two units do not share a memory).
 DEFAULT_ELTWISE = EltwiseConfig()
 
 # Kinds of read whose data comes back in the next cycle.

@@ -14,7 +14,8 @@ Data path (one conv layer, or any matrix product, block by block)::
   the conv parameters (kernel, stride, dilation, padding with zero fill, channel slice), so the
   host never writes an expanded im2col matrix. Each cycle it moves one piece of up to W bytes.
   A broadcast descriptor writes every row to all lanes at once: depthwise conv loads its raw
-  input window that way, each input byte read from external memory once per window.
+  input rows that way into the activation ring, each input byte read from external memory once.
+  A ganged descriptor moves several short rows (weights, parameters) per read, one per lane.
 * **Compute** runs :class:`~tilelab.hdl.formats.tile.ComputeDesc` descriptors: for each activation
   tile × weight tile it reads one byte from every activation lane and one byte from every weight
   lane per step and streams the step into the MAC array. In depthwise mode each activation lane
@@ -43,11 +44,13 @@ from tilelab.hdl.formats.tile import (
     DESC_BITS,
     DESC_BYTES,
     PARAM_RECORD_BYTES,
+    READ_GANG,
     ComputeDesc,
     EngineState,
     ParamRecord,
     ProgramHeader,
     ReadDesc,
+    Target,
     WriteDesc,
 )
 from tilelab.hdl.mac import MACArray
@@ -78,7 +81,7 @@ TILE_COUNTERS = (
 )
 
 #: Status ports read by the watchdog's diagnosis.
-TILE_STATUS = ("reader_state", "compute_state", "writer_state", "act_pages", "wgt_pages", "param_pages",
+TILE_STATUS = ("reader_state", "compute_state", "writer_state", "act_words", "wgt_pages", "param_pages",
                "out_entries", "reader_done", "compute_done", "writer_done")
 
 
@@ -118,6 +121,9 @@ class ComputeTile(wiring.Component):
         One port per name in :data:`TILE_STATUS`.
     """
 
+    #: Most rows a ganged flat read feeds at once (weights and parameters, see ReadDesc.gang).
+    GANG = READ_GANG
+
     def __init__(self, config: TileConfig):
         if not isinstance(config, TileConfig):
             raise TypeError(f"config must be a TileConfig, not {config!r}")
@@ -131,7 +137,8 @@ class ComputeTile(wiring.Component):
             members[name] = Out(48)
         members.update({
             "reader_state": Out(EngineState), "compute_state": Out(EngineState), "writer_state": Out(EngineState),
-            "act_pages": Out(2), "wgt_pages": Out(2), "param_pages": Out(2),
+            "act_words": Out(range(config.act_lane_bytes // config.ext_bytes + 1)),
+            "wgt_pages": Out(2), "param_pages": Out(2),
             "out_entries": Out(range(config.out_entries + 1)),
             "reader_done": Out(32), "compute_done": Out(32), "writer_done": Out(32),
         })
@@ -159,10 +166,15 @@ class ComputeTile(wiring.Component):
         act = lanes("act", R, cfg.act_lane_bytes, W)
         wgt = lanes("wgt", C, cfg.wgt_lane_bytes, W)
         par = lanes("par", C, cfg.param_lane_bytes, W)
-        outbuf = SRAM(width_bytes=4 * C, depth=cfg.out_entries, impl=cfg.mem_impl)
-        m.submodules.outbuf = outbuf
+        # Output CB entries, interleaved over D banks: pack stores D rows a cycle (two when the
+        # shapes allow: depthwise layers finish a tile every few steps).
+        D = 2 if R % 2 == 0 and cfg.out_entries % 2 == 0 else 1
+        outbuf = [SRAM(width_bytes=4 * C, depth=cfg.out_entries // D, impl=cfg.mem_impl) for _ in range(D)]
+        for b, bank in enumerate(outbuf):
+            m.submodules[f"outbuf{b}"] = bank
 
-        m.submodules.cb_act = cb_act = CircularBufferController(pages=2)
+        # The activation CB counts W-byte words of its lane bank (one ring); a dense page is half of it.
+        m.submodules.cb_act = cb_act = CircularBufferController(pages=cfg.act_lane_bytes // W)
         m.submodules.cb_wgt = cb_wgt = CircularBufferController(pages=2)
         m.submodules.cb_par = cb_par = CircularBufferController(pages=2)
         m.submodules.cb_out = cb_out = CircularBufferController(pages=cfg.out_entries)
@@ -170,7 +182,7 @@ class ComputeTile(wiring.Component):
             m.d.comb += [cb.reserve_n.eq(1), cb.wait_n.eq(1), cb.push_n.eq(1), cb.pop_n.eq(1),
                          cb.cfg_en.eq(0), cb.cfg_pages.eq(0)]
         m.d.comb += [
-            self.act_pages.eq(cb_act.occupancy), self.wgt_pages.eq(cb_wgt.occupancy),
+            self.act_words.eq(cb_act.occupancy), self.wgt_pages.eq(cb_wgt.occupancy),
             self.param_pages.eq(cb_par.occupancy), self.out_entries.eq(cb_out.occupancy),
         ]
 
@@ -225,7 +237,10 @@ class ComputeTile(wiring.Component):
         # Issue W-byte reads of one descriptor slot; assemble as they return (1-cycle latency).
         inflight = Signal()
         m.d.sync += inflight.eq(0)
-        with m.If(busy & (issue_i < words)):
+        # (when the fetcher leaves port b free, the reader may use it: see _reader)
+        self._fetch_rb = fetch_rb = Signal()
+        m.d.comb += fetch_rb.eq(busy & (issue_i < words))
+        with m.If(fetch_rb):
             m.d.comb += [ext.rb_en.eq(1), ext.rb_addr.eq(addr + issue_i * W)]
             m.d.sync += [issue_i.eq(issue_i + 1), inflight.eq(1)]
         with m.If(inflight):
@@ -300,8 +315,17 @@ class ComputeTile(wiring.Component):
         row_bytes = Signal(16)
 
         cbs = [cb_act, cb_wgt, cb_par]
-        page_bytes = [cfg.act_page_bytes, cfg.wgt_page_bytes, cfg.param_page_bytes]
+        # Bytes per CB unit: the activation CB counts words, the others pages.
+        page_bytes = [W, cfg.wgt_page_bytes, cfg.param_page_bytes]
         lane_counts = [cfg.rows, cfg.cols, cfg.cols]
+        is_act = d.target == Target.ACT
+        m.d.comb += [cb_act.reserve_n.eq(d.words), cb_act.push_n.eq(d.words)]
+        # Rows per cycle of a ganged flat descriptor (1, 2, 4, ... up to GANG).
+        gang_n = Signal(range(self.GANG + 1))
+        m.d.comb += gang_n.eq(1)
+        for g in range(1, self.GANG.bit_length()):
+            with m.If(d.gang == g):
+                m.d.comb += gang_n.eq(1 << g)
 
         # Pipeline register between the address stage and the lane write.
         p_valid = Signal()
@@ -312,24 +336,34 @@ class ComputeTile(wiring.Component):
         p_len = Signal(range(W + 1))
         p_zero = Signal()
         p_bcast = Signal()
+        p_cnt = Signal(range(2 * self.GANG + 1))    # rows of this read (gang)
+        p_dual = Signal()       # ... from both ports
+        p_chunk = Signal(range(W + 1))
+        p_gang = Signal(range(self.GANG + 1))
+        p_stream = Signal()     # a streamed word is written this cycle: push it
         m.d.sync += p_valid.eq(0)
+        with m.If(p_valid & p_stream):
+            m.d.comb += [cb_act.push.eq(1), cb_act.push_n.eq(1)]
+
+        def load():
+            m.d.comb += q.r_en.eq(1)
+            v = ReadDesc(q.r_data[:ReadDesc.as_shape().size])
+            m.d.sync += [
+                d.eq(v), state.eq(EngineState.WAIT_CB), lane.eq(0), tap_off.eq(0), cb_off.eq(0),
+                ki.eq(0), kj.eq(0), n.eq(v.n0), oh.eq(v.oh0), ow.eq(v.ow0), j.eq(0),
+                row_bytes.eq(v.row_bytes),
+            ]
+            for t, cnt in enumerate(lane_counts):
+                with m.If(v.target.as_value() == t):
+                    m.d.sync += lanes_n.eq(cnt)
+            with m.If(v.bcast):
+                # Every row goes to every lane: the lane index stays 0, rows follow each other.
+                m.d.sync += lanes_n.eq(1)
 
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
                 with m.If(q.r_rdy):
-                    m.d.comb += q.r_en.eq(1)
-                    v = ReadDesc(q.r_data[:ReadDesc.as_shape().size])
-                    m.d.sync += [
-                        d.eq(v), state.eq(EngineState.WAIT_CB), lane.eq(0), tap_off.eq(0), cb_off.eq(0),
-                        ki.eq(0), kj.eq(0), n.eq(v.n0), oh.eq(v.oh0), ow.eq(v.ow0), j.eq(0),
-                        row_bytes.eq(v.row_bytes),
-                    ]
-                    for t, cnt in enumerate(lane_counts):
-                        with m.If(v.target.as_value() == t):
-                            m.d.sync += lanes_n.eq(cnt)
-                    with m.If(v.bcast):
-                        # Every row goes to every lane: the lane index stays 0, rows follow each other.
-                        m.d.sync += lanes_n.eq(1)
+                    load()
             with m.Case(EngineState.WAIT_CB):
                 count("reader_wait_cb")
                 for t, cb in enumerate(cbs):
@@ -342,66 +376,113 @@ class ComputeTile(wiring.Component):
                         with m.If(d.npix == 0):
                             m.d.sync += state.eq(EngineState.DRAIN)
             with m.Case(EngineState.RUN):
-                count("reader_busy")
-                ih = Signal(signed(20))
-                iw = Signal(signed(20))
-                m.d.comb += [
-                    ih.eq(oh * d.stride_h + ki * d.dil_h - d.pad_top),
-                    iw.eq(ow * d.stride_w + kj * d.dil_w - d.pad_left),
-                ]
-                inb = (ih >= 0) & (ih < d.h) & (iw >= 0) & (iw < d.w)
-                pix = ((n * d.h + ih.as_unsigned()[:16]) * d.w + iw.as_unsigned()[:16])[:32]
-                src = (d.src + (pix * d.pix_stride)[:32] + cb_off)[:32]
-                qaddr = (q_row + tap_off)[:32]
-                off = qaddr[:logw]
-                room = W - off
-                left = d.chunk - cb_off
-                ln = Signal(range(W + 1))
-                m.d.comb += ln.eq(Mux(left < room, left, room))
-                with m.If(inb):
-                    m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(src)]
-                    count("ext_bytes_read", ln)
-                m.d.sync += [
-                    p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
-                    p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast),
-                ]
-                # Advance: piece → tap → row → pixel.
-                chunk_end = cb_off + ln >= d.chunk
-                # A row ends after its last tap (row_bytes may leave room at the end of the row).
-                row_end = (tap_off + ln >= row_bytes) | (chunk_end & (ki + 1 >= d.kh) & (kj + 1 >= d.kw))
-                m.d.sync += [cb_off.eq(cb_off + ln), tap_off.eq(tap_off + ln)]
-                with m.If(chunk_end):
-                    m.d.sync += [cb_off.eq(0), kj.eq(kj + 1)]
-                    with m.If(kj + 1 >= d.kw):
-                        m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
-                with m.If(row_end):
-                    m.d.sync += [tap_off.eq(0), cb_off.eq(0), ki.eq(0), kj.eq(0), j.eq(j + 1), ow.eq(ow + 1),
-                                 lane.eq(lane + 1)]
-                    with m.If(lane + 1 >= lanes_n):
-                        m.d.sync += [lane.eq(0), q_row.eq(q_row + row_bytes)]
-                    with m.If(ow + 1 >= d.wo):
-                        m.d.sync += [ow.eq(0), oh.eq(oh + 1)]
-                        with m.If(oh + 1 >= d.ho):
-                            m.d.sync += [oh.eq(0), n.eq(n + 1)]
-                    with m.If(j + 1 >= d.npix):
-                        m.d.sync += state.eq(EngineState.DRAIN)
+                # A streaming read reserves word by word: one free word beyond the one in flight.
+                go = ~d.stream | (cb_act.space > (p_valid & p_stream))
+                with m.If(~go):
+                    count("reader_wait_cb")
+                with m.If(go):
+                    count("reader_busy")
+                    ih = Signal(signed(20))
+                    iw = Signal(signed(20))
+                    m.d.comb += [
+                        ih.eq(oh * d.stride_h + ki * d.dil_h - d.pad_top),
+                        iw.eq(ow * d.stride_w + kj * d.dil_w - d.pad_left),
+                    ]
+                    inb = (ih >= 0) & (ih < d.h) & (iw >= 0) & (iw < d.w)
+                    pix = ((n * d.h + ih.as_unsigned()[:16]) * d.w + iw.as_unsigned()[:16])[:32]
+                    src = (d.src + (pix * d.pix_stride)[:32] + cb_off)[:32]
+                    qaddr = (q_row + tap_off)[:32]
+                    off = qaddr[:logw]
+                    room = W - off
+                    left = d.chunk - cb_off
+                    ln = Signal(range(W + 1))
+                    m.d.comb += ln.eq(Mux(left < room, left, room))
+                    # Rows moved this cycle: 1, or up to 2**gang with a ganged descriptor; twice as many
+                    # when port b is free too (the fetcher's) and the lanes are aligned for it.
+                    cnt = Signal(range(2 * self.GANG + 1))
+                    rows_left = d.npix - j
+                    dual = Signal()
+                    m.d.comb += dual.eq((d.gang != 0) & ~self._fetch_rb & (rows_left > gang_n)
+                                        & ((lane & (2 * gang_n - 1)) == 0) & (lane + 2 * gang_n <= lanes_n))
+                    most = Mux(dual, 2 * gang_n, gang_n)
+                    m.d.comb += cnt.eq(Mux(rows_left < most, rows_left, most))
+                    with m.If(inb):
+                        m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(src)]
+                        count("ext_bytes_read", ln * cnt)
+                    with m.If(dual):
+                        m.d.comb += [ext.rb_en.eq(1), ext.rb_addr.eq(src + gang_n * d.chunk)]
+                    m.d.sync += [
+                        p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
+                        p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast), p_cnt.eq(cnt),
+                        p_dual.eq(dual), p_chunk.eq(d.chunk), p_gang.eq(gang_n), p_stream.eq(is_act & d.stream),
+                    ]
+                    # Advance: piece → tap → row → pixel.
+                    chunk_end = cb_off + ln >= d.chunk
+                    # A row ends after its last tap (row_bytes may leave room at the end of the row).
+                    row_end = (tap_off + ln >= row_bytes) | (chunk_end & (ki + 1 >= d.kh) & (kj + 1 >= d.kw))
+                    m.d.sync += [cb_off.eq(cb_off + ln), tap_off.eq(tap_off + ln)]
+                    with m.If(chunk_end):
+                        m.d.sync += [cb_off.eq(0), kj.eq(kj + 1)]
+                        with m.If(kj + 1 >= d.kw):
+                            m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
+                    with m.If(row_end):
+                        m.d.sync += [tap_off.eq(0), cb_off.eq(0), ki.eq(0), kj.eq(0), j.eq(j + cnt), ow.eq(ow + cnt),
+                                     lane.eq(lane + cnt)]
+                        with m.If(lane + cnt >= lanes_n):
+                            # Next lane round; the activation ring wraps at the end of the lane bank.
+                            next_row = q_row + row_bytes
+                            m.d.sync += [lane.eq(0), q_row.eq(next_row)]
+                            with m.If(is_act & (next_row >= cfg.act_lane_bytes)):
+                                m.d.sync += q_row.eq(next_row - cfg.act_lane_bytes)
+                        with m.If(ow + cnt >= d.wo):
+                            m.d.sync += [ow.eq(0), oh.eq(oh + 1)]
+                            with m.If(oh + 1 >= d.ho):
+                                m.d.sync += [oh.eq(0), n.eq(n + 1)]
+                        with m.If(j + cnt >= d.npix):
+                            m.d.sync += state.eq(EngineState.DRAIN)
             with m.Case(EngineState.DRAIN):
                 # The last piece is written this cycle; the page becomes visible next cycle.
                 for t, cb in enumerate(cbs):
                     with m.If(d.target.as_value() == t):
                         m.d.comb += cb.push.eq(1)
                 m.d.sync += [state.eq(EngineState.DONE), self.reader_done.eq(self.reader_done + 1)]
+                with m.If(q.r_rdy):
+                    load()      # the next descriptor at once
 
-        # Lane writes (one cycle after the address stage: external read data arrives).
+        # Lane writes (one cycle after the address stage: external read data arrives). A ganged
+        # read carries rows for consecutive lanes: the lane in position p of the gang takes its
+        # chunk from byte p * chunk of the data, of port b's data for the second gang of a dual
+        # read (lanes in the same position modulo 2 * GANG share a shifter).
         data_in = Mux(p_zero, 0, ext.ra_data)
-        shifted = (data_in << (p_off * 8))[:8 * W]
+        shifted = []
+        gmask = Signal(range(self.GANG))
+        m.d.comb += gmask.eq(p_gang - 1)
+        for pos in range(2 * self.GANG):
+            sh = Signal(8 * W, name=f"rd_shifted{pos}")
+            if pos == 0:
+                m.d.comb += sh.eq((data_in << (p_off * 8))[:8 * W])
+            else:
+                # position of these lanes in a (dual) gang of p_gang rows (a power of two)
+                at = Signal(range(2 * self.GANG), name=f"rd_gpos{pos}")
+                m.d.comb += at.eq(pos & (2 * p_gang - 1))
+                src = Mux(p_dual & (at & p_gang).any(), ext.rb_data, data_in)
+                m.d.comb += sh.eq(((src >> (p_chunk * (at & gmask) * 8)) << (p_off * 8))[:8 * W])
+            shifted.append(sh)
         mask = ((Const(1, W + 1) << p_len) - 1)[:W] << p_off
         for t, banks in enumerate((act, wgt, par)):
             for i, bank in enumerate(banks):
-                m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(shifted), bank.wr_mask.eq(mask[:W])]
-                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & ((p_lane == i) | p_bcast))
+                if t == Target.ACT.value:
+                    data = shifted[0]       # activations: one lane per read, or a broadcast
+                    sel = (p_lane == i) | p_bcast
+                else:
+                    data = shifted[i % (2 * self.GANG)]
+                    rel = Signal(8, name=f"rd_rel{t}_{i}")
+                    m.d.comb += rel.eq(i - p_lane)
+                    sel = (rel < p_cnt) | p_bcast
+                m.d.comb += [bank.wr_addr.eq(p_word), bank.wr_data.eq(data), bank.wr_mask.eq(mask[:W])]
+                m.d.comb += bank.wr_en.eq(p_valid & (p_target == t) & sel)
         bcast_writes = Signal(range(max(lane_counts) + 1))
-        m.d.comb += bcast_writes.eq(1)
+        m.d.comb += bcast_writes.eq(p_cnt)
         for t, cnt in enumerate(lane_counts):
             with m.If(p_bcast & (p_target == t)):
                 m.d.comb += bcast_writes.eq(cnt)
@@ -413,7 +494,7 @@ class ComputeTile(wiring.Component):
         cfg = self.config
         R, C, W = cfg.rows, cfg.cols, cfg.ext_bytes
         logw = W.bit_length() - 1
-        m.submodules.array = array = MACArray(rows=R, cols=C, depthwise=cfg.depthwise)
+        m.submodules.array = array = MACArray(rows=R, cols=C, depthwise=cfg.depthwise, drain_rows=len(outbuf))
         in_layout = array.in_layout
 
         d = Signal(ComputeDesc)
@@ -429,9 +510,11 @@ class ComputeTile(wiring.Component):
         # Operand queue in front of the array, with credits for reads in flight.
         m.submodules.opq = opq = fifo.SyncFIFOBuffered(width=in_layout.size, depth=4)
         # Tile information for pack: params of the tile's channels + output format.
+        # With packed tiles, ``slot`` is the tile's place in the shared entries and ``push`` marks the
+        # last tile (its rows push the entries); otherwise slot 0 and every tile pushes.
         tile_layout = data.StructLayout({
             "params": data.ArrayLayout(ParamRecord, C),
-            "zero_point": signed(8), "relu": 1, "out_int32": 1,
+            "zero_point": signed(8), "relu": 1, "out_int32": 1, "slot": 2, "push": 1,
         })
         m.submodules.tileq = tileq = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=4)
         inflight = Signal()
@@ -472,7 +555,7 @@ class ComputeTile(wiring.Component):
             m.d.comb += [lane.ow.eq(0), lane.pix.eq(d.dw_origin), lane.ih.eq(d.dw_ih0), lane.iw.eq(d.dw_iw0)]
             for r in range(R):
                 dw_start.append(lane)
-                lane = dw_advance(lane, 1, d.dw_col, 0, d.dw_sw, f"dw_start{r + 1}")
+                lane = dw_advance(lane, 1, d.dw_sw << logw, 0, d.dw_sw, f"dw_start{r + 1}")
                 dw_next.append(dw_advance(dw_lane[r], d.dw_qw, d.dw_adv, d.dw_ih_adv, d.dw_iw_adv, f"dw_next{r}"))
 
         p_valid = Signal()
@@ -484,12 +567,27 @@ class ComputeTile(wiring.Component):
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
+        p_slot = Signal(2)
+        p_push = Signal()
         m.d.sync += [p_valid.eq(0), p_tile.eq(0)]
         m.d.comb += [inflight.eq(p_valid), tile_inflight.eq(p_tile)]
 
         last_step = k + 1 >= d.k
         last_tw = tw + 1 >= d.n
         last_ta = ta + 1 >= d.m
+        # The activation CB counts words: wait for the block's words, pop what the next block drops.
+        # Depthwise blocks wait tile by tile instead, for the window rows the tile's last lane reads.
+        m.d.comb += [cb_act.wait_n.eq(Mux(d.dw, 0, d.act_wait)), cb_act.pop_n.eq(d.act_pop)]
+        act_ready = Signal()
+        m.d.comb += act_ready.eq(1)
+        if cfg.depthwise:
+            span = Signal(signed(21))
+            need = Signal(range(cfg.act_lane_bytes // W + 1))
+            m.d.comb += span.eq(dw_lane[R - 1].ih + d.dw_span)
+            rows_w = Signal(40)
+            m.d.comb += rows_w.eq(span.as_unsigned()[:20] * d.dw_w)
+            m.d.comb += need.eq(Mux(span <= 0, 0, Mux(rows_w > d.act_wait, d.act_wait, rows_w)))
+            m.d.comb += act_ready.eq(~d.dw | (cb_act.available >= need))
 
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
@@ -505,12 +603,12 @@ class ComputeTile(wiring.Component):
                 with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
                     m.d.sync += [
                         state.eq(EngineState.RUN),
-                        a_base.eq(cb_act.rd_page * cfg.act_page_bytes),
+                        a_base.eq(cb_act.rd_page * W),
                         w_base.eq(cb_wgt.rd_page * cfg.wgt_page_bytes),
                         p_base.eq(cb_par.rd_page * cfg.param_page_bytes),
                     ]
             with m.Case(EngineState.RUN):
-                ok = can_issue & (~is_tile_start | can_tile)
+                ok = can_issue & (~is_tile_start | can_tile) & act_ready
                 with m.If(ok):
                     count("compute_busy")
                     a_addr = Signal(32)
@@ -525,7 +623,10 @@ class ComputeTile(wiring.Component):
                         if cfg.depthwise:
                             lane = dw_lane[r]
                             with m.If(d.dw):
-                                m.d.comb += lane_addr.eq(a_base + lane.pix + dw_tap)
+                                # The window is a ring over the whole lane bank: wrap at its end.
+                                at = Signal(32, name=f"a_dw{r}")
+                                m.d.comb += at.eq(a_base + lane.pix + dw_tap + tw * C)
+                                m.d.comb += lane_addr.eq(Mux(at >= cfg.act_lane_bytes, at - cfg.act_lane_bytes, at))
                             ih = lane.ih + dw_tih
                             iw = lane.iw + dw_tiw
                             inside = (ih >= 0) & (ih < d.dw_h) & (iw >= 0) & (iw < d.dw_w)
@@ -533,9 +634,10 @@ class ComputeTile(wiring.Component):
                         m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(lane_addr >> logw)]
                     if cfg.depthwise:
                         # Next tap; after the last tap of a tile every lane moves on by R pixels.
-                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + d.dw_tap_col), dw_tiw.eq(dw_tiw + d.dw_dw)]
+                        tap_col = d.dw_dw << logw      # one window pixel is one word
+                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + tap_col), dw_tiw.eq(dw_tiw + d.dw_dw)]
                         with m.If(dw_kj + 1 >= d.dw_kw):
-                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + d.dw_tap_col + d.dw_tap_row.as_unsigned()),
+                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + tap_col + d.dw_tap_row.as_unsigned()),
                                          dw_tiw.eq(0), dw_tih.eq(dw_tih + d.dw_dh)]
                         with m.If(last_step):
                             m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
@@ -552,7 +654,8 @@ class ComputeTile(wiring.Component):
                         for bank in par:
                             m.d.comb += [bank.rd_en.eq(1), bank.rd_addr.eq(p_addr >> logw)]
                         count("l1_reads", C)
-                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw])]
+                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, tw, 0)),
+                                     p_push.eq(~d.packed | last_tw)]
                     # Useful MACs: real rows × real columns of this tile.
                     vr = d.valid_rows - ta * R
                     vc = d.valid_cols - tw * C
@@ -567,12 +670,16 @@ class ComputeTile(wiring.Component):
                             m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
                             with m.If(last_ta):
                                 m.d.sync += state.eq(EngineState.DRAIN)
+                with m.Elif(~act_ready):
+                    count("compute_wait_cb")
                 with m.Else():
                     count("compute_wait_out")
             with m.Case(EngineState.DRAIN):
                 # The last lane reads completed last cycle: the pages may be released.
-                m.d.comb += [cb_act.pop.eq(d.pop_act), cb_wgt.pop.eq(d.pop_wgt), cb_par.pop.eq(d.pop_param)]
-                m.d.sync += [state.eq(EngineState.DONE), self.compute_done.eq(self.compute_done + 1)]
+                # (a depthwise block may drop rows the streaming reader has not delivered yet)
+                with m.If(cb_act.available >= d.act_pop):
+                    m.d.comb += [cb_act.pop.eq(1), cb_wgt.pop.eq(d.pop_wgt), cb_par.pop.eq(d.pop_param)]
+                    m.d.sync += [state.eq(EngineState.DONE), self.compute_done.eq(self.compute_done + 1)]
 
         # Unpack: lane words → operand bytes → operand queue.
         step = in_layout(Signal(in_layout))
@@ -595,7 +702,8 @@ class ComputeTile(wiring.Component):
         for c, bank in enumerate(par):
             rec = bank.rd_data.word_select(p_poff >> 4, 128) if W > 16 else bank.rd_data
             m.d.comb += tile.params[c].eq(rec)
-        m.d.comb += [tile.zero_point.eq(d.zero_point), tile.relu.eq(d.relu), tile.out_int32.eq(d.out_int32)]
+        m.d.comb += [tile.zero_point.eq(d.zero_point), tile.relu.eq(d.relu), tile.out_int32.eq(d.out_int32),
+                     tile.slot.eq(p_slot), tile.push.eq(p_push)]
         m.d.comb += [tileq.w_en.eq(p_tile), tileq.w_data.eq(tile.as_value())]
 
         self._pack(m, array, tileq, tile_layout, outbuf, cb_out, count)
@@ -605,38 +713,61 @@ class ComputeTile(wiring.Component):
     # ------------------------------------------------------------------------------------------
     def _pack(self, m, array, tileq, tile_layout, outbuf, cb_out, count):
         C = self.config.cols
+        E = self.config.out_entries
+        D = len(outbuf)
         info = tile_layout(tileq.r_data)
-        row = array.o.payload.row
+        index = array.o.payload.index
+        rows = [array.o.payload.row] + ([array.o.payload.row1] if D == 2 else [])
+        # A tile that pushes writes its D rows to the next free entries; an earlier tile of a
+        # packed group writes row r to the r-th free entry (pushed later, by the group's last tile).
+        entry = Signal(range(2 * E))
+        m.d.comb += entry.eq(cb_out.wr_page + Mux(info.push, 0, index))
+        m.d.comb += [cb_out.reserve_n.eq(Mux(info.push, D, index + D)), cb_out.push_n.eq(D)]
         ok = tileq.r_rdy & cb_out.can_reserve
         m.d.comb += array.o.ready.eq(ok)
         with m.If(array.o.valid & tileq.r_rdy & ~cb_out.can_reserve):
             count("pack_wait_cb")
         fire = array.o.valid & ok
-        out32 = Signal(32 * C)
-        out8 = Signal(8 * C)
-        for c in range(C):
-            p = info.params[c]
-            v = Signal(signed(32), name=f"pack_v{c}")
-            m.d.comb += v.eq(row[c] + p.bias)                     # int32 wrap, as the accumulator
-            prod = Signal(signed(66), name=f"pack_p{c}")
-            s = p.shift[:6]
-            sm1 = Signal(6, name=f"pack_sm1_{c}")
-            m.d.comb += sm1.eq(s - 1)
-            m.d.comb += prod.eq(v * p.multiplier + (Const(1, 64) << sm1))
-            t = Signal(signed(66), name=f"pack_t{c}")
-            m.d.comb += t.eq((prod >> s) + info.zero_point)
-            t2 = Signal(signed(66), name=f"pack_r{c}")
-            m.d.comb += t2.eq(Mux(info.relu & (t < info.zero_point), info.zero_point, t))
-            q8 = Signal(signed(8), name=f"pack_q{c}")
-            m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
-            m.d.comb += [out32.word_select(c, 32).eq(v), out8.word_select(c, 8).eq(q8)]
+        words, entries = [], []
+        # 64 bits hold every intermediate exactly for the shifts the host accepts (1..62):
+        # |v · multiplier| ≤ 2**62 and the rounding term ≤ 2**61.
+        for i, row in enumerate(rows):
+            out32 = Signal(32 * C, name=f"pack_out32_{i}")
+            out8 = Signal(8 * C, name=f"pack_out8_{i}")
+            for c in range(C):
+                p = info.params[c]
+                v = Signal(signed(32), name=f"pack_v{i}_{c}")
+                m.d.comb += v.eq(row[c] + p.bias)                     # int32 wrap, as the accumulator
+                prod = Signal(signed(64), name=f"pack_p{i}_{c}")
+                s = p.shift[:6]
+                sm1 = Signal(6, name=f"pack_sm1_{i}_{c}")
+                m.d.comb += sm1.eq(s - 1)
+                m.d.comb += prod.eq(v * p.multiplier + (Const(1, 64) << sm1))
+                t = Signal(signed(64), name=f"pack_t{i}_{c}")
+                m.d.comb += t.eq((prod >> s) + info.zero_point)
+                t2 = Signal(signed(64), name=f"pack_r{i}_{c}")
+                m.d.comb += t2.eq(Mux(info.relu & (t < info.zero_point), info.zero_point, t))
+                q8 = Signal(signed(8), name=f"pack_q{i}_{c}")
+                m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
+                m.d.comb += [out32.word_select(c, 32).eq(v), out8.word_select(c, 8).eq(q8)]
+            word = Signal(32 * C, name=f"pack_word{i}")
+            m.d.comb += word.eq(Mux(info.out_int32, out32, out8 << (info.slot * 8 * C)))
+            at = Signal(range(2 * E), name=f"pack_entry{i}")
+            m.d.comb += at.eq(Mux(entry + i >= E, entry + i - E, entry + i))
+            words.append(word)
+            entries.append(at)
+        mask = Mux(info.out_int32, -1, Const((1 << C) - 1, 4 * C) << (info.slot * C))
+        # Entry e lives in bank e % D at word e // D: the D rows go to D different banks.
+        for b, bank in enumerate(outbuf):
+            m.d.comb += [bank.wr_en.eq(fire), bank.wr_mask.eq(mask)]
+            for i in range(D):
+                with m.If(entries[i] % D == b):
+                    m.d.comb += [bank.wr_addr.eq(entries[i] // D), bank.wr_data.eq(words[i])]
         m.d.comb += [
-            outbuf.wr_en.eq(fire), outbuf.wr_addr.eq(cb_out.wr_page),
-            outbuf.wr_data.eq(Mux(info.out_int32, out32, out8)), outbuf.wr_mask.eq(-1),
-            cb_out.push.eq(fire),
+            cb_out.push.eq(fire & info.push),
             tileq.r_en.eq(fire & array.o.payload.last),
         ]
-        count("l1_writes", 1, fire)
+        count("l1_writes", D, fire)
 
     # ------------------------------------------------------------------------------------------
     def _writer(self, m, q, outbuf, cb_out, count):
@@ -649,7 +780,10 @@ class ComputeTile(wiring.Component):
         ta = Signal(8)
         tw = Signal(8)
         r = Signal(range(R + 1))
-        # The row being written (read data stays on outbuf.rd_data until the next read).
+        # The row being written (read data stays on its bank's rd_data until the next read there).
+        D = len(outbuf)
+        h_bank = Signal(range(D))
+        rd_data = outbuf[0].rd_data if D == 1 else Mux(h_bank, outbuf[1].rd_data, outbuf[0].rd_data)
         h_valid = Signal()
         h_bytes = Signal(16)
         h_addr = Signal(32)
@@ -666,7 +800,7 @@ class ComputeTile(wiring.Component):
             with m.If(h_bytes != 0):
                 m.d.comb += [
                     ext.wr_en.eq(1), ext.wr_addr.eq(h_addr + h_piece * W),
-                    ext.wr_data.eq(outbuf.rd_data.word_select(h_piece[:8], 8 * W) if 4 * C > W else outbuf.rd_data),
+                    ext.wr_data.eq(rd_data.word_select(h_piece[:8], 8 * W) if 4 * C > W else rd_data),
                     ext.wr_mask.eq(((Const(1, W + 1) << nbytes_piece) - 1)[:W]),
                 ]
                 count("ext_bytes_written", nbytes_piece)
@@ -675,35 +809,53 @@ class ComputeTile(wiring.Component):
             with m.If(last_piece):
                 m.d.sync += h_valid.eq(0)
 
+        def load(v):
+            m.d.comb += q.r_en.eq(1)
+            m.d.sync += [d.eq(v), state.eq(EngineState.RUN), ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
+
+        # Rows of the current tile: past valid_rows the rest of the tile is popped at once.
+        E = cfg.out_entries
+        row_idx = ta * R + r
+        skip = row_idx >= d.valid_rows
+        rest = Signal(range(R + 1))
+        m.d.comb += rest.eq(Mux(skip, R - r, 1))
+        if E < R:
+            m.d.comb += rest.eq(Mux(skip & (R - r > E), E, Mux(skip, R - r, 1)))
+        m.d.comb += [cb_out.wait_n.eq(rest), cb_out.pop_n.eq(rest)]
+        n_tiles = Mux(d.packed, 1, d.n)     # packed: one entry holds all n tiles of a pixel
+
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
                 with m.If(q.r_rdy & last_piece):
-                    m.d.comb += q.r_en.eq(1)
-                    m.d.sync += [d.eq(q.r_data[:WriteDesc.as_shape().size]), state.eq(EngineState.RUN),
-                                 ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
+                    load(q.r_data[:WriteDesc.as_shape().size])
             with m.Case(EngineState.RUN):
                 with m.If(all_issued):
                     with m.If(last_piece):
-                        m.d.sync += [state.eq(EngineState.DONE), self.writer_done.eq(self.writer_done + 1)]
+                        m.d.sync += state.eq(EngineState.DONE)
                 with m.Elif(cb_out.can_wait & last_piece):
-                    m.d.comb += [outbuf.rd_en.eq(1), outbuf.rd_addr.eq(cb_out.rd_page), cb_out.pop.eq(1)]
-                    count("l1_reads")
-                    row_idx = ta * R + r
+                    for b, bank in enumerate(outbuf):
+                        m.d.comb += [bank.rd_en.eq(~skip & (cb_out.rd_page % D == b)),
+                                     bank.rd_addr.eq(cb_out.rd_page // D)]
+                    m.d.comb += cb_out.pop.eq(1)
+                    m.d.sync += h_bank.eq(cb_out.rd_page % D)
+                    count("l1_reads", 1, ~skip)
                     vc = d.valid_cols - tw * C
-                    ncols = Mux(vc > C, C, vc)[:16]
+                    ncols = Mux(d.packed, d.valid_cols, Mux(vc > C, C, vc))[:16]
                     pix = d.pix0 + row_idx
                     m.d.sync += [
-                        h_valid.eq(1), h_piece.eq(0),
-                        h_bytes.eq(Mux(row_idx < d.valid_rows, ncols * eb, 0)),
+                        h_valid.eq(~skip), h_piece.eq(0), h_bytes.eq(ncols * eb),
                         h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
                     ]
-                    m.d.sync += r.eq(r + 1)
-                    with m.If(r + 1 >= R):
+                    m.d.sync += r.eq(r + rest)
+                    with m.If(r + rest >= R):
                         m.d.sync += [r.eq(0), tw.eq(tw + 1)]
-                        with m.If(tw + 1 >= d.n):
+                        with m.If(tw + 1 >= n_tiles):
                             m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
                             with m.If(ta + 1 >= d.m):
-                                m.d.sync += all_issued.eq(1)
+                                # The last row: take the next descriptor at once when it is there.
+                                m.d.sync += [all_issued.eq(1), self.writer_done.eq(self.writer_done + 1)]
+                                with m.If(q.r_rdy):
+                                    load(q.r_data[:WriteDesc.as_shape().size])
                 with m.Elif(~cb_out.can_wait):
                     count("writer_wait_cb")
         return ((state == EngineState.IDLE) | (state == EngineState.DONE)) & ~h_valid

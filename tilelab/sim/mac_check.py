@@ -34,9 +34,10 @@ def expected_rows(blocks):
     return out
 
 
-async def mac_array_bench(io, *, rows, cols, ks, seed, idle=0.3, stall=0.3, depthwise=False):
-    """Feed random blocks with idle cycles and backpressure; assert every row exactly."""
-    lin, lout = mac_array_layouts(rows, cols, depthwise=depthwise)
+async def mac_array_bench(io, *, rows, cols, ks, seed, idle=0.3, stall=0.3, depthwise=False, drain_rows=1):
+    """Feed random blocks with idle cycles and backpressure; assert every row exactly (``drain_rows``
+    rows per output transfer)."""
+    lin, lout = mac_array_layouts(rows, cols, depthwise=depthwise, drain_rows=drain_rows)
     blocks = mac_blocks(rows, cols, ks, seed, depthwise)
     items = []
     for a, b, a2, dw in blocks:
@@ -50,13 +51,17 @@ async def mac_array_bench(io, *, rows, cols, ks, seed, idle=0.3, stall=0.3, dept
     await io.reset()
     src = StreamSource("i", items, idle=idle, seed=seed)
     sink = StreamSink("o", stall=stall, seed=seed + 1)
-    cycles = await run_streams(io, [src], [sink], expect={"o": rows * len(blocks)},
+    per_block = rows // drain_rows
+    cycles = await run_streams(io, [src], [sink], expect={"o": per_block * len(blocks)},
                                max_cycles=50 * len(items) + 500)
     want = expected_rows(blocks)
-    for n, bits in enumerate(sink.items):
+    for t, bits in enumerate(sink.items):
         v = lout.from_bits(bits)
-        got = [v.row[c] for c in range(cols)]
-        assert v.index == n % rows, f"row {n}: index {v.index} != {n % rows}"
-        assert v.last == int(n % rows == rows - 1), f"row {n}: last flag {v.last}"
-        assert got == want[n], f"row {n}: got {got}, expected {want[n]}"
-    return {"cycles": cycles, "rows_checked": len(sink.items), "macs": io.get("macs")}
+        first = (t % per_block) * drain_rows
+        assert v.index == first, f"transfer {t}: index {v.index} != {first}"
+        assert v.last == int(t % per_block == per_block - 1), f"transfer {t}: last flag {v.last}"
+        for i, field in enumerate(("row", "row1")[:drain_rows]):
+            n = t * drain_rows + i
+            got = [getattr(v, field)[c] for c in range(cols)]
+            assert got == want[n], f"row {n}: got {got}, expected {want[n]}"
+    return {"cycles": cycles, "rows_checked": len(sink.items) * drain_rows, "macs": io.get("macs")}

@@ -16,7 +16,7 @@ from amaranth.hdl import signed
 from amaranth.lib import data, enum
 
 __all__ = [
-    "DESC_BYTES", "DESC_BITS", "PARAM_RECORD_BYTES", "Target", "ProgramHeader", "ReadDesc", "ComputeDesc",
+    "DESC_BYTES", "DESC_BITS", "PARAM_RECORD_BYTES", "READ_GANG", "Target", "ProgramHeader", "ReadDesc", "ComputeDesc",
     "WriteDesc", "ParamRecord", "EngineState",
 ]
 
@@ -25,6 +25,8 @@ DESC_BYTES = 64
 DESC_BITS = 8 * DESC_BYTES
 #: Bytes per output channel in a parameter page (see :class:`ParamRecord`).
 PARAM_RECORD_BYTES = 16
+#: Most rows one ganged read moves (:attr:`ReadDesc.gang` is at most its log2).
+READ_GANG = 4
 
 
 class Target(enum.Enum, shape=2):
@@ -67,6 +69,19 @@ class ReadDesc(data.Struct):
     input. Weights and parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
     ``row_bytes`` may exceed ``kh * kw * chunk``: the rest of each row is left as it is.
 
+    The activation CB counts W-byte words (``ext_bytes``), its whole lane bank being one ring: an
+    ``ACT`` descriptor reserves ``words`` words from the CB's write position, fills them from there
+    on (wrapping at the end of the lane) and pushes them when done. With ``stream`` (a broadcast
+    of one word per row) it instead reserves and pushes word by word, as the rows arrive, so the
+    consumer may start on the first rows and one descriptor may load more than the ring holds.
+    Weight and parameter CBs have two pages; ``words`` is unused for them.
+
+    With ``gang`` = g > 0 a flat descriptor (1×1 kernel over a 1×npix image whose rows are
+    contiguous: ``pix_stride == chunk``) moves 2**g rows per cycle: one read of ``2**g * chunk``
+    bytes (at most W) feeds 2**g consecutive lanes, row ``j + i`` going to lane ``(j + i) % lanes``
+    at the same lane byte. The compiler only uses it when 2**g divides the lane count and no row
+    crosses a W-byte word of its lane.
+
     With ``bcast`` every row is written to *all* lanes of the CB at byte ``j * row_bytes`` (one
     write to every lane bank in the same cycle). Depthwise conv loads its raw input window this way
     (a 1×1 kernel over the zero-padded input, each input byte read once per window): every MAC-array
@@ -75,7 +90,9 @@ class ReadDesc(data.Struct):
 
     target: Target
     bcast: 1
-    _pad0: 5
+    gang: 3
+    stream: 1
+    _pad0: 1
     kh: 8
     kw: 8
     stride_h: 8
@@ -96,6 +113,7 @@ class ReadDesc(data.Struct):
     oh0: 16
     ow0: 16
     npix: 16
+    words: 32       #: ACT: W-byte words reserved in, filled and pushed to the activation CB
 
 
 class ComputeDesc(data.Struct):
@@ -103,20 +121,30 @@ class ComputeDesc(data.Struct):
 
     For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
     stream through the MAC array and the pack stage writes R output rows to the output CB.
+    The engine waits for ``act_wait`` words of the activation CB (counted in W-byte words from its
+    read position, which is the page's byte 0) and pops ``act_pop`` words when done. With
+    ``packed`` the ``n`` weight tiles of an activation tile share their R output entries: row
+    ``r`` of tile ``tw`` fills bytes ``tw * cols ..`` of entry ``r`` (int8 output, ``n * cols``
+    bytes at most ``4 * cols``), and the entries are pushed with the last tile.
 
     In depthwise mode (``dw``) the activation page holds a raw input window (``bcast``
-    :class:`ReadDesc`: whole input rows, pixel ``i`` of the window at byte ``i * cols``, ``cols``
-    channels each, the same in every lane) and a step reads ``cols`` bytes per lane, each lane at
-    its own address: lane ``r`` computes output pixel ``p = ta * rows + r`` of the block,
-    ``(oh, ow) = divmod(p, dw_wo)``, and reads tap ``k = ki * kw + kj`` at byte ``pix_r + tap_k``
-    of the page, or zero when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the
-    padding is never stored). The address generator keeps ``pix_r`` and the tap's input row and
+    :class:`ReadDesc`: whole input rows, pixel ``i`` of the window at word ``i``, up to W
+    channels each, the same in every lane; the window may wrap around the end of the lane) and a
+    step reads ``cols`` bytes per lane, each lane at its own address: lane ``r`` computes output
+    pixel ``p = ta * rows + r`` of the block, ``(oh, ow) = divmod(p, dw_wo)``, and reads tap
+    ``k = ki * kw + kj`` of weight tile ``tw`` at byte ``pix_r + tap_k + tw * cols`` of the page,
+    or zero when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the padding is never
+    stored). Before each activation tile the engine waits until the activation CB holds the
+    window rows its last lane reads: ``(ih + dw_span) * dw_w`` words, ``ih`` being that lane's
+    first tap row (at most ``act_wait``, at least 0), so a block may start while its window is
+    still arriving (a ``stream`` read). The address generator keeps ``pix_r`` and the tap's input row and
     column per lane incrementally: lane 0 starts at ``dw_origin`` (row ``dw_ih0``, column
-    ``dw_iw0``); one pixel further adds ``dw_col`` bytes and ``dw_sw`` columns; ``rows`` pixels
+    ``dw_iw0``); one pixel further adds ``dw_sw`` words and ``dw_sw`` columns; ``rows`` pixels
     further adds ``dw_adv`` bytes, ``dw_ih_adv`` rows and ``dw_iw_adv`` columns with
     ``ow += dw_qw``; when ``ow`` wraps past ``dw_wo``, ``dw_wrap`` bytes and ``dw_sh`` rows more
-    and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_tap_col`` (``dw_dw`` columns) per kernel
-    column and ``dw_tap_row`` more (next kernel row: ``dw_dh`` rows) after each ``dw_kw`` columns.
+    and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_dw`` words (``dw_dw`` columns) per kernel
+    column and ``dw_tap_row`` bytes more (next kernel row: ``dw_dh`` rows) after each ``dw_kw``
+    columns.
     """
 
     m: 8
@@ -130,15 +158,15 @@ class ComputeDesc(data.Struct):
     dw: 1
     out_int32: 1
     relu: 1
-    pop_act: 1
+    packed: 1
     pop_wgt: 1
     pop_param: 1
     _pad0: 2
+    act_wait: 24      #: activation CB words the block reads (from the CB's read position)
+    act_pop: 24       #: activation CB words popped when the block is done
     dw_wo: 16         #: output pixels per output row (depthwise addressing)
     dw_qw: 16         #: rows % dw_wo: column advance of a lane from one tile to the next
     dw_kw: 8          #: kernel columns
-    dw_tap_col: 16    #: bytes from one kernel column to the next (dil_w * cols)
-    dw_col: 32        #: bytes from one output column to the next (stride_w * cols)
     dw_adv: 32        #: bytes a lane advances from one tile to the next, before a row wrap
     dw_wrap: signed(32)     #: bytes added when a lane's column wraps to the next output row
     dw_tap_row: signed(32)  #: bytes added after the last kernel column, to the next kernel row
@@ -154,6 +182,7 @@ class ComputeDesc(data.Struct):
     dw_iw_wrap: 16          #: input columns subtracted on a wrap to the next output row
     dw_h: 16                #: input height: taps outside [0, dw_h) x [0, dw_w) read as zero
     dw_w: 16                #: input width
+    dw_span: signed(16)     #: window rows up to a lane's last tap row: its first tap row + dw_span
 
 
 class WriteDesc(data.Struct):
@@ -162,7 +191,9 @@ class WriteDesc(data.Struct):
     Entry order matches :class:`ComputeDesc`: for ``ta`` in ``m``, for ``tw`` in ``n``, ``rows``
     rows. Row ``r`` of tile (ta, tw) is output pixel ``pix0 + ta * rows + r`` and goes to
     ``dst + pixel * pix_stride + tw * cols * elem_bytes``; only the first ``valid_rows`` pixels and
-    ``valid_cols`` channels of the block are written.
+    ``valid_cols`` channels of the block are written. With ``packed`` (see :class:`ComputeDesc`)
+    an activation tile has R entries of ``n * cols`` channels each, one store per pixel. The rows
+    of a tile past ``valid_rows`` are popped from the output CB in one cycle.
     """
 
     dst: 32
@@ -173,7 +204,8 @@ class WriteDesc(data.Struct):
     valid_rows: 16
     valid_cols: 16
     out_int32: 1
-    _pad0: 7
+    packed: 1
+    _pad0: 6
 
 
 class ParamRecord(data.Struct):
