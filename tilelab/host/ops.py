@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
-import json
 import shutil
 import tempfile
 import time
@@ -33,13 +31,12 @@ from tilelab.hdl.formats.eltwise import (
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
 from tilelab.sim import BACKENDS, simulate
-from tilelab.sim.cache import default_cache_dir
 from tilelab.sim.memimage import read_hex, write_hex
 from tilelab.sim.verilog import Design
 
 from . import golden
 from .layers import PoolSpec
-from .runtime import LayerStats
+from .runtime import LayerStats, cached_design
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "bulk_reduce_bench", "eltwise_design",
            "eltwise_run_bench", "global_avg_pool", "image_runner", "max_pool2d", "noc_all_reduce", "reciprocal",
@@ -59,17 +56,6 @@ PROGRESS = ("busy", "ext_bytes_read", "ext_bytes_written", "cmd_bytes_read", "te
 # design, bench, memory image
 
 
-def _verilog_cache_path(config: EltwiseConfig) -> Path:
-    import tilelab
-
-    src = Path(tilelab.__file__).parent
-    h = hashlib.sha256(config.key().encode())
-    for sub in ("hdl", "pe_models"):
-        for p in sorted((src / sub).rglob("*.py")) + sorted((src / sub).rglob("*.v")):
-            h.update(p.read_bytes())
-    return default_cache_dir() / "verilog" / f"eltwise-{h.hexdigest()[:24]}.v"
-
-
 def eltwise_design(config: EltwiseConfig) -> Design:
     """The unit's Verilog with its external memory (converted once per configuration, then cached).
 
@@ -82,25 +68,11 @@ def eltwise_design(config: EltwiseConfig) -> Design:
     -------
     Design
     """
-    from tilelab.hdl.memories import VERILOG_DIR
     from tilelab.pe_models.eltwise import EltwiseTop
-    from tilelab.sim.verilog import to_verilog
 
     if config.mem_impl != "verilog":
         raise ValueError("the Verilog of the unit needs mem_impl='verilog'")
-    path = _verilog_cache_path(config)
-    ports_path = path.with_suffix(".ports.json")
-    models = tuple(sorted(VERILOG_DIR.glob("*.v")))
-    if path.exists() and ports_path.exists():
-        ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
-        return Design(top="eltwise_top", verilog=path.read_text(), extra_sources=models, ports=ports)
-    design = to_verilog(EltwiseTop(config), name="eltwise_top")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
-        tmp = target.with_suffix(f".{time.time_ns()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
-    return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
+    return cached_design("eltwise", config.key(), lambda: EltwiseTop(config), "eltwise_top")
 
 
 def _diagnose(io) -> str:
@@ -563,29 +535,10 @@ _S2_SPLIT = 16
 
 
 def _bulk_reduce_design(rows, cols, lanes, depth) -> Design:
-    import tilelab
-    from tilelab.hdl.memories import VERILOG_DIR
     from tilelab.noc.bulk import BulkReduceHarness
-    from tilelab.sim.verilog import to_verilog
 
-    src = Path(tilelab.__file__).parent
-    h = hashlib.sha256(f"{rows},{cols},{lanes},{depth}".encode())
-    for sub in ("hdl", "noc"):
-        for p in sorted((src / sub).rglob("*.py")) + sorted((src / sub).rglob("*.v")):
-            h.update(p.read_bytes())
-    path = default_cache_dir() / "verilog" / f"bulk-reduce-{h.hexdigest()[:24]}.v"
-    ports_path = path.with_suffix(".ports.json")
-    models = tuple(sorted(VERILOG_DIR.glob("*.v")))
-    if path.exists() and ports_path.exists():
-        ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
-        return Design(top="bulk_reduce", verilog=path.read_text(), extra_sources=models, ports=ports)
-    design = to_verilog(BulkReduceHarness(rows=rows, cols=cols, lanes=lanes, depth=depth), name="bulk_reduce")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
-        tmp = target.with_suffix(f".{time.time_ns()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
-    return Design(top=design.top, verilog=design.verilog, extra_sources=models, ports=design.ports)
+    return cached_design("bulk-reduce", f"{rows},{cols},{lanes},{depth}",
+                         lambda: BulkReduceHarness(rows=rows, cols=cols, lanes=lanes, depth=depth), "bulk_reduce")
 
 
 async def bulk_reduce_bench(io, *, flits, names, stall_cycles=5_000):
