@@ -22,13 +22,17 @@ Sharding (``T = R·C`` tiles, grid tile ``(i, j)`` is core ``t = i·C + j``):
     channel slice ``j`` of the sticks grid row ``i`` owns and multicasts it (and the halo sticks
     other grid rows need from it) along the grid row that needs them.
 
-Weight loading: every tile runs one tile program per weight block (``n·C`` output channels, the
-tile compiler's column block).
+Weight loading: the weights are cut in blocks of ``n·C`` output channels (the tile compiler's
+column block).
 ``stream``: each tile GETs block ``k + 1`` into the other of two staging buffers from its row's
-memory port while block ``k`` computes — weights are never all resident, and every tile reads
-every block it uses from external memory.
+memory port while block ``k`` computes, one tile program per block — weights are never all
+resident, and every tile reads every block it uses from external memory.
 ``multicast``: for each block, one tile asks the memory port to multicast it to every tile that
-uses it; the block is read from external memory once and stays resident.
+uses it; the block is read from external memory once and stays resident. When the blocks lie back
+to back in node memory (every whole block fills its 64-byte aligned slot), a tile computes all its
+blocks in one tile program once they have arrived, or, when the later blocks take longer to arrive
+than a second program costs, the first block alone as soon as it is there and the rest in a second
+program: one or two array fills and drains instead of one per block.
 
 Addresses: every node uses the same memory map, so a stick lives at the same address in every
 node; an input stick occupies ``S = ceil(Cin / W)·W`` bytes (word aligned, so sticks move as
@@ -288,6 +292,30 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     weight_once = sum(words(wb) * W + words(pb) * W for (_, wb, _, pb) in block_at.values())
     weight_stream = 0
 
+    wmax = max(block_at[blk][1] for blk in blocks)
+    pmax = max(block_at[blk][3] for blk in blocks)
+    w_slot, p_slot = align(wmax), align(pmax)
+    # With multicast a node's blocks all stay resident, in consecutive slots. When every whole block
+    # fills its slot exactly, the blocks lie back to back and one tile program can compute several
+    # (one array fill and drain instead of one per block). A node waits for all its blocks and runs
+    # them in one program when the later blocks arrive in less time than a second program's fill and
+    # drain (or while the node still waits for its activations); otherwise the first block runs alone
+    # as soon as it has arrived and the others follow in one program.
+    back_to_back = (weight_load == "multicast" and phase_ch * w_row == w_slot
+                    and phase_ch * PARAM_RECORD_BYTES == p_slot)
+    # cycles a second tile program costs: start, array fill and drain, and reading the input again
+    # (measured on 8x8 tiles: 600-650)
+    run_overhead = 8 * (tcfg.rows + tcfg.cols) + 512
+
+    def run_groups(mine, act_words):
+        count = len(mine)
+        if not back_to_back or count < 2:
+            return [[k] for k in range(count)]
+        later = sum(words(block_at[blk][1]) + words(block_at[blk][3]) for blk in mine[1:])
+        if later <= run_overhead + act_words:
+            return [list(range(count))]
+        return [[0], list(range(1, count))]
+
     # ---- per-node move lists (addresses symbolic until the map is known) -----------------------
     def node_blocks(ch):
         return [blk for blk in blocks if ch[0] <= blk[0] and blk[1] <= ch[1]]
@@ -381,13 +409,10 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     x_size = align(sticks * S)
     out_size = align(M * cout * eb)
     max_blocks = max(len(node_blocks(ch)) for _, ch in cores.values())
-    wmax = max(block_at[blk][1] for blk in blocks)
-    pmax = max(block_at[blk][3] for blk in blocks)
     if weight_load == "stream":
         w_slots, p_slots = 2, 2
     else:
         w_slots, p_slots = max_blocks, max_blocks
-    w_slot, p_slot = align(wmax), align(pmax)
 
     nodes = {}
     multicasts = []
@@ -425,8 +450,10 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         moves.extend(act_puts[key])
         if act_count[key]:
             moves.append(dict(op=MoveOp.WAIT, sem=SEM_ACT, count=act_count[key]))
-        for k in range(len(mine)):
-            moves.append(dict(op=MoveOp.WAIT, sem=SEM_WGT, count=2))
+        groups = run_groups(mine, act_in[key] // W)
+        for g, blks in enumerate(groups):
+            moves.append(dict(op=MoveOp.WAIT, sem=SEM_WGT, count=2 * len(blks)))
+            k = blks[-1]
             if weight_load == "stream" and k + 1 < len(mine):
                 wa, wb, pa, pb = block_at[mine[k + 1]]
                 slot = (k + 1) % 2
@@ -434,21 +461,23 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
                                   local=("w", slot), remote=wa // W))
                 moves.append(dict(op=MoveOp.GET, sem=SEM_WGT, node=my_port, rows=1, words=words(pb),
                                   local=("p", slot), remote=pa // W))
-            moves.append(dict(op=MoveOp.RUN, phase=k))
+            moves.append(dict(op=MoveOp.RUN, phase=g))
         moves.append(dict(op=MoveOp.END))
-        nodes[key] = (moves, mine, pixels, ch)
+        slot_of = (lambda k: k % 2) if weight_load == "stream" else (lambda k: k)
+        nodes[key] = (moves, [(mine[blks[0]][0], mine[blks[-1]][1], slot_of(blks[0])) for blks in groups], pixels, ch)
 
     # sizes: moves, then programs (compiled once with placeholder addresses to learn their size)
-    def program(pixels, blk, slot, base):
+    def program(pixels, run, base):
+        c0, c1, slot = run
         lay = ProgramLayout(x_addr=x_at - base, x_pix_stride=S, w_addr=w_at + slot * w_slot - base,
                             p_addr=p_at + slot * p_slot - base, out_addr=out_at - base)
         return compile_conv(x, w, bias, spec, tcfg, multiplier=multiplier, shift=shift, zero_point=zero_point,
-                            relu=relu, out_int32=out_int32, pixels=pixels, channels=blk, layout=lay).image
+                            relu=relu, out_int32=out_int32, pixels=pixels, channels=(c0, c1), layout=lay).image
 
     x_at = w_at = p_at = out_at = 0
     sizes = {}
-    for key, (moves, mine, pixels, _ch) in nodes.items():
-        prog_sizes = [len(program(pixels, blk, 0, 0)) for blk in mine]
+    for key, (moves, runs, pixels, _ch) in nodes.items():
+        prog_sizes = [len(program(pixels, run, 0)) for run in runs]
         sizes[key] = (align(len(moves) * MOVE_DESC_BYTES), [align(s) for s in prog_sizes])
     code = max(m + sum(p) for m, p in sizes.values())
     x_at = align(code)
@@ -462,15 +491,14 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
                         f"{tcfg.ext_bytes_total}")
 
     images = {}
-    for key, (moves, mine, pixels, ch) in nodes.items():
+    for key, (moves, runs, pixels, ch) in nodes.items():
         i, j = key
         img = np.zeros(out_at, np.uint8)
         mbytes, psizes = sizes[key]
         pbase = mbytes
         bases = []
-        for k, blk in enumerate(mine):
-            slot = k % 2 if weight_load == "stream" else k
-            prog = program(pixels, blk, slot, pbase)
+        for k, run in enumerate(runs):
+            prog = program(pixels, run, pbase)
             img[pbase:pbase + len(prog)] = prog
             bases.append(pbase)
             pbase += psizes[k]
@@ -494,7 +522,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         img[:len(code_bytes)] = np.frombuffer(code_bytes, np.uint8)
         for off, data in initial[key]:
             img[x_at + off:x_at + off + len(data)] = np.frombuffer(data, np.uint8)
-        images[key] = NodeImage(i=i, j=j, image=img, pixels=pixels, channels=ch, moves=moves, phases=len(mine),
+        images[key] = NodeImage(i=i, j=j, image=img, pixels=pixels, channels=ch, moves=moves, phases=len(runs),
                                 halo_bytes_in=halo_in[key], act_bytes_in=act_in[key])
 
     if not any(img.phases for img in images.values()):
