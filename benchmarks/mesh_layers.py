@@ -8,9 +8,11 @@ shards stay small; stride-2 layers get twice that) and each of the four choices,
 through the RTL on Verilator, is checked bit-exact against numpy, and is reported with cycles, MAC
 utilization, external bytes read, NoC flits on router-to-router links, halo bytes and simulated
 MAC/s, plus that speed's ratio to the plain C++ Verilator loop of a bare MAC array with as many MACs
-as the whole mesh (the sim-speed benchmark's ceiling). A choice the layer cannot use (a channel
-slice that is not whole NoC words, shard counts that do not divide, a node memory too small: every
-node holds the whole input map's address range) is reported with the reason.
+as the whole mesh (the sim-speed benchmark's ceiling). A layer none of whose choices fits node
+memory at ``--size`` (every node holds the whole input and output maps' address ranges) runs at
+half the size, and so on down to 8; the table's ``size`` column says which. A choice the layer
+cannot use (a channel slice that is not whole NoC words, shard counts that do not divide) is
+reported with the reason.
 Goals: ≥ 85 % utilization on the 3×3 and 1×1 layers with the better choice; simulated MAC/s ≥ 50 %
 of the ceiling.
 """
@@ -86,6 +88,37 @@ def plot(records, path):
     plt.close(fig)
 
 
+def run_layer(rng, config, ceiling, name, cin, cout, k, s, p, size):
+    """Run one layer at output size ``size`` with every choice; one record per choice."""
+    h = size * s
+    x = rng.integers(-128, 128, (1, h, h, cin), dtype=np.int8)
+    w = rng.integers(-128, 128, (cout, k, k, cin), dtype=np.int8)
+    b = rng.integers(-1000, 1000, cout, dtype=np.int32)
+    m, sh = golden.choose_requant(golden.conv2d(x, w, b, stride=s, padding=p))
+    records = []
+    for shard, wl in CHOICES:
+        rec = {"layer": name, "size": size, "input": [1, h, h, cin], "cout": cout, "kernel": k, "stride": s,
+               "shard": shard, "weight_load": wl}
+        t = time.perf_counter()
+        try:
+            _, st = conv2d_mesh(x, w, b, stride=s, padding=p, requant=Requant(m, sh, 0), activation="relu",
+                                mesh=config, shard=shard, weight_load=wl)
+        except (MeshError, LayoutError) as exc:
+            rec.update(ok=False, reason=str(exc))
+            records.append(rec)
+            print(f"  {name:14s} {shard:6s} {wl:9s} n/a: {exc}", file=sys.stderr)
+            continue
+        rec.update(ok=True, bit_exact=st.bit_exact, cycles=st.cycles, macs=st.macs,
+                   mac_utilization=st.mac_utilization, ext_bytes_read=st.ext_bytes_read,
+                   noc_flits=st.noc_flits, halo_bytes=st.halo_bytes, wall_seconds=st.wall_seconds,
+                   simulated_macs_per_second=st.simulated_macs_per_second,
+                   ratio_to_ceiling=st.simulated_macs_per_second / ceiling, total_seconds=time.perf_counter() - t)
+        records.append(rec)
+        print(f"  {name:14s} {shard:6s} {wl:9s} {'ok' if st.bit_exact else 'MISMATCH'} "
+              f"util {100 * st.mac_utilization:5.1f} %", file=sys.stderr)
+    return records
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mesh", default="4x4")
@@ -109,48 +142,33 @@ def main(argv=None):
     for name, cin, cout, k, s, p in LAYERS:
         if args.layers and name not in args.layers:
             continue
-        h = args.size * s
-        x = rng.integers(-128, 128, (1, h, h, cin), dtype=np.int8)
-        w = rng.integers(-128, 128, (cout, k, k, cin), dtype=np.int8)
-        b = rng.integers(-1000, 1000, cout, dtype=np.int32)
-        m, sh = golden.choose_requant(golden.conv2d(x, w, b, stride=s, padding=p))
-        for shard, wl in CHOICES:
-            rec = {"layer": name, "input": [1, h, h, cin], "cout": cout, "kernel": k, "stride": s, "shard": shard,
-                   "weight_load": wl}
-            t = time.perf_counter()
-            try:
-                _, st = conv2d_mesh(x, w, b, stride=s, padding=p, requant=Requant(m, sh, 0), activation="relu",
-                                    mesh=config, shard=shard, weight_load=wl)
-            except (MeshError, LayoutError) as exc:
-                rec.update(ok=False, reason=str(exc))
-                records.append(rec)
-                print(f"  {name:14s} {shard:6s} {wl:9s} n/a: {exc}", file=sys.stderr)
-                continue
-            rec.update(ok=True, bit_exact=st.bit_exact, cycles=st.cycles, macs=st.macs,
-                       mac_utilization=st.mac_utilization, ext_bytes_read=st.ext_bytes_read,
-                       noc_flits=st.noc_flits, halo_bytes=st.halo_bytes, wall_seconds=st.wall_seconds,
-                       simulated_macs_per_second=st.simulated_macs_per_second,
-                       ratio_to_ceiling=st.simulated_macs_per_second / ceiling, total_seconds=time.perf_counter() - t)
-            records.append(rec)
-            print(f"  {name:14s} {shard:6s} {wl:9s} {'ok' if st.bit_exact else 'MISMATCH'} "
-                  f"util {100 * st.mac_utilization:5.1f} %", file=sys.stderr)
+        size = args.size
+        while True:
+            layer = run_layer(rng, config, ceiling, name, cin, cout, k, s, p, size)
+            if size <= 8 or any(r["ok"] or "node memory" not in r["reason"] for r in layer):
+                break
+            print(f"  {name}: no choice fits node memory at size {size}; trying {size // 2}", file=sys.stderr)
+            size //= 2
+        records += layer
 
-    hdr = (f"{'layer':14s} {'shard':6s} {'weights':9s} {'exact':5s} {'cycles':>9s} {'util':>6s} {'ext rd':>9s} "
+    hdr = (f"{'layer':14s} {'size':>4s} {'shard':6s} {'weights':9s} {'exact':5s} {'cycles':>9s} {'util':>6s} "
+           f"{'ext rd':>9s} "
            f"{'flits':>8s} {'halo':>7s} {'MMAC/s':>7s} {'ceil':>5s}")
     print(hdr)
     print("-" * len(hdr))
     for r in records:
         if not r["ok"]:
-            print(f"{r['layer']:14s} {r['shard']:6s} {r['weight_load']:9s} n/a   {r['reason'][:60]}")
+            print(f"{r['layer']:14s} {r['size']:4d} {r['shard']:6s} {r['weight_load']:9s} n/a   {r['reason'][:60]}")
             continue
-        print(f"{r['layer']:14s} {r['shard']:6s} {r['weight_load']:9s} {'yes' if r['bit_exact'] else 'NO':5s} "
+        print(f"{r['layer']:14s} {r['size']:4d} {r['shard']:6s} {r['weight_load']:9s} "
+              f"{'yes' if r['bit_exact'] else 'NO':5s} "
               f"{r['cycles']:9d} {100 * r['mac_utilization']:5.1f}% {r['ext_bytes_read']:9d} {r['noc_flits']:8d} "
               f"{r['halo_bytes']:7d} {r['simulated_macs_per_second'] / 1e6:7.1f} {100 * r['ratio_to_ceiling']:4.1f}%")
     best = {}
     for r in records:
         if r["ok"] and r["mac_utilization"] > best.get(r["layer"], {"mac_utilization": -1})["mac_utilization"]:
             best[r["layer"]] = r
-    print("best choice per layer: " + ", ".join(f"{n} {r['shard']}/{r['weight_load']} "
+    print("best choice per layer: " + ", ".join(f"{n} (size {r['size']}) {r['shard']}/{r['weight_load']} "
                                                 f"{100 * r['mac_utilization']:.1f}%" for n, r in best.items()))
     with open(args.json, "w") as f:
         json.dump({"mesh": args.mesh, "tile": tile.key(), "ceiling_macs_per_second": ceiling, "layers": records},

@@ -148,8 +148,9 @@ def test_bad_input():
         conv2d_mesh(x, w, b, out="int32", mesh=cfg, weight_load="telepathy")
     with pytest.raises(MeshError, match="no receivers"):
         _move(op=MoveOp.PUT, mcast=1, rect0=(2, 1), rect1=(1, 1), rows=1, words=1)
-    # a layer too big for the node memory even when sharded
-    xb, wb, bb = tensors(1, 64, 64, 64, 32, 3, seed=9)
+    # a layer too big for the node memory even when sharded (each node holds a quarter of the input and
+    # output: 278 KiB of input window and 512 KiB of int32 output)
+    xb, wb, bb = tensors(1, 128, 128, 64, 32, 3, seed=9)
     with pytest.raises(MeshError, match=r"a tile node needs \d+ bytes of node memory .* a node has 524288"):
         conv2d_mesh(xb, wb, bb, padding=1, out="int32", mesh=cfg)
     # a reduction too large for even the smallest block of a tile

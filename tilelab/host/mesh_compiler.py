@@ -34,9 +34,11 @@ blocks in one tile program once they have arrived, or, when the later blocks tak
 than a second program costs, the first block alone as soon as it is there and the rest in a second
 program: one or two array fills and drains instead of one per block.
 
-Addresses: every node uses the same memory map, so a stick lives at the same address in every
-node; an input stick occupies ``S = ceil(Cin / W)·W`` bytes (word aligned, so sticks move as
-whole NoC words).
+Addresses: every node has the same memory map (descriptors, tile programs, input, weights,
+parameters, output), but its input region holds only its window of the input — the sticks from the
+first to the last one it holds or needs — and its output region only its own output pixels; the
+tile programs address the whole maps from bases before the windows. An input stick occupies
+``S = ceil(Cin / W)·W`` bytes (word aligned, so sticks move as whole NoC words).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class MeshProgram:
     weight_load: str
     nodes: dict                       #: (i, j) → NodeImage
     port_image: np.ndarray            #: the image every memory port is loaded with
-    out_addr: int                     #: byte address of the output region in every node
+    out_addr: int                     #: byte address of the output region (a node's first output pixel)
     out_dtype: np.dtype
     halo_bytes: int
     weight_bytes_once: int            #: weight + parameter bytes of all blocks, each counted once
@@ -125,8 +127,8 @@ class MeshProgram:
         """First and last word of ``node``'s output bytes (for the dump)."""
         W = self.config.word_bytes
         p0, p1 = node.pixels
-        lo = self.out_addr + p0 * self.out_row_bytes
-        hi = self.out_addr + p1 * self.out_row_bytes - 1
+        lo = self.out_addr
+        hi = self.out_addr + (p1 - p0) * self.out_row_bytes - 1
         return lo // W, hi // W
 
     def assemble(self, dumps: dict) -> np.ndarray:
@@ -139,7 +141,7 @@ class MeshProgram:
             first, raw = dumps[key]
             p0, p1 = node.pixels
             c0, c1 = node.channels
-            start = self.out_addr + p0 * self.out_row_bytes - first * W
+            start = self.out_addr - first * W
             buf = np.frombuffer(raw, np.uint8)[start:start + (p1 - p0) * self.out_row_bytes]
             part = buf.view(self.out_dtype).reshape(p1 - p0, s.cout)
             y[p0:p1, c0:c1] = part[:, c0:c1]
@@ -332,6 +334,26 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
             raise MeshError(f"the tiles sharing a weight block {sorted(keys)} do not form a rectangle")
         return cfg.tile_coord(i0, j0), cfg.tile_coord(i1, j1)
 
+    # each node's input window: the sticks it holds or needs, [lo, hi), stored from the start of its
+    # input region (node memory holds a node's shard and halo, not the whole input map)
+    window = {}
+    if shard == "width":
+        window = {key: (0, sticks) for key in cores}
+    else:
+        for g, entry in enumerate(plan):
+            lo, hi = min(g * own_size, sticks), min((g + 1) * own_size, sticks)
+            need = _unpadded(spec, np.asarray(entry["local"] + [r[0] for r in entry["remote"]], np.int64))
+            bounds = [u for u in (lo if hi > lo else None, hi - 1 if hi > lo else None) if u is not None]
+            bounds += [int(need.min()), int(need.max())] if len(need) else []
+            win = (min(bounds), max(bounds) + 1) if bounds else (0, 0)
+            for key in cores:
+                if (key[0] * C + key[1] if shard == "height" else key[0]) == g:
+                    window[key] = win
+
+    def x_word(key, u):
+        """Word offset of stick ``u`` in ``key``'s input region."""
+        return (u - window[key][0]) * SW
+
     # activation transfers: (sender key) -> list of PUT dicts; (receiver key) -> count
     act_puts = {key: [] for key in cores}
     act_count = {key: 0 for key in cores}
@@ -339,14 +361,18 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     act_in = {key: 0 for key in cores}
     halo_total = 0
 
-    def put(sender, receivers, local_w, rows, words_, stride_w, *, mcast):
-        # split rows into descriptors of at most 65535 rows and words
+    def put(sender, receivers, u0, col_w, rows, words_, stride_w, *, mcast):
+        # sticks from u0 on (word col_w of each), from the sender's window to the receivers' (all of a
+        # multicast's receivers share one window); rows split into descriptors of at most 65535
         if words_ > _MAX16:
             raise MeshError(f"a transfer of {words_} words per row exceeds the descriptor limit {_MAX16}")
+        local_w = x_word(sender, u0) + col_w
+        remote_w = x_word(receivers[0], u0) + col_w
+        assert all(window[rk] == window[receivers[0]] for rk in receivers)
         for r0 in range(0, rows, _MAX16):
             nr = min(_MAX16, rows - r0)
             d = dict(op=MoveOp.PUT, sem=SEM_ACT, mcast=int(mcast), rows=nr, words=words_,
-                     local=("x", local_w + r0 * stride_w), remote=("x", local_w + r0 * stride_w),
+                     local=("x", local_w + r0 * stride_w), remote=("x", remote_w + r0 * stride_w),
                      local_stride=stride_w, remote_stride=stride_w)
             if mcast:
                 d["rect0"], d["rect1"] = rect_of(receivers)
@@ -366,12 +392,12 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
             key = divmod(t, C)
             lo, hi = min(t * own_size, sticks), min((t + 1) * own_size, sticks)
             for u in range(lo, hi):
-                initial[key].append((u * S, x_bytes[u].tobytes()))
+                initial[key].append((x_word(key, u) * W, x_bytes[u].tobytes()))
             remote = np.asarray(entry["remote"], np.int64).reshape(-1, 2)
             for owner in sorted(set(remote[:, 1].tolist())):
                 us = np.sort(_unpadded(spec, remote[remote[:, 1] == owner, 0]))
                 for u0, u1 in _runs(us):
-                    put(divmod(owner, C), [key], u0 * SW, 1, (u1 - u0) * SW, 0, mcast=False)
+                    put(divmod(owner, C), [key], u0, 0, 1, (u1 - u0) * SW, 0, mcast=False)
                     halo_in[key] += (u1 - u0) * cin
                     halo_total += (u1 - u0) * cin
     elif shard == "width":
@@ -381,7 +407,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
             key = divmod(t, C)
             for u in range(sticks):
                 initial[key].append((u * S + t * sl, x_bytes[u, t * sl:(t + 1) * sl].tobytes()))
-            put(key, everyone, t * sl // W, sticks, sl // W, SW, mcast=True)
+            put(key, everyone, 0, t * sl // W, sticks, sl // W, SW, mcast=True)
     else:
         sl = cin // C
         for i_dst, entry in enumerate(plan):
@@ -392,7 +418,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
                 runs = _runs(us[owners == k])
                 for j in range(C):
                     for u0, u1 in runs:
-                        put((k, j), [(i_dst, jj) for jj in range(C)], (u0 * S + j * sl) // W, u1 - u0, sl // W, SW,
+                        put((k, j), [(i_dst, jj) for jj in range(C)], u0, j * sl // W, u1 - u0, sl // W, SW,
                             mcast=True)
                 if k != i_dst:
                     n_remote = sum(u1 - u0 for u0, u1 in runs)
@@ -403,11 +429,11 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
             lo, hi = min(i * own_size, sticks), min((i + 1) * own_size, sticks)
             for j in range(C):
                 for u in range(lo, hi):
-                    initial[i, j].append((u * S + j * sl, x_bytes[u, j * sl:(j + 1) * sl].tobytes()))
+                    initial[i, j].append((x_word((i, j), u) * W + j * sl, x_bytes[u, j * sl:(j + 1) * sl].tobytes()))
 
     # ---- programs, memory map ----------------------------------------------------------------
-    x_size = align(sticks * S)
-    out_size = align(M * cout * eb)
+    x_size = align(max(hi - lo for lo, hi in window.values()) * S)
+    out_size = align(max(p1 - p0 for (p0, p1), _ in cores.values()) * cout * eb)
     max_blocks = max(len(node_blocks(ch)) for _, ch in cores.values())
     if weight_load == "stream":
         w_slots, p_slots = 2, 2
@@ -467,17 +493,21 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         nodes[key] = (moves, [(mine[blks[0]][0], mine[blks[-1]][1], slot_of(blks[0])) for blks in groups], pixels, ch)
 
     # sizes: moves, then programs (compiled once with placeholder addresses to learn their size)
-    def program(pixels, run, base):
+    def program(key, pixels, run, base):
+        # the tile addresses the whole input and output maps; a node holds only its window of each,
+        # so their bases lie before the window (below zero, taken modulo 2**32 as the tile's address
+        # arithmetic wraps; the tile reads and writes only inside the windows)
         c0, c1, slot = run
-        lay = ProgramLayout(x_addr=x_at - base, x_pix_stride=S, w_addr=w_at + slot * w_slot - base,
-                            p_addr=p_at + slot * p_slot - base, out_addr=out_at - base)
+        lay = ProgramLayout(x_addr=x_at - window[key][0] * S - base, x_pix_stride=S,
+                            w_addr=w_at + slot * w_slot - base, p_addr=p_at + slot * p_slot - base,
+                            out_addr=out_at - pixels[0] * cout * eb - base)
         return compile_conv(x, w, bias, spec, tcfg, multiplier=multiplier, shift=shift, zero_point=zero_point,
                             relu=relu, out_int32=out_int32, pixels=pixels, channels=(c0, c1), layout=lay).image
 
     x_at = w_at = p_at = out_at = 0
     sizes = {}
     for key, (moves, runs, pixels, _ch) in nodes.items():
-        prog_sizes = [len(program(pixels, run, 0)) for run in runs]
+        prog_sizes = [len(program(key, pixels, run, 0)) for run in runs]
         sizes[key] = (align(len(moves) * MOVE_DESC_BYTES), [align(s) for s in prog_sizes])
     code = max(m + sum(p) for m, p in sizes.values())
     x_at = align(code)
@@ -498,7 +528,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         pbase = mbytes
         bases = []
         for k, run in enumerate(runs):
-            prog = program(pixels, run, pbase)
+            prog = program(key, pixels, run, pbase)
             img[pbase:pbase + len(prog)] = prog
             bases.append(pbase)
             pbase += psizes[k]

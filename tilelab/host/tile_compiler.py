@@ -278,6 +278,10 @@ class TileProgram:
         return raw.view(self.out_dtype).reshape(self.out_shape).copy()
 
 
+#: The tile's byte addresses wrap modulo this (32-bit address arithmetic in the reader and writer).
+_ADDR_WRAP = 1 << 32
+
+
 @dataclass(frozen=True)
 class ProgramLayout:
     """Where a program's data already is (for a tile whose memory is filled by others, e.g. a mesh node).
@@ -286,7 +290,9 @@ class ProgramLayout:
     ``x_pix_stride`` bytes per pixel (≥ Cin; the input of every pixel the program reads must be
     there); ``w_addr`` / ``p_addr`` hold the weights (OHWI rows) and parameter records of the
     program's channels only, from its first channel on; ``out_addr`` receives the whole NHWC
-    output (the program writes its pixels × channels).
+    output (the program writes its pixels × channels). ``x_addr`` and ``out_addr`` may be
+    negative when only a window of the input or output is in memory: the tile's address
+    arithmetic wraps modulo 2**32, and the program touches only the pixels it reads and writes.
     """
 
     x_addr: int
@@ -470,7 +476,8 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                                     compute_count=len(compute), writer_base=wr_base, writer_count=len(writer)))
     image[0:DESC_BYTES] = np.frombuffer(hdr, np.uint8)
     for i, (target, (sym, off), pix_stride, chunk, row_bytes, npix, geo) in enumerate(reader):
-        d = dict(target=target, src=base[sym] + off, pix_stride=pix_stride, chunk=chunk, row_bytes=row_bytes,
+        d = dict(target=target, src=(base[sym] + off) % _ADDR_WRAP, pix_stride=pix_stride, chunk=chunk,
+                 row_bytes=row_bytes,
                  npix=npix, **geo)
         d.setdefault("bcast", 0)
         d.setdefault("gang", 0)
@@ -485,7 +492,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ComputeDesc, d), np.uint8)
     for i, d in enumerate(writer):
         d = dict(d)
-        d["dst"] += out_addr
+        d["dst"] = (d["dst"] + out_addr) % _ADDR_WRAP
         a = wr_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(WriteDesc, d), np.uint8)
 
