@@ -1,11 +1,18 @@
-"""Pooling, residual add and ReLU on the element-wise units of a 2x2 mesh, bit-exact against the golden."""
+"""Pooling, residual add and ReLU on the element-wise units of a 2x2 mesh and all-reduces on its collective
+plane, bit-exact against the golden."""
+
+import re
 
 import numpy as np
 import pytest
 
 from tests.mesh.test_mesh_conv import MESHES
+from tilelab.hdl.formats.mesh import MoveOp
 from tilelab.host import golden, ops
-from tilelab.host.mesh_compiler import MeshError
+from tilelab.host.mesh_compiler import MeshError, _move
+from tilelab.host.mesh_ops import EltwiseNode
+from tilelab.host.mesh_runtime import run_mesh_program
+from tilelab.sim import SimulationStalled
 
 #: The 2x2 test mesh: its nodes have element-wise units (the same build as the conv tests).
 MESH = MESHES[2, 2]
@@ -91,3 +98,61 @@ def test_bad_mesh_op_input():
         ops.relu(x, mesh=MESH, sim="amaranth")
     with pytest.raises(TypeError, match="MeshConfig"):
         ops.relu(x, mesh=(2, 2))
+
+
+# ------------------------------------------------------------------------------------------------
+# the collective plane: REDUCE descriptors
+
+
+class _ReduceProgram:
+    """Every node: REDUCE ``words`` words at word 8 into word 8 + words, END (a node in ``skip`` only ENDs)."""
+
+    def __init__(self, contributions, words, skip=()):
+        self.config, self.words, W = MESH, words, MESH.word_bytes
+        self.port_image = np.zeros(4 * W, np.uint8)
+        self.nodes = {}
+        whole = dict(rect0=MESH.tile_coord(0, 0), rect1=MESH.tile_coord(MESH.rows - 1, MESH.cols - 1))
+        for (i, j), data in contributions.items():
+            image = np.zeros((8 + 2 * words) * W, np.uint8)
+            moves = [] if (i, j) in skip else [_move(op=MoveOp.REDUCE, words=words, local=8, remote=8 + words,
+                                                     node=MESH.tile_coord(1, 1), **whole)]
+            code = b"".join([*moves, _move(op=MoveOp.END)])
+            image[:len(code)] = np.frombuffer(code, np.uint8)
+            image[8 * W:(8 + words) * W] = data.view(np.uint8)
+            self.nodes[i, j] = EltwiseNode(i=i, j=j, image=image)
+
+    def out_words(self, node):
+        return 8 + self.words, 8 + 2 * self.words - 1
+
+    def assemble(self, dumps):
+        return {key: np.frombuffer(raw, np.int32) for key, (_, raw) in dumps.items()}
+
+
+def test_reduce_sums_int32_lanes_across_the_mesh(tmp_path):
+    """REDUCE: every node gets the wrapping int32 sum of every node's words, lane by lane (root (1, 1))."""
+    rng = np.random.default_rng(8)
+    words = 9
+    lanes = words * W // 4
+    contributions = {(i, j): rng.integers(-(1 << 31), 1 << 31, lanes, dtype=np.int64).astype(np.int32)
+                     for i in range(2) for j in range(2)}
+    totals, value, _ = run_mesh_program(_ReduceProgram(contributions, words), workdir=tmp_path)
+    want = golden.wrap_int32(np.sum([v.astype(np.int64) for v in contributions.values()], axis=0))
+    for key in contributions:
+        np.testing.assert_array_equal(totals[key], want, err_msg=f"node {key}")
+    for t in value["tiles"]:
+        assert (t["reduces"], t["reduce_flits_sent"], t["reduce_flits_received"]) == (1, words, words)
+        assert words <= t["reduce_cycles"] < words + 40     # pipelined: about one word per cycle
+        assert t["flits_sent"] == t["flits_received"] == 0   # the other planes carry nothing
+    assert value["bad_flits"] == 0 and value["dropped"] == 0
+
+
+def test_reduce_diagnosis_names_the_waiting_nodes(tmp_path):
+    """A node that never contributes: the watchdog names every node stuck in its REDUCE."""
+    contributions = {(i, j): np.ones(4 * W // 4, np.int32) for i in range(2) for j in range(2)}
+    with pytest.raises(SimulationStalled) as err:
+        run_mesh_program(_ReduceProgram(contributions, 4, skip={(1, 0)}), workdir=tmp_path, stall_cycles=3000)
+    text = str(err.value)
+    for node in ("(0,0)", "(0,1)", "(1,1)"):
+        assert re.search(rf"tile {re.escape(node)}: data mover REDUCE at descriptor 0, in an all-reduce of 4 "
+                         r"words: \d contributed, 0 totals received", text), text
+    assert "tile (1,0)" not in text
