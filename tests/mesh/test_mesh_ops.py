@@ -1,5 +1,5 @@
-"""Pooling, residual add and ReLU on the element-wise units of a 2x2 mesh and all-reduces on its collective
-plane, bit-exact against the golden."""
+"""Pooling, residual add, ReLU and training-mode batch norm on the element-wise units and the collective
+plane of a 2x2 mesh, bit-exact against the golden."""
 
 import re
 
@@ -101,7 +101,7 @@ def test_bad_mesh_op_input():
 
 
 # ------------------------------------------------------------------------------------------------
-# the collective plane: REDUCE descriptors
+# the collective plane: REDUCE descriptors and training-mode batch norm
 
 
 class _ReduceProgram:
@@ -156,3 +156,63 @@ def test_reduce_diagnosis_names_the_waiting_nodes(tmp_path):
         assert re.search(rf"tile {re.escape(node)}: data mover REDUCE at descriptor 0, in an all-reduce of 4 "
                          r"words: \d contributed, 0 totals received", text), text
     assert "tile (1,0)" not in text
+
+
+def _bn_params(channels, seed, scale=40):
+    rng = np.random.default_rng(seed)
+    gamma = rng.integers(scale // 2, 2 * scale, channels) << 8
+    gamma[::3] *= -1
+    return gamma, rng.integers(-20, 20, channels)
+
+
+def test_batch_norm_train_on_a_2x2_mesh():
+    """Statistics on every node's unit, sums in the collective plane, terms and normalization per node."""
+    x = _x((1, 3, 7, 20), seed=9)       # 21 rows: shards of 5, 5, 5, 6; 20 channels: a partial chunk
+    x[..., 1] = 17                       # a constant channel: variance 0, eps alone sets the scale
+    gamma, beta = _bn_params(20, seed=3)
+    y, stats = ops.batch_norm_train(x, gamma, beta, eps=300, mesh=MESH)
+    np.testing.assert_array_equal(y, golden.batch_norm_train(x, gamma, beta, eps=300))
+    assert stats.bit_exact and stats.counters["noc_totals_exact"] and stats.counters["terms_exact"]
+    # the totals every node received, decoded from its memory, are numpy's sums
+    xs = x.reshape(-1, 20).astype(np.int64)
+    assert set(stats.counters["totals"]) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    for node, (s1, s2) in stats.counters["totals"].items():
+        np.testing.assert_array_equal(s1, xs.sum(axis=0), err_msg=f"node {node}")
+        np.testing.assert_array_equal(s2, (xs * xs).sum(axis=0), err_msg=f"node {node}")
+    words = 2 * 12                       # two chunks of 16 channels in the statistics layout
+    for t in stats.tiles:
+        assert (t["elt_runs"], t["runs"], t["reduces"]) == (3, 0, 1)
+        assert t["reduce_flits_sent"] == t["reduce_flits_received"] == words
+        assert t["flits_received"] == 0
+        assert 250 * 20 < t["elt.terms_cycles"]     # every node computes the terms itself
+    assert stats.noc_flits == 0 and stats.counters["bad_flits"] == 0
+    # every node's BN_APPLY wrote its shard, BN_STATS its statistics, BN_TERMS its table
+    assert stats.counters["elt.ext_bytes_written"] == x.size + 4 * (words + 2 * 16) * W
+
+
+def test_batch_norm_train_on_a_mesh_is_close_to_float():
+    rng = np.random.default_rng(11)
+    x = np.clip(np.round(rng.normal(-10, 30, (2, 8, 8, 24))), -128, 127).astype(np.int8)
+    gamma, beta = _bn_params(24, seed=4, scale=30)
+    y, stats = ops.batch_norm_train(x, gamma, beta, eps=1, mesh=MESH)
+    assert stats.bit_exact
+    ref = np.clip(golden.batch_norm_float(x, gamma / 256, beta, eps=1 / 65536), -128, 127)
+    within = np.abs(y.astype(np.float64) - ref) <= 1
+    assert within.mean() >= 0.99, f"only {within.mean():.4f} of the outputs within one step of float"
+
+
+def test_batch_norm_mesh_bad_input():
+    """Refused before any simulation, naming the value and the limit."""
+    gamma, beta = _bn_params(8, seed=0)
+    with pytest.raises(MeshError, match=re.escape("batch norm over a 2x2 mesh needs at least 4 rows (N·H·W), one "
+                                                  "per node, not 3")):
+        ops.batch_norm_train(_x((1, 1, 3, 8)), gamma, beta, mesh=MESH)
+    c = 12_000
+    gamma, beta = _bn_params(c, seed=0)
+    with pytest.raises(MeshError, match=rf"batch norm of 4 rows x {c} channels over the 2x2 mesh needs \d+ bytes "
+                                        rf"of node memory per node; a node has {MESH.tile.ext_bytes_total}"):
+        ops.batch_norm_train(_x((1, 2, 2, c)), gamma, beta, mesh=MESH)
+    with pytest.raises(MeshError, match="no element-wise units"):
+        ops.batch_norm_train(_x((1, 2, 2, 8)), gamma[:8], beta[:8], mesh=MESHES[1, 4])
+    with pytest.raises(ValueError, match="not both"):
+        ops.batch_norm_train(_x((1, 2, 2, 8)), gamma[:8], beta[:8], mesh=MESH, config=MESH.tile)

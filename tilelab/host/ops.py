@@ -636,13 +636,22 @@ def _check_mesh(mesh):
 def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), sim="verilator", config=None):
     """Training-mode batch norm: per-shard statistics, summed in the NoC, then normalization, all in RTL.
 
-    The ``N·H·W`` rows of ``x`` are split into ``R·C`` contiguous shards, one per mesh node. The
-    steps run on one simulated unit and a separate all-reduce design: BN_STATS for every shard one
-    after another (each shard's per-channel ``Σx``, ``Σx²`` in the statistics layout of
-    :mod:`tilelab.hdl.formats.eltwise`), the statistics words moved unchanged into
-    :func:`noc_all_reduce` (node ``(x, y)`` takes shard ``y·C + x``), node (0, 0)'s totals into
-    BN_TERMS (steps 2-7 of :func:`tilelab.host.golden.batch_norm_train`: two divisions and an
-    integer square root per channel), then BN_APPLY (step 8) per shard.
+    The ``N·H·W`` rows of ``x`` are split into ``R·C`` contiguous shards, one per mesh node.
+
+    With ``mesh=MeshConfig(..., eltwise=True)`` everything runs on that mesh, every node in
+    parallel (:func:`tilelab.host.mesh_ops.compile_batch_norm_mesh`): node ``k`` (grid tile
+    ``(k // C, k % C)``) holds shard ``k`` and its data mover runs ``ELT`` (BN_STATS: the shard's
+    per-channel ``Σx``, ``Σx²`` in the statistics layout of :mod:`tilelab.hdl.formats.eltwise`)
+    → ``REDUCE`` (the mesh's collective plane sums them across all nodes, rows then the column,
+    and broadcasts the totals back into every node's memory) → ``ELT`` (BN_TERMS: steps 2-7 of
+    :func:`tilelab.host.golden.batch_norm_train` from the totals, two divisions and an integer
+    square root per channel) → ``ELT`` (BN_APPLY: step 8 on the shard) → ``END``. The host only
+    loads the node memories and reads them back.
+
+    With ``mesh=(R, C)`` (the default) the same steps run on one simulated unit and a separate
+    all-reduce design: BN_STATS for every shard one after another, the statistics words moved
+    unchanged into :func:`noc_all_reduce` (node ``(x, y)`` takes shard ``y·C + x``), node
+    (0, 0)'s totals into BN_TERMS, then BN_APPLY per shard.
 
     Parameters
     ----------
@@ -650,28 +659,38 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
         int8 ``(N, H, W, C)``, at least one row per node.
     gamma, beta, eps, gamma_frac_bits
         As in :func:`tilelab.host.golden.batch_norm_train`.
-    mesh : (int, int)
-        ``(rows, cols)`` of the shards, 1..16 each.
-    sim, config
-        As in :func:`max_pool2d`.
+    mesh : MeshConfig or (int, int)
+        The mesh that runs it (``eltwise=True``; Verilator or Icarus), or ``(rows, cols)`` (1..16
+        each) of the shards for the sequential path.
+    sim : str
+        Simulator (``"verilator"``, ``"icarus"``; ``"amaranth"`` too for ``mesh=(R, C)``).
+    config : EltwiseConfig or TileConfig, optional
+        The unit of the sequential path, as in :func:`max_pool2d` (not with a ``MeshConfig``).
 
     Returns
     -------
     (numpy.ndarray, LayerStats)
         int8 ``(N, H, W, C)``. ``stats.bit_exact`` holds when the all-reduce totals equal numpy's
         ``Σx`` and ``Σx²`` at every node, the RTL's per-channel mean and ``a`` equal
-        :func:`tilelab.host.golden.batch_norm_terms` and the output equals the golden;
-        ``stats.counters`` has the checks ``noc_totals_exact`` and ``terms_exact``;
-        ``stats.cycles`` is the statistics run + the all-reduce + the apply run, and
-        ``stats.counters`` has each phase's counters (``stats_*``, ``noc_*``, ``apply_*``
-        (BN_TERMS + BN_APPLY)).
+        :func:`tilelab.host.golden.batch_norm_terms` (at every node) and the output equals the
+        golden; ``stats.counters`` has the checks ``noc_totals_exact`` and ``terms_exact``.
+        On a mesh the statistics are a :class:`~tilelab.host.mesh_runtime.MeshStats` (per-node
+        counters in ``stats.tiles``, ``REDUCE`` ones included) and ``stats.counters["totals"]``
+        holds each node's received totals ``{(i, j): (Σx, Σx²)}``. Sequentially ``stats.cycles`` is
+        the statistics run + the all-reduce + the apply run, and ``stats.counters`` has each
+        phase's counters (``stats_*``, ``noc_*``, ``apply_*`` (BN_TERMS + BN_APPLY)).
 
     Raises
     ------
     ValueError
         Bad arguments (the golden's checks), fewer rows than nodes, more channels than the
-        all-reduce holds.
+        all-reduce or a node memory holds; on a mesh a :class:`~tilelab.host.mesh_compiler.MeshError`
+        (a ``ValueError``) before any simulation.
     """
+    from tilelab.pe_models.mesh import MeshConfig
+
+    if isinstance(mesh, MeshConfig):
+        return _batch_norm_mesh(x, gamma, beta, eps, gamma_frac_bits, mesh, sim, config)
     config = _check_config(config, sim)
     want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)
     rows_mesh, cols_mesh = _check_mesh(mesh)
@@ -770,3 +789,33 @@ def _terms_exact(raw, channels, W, s1, s2, count, gamma, eps, gamma_frac_bits) -
     mean, a, _ = golden.batch_norm_terms(s1, s2, count, np.asarray(gamma, np.int64), eps=eps,
                                          gamma_frac_bits=gamma_frac_bits)
     return bool(np.array_equal(rtl_mean, mean) and np.array_equal(rtl_a, a))
+
+
+def _batch_norm_mesh(x, gamma, beta, eps, gamma_frac_bits, mesh, sim, config):
+    """:func:`batch_norm_train` on the nodes of ``mesh`` (see there)."""
+    from .mesh_ops import compile_batch_norm_mesh
+    from .mesh_runtime import mesh_layer_stats, run_mesh_program
+
+    unit = _check_config(config, sim, mesh)
+    want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)
+    n, h, w, channels = x.shape
+    count = n * h * w
+    _limit("C", channels, MAX_CHANNELS)
+    xs = x.reshape(count, channels)
+    program = compile_batch_norm_mesh(xs, _affine_table(unit, channels, gamma, beta), eps=eps,
+                                      bn_shift=_bn_shift(gamma_frac_bits), config=mesh, pack=pack_descs)
+    work = Path(tempfile.mkdtemp(prefix="tilelab-mesh-bn-"))
+    try:
+        (y, received, tables), value, res = run_mesh_program(program, sim=sim, workdir=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    y = y.reshape(x.shape)
+    want_s1 = xs.astype(np.int64).sum(axis=0)
+    want_s2 = (xs.astype(np.int64) ** 2).sum(axis=0)
+    totals = {key: unpack_stats(raw, channels, unit.ext_bytes) for key, raw in received.items()}
+    noc_exact = all(np.array_equal(s1, want_s1) and np.array_equal(s2, want_s2) for s1, s2 in totals.values())
+    terms_exact = all(_terms_exact(raw, channels, unit.ext_bytes, want_s1, want_s2, count, gamma, eps,
+                                   gamma_frac_bits) for raw in tables.values())
+    stats = mesh_layer_stats(program, value, res, noc_exact and terms_exact and _exact(y, want))
+    stats.counters.update(noc_totals_exact=bool(noc_exact), terms_exact=bool(terms_exact), totals=totals)
+    return y, stats
