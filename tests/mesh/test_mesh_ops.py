@@ -179,15 +179,18 @@ def test_batch_norm_train_on_a_2x2_mesh():
     for node, (s1, s2) in stats.counters["totals"].items():
         np.testing.assert_array_equal(s1, xs.sum(axis=0), err_msg=f"node {node}")
         np.testing.assert_array_equal(s2, (xs * xs).sum(axis=0), err_msg=f"node {node}")
-    words = 2 * 12                       # two chunks of 16 channels in the statistics layout
+    # two chunks of 16 channels: 2·12 words of statistics, 2·16 of BN_APPLY table; BN_TERMS of chunk 0
+    # (16 channels) on node (0, 1), of chunk 1 (4 channels) on node (1, 1); the others have none
+    words = 2 * 12 + 2 * 16
     for t in stats.tiles:
-        assert (t["elt_runs"], t["runs"], t["reduces"]) == (3, 0, 1)
+        terms = {(0, 1): 16, (1, 1): 4}.get((t["i"], t["j"]), 0)
+        assert (t["elt_runs"], t["runs"], t["reduces"]) == (2 + (terms > 0), 0, 2)
         assert t["reduce_flits_sent"] == t["reduce_flits_received"] == words
         assert t["flits_received"] == 0
-        assert 250 * 20 < t["elt.terms_cycles"]     # every node computes the terms itself
+        assert 250 * terms <= t["elt.terms_cycles"] <= 350 * terms    # ~300 cycles per channel
     assert stats.noc_flits == 0 and stats.counters["bad_flits"] == 0
-    # every node's BN_APPLY wrote its shard, BN_STATS its statistics, BN_TERMS its table
-    assert stats.counters["elt.ext_bytes_written"] == x.size + 4 * (words + 2 * 16) * W
+    # every node's BN_APPLY wrote its shard and BN_STATS its statistics; the table was written once
+    assert stats.counters["elt.ext_bytes_written"] == x.size + (4 * 2 * 12 + 2 * 16) * W
 
 
 def test_batch_norm_train_on_a_mesh_is_close_to_float():

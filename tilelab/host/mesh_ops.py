@@ -25,7 +25,8 @@ the output. The outputs stay in node memory; the host reads them back.
 holds shard ``k`` of the ``N·H·W`` rows and runs, in parallel with the others, ``ELT`` (BN_STATS
 of its shard into the statistics layout) → ``REDUCE`` (the collective plane sums every node's
 statistics and writes the totals back into each node's memory) → ``ELT`` (BN_TERMS from the
-totals) → ``ELT`` (BN_APPLY on its shard) → ``END``.
+totals, for its slice of the channels) → ``REDUCE`` (gathers every node's slice of the BN_APPLY
+table) → ``ELT`` (BN_APPLY on its shard) → ``END``.
 """
 
 from __future__ import annotations
@@ -295,7 +296,8 @@ class BatchNormMeshProgram:
     channels: int
     shards: dict                      #: (i, j) → (first row, end row) of the node's shard
     at: dict                          #: region name → byte address in every node's memory
-    reduce_words: int                 #: words each node contributes to the all-reduce
+    reduce_words: int                 #: words each node contributes to the all-reduce of the statistics
+    term_chunks: dict                 #: (i, j) → (first, end) channel chunk whose BN_TERMS the node computes
     shard: str = "rows"
     weight_load: str = "none"
     halo_bytes: int = 0
@@ -338,10 +340,23 @@ def compile_batch_norm_mesh(xs: np.ndarray, affine: np.ndarray, *, eps: int, bn_
                             pack) -> BatchNormMeshProgram:
     """Compile training-mode batch norm for the element-wise units and the collective plane of a mesh.
 
-    Node ``k`` (grid tile ``(k // C, k % C)``) holds rows ``[k·rows/T, (k+1)·rows/T)`` of ``xs``
-    (``T`` nodes) and runs ``ELT`` (BN_STATS) → ``REDUCE`` (the whole mesh, root at its centre)
-    → ``ELT`` (BN_TERMS) → ``ELT`` (BN_APPLY) → ``END``; every node computes the same per-channel
-    terms from the same totals, so no data moves between nodes but the all-reduce.
+    Node ``k`` (grid tile ``(k // C, k % C)``, ``T`` nodes) holds rows ``[k·rows/T, (k+1)·rows/T)``
+    of ``xs`` and, in parallel with the others, runs
+
+    1. ``ELT`` BN_STATS: its shard's statistics (the statistics layout of
+       :mod:`tilelab.hdl.formats.eltwise`);
+    2. ``REDUCE`` of the statistics over the whole mesh (root at its centre): every node receives
+       the totals;
+    3. ``ELT`` BN_TERMS on its slice of the channel chunks (chunks ``[k·K/T, (k+1)·K/T)`` of
+       ``K``; a node without chunks skips it) into its own copy of the BN_APPLY table, zero
+       elsewhere — the sequential divider and square root take ~300 cycles per channel, so the
+       slices run ``T`` times faster than every node computing every channel;
+    4. ``REDUCE`` of those tables: each word is one node's entry plus zeros, so the sum is the
+       whole table at every node (an all-gather; the int64 ``a`` of the table is two int32 lanes,
+       which a sum with zeros leaves exact);
+    5. ``ELT`` BN_APPLY of its shard with the whole table; ``END``.
+
+    No data moves between nodes but the two all-reduces.
 
     Parameters
     ----------
@@ -383,26 +398,24 @@ def compile_batch_norm_mesh(xs: np.ndarray, affine: np.ndarray, *, eps: int, bn_
     if most > MAX_DIM:
         raise MeshError(f"a shard of {most} rows exceeds the element-wise unit's limit of {MAX_DIM} rows")
     chunks = _ceil(channels, W)
-    words = chunks * STATS_WORDS
-    if words > _MAX16:
-        raise MeshError(f"the all-reduce of {channels} channels takes {words} words, more than a REDUCE "
+    slices = dict(zip(keys, _split(chunks, T), strict=True))
+    words, table_words = chunks * STATS_WORDS, chunks * TERMS_WORDS
+    if table_words > _MAX16:
+        raise MeshError(f"the all-reduces of {channels} channels take {table_words} words, more than a REDUCE "
                         f"descriptor moves ({_MAX16})")
 
     def align(v, al=64):
         al = max(al, W)
         return _ceil(v, al) * al
 
-    root = config.tile_coord((R - 1) // 2, (C - 1) // 2)
-    moves = [dict(op=MoveOp.ELT, tile_base=0), dict(op=MoveOp.REDUCE, words=words, local="stats", remote="totals",
-                                                    node=root, rect0=config.tile_coord(0, 0),
-                                                    rect1=config.tile_coord(R - 1, C - 1)),
-             dict(op=MoveOp.ELT, tile_base=1), dict(op=MoveOp.ELT, tile_base=2), dict(op=MoveOp.END)]
-    base = align(len(moves) * MOVE_DESC_BYTES)
+    whole = dict(node=config.tile_coord((R - 1) // 2, (C - 1) // 2), rect0=config.tile_coord(0, 0),
+                 rect1=config.tile_coord(R - 1, C - 1))
+    base = align(6 * MOVE_DESC_BYTES)
     bases = [base + k * DESC_BYTES for k in range(3)]      # one unit program (one descriptor) per ELT
     at, cursor = {}, align(bases[-1] + DESC_BYTES)
     for region, size in (("a", most * channels), ("stats", words * W), ("totals", words * W),
-                         ("affine", chunks * AFFINE_WORDS * W), ("table", chunks * TERMS_WORDS * W),
-                         ("out", most * channels)):
+                         ("affine", chunks * AFFINE_WORDS * W), ("part", table_words * W),
+                         ("table", table_words * W), ("out", most * channels)):
         at[region] = cursor
         cursor = align(cursor + size + W)   # a spare word: the unit's last reads may run past a region
     if cursor > config.tile.ext_bytes_total:
@@ -410,28 +423,31 @@ def compile_batch_norm_mesh(xs: np.ndarray, affine: np.ndarray, *, eps: int, bn_
                         f"bytes of node memory per node; a node has {config.tile.ext_bytes_total}")
     assert len(affine) == chunks * AFFINE_WORDS * W
 
-    code = []
-    for d in moves:
-        d = dict(d)
-        if d["op"] == MoveOp.ELT:
-            d["tile_base"] = bases[d["tile_base"]]
-        if d["op"] == MoveOp.REDUCE:
-            d["local"], d["remote"] = at[d["local"]] // W, at[d["remote"]] // W
-        code.append(_move(**d))
-    code = b"".join(code)
     nodes = {}
     for key in keys:
         lo, hi = shards[key]
+        k0, k1 = slices[key]
         rows = hi - lo
+        moves = [
+            _move(op=MoveOp.ELT, tile_base=bases[0]),
+            _move(op=MoveOp.REDUCE, words=words, local=at["stats"] // W, remote=at["totals"] // W, **whole),
+            *([_move(op=MoveOp.ELT, tile_base=bases[1])] if k1 > k0 else []),
+            _move(op=MoveOp.REDUCE, words=table_words, local=at["part"] // W, remote=at["table"] // W, **whole),
+            _move(op=MoveOp.ELT, tile_base=bases[2]),
+            _move(op=MoveOp.END),
+        ]
         tensor = {"n": 1, "h": rows, "w": 1, "c": channels, "ho": rows, "wo": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1}
         units = [
             dict(op=EltwiseOp.BN_STATS, **tensor, src_a=at["a"] - bases[0], dst=at["stats"] - bases[0]),
-            dict(op=EltwiseOp.BN_TERMS, c=channels, params=at["totals"] - bases[1], src_b=at["affine"] - bases[1],
-                 dst=at["table"] - bases[1], bn_count=count, bn_eps=eps),
+            dict(op=EltwiseOp.BN_TERMS, c=min(k1 * W, channels) - k0 * W, bn_count=count, bn_eps=eps,
+                 params=at["totals"] + k0 * STATS_WORDS * W - bases[1],
+                 src_b=at["affine"] + k0 * AFFINE_WORDS * W - bases[1],
+                 dst=at["part"] + k0 * TERMS_WORDS * W - bases[1]),
             dict(op=EltwiseOp.BN_APPLY, **tensor, src_a=at["a"] - bases[2], dst=at["out"] - bases[2],
                  params=at["table"] - bases[2], bn_shift=bn_shift),
         ]
         img = np.zeros(cursor, np.uint8)
+        code = b"".join(moves)
         img[:len(code)] = np.frombuffer(code, np.uint8)
         for b, d in zip(bases, units, strict=True):
             img[b:b + DESC_BYTES] = np.frombuffer(pack([d]), np.uint8)
@@ -439,4 +455,4 @@ def compile_batch_norm_mesh(xs: np.ndarray, affine: np.ndarray, *, eps: int, bn_
         img[at["affine"]:at["affine"] + len(affine)] = affine
         nodes[key] = EltwiseNode(i=key[0], j=key[1], image=img, pieces=[(at["out"], (rows, channels), slice(lo, hi))])
     return BatchNormMeshProgram(config=config, nodes=nodes, port_image=np.zeros(4 * W, np.uint8), channels=channels,
-                                shards=shards, at=at, reduce_words=words)
+                                shards=shards, at=at, reduce_words=words, term_chunks=slices)

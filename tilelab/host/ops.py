@@ -645,8 +645,9 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     → ``REDUCE`` (the mesh's collective plane sums them across all nodes, rows then the column,
     and broadcasts the totals back into every node's memory) → ``ELT`` (BN_TERMS: steps 2-7 of
     :func:`tilelab.host.golden.batch_norm_train` from the totals, two divisions and an integer
-    square root per channel) → ``ELT`` (BN_APPLY: step 8 on the shard) → ``END``. The host only
-    loads the node memories and reads them back.
+    square root per channel, for the node's slice of the channels) → ``REDUCE`` (gathers the
+    slices into the whole BN_APPLY table at every node) → ``ELT`` (BN_APPLY: step 8 on the
+    shard) → ``END``. The host only loads the node memories and reads them back.
 
     With ``mesh=(R, C)`` (the default) the same steps run on one simulated unit and a separate
     all-reduce design: BN_STATS for every shard one after another, the statistics words moved
