@@ -22,6 +22,11 @@ the data arrive, so the tile computes from its node memory only.
 
 A **memory port** (:class:`MemoryPort`) serves read requests (answering by unicast or by
 multicast to a rectangle) and writes from the NoC; the host loads and dumps it in bulk.
+
+A mesh built with ``eltwise=True`` gives every tile node an element-wise unit (``ELT``) and joins
+the tile nodes by a fourth, **collective** plane (:class:`~tilelab.noc.collective.CollectiveMesh`,
+one node-memory word per flit): a ``REDUCE`` descriptor streams node-memory words into it as the
+node's contribution to an all-reduce and writes the totals that come back into node memory.
 """
 
 from dataclasses import asdict, dataclass, replace
