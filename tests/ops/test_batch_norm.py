@@ -40,11 +40,12 @@ def test_batch_norm_train_bit_exact(case):
     # one BN_STATS per shard; one BN_TERMS, then one BN_APPLY per shard
     assert stats.counters["stats_descs_done"] == nodes and stats.counters["apply_descs_done"] == nodes + 1
     assert stats.counters["stats_busy"] == rows * chunks == stats.counters["apply_busy"]
-    assert stats.counters["stats_ext_bytes_written"] == 12 * shape[3] * nodes
+    # the statistics layout: 12 words per chunk of W channels (Σx, Σx² mod 2**16, Σx² >> 16)
+    assert stats.counters["stats_ext_bytes_written"] == 12 * chunks * UNIT.ext_bytes * nodes
     assert stats.counters["apply_ext_bytes_written"] == x.size + chunks * 16 * UNIT.ext_bytes
     # the sequential divider and square root take ~300 cycles per channel
     assert 250 * shape[3] < stats.counters["apply_terms_cycles"] < stats.counters["apply_cycles"]
-    flits = -(-3 * shape[3] // ops.BN_NOC_LANES)
+    flits = -(-12 * chunks * UNIT.ext_bytes // (4 * ops.BN_NOC_LANES))
     assert stats.counters["noc_sent"] == stats.counters["noc_received"] == nodes * flits
     assert stats.cycles == sum(stats.counters[f"{p}_cycles"] for p in ("stats", "noc", "apply"))
 

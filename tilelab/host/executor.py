@@ -243,7 +243,9 @@ def parse_mesh(text) -> tuple[int, int]:
 class MeshBackend(TileBackend):
     """conv2d / linear steps sharded over a mesh of tiles (:func:`tilelab.host.mesh_runtime.conv2d_mesh`),
     pooling, residual add and ReLU sharded over the element-wise units of its nodes
-    (:mod:`tilelab.host.mesh_ops`); batch norm on the element-wise unit as in :class:`TileBackend`.
+    (:mod:`tilelab.host.mesh_ops`). Graphs have no training-mode batch-norm step: the lowering folds
+    every batch norm into the conv before it (:mod:`tilelab.host.lowering`); training-mode batch norm
+    runs on a mesh through ``ops.batch_norm_train(..., mesh=MeshConfig)``.
 
     Each layer takes the first of ``shards`` (``(shard, weight_load)`` pairs) the mesh compiler
     accepts for it (checked before that layer simulates; a layer none fits is an error naming it).

@@ -35,7 +35,8 @@ def _engine(value):
 
 
 async def diagnose_mesh(io, rows, cols) -> str:
-    """Say what every unfinished tile node waits on (data-mover descriptor, semaphore, tile engines)."""
+    """Say what every unfinished tile node waits on (data-mover descriptor, semaphore, all-reduce, tile
+    engines)."""
     parts = []
     for i in range(rows):
         for j in range(cols):
@@ -50,6 +51,9 @@ async def diagnose_mesh(io, rows, cols) -> str:
             if state == "WAIT":
                 where += (f", waiting for semaphore {v['mover.wait_sem']} to reach {v['mover.wait_count']} "
                           f"(it is {v['mover.sem_value']})")
+            elif state == "REDUCE":
+                where += (f", in an all-reduce of {v['mover.reduce_words']} words: {v['mover.reduce_sent']} "
+                          f"contributed, {v['mover.reduce_got']} totals received")
             elif state == "RUN":
                 eng = {k: _engine(v[f"status.{k}_state"]) for k in ("reader", "compute", "writer")}
                 where += (f", tile reader {eng['reader']} / compute {eng['compute']} / writer {eng['writer']}, "

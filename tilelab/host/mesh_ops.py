@@ -1,4 +1,5 @@
-"""Element-wise ops (pooling, residual add, ReLU) sharded over the element-wise units of a mesh.
+"""Element-wise ops (pooling, residual add, ReLU, training-mode batch norm) sharded over the element-wise
+units of a mesh.
 
 Every tile node of a mesh built with ``eltwise=True`` has an element-wise unit
 (:class:`~tilelab.pe_models.eltwise.EltwiseUnit`) beside its tile, started by an ``ELT``
@@ -19,6 +20,13 @@ descriptor fields that :mod:`tilelab.host.ops` builds for a single unit) over th
 Every node uses the same memory map: data-mover descriptors at byte 0, the unit's descriptors at
 ``base`` (the unit sees that byte as its address 0), then the input(s), the parameter table and
 the output. The outputs stay in node memory; the host reads them back.
+
+:func:`compile_batch_norm_mesh` compiles training-mode batch norm (``rows`` sharding): node ``k``
+holds shard ``k`` of the ``N·H·W`` rows and runs, in parallel with the others, ``ELT`` (BN_STATS
+of its shard into the statistics layout) → ``REDUCE`` (the collective plane sums every node's
+statistics and writes the totals back into each node's memory) → ``ELT`` (BN_TERMS from the
+totals, for its slice of the channels) → ``REDUCE`` (gathers every node's slice of the BN_APPLY
+table) → ``ELT`` (BN_APPLY on its shard) → ``END``.
 """
 
 from __future__ import annotations
@@ -27,13 +35,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tilelab.hdl.formats.eltwise import DESC_BYTES, EltwiseOp
+from tilelab.hdl.formats.eltwise import AFFINE_WORDS, DESC_BYTES, MAX_DIM, STATS_WORDS, TERMS_WORDS, EltwiseOp
 from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveOp
 from tilelab.pe_models.mesh import MeshConfig
 
 from .mesh_compiler import MeshError, _move
 
-__all__ = ["EltwiseMeshProgram", "compile_eltwise_mesh", "mesh_shard_of"]
+__all__ = ["BatchNormMeshProgram", "EltwiseMeshProgram", "compile_batch_norm_mesh", "compile_eltwise_mesh",
+           "mesh_shard_of"]
 
 #: How each op is split over a mesh.
 _SHARD = {EltwiseOp.MAXPOOL: "height", EltwiseOp.AVGPOOL: "height", EltwiseOp.ADD: "rows",
@@ -274,3 +283,176 @@ def compile_eltwise_mesh(fields: dict, a: np.ndarray, b: np.ndarray | None, para
                                  pieces=[(at[region] + off, shape, index) for region, off, shape, index in pieces[key]])
     return EltwiseMeshProgram(config=config, op=op, shard=shard, nodes=nodes, port_image=np.zeros(4 * W, np.uint8),
                               out_shape=tuple(out_shape), piece_shape=piece_shape, halo_bytes=sum(halo_in.values()))
+
+
+@dataclass
+class BatchNormMeshProgram:
+    """Training-mode batch norm compiled for a mesh (runs with
+    :func:`~tilelab.host.mesh_runtime.run_mesh_program`; see :func:`compile_batch_norm_mesh`)."""
+
+    config: MeshConfig
+    nodes: dict                       #: (i, j) → EltwiseNode (its pieces: the shard's output)
+    port_image: np.ndarray            #: memory ports are not used: a few zero words
+    channels: int
+    shards: dict                      #: (i, j) → (first row, end row) of the node's shard
+    at: dict                          #: region name → byte address in every node's memory
+    reduce_words: int                 #: words each node contributes to the all-reduce of the statistics
+    term_chunks: dict                 #: (i, j) → (first, end) channel chunk whose BN_TERMS the node computes
+    shard: str = "rows"
+    weight_load: str = "none"
+    halo_bytes: int = 0
+
+    @property
+    def stats_bytes(self) -> int:
+        """Bytes of one node's statistics (and of the totals it receives)."""
+        return self.reduce_words * self.config.word_bytes
+
+    def out_words(self, node: EltwiseNode) -> tuple[int, int]:
+        """First and last word dumped: the totals, the affine and BN_APPLY tables and the output."""
+        W = self.config.word_bytes
+        return self.at["totals"] // W, (self.at["out"] + self._rows(node) * self.channels - 1) // W
+
+    def _rows(self, node):
+        lo, hi = self.shards[node.i, node.j]
+        return hi - lo
+
+    def assemble(self, dumps: dict):
+        """``(y (rows, C) int8, {(i, j): totals bytes}, {(i, j): BN_APPLY table bytes})`` from each
+        node's dump ``{(i, j): (first_word, bytes)}``."""
+        W = self.config.word_bytes
+        count = max(hi for _, hi in self.shards.values())
+        y = np.zeros((count, self.channels), np.int8)
+        totals, tables = {}, {}
+        table_bytes = -(-self.channels // W) * TERMS_WORDS * W
+        for key in self.nodes:
+            first, raw = dumps[key]
+            buf = np.frombuffer(raw, np.uint8)
+            lo, hi = self.shards[key]
+            start = {name: addr - first * W for name, addr in self.at.items()}
+            out = buf[start["out"]:start["out"] + (hi - lo) * self.channels]
+            y[lo:hi] = out.view(np.int8).reshape(hi - lo, self.channels)
+            totals[key] = buf[start["totals"]:start["totals"] + self.stats_bytes].tobytes()
+            tables[key] = buf[start["table"]:start["table"] + table_bytes].tobytes()
+        return y, totals, tables
+
+
+def compile_batch_norm_mesh(xs: np.ndarray, affine: np.ndarray, *, eps: int, bn_shift: int, config: MeshConfig,
+                            pack) -> BatchNormMeshProgram:
+    """Compile training-mode batch norm for the element-wise units and the collective plane of a mesh.
+
+    Node ``k`` (grid tile ``(k // C, k % C)``, ``T`` nodes) holds rows ``[k·rows/T, (k+1)·rows/T)``
+    of ``xs`` and, in parallel with the others, runs
+
+    1. ``ELT`` BN_STATS: its shard's statistics (the statistics layout of
+       :mod:`tilelab.hdl.formats.eltwise`);
+    2. ``REDUCE`` of the statistics over the whole mesh (root at its centre): every node receives
+       the totals;
+    3. ``ELT`` BN_TERMS on its slice of the channel chunks (chunks ``[k·K/T, (k+1)·K/T)`` of
+       ``K``; a node without chunks skips it) into its own copy of the BN_APPLY table, zero
+       elsewhere — the sequential divider and square root take ~300 cycles per channel, so the
+       slices run ``T`` times faster than every node computing every channel;
+    4. ``REDUCE`` of those tables: each word is one node's entry plus zeros, so the sum is the
+       whole table at every node (an all-gather; the int64 ``a`` of the table is two int32 lanes,
+       which a sum with zeros leaves exact);
+    5. ``ELT`` BN_APPLY of its shard with the whole table; ``END``.
+
+    No data moves between nodes but the two all-reduces.
+
+    Parameters
+    ----------
+    xs : numpy.ndarray
+        int8 ``(rows, C)``: the ``N·H·W`` rows of the input.
+    affine : numpy.ndarray
+        BN_TERMS' affine table (gamma, beta per chunk; bytes), copied into every node.
+    eps : int
+        BN_TERMS' ``bn_eps``.
+    bn_shift : int
+        BN_APPLY's ``bn_shift``.
+    config : MeshConfig
+        Must have ``eltwise=True`` (element-wise units and the collective plane).
+    pack : callable
+        ``pack(list of field dicts) -> bytes``: the unit's descriptor list.
+
+    Returns
+    -------
+    BatchNormMeshProgram
+
+    Raises
+    ------
+    MeshError
+        The mesh has no element-wise units, there are fewer rows than nodes, a shard has more
+        rows than a descriptor takes, or the statistics, tables, shard and output do not fit a
+        node memory.
+    """
+    if not config.eltwise:
+        raise MeshError("this mesh has no element-wise units: build it with MeshConfig(..., eltwise=True)")
+    W = config.word_bytes
+    R, C, T = config.rows, config.cols, config.tiles
+    count, channels = xs.shape
+    if count < T:
+        raise MeshError(f"batch norm over a {R}x{C} mesh needs at least {T} rows (N·H·W), one per node, "
+                        f"not {count}")
+    keys = [divmod(t, C) for t in range(T)]
+    shards = dict(zip(keys, _split(count, T), strict=True))
+    most = max(hi - lo for lo, hi in shards.values())
+    if most > MAX_DIM:
+        raise MeshError(f"a shard of {most} rows exceeds the element-wise unit's limit of {MAX_DIM} rows")
+    chunks = _ceil(channels, W)
+    slices = dict(zip(keys, _split(chunks, T), strict=True))
+    words, table_words = chunks * STATS_WORDS, chunks * TERMS_WORDS
+    if table_words > _MAX16:
+        raise MeshError(f"the all-reduces of {channels} channels take {table_words} words, more than a REDUCE "
+                        f"descriptor moves ({_MAX16})")
+
+    def align(v, al=64):
+        al = max(al, W)
+        return _ceil(v, al) * al
+
+    whole = dict(node=config.tile_coord((R - 1) // 2, (C - 1) // 2), rect0=config.tile_coord(0, 0),
+                 rect1=config.tile_coord(R - 1, C - 1))
+    base = align(6 * MOVE_DESC_BYTES)
+    bases = [base + k * DESC_BYTES for k in range(3)]      # one unit program (one descriptor) per ELT
+    at, cursor = {}, align(bases[-1] + DESC_BYTES)
+    for region, size in (("a", most * channels), ("stats", words * W), ("totals", words * W),
+                         ("affine", chunks * AFFINE_WORDS * W), ("part", table_words * W),
+                         ("table", table_words * W), ("out", most * channels)):
+        at[region] = cursor
+        cursor = align(cursor + size + W)   # a spare word: the unit's last reads may run past a region
+    if cursor > config.tile.ext_bytes_total:
+        raise MeshError(f"batch norm of {count} rows x {channels} channels over the {R}x{C} mesh needs {cursor} "
+                        f"bytes of node memory per node; a node has {config.tile.ext_bytes_total}")
+    assert len(affine) == chunks * AFFINE_WORDS * W
+
+    nodes = {}
+    for key in keys:
+        lo, hi = shards[key]
+        k0, k1 = slices[key]
+        rows = hi - lo
+        moves = [
+            _move(op=MoveOp.ELT, tile_base=bases[0]),
+            _move(op=MoveOp.REDUCE, words=words, local=at["stats"] // W, remote=at["totals"] // W, **whole),
+            *([_move(op=MoveOp.ELT, tile_base=bases[1])] if k1 > k0 else []),
+            _move(op=MoveOp.REDUCE, words=table_words, local=at["part"] // W, remote=at["table"] // W, **whole),
+            _move(op=MoveOp.ELT, tile_base=bases[2]),
+            _move(op=MoveOp.END),
+        ]
+        tensor = {"n": 1, "h": rows, "w": 1, "c": channels, "ho": rows, "wo": 1, "kh": 1, "kw": 1, "sh": 1, "sw": 1}
+        units = [
+            dict(op=EltwiseOp.BN_STATS, **tensor, src_a=at["a"] - bases[0], dst=at["stats"] - bases[0]),
+            dict(op=EltwiseOp.BN_TERMS, c=min(k1 * W, channels) - k0 * W, bn_count=count, bn_eps=eps,
+                 params=at["totals"] + k0 * STATS_WORDS * W - bases[1],
+                 src_b=at["affine"] + k0 * AFFINE_WORDS * W - bases[1],
+                 dst=at["part"] + k0 * TERMS_WORDS * W - bases[1]),
+            dict(op=EltwiseOp.BN_APPLY, **tensor, src_a=at["a"] - bases[2], dst=at["out"] - bases[2],
+                 params=at["table"] - bases[2], bn_shift=bn_shift),
+        ]
+        img = np.zeros(cursor, np.uint8)
+        code = b"".join(moves)
+        img[:len(code)] = np.frombuffer(code, np.uint8)
+        for b, d in zip(bases, units, strict=True):
+            img[b:b + DESC_BYTES] = np.frombuffer(pack([d]), np.uint8)
+        img[at["a"]:at["a"] + rows * channels] = np.ascontiguousarray(xs[lo:hi]).view(np.uint8).ravel()
+        img[at["affine"]:at["affine"] + len(affine)] = affine
+        nodes[key] = EltwiseNode(i=key[0], j=key[1], image=img, pieces=[(at["out"], (rows, channels), slice(lo, hi))])
+    return BatchNormMeshProgram(config=config, nodes=nodes, port_image=np.zeros(4 * W, np.uint8), channels=channels,
+                                shards=shards, at=at, reduce_words=words, term_chunks=slices)

@@ -20,13 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from tilelab.hdl.formats.eltwise import (
+    AFFINE_WORDS,
     DESC_BYTES,
     MAX_DIM,
     MAX_WINDOW,
     PARAM_WORDS,
+    STATS_WORDS,
     TERMS_WORDS,
     EltwiseDesc,
     EltwiseOp,
+    unpack_stats,
 )
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
@@ -524,14 +527,12 @@ def relu(x, *, zero_point=0, sim="verilator", config=None, mesh=None):
 # ------------------------------------------------------------------------------------------------
 # batch norm (training mode) across a mesh
 
-#: NoC all-reduce of the statistics: int32 lanes per flit and words per node memory.
+#: All-reduce of the statistics on :func:`noc_all_reduce`'s separate design (``mesh=(R, C)``):
+#: int32 lanes per flit and words per node memory. The statistics travel in the unit's
+#: statistics layout (:mod:`tilelab.hdl.formats.eltwise`: Σx, Σx² mod 2**16 and Σx² >> 16 as
+#: int32 lanes), whose lanes add up exactly.
 BN_NOC_LANES = 8
 BN_NOC_DEPTH = 2048
-#: int32 lanes per channel on the NoC: Σx, the low 16 bits of Σx², and Σx² >> 16. A shard's Σx²
-#: (< 2**38) does not fit one wrapping int32 lane; split this way, every lane's total over up to
-#: 256 nodes stays exact (< 2**24 and < 2**30).
-BN_LANES_PER_CHANNEL = 3
-_S2_SPLIT = 16
 
 
 def _bulk_reduce_design(rows, cols, lanes, depth) -> Design:
@@ -633,22 +634,25 @@ def _check_mesh(mesh):
 
 
 def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), sim="verilator", config=None):
-    """Training-mode batch norm: statistics per shard on the unit, summed across the mesh by the NoC.
+    """Training-mode batch norm: per-shard statistics, summed in the NoC, then normalization, all in RTL.
 
-    The ``N·H·W`` rows of ``x`` are split into ``R·C`` contiguous shards, one per node of the
-    ``mesh`` (node ``(x, y)`` takes shard ``y·C + x``). Then, all in RTL except the per-channel
-    steps 2-7:
+    The ``N·H·W`` rows of ``x`` are split into ``R·C`` contiguous shards, one per mesh node.
 
-    1. BN_STATS on the element-wise unit: each shard's per-channel ``Σx`` (int32) and ``Σx²``
-       (int64). The shards run one after another in one simulated unit, as each node's unit
-       would run its own.
-    2. The NoC's in-network all-reduce (:class:`~tilelab.noc.bulk.BulkReduceHarness`) sums them
-       across the mesh (``Σx`` and ``Σx²`` split in 16-bit-safe int32 lanes, see
-       :data:`BN_LANES_PER_CHANNEL`); every node receives the totals.
-    3. BN_TERMS on the unit: steps 2-7 of :func:`tilelab.host.golden.batch_norm_train` (two
-       divisions and an integer square root per channel, sequential RTL) from node (0, 0)'s NoC
-       totals, into the BN_APPLY parameter table (each node's unit would compute the same).
-    4. BN_APPLY on the unit, per shard: step 8 for every element.
+    With ``mesh=MeshConfig(..., eltwise=True)`` everything runs on that mesh, every node in
+    parallel (:func:`tilelab.host.mesh_ops.compile_batch_norm_mesh`): node ``k`` (grid tile
+    ``(k // C, k % C)``) holds shard ``k`` and its data mover runs ``ELT`` (BN_STATS: the shard's
+    per-channel ``Σx``, ``Σx²`` in the statistics layout of :mod:`tilelab.hdl.formats.eltwise`)
+    → ``REDUCE`` (the mesh's collective plane sums them across all nodes, rows then the column,
+    and broadcasts the totals back into every node's memory) → ``ELT`` (BN_TERMS: steps 2-7 of
+    :func:`tilelab.host.golden.batch_norm_train` from the totals, two divisions and an integer
+    square root per channel, for the node's slice of the channels) → ``REDUCE`` (gathers the
+    slices into the whole BN_APPLY table at every node) → ``ELT`` (BN_APPLY: step 8 on the
+    shard) → ``END``. The host only loads the node memories and reads them back.
+
+    With ``mesh=(R, C)`` (the default) the same steps run on one simulated unit and a separate
+    all-reduce design: BN_STATS for every shard one after another, the statistics words moved
+    unchanged into :func:`noc_all_reduce` (node ``(x, y)`` takes shard ``y·C + x``), node
+    (0, 0)'s totals into BN_TERMS, then BN_APPLY per shard.
 
     Parameters
     ----------
@@ -656,21 +660,38 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
         int8 ``(N, H, W, C)``, at least one row per node.
     gamma, beta, eps, gamma_frac_bits
         As in :func:`tilelab.host.golden.batch_norm_train`.
-    mesh : (int, int)
-        ``(rows, cols)`` of the mesh, 1..16 each.
-    sim, config
-        As in :func:`max_pool2d`.
+    mesh : MeshConfig or (int, int)
+        The mesh that runs it (``eltwise=True``; Verilator or Icarus), or ``(rows, cols)`` (1..16
+        each) of the shards for the sequential path.
+    sim : str
+        Simulator (``"verilator"``, ``"icarus"``; ``"amaranth"`` too for ``mesh=(R, C)``).
+    config : EltwiseConfig or TileConfig, optional
+        The unit of the sequential path, as in :func:`max_pool2d` (not with a ``MeshConfig``).
 
     Returns
     -------
     (numpy.ndarray, LayerStats)
-        int8 ``(N, H, W, C)``. ``stats.bit_exact`` holds when the NoC totals equal numpy's ``Σx``
-        and ``Σx²`` at every node, the RTL's per-channel mean and ``a`` equal
-        :func:`tilelab.host.golden.batch_norm_terms` and the output equals the golden; ``stats.cycles`` is the
-        statistics run + the all-reduce + the apply run; ``stats.counters`` has each phase's
-        counters (``stats_*``, ``noc_*``, ``apply_*`` (BN_TERMS + BN_APPLY)) and the checks
-        ``noc_totals_exact`` and ``terms_exact``.
+        int8 ``(N, H, W, C)``. ``stats.bit_exact`` holds when the all-reduce totals equal numpy's
+        ``Σx`` and ``Σx²`` at every node, the RTL's per-channel mean and ``a`` equal
+        :func:`tilelab.host.golden.batch_norm_terms` (at every node) and the output equals the
+        golden; ``stats.counters`` has the checks ``noc_totals_exact`` and ``terms_exact``.
+        On a mesh the statistics are a :class:`~tilelab.host.mesh_runtime.MeshStats` (per-node
+        counters in ``stats.tiles``, ``REDUCE`` ones included) and ``stats.counters["totals"]``
+        holds each node's received totals ``{(i, j): (Σx, Σx²)}``. Sequentially ``stats.cycles`` is
+        the statistics run + the all-reduce + the apply run, and ``stats.counters`` has each
+        phase's counters (``stats_*``, ``noc_*``, ``apply_*`` (BN_TERMS + BN_APPLY)).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (the golden's checks), fewer rows than nodes, more channels than the
+        all-reduce or a node memory holds; on a mesh a :class:`~tilelab.host.mesh_compiler.MeshError`
+        (a ``ValueError``) before any simulation.
     """
+    from tilelab.pe_models.mesh import MeshConfig
+
+    if isinstance(mesh, MeshConfig):
+        return _batch_norm_mesh(x, gamma, beta, eps, gamma_frac_bits, mesh, sim, config)
     config = _check_config(config, sim)
     want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)
     rows_mesh, cols_mesh = _check_mesh(mesh)
@@ -682,67 +703,54 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
                          f"(N·H·W), not {count!r}")
     _limit("C", channels, MAX_CHANNELS)
     _limit("rows per shard", -(-count // nodes), MAX_DIM)
-    flits = -(-BN_LANES_PER_CHANNEL * channels // BN_NOC_LANES)
+    W = config.ext_bytes
+    chunks = -(-channels // W)
+    stats_bytes = chunks * STATS_WORDS * W
+    flits = -(-stats_bytes // (4 * BN_NOC_LANES))
     if 2 * flits > BN_NOC_DEPTH:
-        raise ValueError(f"batch norm over the NoC takes at most {BN_NOC_DEPTH * BN_NOC_LANES // 6} channels, "
-                         f"not {channels!r}")
+        most = BN_NOC_DEPTH // 2 * 4 * BN_NOC_LANES // (STATS_WORDS * W) * W
+        raise ValueError(f"batch norm over the NoC takes at most {most} channels, not {channels!r}")
     xs = x.reshape(count, channels)
     bounds = np.linspace(0, count, nodes + 1).astype(np.int64)
     shards = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    # 1. per-shard statistics on the unit
+    # 1. per-shard statistics on the unit, in the statistics layout
     img = _Image(config, nodes)
     src = img.alloc(xs)
-    stats_bytes = 12 * channels
     out0 = img.alloc(nodes * stats_bytes)
     for k, (lo, hi) in enumerate(shards):
         img.desc(op=EltwiseOp.BN_STATS, **_tensor_desc(1, hi - lo, 1, channels), src_a=src + lo * channels,
                  dst=out0 + k * stats_bytes)
     raw, stats_counters, stats_res = _run_image(img.build(), out0, nodes * stats_bytes, config, sim)
-    contributions, shard_sums = {}, []
-    for k in range(nodes):
-        part = raw[k * stats_bytes:(k + 1) * stats_bytes]
-        s1 = part[:4 * channels].view(np.int32).astype(np.int64)
-        s2 = part[4 * channels:].view(np.int64)
-        shard_sums.append((s1, s2))
-        lanes = np.stack([s1, s2 & ((1 << _S2_SPLIT) - 1), s2 >> _S2_SPLIT], axis=1).reshape(-1)
-        contributions[k % cols_mesh, k // cols_mesh] = lanes.astype(np.int32)
+    contributions = {(k % cols_mesh, k // cols_mesh): raw[k * stats_bytes:(k + 1) * stats_bytes].view(np.int32)
+                     for k in range(nodes)}
 
-    # 2. all-reduce in the NoC
+    # 2. all-reduce in the NoC: the words as they are
     totals, noc_counters = noc_all_reduce(contributions, rows=rows_mesh, cols=cols_mesh, sim=sim)
     want_s1 = xs.astype(np.int64).sum(axis=0)
     want_s2 = (xs.astype(np.int64) ** 2).sum(axis=0)
     noc_exact = True
     for vector in totals.values():
-        lanes = vector.astype(np.int64).reshape(channels, BN_LANES_PER_CHANNEL)
-        s1, s2 = lanes[:, 0], lanes[:, 1] + (lanes[:, 2] << _S2_SPLIT)
+        s1, s2 = unpack_stats(vector.tobytes(), channels, W)
         noc_exact &= bool(np.array_equal(s1, want_s1) and np.array_equal(s2, want_s2))
-    lanes = totals[0, 0].reshape(channels, BN_LANES_PER_CHANNEL)  # node (0, 0)'s totals feed its unit
 
-    # 3. + 4. per-channel terms (BN_TERMS), then every shard normalized (BN_APPLY), on the unit
-    W = config.ext_bytes
-    chunks = -(-channels // W)
+    # 3. + 4. per-channel terms (BN_TERMS) from node (0, 0)'s totals, then every shard normalized
+    # (BN_APPLY), on the unit
     img = _Image(config, 1 + nodes)
     src = img.alloc(xs)
-    terms_in = img.alloc(_param_table(config, channels, [
-        (lanes[:, 0], np.int32), (lanes[:, 1], np.int32), (lanes[:, 2], np.int32),
-        (np.asarray(gamma, np.int64), np.int32), (np.asarray(beta, np.int64), np.int32)]))
+    terms_in = img.alloc(totals[0, 0])
+    affine = img.alloc(_affine_table(config, channels, gamma, beta))
     table_bytes = chunks * TERMS_WORDS * W
     table = img.alloc(xs.size + table_bytes)
     dst = table + table_bytes
-    img.desc(op=EltwiseOp.BN_TERMS, c=channels, params=terms_in, dst=table, bn_count=count, bn_eps=eps)
-    shift = golden.BN_MEAN_FRAC_BITS + gamma_frac_bits + golden.BN_INVSTD_FRAC_BITS
+    img.desc(op=EltwiseOp.BN_TERMS, c=channels, params=terms_in, src_b=affine, dst=table, bn_count=count, bn_eps=eps)
+    shift = _bn_shift(gamma_frac_bits)
     for lo, hi in shards:
         img.desc(op=EltwiseOp.BN_APPLY, **_tensor_desc(1, hi - lo, 1, channels), src_a=src + lo * channels,
                  dst=dst + lo * channels, params=table, bn_shift=shift)
     out, apply_counters, apply_res = _run_image(img.build(), table, table_bytes + xs.size, config, sim)
     y = out[table_bytes:].view(np.int8).reshape(x.shape).copy()
-    words = out[:table_bytes].reshape(chunks, TERMS_WORDS, W)
-    rtl_mean = words[:, 0:4].reshape(chunks, -1).view(np.int32).reshape(-1)[:channels]
-    rtl_a = words[:, 4:12].reshape(chunks, -1).view(np.int64).reshape(-1)[:channels]
-    mean, a, _ = golden.batch_norm_terms(want_s1, want_s2, count, np.asarray(gamma, np.int64), eps=eps,
-                                         gamma_frac_bits=gamma_frac_bits)
-    terms_exact = bool(np.array_equal(rtl_mean, mean) and np.array_equal(rtl_a, a))
+    terms_exact = _terms_exact(out[:table_bytes], channels, W, want_s1, want_s2, count, gamma, eps, gamma_frac_bits)
 
     counters = {}
     for prefix, values in (("stats", stats_counters), ("noc", noc_counters), ("apply", apply_counters)):
@@ -757,4 +765,58 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     }
     stats = _stats(total, apply_res, noc_exact and terms_exact and _exact(y, want), counters)
     stats.total_seconds = float(stats_res.total_seconds + apply_res.total_seconds)
+    return y, stats
+
+
+def _bn_shift(gamma_frac_bits):
+    """BN_APPLY's ``bn_shift``: ``T`` of :func:`tilelab.host.golden.batch_norm_train`."""
+    return golden.BN_MEAN_FRAC_BITS + gamma_frac_bits + golden.BN_INVSTD_FRAC_BITS
+
+
+def _affine_table(config, channels, gamma, beta):
+    """BN_TERMS' affine table (:data:`~tilelab.hdl.formats.eltwise.AFFINE_WORDS` words per chunk)."""
+    table = _param_table(config, channels, [(np.asarray(gamma, np.int64), np.int32),
+                                            (np.asarray(beta, np.int64), np.int32)])
+    assert len(table) == -(-channels // config.ext_bytes) * AFFINE_WORDS * config.ext_bytes
+    return table
+
+
+def _terms_exact(raw, channels, W, s1, s2, count, gamma, eps, gamma_frac_bits) -> bool:
+    """Whether a BN_APPLY table written by BN_TERMS holds the golden's per-channel mean and ``a``."""
+    chunks = -(-channels // W)
+    words = np.frombuffer(bytes(raw), np.uint8).reshape(chunks, TERMS_WORDS, W)
+    rtl_mean = words[:, 0:4].reshape(chunks, -1).view(np.int32).reshape(-1)[:channels]
+    rtl_a = words[:, 4:12].reshape(chunks, -1).view(np.int64).reshape(-1)[:channels]
+    mean, a, _ = golden.batch_norm_terms(s1, s2, count, np.asarray(gamma, np.int64), eps=eps,
+                                         gamma_frac_bits=gamma_frac_bits)
+    return bool(np.array_equal(rtl_mean, mean) and np.array_equal(rtl_a, a))
+
+
+def _batch_norm_mesh(x, gamma, beta, eps, gamma_frac_bits, mesh, sim, config):
+    """:func:`batch_norm_train` on the nodes of ``mesh`` (see there)."""
+    from .mesh_ops import compile_batch_norm_mesh
+    from .mesh_runtime import mesh_layer_stats, run_mesh_program
+
+    unit = _check_config(config, sim, mesh)
+    want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)
+    n, h, w, channels = x.shape
+    count = n * h * w
+    _limit("C", channels, MAX_CHANNELS)
+    xs = x.reshape(count, channels)
+    program = compile_batch_norm_mesh(xs, _affine_table(unit, channels, gamma, beta), eps=eps,
+                                      bn_shift=_bn_shift(gamma_frac_bits), config=mesh, pack=pack_descs)
+    work = Path(tempfile.mkdtemp(prefix="tilelab-mesh-bn-"))
+    try:
+        (y, received, tables), value, res = run_mesh_program(program, sim=sim, workdir=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    y = y.reshape(x.shape)
+    want_s1 = xs.astype(np.int64).sum(axis=0)
+    want_s2 = (xs.astype(np.int64) ** 2).sum(axis=0)
+    totals = {key: unpack_stats(raw, channels, unit.ext_bytes) for key, raw in received.items()}
+    noc_exact = all(np.array_equal(s1, want_s1) and np.array_equal(s2, want_s2) for s1, s2 in totals.values())
+    terms_exact = all(_terms_exact(raw, channels, unit.ext_bytes, want_s1, want_s2, count, gamma, eps,
+                                   gamma_frac_bits) for raw in tables.values())
+    stats = mesh_layer_stats(program, value, res, noc_exact and terms_exact and _exact(y, want))
+    stats.counters.update(noc_totals_exact=bool(noc_exact), terms_exact=bool(terms_exact), totals=totals)
     return y, stats

@@ -21,7 +21,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from tilelab.hdl.formats.noc import Direction, ReduceOp, collective_flit_layout
+from tilelab.hdl.formats.noc import Coord, Direction, ReduceOp, collective_flit_layout
 from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_int, check_mesh, neighbour
 
 __all__ = ["CollectiveRouter", "CollectiveMesh"]
@@ -38,8 +38,9 @@ class CollectiveRouter(wiring.Component):
 
     Parameters
     ----------
-    x, y : int
-        Coordinates.
+    x, y : int, optional
+        Coordinates; both left out, they come in on the ``at`` port (one module for every node,
+        see :class:`~tilelab.hdl.shared.SharedModules`).
     rows, cols : int
         Mesh size (1..16 each).
     lanes : int
@@ -63,12 +64,16 @@ class CollectiveRouter(wiring.Component):
         Flits buffered in this node.
     moved : Out(1)
         A flit moved this cycle.
+    at : In(Coord)
+        This node's coordinates (only when ``x`` and ``y`` are left out).
     """
 
-    def __init__(self, *, x, y, rows, cols, lanes=4, depth=2):
+    def __init__(self, *, x=None, y=None, rows, cols, lanes=4, depth=2):
         check_mesh(rows, cols)
-        check_int("collective router x", x, 0, cols - 1)
-        check_int("collective router y", y, 0, rows - 1)
+        self.coord_ports = x is None and y is None
+        if not self.coord_ports:
+            check_int("collective router x", x, 0, cols - 1)
+            check_int("collective router y", y, 0, rows - 1)
         check_int("collective lanes", lanes, 1, 64)
         check_int("collective router depth", depth, 1, 64)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
@@ -81,6 +86,8 @@ class CollectiveRouter(wiring.Component):
             members[_name("dn_in", d)] = In(stream.Signature(self.layout))
             members[_name("dn_out", d)] = Out(stream.Signature(self.layout))
         members.update({"local": Out(LocalSignature(self.layout)), "held": Out(8), "moved": Out(1)})
+        if self.coord_ports:
+            members["at"] = In(Coord)
         super().__init__(members)
 
     def _fifo(self, m, name, port, depth):
@@ -94,7 +101,8 @@ class CollectiveRouter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout, x, y = self.layout, self.x, self.y
+        layout = self.layout
+        x, y = (self.at.x, self.at.y) if self.coord_ports else (self.x, self.y)
         moved = []
 
         local_in = self._fifo(m, "local_in", self.local.i, self.depth)
@@ -217,6 +225,10 @@ class CollectiveMesh(wiring.Component):
         Flits per router input buffer.
     watchdog : int
         Cycles without progress, while flits are buffered, before :attr:`stuck` rises.
+    shared : SharedModules, optional
+        Elaborate one router module for the whole plane (coordinates on an input port) and
+        instantiate it at every node (Verilog simulators only), as
+        :class:`~tilelab.noc.mesh.Mesh` does.
 
     Members
     -------
@@ -226,12 +238,16 @@ class CollectiveMesh(wiring.Component):
         As in :class:`~tilelab.noc.mesh.Mesh`.
     """
 
-    def __init__(self, *, rows, cols, lanes=4, depth=2, watchdog=1024):
+    def __init__(self, *, rows, cols, lanes=4, depth=2, watchdog=1024, shared=None):
         check_mesh(rows, cols)
         check_int("collective watchdog", watchdog, 1)
         self.rows, self.cols, self.lanes, self.watchdog = rows, cols, lanes, watchdog
-        self.routers = {(x, y): CollectiveRouter(x=x, y=y, rows=rows, cols=cols, lanes=lanes, depth=depth)
-                        for y in range(rows) for x in range(cols)}
+        self.depth, self.shared = depth, shared
+        self.routers = {}
+        for y in range(rows):
+            for x in range(cols):
+                at = {} if shared is not None else {"x": x, "y": y}
+                self.routers[x, y] = CollectiveRouter(**at, rows=rows, cols=cols, lanes=lanes, depth=depth)
         self.layout = collective_flit_layout(lanes)
         members = {f"local_{x}_{y}": Out(LocalSignature(self.layout))
                    for y in range(rows) for x in range(cols)}
@@ -244,8 +260,13 @@ class CollectiveMesh(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        key = f"{self.rows},{self.cols},{self.lanes},{self.depth}"
         for (x, y), r in self.routers.items():
-            m.submodules[f"router_{x}_{y}"] = r
+            if self.shared is None:
+                m.submodules[f"router_{x}_{y}"] = r
+            else:
+                m.submodules[f"router_{x}_{y}"] = self.shared.instance(r, kind="tilelab_collective_router", key=key)
+                m.d.comb += r.at.eq(Coord.const({"x": x, "y": y}))
             wiring.connect(m, wiring.flipped(self.local(x, y)), r.local)
             for d in DIRS:
                 nb = neighbour(x, y, d)

@@ -31,9 +31,11 @@ from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.arith import SeqDivider, SeqIsqrt
 from tilelab.hdl.formats.eltwise import (
+    AFFINE_WORDS,
     DESC_BITS,
     DESC_BYTES,
     PARAM_WORDS,
+    STATS_SPLIT_BITS,
     STATS_WORDS,
     TERMS_WORDS,
     EltwiseDesc,
@@ -260,7 +262,12 @@ class EltwiseUnit(wiring.Component):
                     start_chunk()
             with m.Case(EltwiseState.PARAMS):
                 with m.If(k < n_params):
-                    m.d.comb += [ext.ra_en.eq(1), ext.ra_addr.eq(d.params + (chunk * n_params + k) * W)]
+                    # BN_TERMS: the statistics table at params, then the affine table at src_b
+                    affine = is_terms & (k >= STATS_WORDS)
+                    table_words = Mux(is_terms, STATS_WORDS, n_params)
+                    m.d.comb += [ext.ra_en.eq(1),
+                                 ext.ra_addr.eq(Mux(affine, d.src_b + (chunk * AFFINE_WORDS + k - STATS_WORDS) * W,
+                                                    d.params + (chunk * table_words + k) * W))]
                     m.d.sync += [ret_kind.eq(_RET_PARAM), ret_idx.eq(k), k.eq(k + 1)]
                 with m.If((ret_kind == _RET_PARAM) & (ret_idx == n_params - 1)):
                     m.d.sync += [state.eq(Mux(is_terms, EltwiseState.TERMS, EltwiseState.RUN)), t_lane.eq(0),
@@ -413,8 +420,15 @@ class EltwiseUnit(wiring.Component):
                          wr_nbytes.eq(ret_nvalid)]
 
         # ---- writes: the pipeline's output, or a chunk's BN_STATS sums / BN_TERMS table
-        sums1 = Cat(*s1)
-        sums2 = Cat(*(Cat(v, v[47].replicate(16)) for v in s2))  # int64 lanes, sign-extended
+        # the statistics layout: Σx, Σx² mod 2**16, Σx² >> 16 as int32 lanes; lanes past C zero
+        lane_ok = [lane < nvalid for lane in range(W)]
+        groups = [
+            Cat(*(Mux(ok, v, 0) for ok, v in zip(lane_ok, s1, strict=True))),
+            Cat(*(Cat(Mux(ok, v[:STATS_SPLIT_BITS], 0), Const(0, 32 - STATS_SPLIT_BITS))
+                  for ok, v in zip(lane_ok, s2, strict=True))),
+            Cat(*(Mux(ok, v[STATS_SPLIT_BITS:STATS_SPLIT_BITS + 32], 0) for ok, v in zip(lane_ok, s2, strict=True))),
+        ]
+        assert all(len(g) == 4 * WB for g in groups)
         terms_table = Cat(*t_mean, *t_a, params[16 * WB:20 * WB])  # mean int32, a int64, beta int32
         stats_addr = Signal(32)
         stats_data = Signal(WB)
@@ -422,21 +436,14 @@ class EltwiseUnit(wiring.Component):
         with m.Switch(stats_k):
             for w in range(max(STATS_WORDS, TERMS_WORDS)):
                 with m.Case(w):
-                    if w < 4:
-                        addr = d.dst + chunk_base * 4 + w * W
-                        total, before = nvalid * 4, w * W
-                        bits = sums1[w * WB:(w + 1) * WB]
-                    else:
-                        addr = d.dst + d.c * 4 + chunk_base * 8 + (w - 4) * W
-                        total, before = nvalid * 8, (w - 4) * W
-                        bits = sums2[(w - 4) * WB:(w - 3) * WB]
                     with m.If(is_terms):
                         m.d.comb += [stats_addr.eq(d.dst + (chunk * TERMS_WORDS + w) * W),
                                      stats_data.eq(terms_table[w * WB:(w + 1) * WB]), stats_bytes.eq(W)]
-                    with m.Elif(w < STATS_WORDS):
-                        m.d.comb += [stats_addr.eq(addr), stats_data.eq(bits),
-                                     stats_bytes.eq(Mux(total <= before, 0,
-                                                        Mux(total >= before + W, W, total - before)))]
+                    if w < STATS_WORDS:
+                        with m.Else():
+                            group, part = divmod(w, 4)
+                            m.d.comb += [stats_addr.eq(d.dst + (chunk * STATS_WORDS + w) * W),
+                                         stats_data.eq(groups[group][part * WB:(part + 1) * WB]), stats_bytes.eq(W)]
         nbytes = Signal(range(W + 1))
         with m.If(state == EltwiseState.WRITE):
             m.d.comb += [ext.wr_en.eq(stats_bytes != 0), ext.wr_addr.eq(stats_addr), ext.wr_data.eq(stats_data),

@@ -22,6 +22,11 @@ the data arrive, so the tile computes from its node memory only.
 
 A **memory port** (:class:`MemoryPort`) serves read requests (answering by unicast or by
 multicast to a rectangle) and writes from the NoC; the host loads and dumps it in bulk.
+
+A mesh built with ``eltwise=True`` gives every tile node an element-wise unit (``ELT``) and joins
+the tile nodes by a fourth, **collective** plane (:class:`~tilelab.noc.collective.CollectiveMesh`,
+one node-memory word per flit): a ``REDUCE`` descriptor streams node-memory words into it as the
+node's contribution to an all-reduce and writes the totals that come back into node memory.
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -39,9 +44,10 @@ from tilelab.hdl.formats.mesh import (
     MoveOp,
     ReadRequest,
 )
-from tilelab.hdl.formats.noc import Coord, Header, Opcode, flit_layout
+from tilelab.hdl.formats.noc import Coord, Header, Opcode, ReduceOp, collective_flit_layout, flit_layout
 from tilelab.hdl.memories import NodeMemory
 from tilelab.hdl.shared import SharedModules
+from tilelab.noc.collective import CollectiveMesh
 from tilelab.noc.mesh import Mesh
 
 from .config import DEFAULT_TILE, TileConfig
@@ -62,6 +68,7 @@ READ_SLOTS = (
     *(f"elt.{n}" for n in ELTWISE_COUNTERS),        # summed over the node's ELTs
     *(f"status.{n}" for n in TILE_STATUS),           # the tile's live status
     "mover.state", "mover.pc", "mover.wait_sem", "mover.wait_count", "mover.sem_value",
+    "mover.reduce_words", "mover.reduce_sent", "mover.reduce_got",   # the REDUCE being run
 )
 
 
@@ -95,7 +102,10 @@ class MeshConfig:
     eltwise : bool
         Every tile node also holds an element-wise unit
         (:class:`~tilelab.pe_models.eltwise.EltwiseUnit`, started by ``ELT`` descriptors) that
-        shares the tile's node-memory ports; needs ``tile.ext_bytes`` in 16, 32 or 64.
+        shares the tile's node-memory ports, and the tile nodes are joined by a collective plane
+        (:class:`~tilelab.noc.collective.CollectiveMesh`, :attr:`collective_lanes` int32 lanes:
+        one node-memory word per flit) that ``REDUCE`` descriptors use; needs ``tile.ext_bytes``
+        in 16, 32 or 64.
     """
 
     rows: int = 4
@@ -138,6 +148,11 @@ class MeshConfig:
         return EltwiseConfig(ext_bytes=self.tile.ext_bytes, ext_words=self.tile.ext_words)
 
     @property
+    def collective_lanes(self) -> int:
+        """int32 lanes per flit of the collective plane (0 without one): a node-memory word."""
+        return self.tile.ext_bytes // 4 if self.eltwise else 0
+
+    @property
     def word_bytes(self) -> int:
         """Bytes per NoC flit payload and memory word (the tile's external-port width)."""
         return self.tile.ext_bytes
@@ -172,6 +187,7 @@ class MoverState(enum.Enum, shape=3):
     WAIT = 3    #: waiting on a semaphore
     RUN = 4     #: the tile runs
     DONE = 5
+    REDUCE = 6  #: an all-reduce on the collective plane: contributing, waiting for the totals
 
 
 class Streamer(wiring.Component):
@@ -283,12 +299,29 @@ class DataMover(wiring.Component):
         For the diagnosis.
     wait_cycles, flits_sent, words_get, words_put : Out(48)
         Counters.
+    reduces, reduce_cycles, reduce_sent, reduce_received : Out(48)
+        REDUCE counters: descriptors, cycles, words contributed, total words written.
+    reduce_words, reduce_sent_now, reduce_got_now : Out(16)
+        The REDUCE being run: its words, words contributed and totals written so far.
+    coll_out : Out(stream.Signature(cflit))
+        Contributions into the collective plane (``config.eltwise`` only, as the next three).
+    coll_in : In(stream.Signature(cflit))
+        Totals out of the collective plane.
+    tot_en, tot_addr, tot_data : Out
+        Write one total word into node memory (word address).
+    tot_ok : In(1)
+        The node-memory write port is free this cycle.
     """
 
     def __init__(self, config: MeshConfig):
         self.config = config
         W = config.word_bytes
         layout = flit_layout(8 * W)
+        extra = {}
+        if config.eltwise:
+            clayout = collective_flit_layout(config.collective_lanes)
+            extra = {"coll_out": Out(stream.Signature(clayout)), "coll_in": In(stream.Signature(clayout)),
+                     "tot_en": Out(1), "tot_addr": Out(32), "tot_data": Out(8 * W), "tot_ok": In(1)}
         super().__init__({
             "at": In(Coord), "start": In(1), "done": Out(1),
             "rd_en": Out(1), "rd_addr": Out(32), "rd_data": In(8 * W),
@@ -299,6 +332,9 @@ class DataMover(wiring.Component):
             "state": Out(MoverState), "pc": Out(32), "wait_sem": Out(4), "wait_count": Out(16),
             "sem_value": Out(16),
             "wait_cycles": Out(48), "flits_sent": Out(48), "words_get": Out(48), "words_put": Out(48),
+            "reduces": Out(48), "reduce_cycles": Out(48), "reduce_sent": Out(48), "reduce_received": Out(48),
+            "reduce_words": Out(16), "reduce_sent_now": Out(16), "reduce_got_now": Out(16),
+            **extra,
         })
 
     def elaborate(self, platform):
@@ -339,9 +375,35 @@ class DataMover(wiring.Component):
         state = Signal(MoverState)
         m.d.comb += self.state.eq(state)
         mcast_put = Signal()
+        reducing = Signal()     # the streamer feeds the collective plane
+        red_sent = Signal(16)
+        red_got = Signal(16)
+        m.d.comb += [self.reduce_words.eq(desc.words), self.reduce_sent_now.eq(red_sent),
+                     self.reduce_got_now.eq(red_got)]
+        if cfg.eltwise:
+            # contributions: the streamer's words, the last one ends the collective packet
+            co, ci = self.coll_out, self.coll_in
+            m.d.comb += [
+                co.payload.hdr.op.eq(ReduceOp.SUM), co.payload.hdr.root.x.eq(desc.node.x - 1),
+                co.payload.hdr.root.y.eq(desc.node.y), co.payload.hdr.rect0.x.eq(desc.rect0.x - 1),
+                co.payload.hdr.rect0.y.eq(desc.rect0.y), co.payload.hdr.rect1.x.eq(desc.rect1.x - 1),
+                co.payload.hdr.rect1.y.eq(desc.rect1.y),
+                co.payload.last.eq(st.out.payload.hdr.op == Opcode.WRITE_SEM),
+                co.payload.data.as_value().eq(st.out.payload.data),
+            ]
+            with m.If(co.valid & co.ready):
+                m.d.sync += [red_sent.eq(red_sent + 1), self.reduce_sent.eq(self.reduce_sent + 1)]
+            # totals: written at remote + k while the REDUCE runs
+            m.d.comb += [ci.ready.eq(reducing & self.tot_ok), self.tot_en.eq(ci.valid & ci.ready),
+                         self.tot_addr.eq(desc.remote + red_got), self.tot_data.eq(ci.payload.data.as_value())]
+            with m.If(self.tot_en):
+                m.d.sync += [red_got.eq(red_got + 1), self.reduce_received.eq(self.reduce_received + 1)]
 
-        # plane outputs: the streamer feeds the request or the multicast plane
-        with m.If(mcast_put):
+        # plane outputs: the streamer feeds the collective, the request or the multicast plane
+        with m.If(reducing):
+            if cfg.eltwise:
+                m.d.comb += [self.coll_out.valid.eq(st.out.valid), st.out.ready.eq(self.coll_out.ready)]
+        with m.Elif(mcast_put):
             m.d.comb += [self.mcast.valid.eq(st.out.valid), self.mcast.payload.eq(st.out.payload),
                          st.out.ready.eq(self.mcast.ready)]
         with m.Elif(own_valid):
@@ -438,6 +500,18 @@ class DataMover(wiring.Component):
                             ]
                     with m.Case(MoveOp.WAIT):
                         m.d.sync += state.eq(MoverState.WAIT)
+                    with m.Case(MoveOp.REDUCE):
+                        if cfg.eltwise:
+                            with m.If(st.cmd_ready & ~st.busy & ~own_valid):
+                                m.d.comb += [
+                                    st.cmd_valid.eq(1), st.src.eq(view.local), st.dst.eq(0), st.words.eq(view.words),
+                                    st.rows.eq(1), st.src_stride.eq(0), st.dst_stride.eq(0),
+                                    st.hdr.op.eq(Opcode.WRITE), st.final_op.eq(Opcode.WRITE_SEM),
+                                ]
+                                m.d.sync += [state.eq(MoverState.REDUCE), reducing.eq(1), red_sent.eq(0),
+                                             red_got.eq(0), self.reduces.eq(self.reduces + 1)]
+                        else:   # no collective plane: nothing to do
+                            m.d.sync += nxt
                     with m.Case(MoveOp.RUN, MoveOp.ELT):
                         with m.If(~own_valid):
                             m.d.comb += self.tile_rst.eq(1)
@@ -445,6 +519,10 @@ class DataMover(wiring.Component):
                     with m.Default():  # END (and anything undefined)
                         with m.If(~own_valid):
                             m.d.sync += [state.eq(MoverState.DONE), self.done.eq(1)]
+            with m.Case(MoverState.REDUCE):
+                m.d.sync += self.reduce_cycles.eq(self.reduce_cycles + 1)
+                with m.If(~st.busy & (red_got == desc.words)):
+                    m.d.sync += [reducing.eq(0), *nxt]
             with m.Case(MoverState.WAIT):
                 with m.If(self.sem_value >= desc.count):
                     m.d.comb += [dec_en.eq(1), dec_idx.eq(desc.sem), dec_n.eq(desc.count)]
@@ -505,12 +583,18 @@ class TileNode(wiring.Component):
         Changes whenever the node makes progress (for the watchdog).
     bad_flits : Out(16)
         Flits this node could not use (a read request to a tile node).
+    coll_i, coll_o : Out / In(stream.Signature(cflit))
+        Contributions into and totals out of the collective plane (``config.eltwise`` only).
     """
 
     def __init__(self, config: MeshConfig):
         self.config = config
+        extra = {}
+        if config.eltwise:
+            clayout = collective_flit_layout(config.collective_lanes)
+            extra = {"coll_i": Out(stream.Signature(clayout)), "coll_o": In(stream.Signature(clayout))}
         super().__init__(_unit_members(config, at=In(Coord), start=In(1), done=Out(1),
-                                       mem=Out(node_memory_port(config.word_bytes))))
+                                       mem=Out(node_memory_port(config.word_bytes)), **extra))
 
     def elaborate(self, platform):
         m = Module()
@@ -574,15 +658,25 @@ class TileNode(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [flit.eq(o.payload), o.ready.eq(any_valid)]
         flits_received = Signal(48)
+        ni_write = Signal()
         with m.If(any_valid):
             m.d.sync += rr.eq(Mux(pick == len(outs) - 1, 0, pick + 1))
             op = flit.hdr.op
             with m.If((op == Opcode.WRITE) | (op == Opcode.WRITE_SEM) | (op == Opcode.RESPONSE)):
-                m.d.comb += [mem.wd_en.eq(1), mem.wd_addr.eq(flit.hdr.addr), mem.wd_data.eq(flit.data)]
+                m.d.comb += [ni_write.eq(1), mem.wd_en.eq(1), mem.wd_addr.eq(flit.hdr.addr),
+                             mem.wd_data.eq(flit.data)]
                 m.d.sync += flits_received.eq(flits_received + 1)
             with m.Elif(op != Opcode.SEM_INC):
                 m.d.sync += self.bad_flits.eq(self.bad_flits + 1)
             m.d.comb += [dm.sem_inc.eq((op == Opcode.WRITE_SEM) | (op == Opcode.SEM_INC)), dm.sem_idx.eq(flit.hdr.sem)]
+        if cfg.eltwise:
+            # the collective plane: contributions from the data mover; totals share the NoC's write
+            # port (a NoC flit goes first, a total waits a cycle)
+            for a, b in ((self.coll_i, dm.coll_out), (dm.coll_in, self.coll_o)):
+                m.d.comb += [a.valid.eq(b.valid), a.payload.eq(b.payload), b.ready.eq(a.ready)]
+            m.d.comb += dm.tot_ok.eq(~ni_write)
+            with m.If(dm.tot_en):
+                m.d.comb += [mem.wd_en.eq(1), mem.wd_addr.eq(dm.tot_addr), mem.wd_data.eq(dm.tot_data)]
 
         # counters: the tile's summed over RUNs, the element-wise unit's over ELTs, the node's own
         tile_done = dm.run_done & ~dm.run_elt
@@ -606,7 +700,9 @@ class TileNode(wiring.Component):
             "cycles": cycles, "tile_cycles": acc["cycles"], "runs": Signal(48, name="runs"),
             "elt_runs": Signal(48, name="elt_runs"),
             "wait_cycles": dm.wait_cycles, "flits_sent": dm.flits_sent, "flits_received": flits_received,
-            "words_get": dm.words_get, "words_put": dm.words_put,
+            "words_get": dm.words_get, "words_put": dm.words_put, "reduces": dm.reduces,
+            "reduce_cycles": dm.reduce_cycles, "reduce_flits_sent": dm.reduce_sent,
+            "reduce_flits_received": dm.reduce_received,
         }
         with m.If(tile_done):
             m.d.sync += node["runs"].eq(node["runs"] + 1)
@@ -616,6 +712,7 @@ class TileNode(wiring.Component):
         values += [elt_acc[n] for n in ELTWISE_COUNTERS]
         values += [getattr(tile, n) for n in TILE_STATUS]
         values += [dm.state, dm.pc, dm.wait_sem, dm.wait_count, dm.sem_value]
+        values += [dm.reduce_words, dm.reduce_sent_now, dm.reduce_got_now]
         assert len(values) == len(READ_SLOTS) <= 64
         with m.Switch(self.sel):
             for k, v in enumerate(values):
@@ -624,7 +721,8 @@ class TileNode(wiring.Component):
         live = sum(getattr(tile, n) for n in ("reader_busy", "compute_busy", "writer_busy"))
         if elt is not None:
             live = live + elt.busy + elt.descs_done
-        m.d.comb += self.events.eq(dm.flits_sent + flits_received + acc["compute_busy"] + live + dm.pc)
+        m.d.comb += self.events.eq(dm.flits_sent + flits_received + acc["compute_busy"] + live + dm.pc
+                                   + dm.reduce_sent + dm.reduce_received)
         return m
 
 
@@ -741,7 +839,12 @@ class MeshTop(wiring.Component):
     cnt_addr : In(16); req_cnt, resp_cnt, mcast_cnt : Out(32)
         Link counters of each plane (:func:`tilelab.noc.mesh.counter_address` on the R × (C+1) NoC).
     stuck, dropped, bad_flits : Out
-        NoC watchdog, packets dropped, flits a node could not use.
+        NoC watchdog (any plane, the collective one included), packets dropped, flits a node could
+        not use.
+
+    With ``config.eltwise`` the tile nodes (not the memory ports) are also joined by a
+    :class:`~tilelab.noc.collective.CollectiveMesh` of ``rows × cols`` (grid tile ``(i, j)`` at its
+    node ``(j, i)``), whose routers are one shared module.
     """
 
     def __init__(self, config: MeshConfig):
@@ -782,6 +885,15 @@ class MeshTop(wiring.Component):
                     m.d.comb += theirs.eq(ours) if member.flow == Out else ours.eq(theirs)
                 m.d.comb += [node.at.eq(Coord.const({"x": node.x, "y": node.y})), mem.dump.eq(self.dump)]
                 nodes.append(node)
+        coll = None
+        if cfg.eltwise:
+            coll = m.submodules.collective = CollectiveMesh(rows=cfg.rows, cols=cfg.cols,
+                                                            lanes=cfg.collective_lanes, shared=shared)
+            for k, node in enumerate(nodes):
+                local = coll.local(*reversed(divmod(k, cfg.cols)))
+                m.d.comb += [local.i.valid.eq(node.coll_i.valid), local.i.payload.eq(node.coll_i.payload),
+                             node.coll_i.ready.eq(local.i.ready), node.coll_o.valid.eq(local.o.valid),
+                             node.coll_o.payload.eq(local.o.payload), local.o.ready.eq(node.coll_o.ready)]
         ports = []
         for i in range(cfg.rows):
             port = MemoryPort(cfg, i)
@@ -806,6 +918,10 @@ class MeshTop(wiring.Component):
 
         all_done = Cat(*(n.done for n in nodes)).all()
         net_idle = Cat(*(p.idle for p in planes.values())).all() & Cat(*(p.idle for p in ports)).all()
+        stuck = Cat(*(p.stuck for p in planes.values())).any()
+        if coll is not None:
+            net_idle = net_idle & coll.idle
+            stuck = stuck | coll.stuck
         started = Signal()
         with m.If(self.start):
             m.d.sync += started.eq(1)
@@ -815,7 +931,7 @@ class MeshTop(wiring.Component):
                 m.d.sync += self.done.eq(1)
         m.d.comb += [
             self.progress.eq(sum(u.events for u in (*nodes, *ports))),
-            self.stuck.eq(Cat(*(p.stuck for p in planes.values())).any()),
+            self.stuck.eq(stuck),
             self.dropped.eq(sum(p.dropped for p in planes.values())),
             self.bad_flits.eq(sum(u.bad_flits for u in (*nodes, *ports))),
         ]

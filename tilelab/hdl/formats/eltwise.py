@@ -16,19 +16,28 @@ Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = cha
 
 - ``ADD``: words 0-3 ``a_mult`` int32, 4-7 ``b_mult`` int32, 8 ``a_shift`` uint8, 9 ``b_shift`` uint8.
 - ``BN_APPLY``: words 0-3 ``mean`` int32 (Q.8), 4-11 ``a = gamma · inv`` int64, 12-15 ``beta`` int32.
-- ``BN_TERMS``: words 0-3 ``Σx`` int32, 4-7 ``Σx² mod 2**16`` int32, 8-11 ``Σx² >> 16`` int32 (the
-  all-reduce totals, as the NoC delivers them), 12-15 ``gamma`` int32, 16-19 ``beta`` int32.
-  It writes the chunk's BN_APPLY table (16 words) at ``dst + chunk · 16 · W``.
+- ``BN_TERMS`` reads two tables per chunk: the chunk's statistics in the **statistics layout**
+  below (:data:`STATS_WORDS` words from ``params + chunk · STATS_WORDS · W``: the all-reduce
+  totals, as the collective plane writes them back) and its affine table
+  (:data:`AFFINE_WORDS` words from ``src_b + chunk · AFFINE_WORDS · W``: words 0-3 ``gamma``
+  int32, 4-7 ``beta`` int32). It writes the chunk's BN_APPLY table (16 words) at
+  ``dst + chunk · 16 · W``.
 
-``BN_STATS`` writes ``Σx`` as int32 ``(C,)`` at ``dst`` and ``Σx²`` as int64 ``(C,)`` at
-``dst + 4·C`` (Σx² of up to 2**24 values needs 39 bits; Σx fits int32 for that count).
+**Statistics layout** (what ``BN_STATS`` writes at ``dst + chunk · STATS_WORDS · W`` and
+``BN_TERMS`` reads): per chunk, words 0-3 ``Σx`` int32, 4-7 ``Σx² mod 2**16`` int32, 8-11
+``Σx² >> 16`` int32, lanes of channels past ``C`` zero. Every value is an int32 lane, so the
+statistics of several shards add up lane by lane (the collective plane's wrapping int32 sum,
+:data:`~tilelab.hdl.formats.mesh.MoveOp` ``REDUCE``) to the statistics of their union: with at
+most 2**24 values per channel in all (``golden.BN_MAX_COUNT``), no lane leaves int32 (``Σx``
+≤ 2**31 in magnitude, the low parts' sum < 2**16 · 2**8 for up to 256 shards, ``Σx² >> 16``
+≤ 2**22). ``Σx² = low + (high << 16)``.
 """
 
 from amaranth.hdl import signed
 from amaranth.lib import data, enum
 
-__all__ = ["DESC_BYTES", "DESC_BITS", "PARAM_WORDS", "EltwiseOp", "EltwiseDesc", "EltwiseState",
-           "MAX_DIM", "MAX_WINDOW", "STATS_WORDS", "TERMS_WORDS"]
+__all__ = ["AFFINE_WORDS", "DESC_BYTES", "DESC_BITS", "PARAM_WORDS", "EltwiseOp", "EltwiseDesc", "EltwiseState",
+           "MAX_DIM", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -47,15 +56,21 @@ class EltwiseOp(enum.Enum, shape=4):
     GLOBAL_AVGPOOL = 2  #: AVGPOOL with the window = the whole H × W image
     ADD = 3             #: two inputs, each requantized per channel, + zero point, ReLU, saturation
     RELU = 4            #: max(x, zero_point)
-    BN_STATS = 5        #: per-channel Σx and Σx² over all pixels of the input
+    BN_STATS = 5        #: per-channel Σx and Σx² over all pixels of the input (statistics layout)
     BN_APPLY = 6        #: batch-norm step 8 with per-channel mean, a = gamma·inv, beta
     BN_TERMS = 7        #: batch-norm steps 2-7 per channel (two divisions, a square root) → BN_APPLY table
 
 
-#: Parameter words (W bytes each) read per channel chunk, by op.
-PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16, EltwiseOp.BN_TERMS: 20}
-#: Result words written per channel chunk by BN_STATS (4 of Σx int32, 8 of Σx² int64).
+#: Words per channel chunk of the statistics layout (BN_STATS' output, BN_TERMS' first table): 4 of
+#: Σx, 4 of Σx² mod 2**16, 4 of Σx² >> 16, all int32.
 STATS_WORDS = 12
+#: Words per channel chunk of BN_TERMS' affine table (4 of gamma int32, 4 of beta int32).
+AFFINE_WORDS = 8
+#: Bits of Σx² in the low lane of the statistics layout.
+STATS_SPLIT_BITS = 16
+#: Parameter words (W bytes each) read per channel chunk, by op (BN_TERMS: both of its tables).
+PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16,
+                                             EltwiseOp.BN_TERMS: STATS_WORDS + AFFINE_WORDS}
 #: Result words written per channel chunk by BN_TERMS (a BN_APPLY table).
 TERMS_WORDS = 16
 
@@ -89,7 +104,8 @@ class EltwiseDesc(data.Struct):
     ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
     inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
     :func:`tilelab.host.golden.batch_norm_train` (BN_APPLY); ``bn_count`` is its ``n`` (values
-    per channel) and ``bn_eps`` its ``eps`` (BN_TERMS, over ``c`` channels).
+    per channel) and ``bn_eps`` its ``eps`` (BN_TERMS, over ``c`` channels; its statistics at
+    ``params``, its gamma / beta at ``src_b``).
     """
 
     op: EltwiseOp
@@ -123,3 +139,26 @@ class EltwiseDesc(data.Struct):
 
 
 assert EltwiseDesc.as_shape().size <= DESC_BITS
+
+
+def unpack_stats(raw, channels: int, word_bytes: int):
+    """``(Σx, Σx²)`` per channel, int64 ``(channels,)`` each, from words in the statistics layout.
+
+    Parameters
+    ----------
+    raw : bytes-like
+        ``ceil(channels / word_bytes) · STATS_WORDS`` words of ``word_bytes`` bytes (a BN_STATS
+        output or an all-reduce of several).
+    channels, word_bytes : int
+        Channel count and word width W.
+    """
+    import numpy as np
+
+    chunks = -(-channels // word_bytes)
+    lanes = np.frombuffer(bytes(raw), np.int32)
+    if len(lanes) != chunks * STATS_WORDS * word_bytes // 4:
+        raise ValueError(f"{channels} channels in the statistics layout take {chunks * STATS_WORDS} words of "
+                         f"{word_bytes} bytes, not {len(lanes) * 4} bytes")
+    groups = lanes.astype(np.int64).reshape(chunks, 3, word_bytes)   # Σx, low, high; W lanes per chunk
+    s1, low, high = (groups[:, g].reshape(-1)[:channels] for g in range(3))
+    return s1, low + (high << STATS_SPLIT_BITS)

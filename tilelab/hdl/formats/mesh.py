@@ -51,6 +51,14 @@ class MoveOp(enum.Enum, shape=4):
     ``END``: stop; the node is done.
     ``ELT``: as ``RUN``, for the node's element-wise unit (meshes built with ``eltwise=True``):
     reset it, start its descriptor list at byte ``tile_base`` and wait for it to finish.
+    ``REDUCE``: one all-reduce (sum of int32 lanes, a word = ``W / 4`` lanes) over the collective
+    plane of a mesh built with ``eltwise=True``: stream ``words`` words from ``local`` into the
+    plane as this node's contribution and write the ``words`` total words that come back at
+    ``remote`` (word ``k`` of the totals is the wrapping int32 sum, lane by lane, of word ``k`` of
+    every participant's contribution). The participants are the tile nodes of the rectangle
+    ``rect0``..``rect1``, the totals meet at ``node`` (the root; all NoC coordinates); every
+    participant must run a ``REDUCE`` with the same ``words``, rectangle and root. Finishes when
+    all totals are written (no semaphore). On a mesh without the plane it finishes at once.
     """
 
     GET = 0
@@ -61,6 +69,7 @@ class MoveOp(enum.Enum, shape=4):
     RUN = 5
     END = 6
     ELT = 7
+    REDUCE = 8
 
 
 class MoveDesc(data.Struct):
@@ -107,6 +116,10 @@ NODE_COUNTERS = (
     "flits_received",     # flits written into node memory from the NoC
     "words_get",          # words requested by GET / GET_MCAST
     "words_put",          # words written by PUT (counted once per PUT, not per receiver)
+    "reduces",            # REDUCE descriptors executed
+    "reduce_cycles",      # cycles spent in REDUCE descriptors (contribution to last total written)
+    "reduce_flits_sent",  # words contributed to the collective plane
+    "reduce_flits_received",  # total words the collective plane delivered (written to node memory)
 )
 
 #: Counters of an edge memory port.
