@@ -31,7 +31,7 @@ node's contribution to an all-reduce and writes the totals that come back into n
 
 from dataclasses import asdict, dataclass, replace
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -845,6 +845,12 @@ class MeshTop(wiring.Component):
     With ``config.eltwise`` the tile nodes (not the memory ports) are also joined by a
     :class:`~tilelab.noc.collective.CollectiveMesh` of ``rows × cols`` (grid tile ``(i, j)`` at its
     node ``(j, i)``), whose routers are one shared module.
+
+    The inputs (``start``, ``dump``, ``sel``, ``cnt_addr``) and the reset are registered at the
+    boundary: the mesh sees them one cycle later (``sel_data`` and the link counters still answer
+    a new address at the next clock edge's output). This keeps the top-level inputs out of the
+    mesh's combinational logic, which makes a Verilator model 1.4–1.6× faster (a 2×2 mesh of 8×8
+    tiles: 145k instead of 90k cycles/s in a C++ loop, 112k instead of 81k under cocotb).
     """
 
     def __init__(self, config: MeshConfig):
@@ -859,6 +865,24 @@ class MeshTop(wiring.Component):
         })
 
     def elaborate(self, platform):
+        # Every input, reset included, is registered once here and the mesh runs on the registered
+        # copies (a one-cycle delay). Nothing inside then depends combinationally on a top-level
+        # input, so a compiled simulator does not re-evaluate the whole mesh's next-state logic each
+        # time an input (the clock included) changes.
+        m = Module()
+        m.domains.mesh = mesh = ClockDomain("mesh", local=True)
+        rst_q = Signal(init=1)
+        m.d.sync += rst_q.eq(0)
+        m.d.comb += [mesh.clk.eq(ClockSignal("sync")), mesh.rst.eq(rst_q)]
+        inputs = {}
+        for name in ("start", "dump", "sel", "cnt_addr"):
+            port = getattr(self, name)
+            inputs[name] = Signal.like(port, name=f"{name}_q")
+            m.d.sync += inputs[name].eq(port)
+        m.submodules.mesh = DomainRenamer("mesh")(self._mesh(**inputs))
+        return m
+
+    def _mesh(self, *, start, dump, sel, cnt_addr):
         m = Module()
         cfg = self.config
         W = cfg.word_bytes
@@ -868,7 +892,7 @@ class MeshTop(wiring.Component):
             planes[name] = Mesh(rows=cfg.rows, cols=cfg.cols + 1, plane=kind, data_width=8 * W, depth=cfg.depth,
                                 max_packet=cfg.max_packet, shared=shared)
             m.submodules[f"noc_{name}"] = planes[name]
-            m.d.comb += [planes[name].cnt_addr.eq(self.cnt_addr),
+            m.d.comb += [planes[name].cnt_addr.eq(cnt_addr),
                          getattr(self, f"{name}_cnt").eq(planes[name].cnt_data)]
 
         # one tile-node module for all nodes; each node's memory (its own load / dump name) here
@@ -883,7 +907,7 @@ class MeshTop(wiring.Component):
                 for port, member in node.mem.signature.members.items():
                     ours, theirs = getattr(node.mem, port), getattr(mem, port)
                     m.d.comb += theirs.eq(ours) if member.flow == Out else ours.eq(theirs)
-                m.d.comb += [node.at.eq(Coord.const({"x": node.x, "y": node.y})), mem.dump.eq(self.dump)]
+                m.d.comb += [node.at.eq(Coord.const({"x": node.x, "y": node.y})), mem.dump.eq(dump)]
                 nodes.append(node)
         coll = None
         if cfg.eltwise:
@@ -898,7 +922,7 @@ class MeshTop(wiring.Component):
         for i in range(cfg.rows):
             port = MemoryPort(cfg, i)
             m.submodules[f"port_{i}"] = port
-            m.d.comb += port.dump.eq(self.dump)
+            m.d.comb += port.dump.eq(dump)
             ports.append(port)
 
         for unit in (*nodes, *ports):
@@ -907,11 +931,11 @@ class MeshTop(wiring.Component):
                 src, dst = getattr(unit, f"{name}_i"), getattr(unit, f"{name}_o")
                 m.d.comb += [local.i.valid.eq(src.valid), local.i.payload.eq(src.payload), src.ready.eq(local.i.ready),
                              dst.valid.eq(local.o.valid), dst.payload.eq(local.o.payload), local.o.ready.eq(dst.ready)]
-            m.d.comb += unit.sel.eq(self.sel[:6])
+            m.d.comb += unit.sel.eq(sel[:6])
         for node in nodes:
-            m.d.comb += node.start.eq(self.start)
+            m.d.comb += node.start.eq(start)
 
-        with m.Switch(self.sel[6:]):
+        with m.Switch(sel[6:]):
             for k, unit in enumerate((*nodes, *ports)):
                 with m.Case(k):
                     m.d.comb += self.sel_data.eq(unit.sel_data)
@@ -923,7 +947,7 @@ class MeshTop(wiring.Component):
             net_idle = net_idle & coll.idle
             stuck = stuck | coll.stuck
         started = Signal()
-        with m.If(self.start):
+        with m.If(start):
             m.d.sync += started.eq(1)
         with m.If(started & ~self.done):
             m.d.sync += self.cycles.eq(self.cycles + 1)
