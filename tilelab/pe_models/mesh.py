@@ -847,10 +847,11 @@ class MeshTop(wiring.Component):
     node ``(j, i)``), whose routers are one shared module.
 
     The inputs (``start``, ``dump``, ``sel``, ``cnt_addr``) and the reset are registered at the
-    boundary: the mesh sees them one cycle later (``sel_data`` and the link counters still answer
-    a new address at the next clock edge's output). This keeps the top-level inputs out of the
-    mesh's combinational logic, which makes a Verilator model 1.4–1.6× faster (a 2×2 mesh of 8×8
-    tiles: 145k instead of 90k cycles/s in a C++ loop, 112k instead of 81k under cocotb).
+    boundary: the mesh sees them one cycle later (a new ``sel`` or ``cnt_addr`` is still answered
+    right after the next rising edge, as the read-outs are combinational). This keeps the
+    top-level inputs out of the mesh's combinational logic, which makes a Verilator model
+    1.4–1.6× faster (a 2×2 mesh of 8×8 tiles: 145k instead of 90k cycles/s in a C++ loop, 112k
+    instead of 81k under cocotb).
     """
 
     def __init__(self, config: MeshConfig):
