@@ -180,6 +180,15 @@ def test_random_depthwise_shapes(data):
                                                  groups=c).macs
 
 
+@pytest.mark.parametrize("n,h,w,pad", [(1, 1, 1, 1), (2, 4, 3, 2)])
+def test_depthwise_outputs_that_read_only_padding(n, h, w, pad):
+    # 1x1 kernel at stride 3: with a 1-pixel image and padding 1 the only output reads padding (no
+    # input row at all is streamed); with h = 4 and padding 2 the first and last output rows do
+    x, wt, b = tensors(n, h, w, 2, 2, 1, 2, seed=5)
+    y, _ = conv2d(x, wt, b, stride=3, padding=pad, groups=2, out="int32", config=TILE)
+    np.testing.assert_array_equal(y, golden.conv2d(x, wt, b, stride=3, padding=pad, groups=2))
+
+
 @pytest.mark.parametrize("sim", ["amaranth", pytest.param("icarus", marks=requires_icarus)])
 def test_conv_on_other_simulators(sim):
     x, wt, b = tensors(1, 5, 4, 3, 5, 3, seed=1)

@@ -568,7 +568,8 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
             tail = spans[-2][2] + 1 if n == blocks[-1][0] and len(spans) > 1 else last_row + 1
             cuts = sorted({*range(first_row, last_row + 1, per_desc), *([tail] if first_row < tail <= last_row
                                                                         else [])})
-            for r0, r1 in zip(cuts, cuts[1:] + [last_row + 1], strict=True):
+            # (no cuts when the blocks read padding only, e.g. a 1-pixel image at stride > 1)
+            for r0, r1 in zip(cuts, cuts[1:] + [last_row + 1] if cuts else [], strict=True):
                 geo = dict(_flat_geometry((r1 - r0) * w), bcast=1, stream=1)
                 entry = (Target.ACT, ("x", (n * spec.h + r0) * w * x_stride + ch0), x_stride, nch, P,
                          (r1 - r0) * w, geo)
