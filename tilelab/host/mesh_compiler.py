@@ -343,9 +343,8 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         for g, entry in enumerate(plan):
             lo, hi = min(g * own_size, sticks), min((g + 1) * own_size, sticks)
             need = _unpadded(spec, np.asarray(entry["local"] + [r[0] for r in entry["remote"]], np.int64))
-            bounds = [u for u in (lo if hi > lo else None, hi - 1 if hi > lo else None) if u is not None]
-            bounds += [int(need.min()), int(need.max())] if len(need) else []
-            win = (min(bounds), max(bounds) + 1) if bounds else (0, 0)
+            held = [*need.tolist(), *((lo, hi - 1) if hi > lo else ())]
+            win = (min(held), max(held) + 1) if held else (0, 0)
             for key in cores:
                 if (key[0] * C + key[1] if shard == "height" else key[0]) == g:
                     window[key] = win

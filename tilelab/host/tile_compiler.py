@@ -278,8 +278,6 @@ class TileProgram:
         return raw.view(self.out_dtype).reshape(self.out_shape).copy()
 
 
-#: The tile's byte addresses wrap modulo this (32-bit address arithmetic in the reader and writer).
-_ADDR_WRAP = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -292,7 +290,8 @@ class ProgramLayout:
     program's channels only, from its first channel on; ``out_addr`` receives the whole NHWC
     output (the program writes its pixels × channels). ``x_addr`` and ``out_addr`` may be
     negative when only a window of the input or output is in memory: the tile's address
-    arithmetic wraps modulo 2**32, and the program touches only the pixels it reads and writes.
+    arithmetic wraps modulo the width of the descriptors' ``src`` / ``dst`` fields (2**32), and the
+    program touches only the pixels it reads and writes.
     """
 
     x_addr: int
@@ -476,9 +475,8 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                                     compute_count=len(compute), writer_base=wr_base, writer_count=len(writer)))
     image[0:DESC_BYTES] = np.frombuffer(hdr, np.uint8)
     for i, (target, (sym, off), pix_stride, chunk, row_bytes, npix, geo) in enumerate(reader):
-        d = dict(target=target, src=(base[sym] + off) % _ADDR_WRAP, pix_stride=pix_stride, chunk=chunk,
-                 row_bytes=row_bytes,
-                 npix=npix, **geo)
+        d = dict(target=target, src=(base[sym] + off) % _field_range(ReadDesc, "src").stop, pix_stride=pix_stride,
+                 chunk=chunk, row_bytes=row_bytes, npix=npix, **geo)
         d.setdefault("bcast", 0)
         d.setdefault("gang", 0)
         d.setdefault("words", 0)
@@ -492,7 +490,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ComputeDesc, d), np.uint8)
     for i, d in enumerate(writer):
         d = dict(d)
-        d["dst"] = (d["dst"] + out_addr) % _ADDR_WRAP
+        d["dst"] = (d["dst"] + out_addr) % _field_range(WriteDesc, "dst").stop
         a = wr_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(WriteDesc, d), np.uint8)
 
