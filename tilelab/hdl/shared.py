@@ -44,7 +44,7 @@ class SharedModules:
             raise ValueError(f"shared module kind must be an identifier, not {kind!r}")
         return f"{kind}_{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
-    def instance(self, component: wiring.Component, *, kind: str, key: str) -> Instance:
+    def instance(self, component: wiring.Component, *, kind: str, key: str, domain: str = "sync") -> Instance:
         """An ``Instance`` of ``component``'s shared module, its ports wired to ``component``'s members.
 
         Parameters
@@ -57,6 +57,8 @@ class SharedModules:
         key : str
             Everything that determines the component's hardware; components with equal ``kind``
             and ``key`` must elaborate to the same module.
+        domain : str
+            The clock domain whose clock and reset drive the instance's ``sync`` domain.
         """
         if not isinstance(component, wiring.Component):
             raise TypeError(f"a shared module must be a wiring.Component, not {component!r}")
@@ -69,7 +71,7 @@ class SharedModules:
         head = text[text.index(f"module {name}("):]
         head = head[:head.index(");")]
         ports = {}
-        for port, signal in (("clk", ClockSignal()), ("rst", ResetSignal())):
+        for port, signal in (("clk", ClockSignal(domain)), ("rst", ResetSignal(domain))):
             if re.search(rf"\b{port}\b", head):
                 ports[f"i_{port}"] = signal
         for path, member, value in component.signature.flatten(component):

@@ -4,10 +4,11 @@ Counters of every router are read through one address / data port (:func:`counte
 so a simulation that sees only top-level ports can still read them.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import DomainRenamer, Module, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.hdl.clockgate import gated_domain
 from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
 from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_int, check_mesh, neighbour
 from tilelab.noc.multicast import MulticastRouter
@@ -138,11 +139,17 @@ class Mesh(wiring.Component):
         m = Module()
         key = f"{self.plane.value},{self.rows},{self.cols},{self.data_width},{self.depth},{self.max_packet}"
         for (x, y), router in self.routers.items():
+            # Each router's clock is gated: it ticks only while it holds a flit or a flit or credit
+            # arrives (on every other cycle none of its registers would change).
+            clock = f"router_{x}_{y}"
+            links = [getattr(router, link_port_name("in", d)).valid for d in DIRS]
+            links += [getattr(router, link_port_name("out", d)).credit.any() for d in DIRS]
+            gated_domain(m, clock, any_of([h != 0 for h in router.held] + links + [router.local.i.valid]))
             if self.shared is None:
-                m.submodules[f"router_{x}_{y}"] = router
+                m.submodules[f"router_{x}_{y}"] = DomainRenamer(clock)(router)
             else:
                 kind = f"tilelab_{self.plane.value}_router"
-                m.submodules[f"router_{x}_{y}"] = self.shared.instance(router, kind=kind, key=key)
+                m.submodules[f"router_{x}_{y}"] = self.shared.instance(router, kind=kind, key=key, domain=clock)
                 m.d.comb += router.at.eq(Coord.const({"x": x, "y": y}))
             wiring.connect(m, wiring.flipped(self.local(x, y)), router.local)
             for d in DIRS:

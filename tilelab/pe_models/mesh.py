@@ -35,6 +35,7 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, M
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.hdl.clockgate import gated_domain
 from tilelab.hdl.formats.mesh import (
     MOVE_DESC_BYTES,
     NODE_COUNTERS,
@@ -266,7 +267,7 @@ class Streamer(wiring.Component):
         m.d.comb += [flit.hdr.eq(pend_hdr), flit.last.eq(pend_last), flit.data.eq(self.rd_data),
                      q.w_en.eq(inflight), q.w_data.eq(flit)]
         m.d.comb += [self.out.valid.eq(q.r_rdy), self.out.payload.eq(q.r_data), q.r_en.eq(self.out.ready)]
-        m.d.comb += self.busy.eq(active | inflight | q.r_rdy)
+        m.d.comb += self.busy.eq(active | inflight | (q.level != 0))
         return m
 
 
@@ -814,7 +815,7 @@ class MemoryPort(wiring.Component):
             for k, v in enumerate(values):
                 with m.Case(k):
                     m.d.comb += self.sel_data.eq(v)
-        m.d.comb += [self.events.eq(bytes_read + bytes_written), self.idle.eq(~rq.r_rdy & ~st.busy)]
+        m.d.comb += [self.events.eq(bytes_read + bytes_written), self.idle.eq((rq.level == 0) & ~st.busy)]
         return m
 
 
@@ -922,7 +923,10 @@ class MeshTop(wiring.Component):
         ports = []
         for i in range(cfg.rows):
             port = MemoryPort(cfg, i)
-            m.submodules[f"port_{i}"] = port
+            # the port's clock ticks only while it serves a request, a flit arrives or it dumps
+            busy = ~port.idle | port.req_o.valid | port.resp_o.valid | port.mcast_o.valid | dump
+            gated_domain(m, f"port_{i}", busy)
+            m.submodules[f"port_{i}"] = DomainRenamer(f"port_{i}")(port)
             m.d.comb += port.dump.eq(dump)
             ports.append(port)
 
