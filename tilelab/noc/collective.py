@@ -16,11 +16,12 @@ One :class:`CollectiveMesh` runs one collective at a time per node in the order 
 injected; use several meshes (contexts) for collectives that overlap in time.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, DomainRenamer, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from tilelab.hdl.clockgate import gated_domain
 from tilelab.hdl.formats.noc import Coord, Direction, ReduceOp, collective_flit_layout
 from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_int, check_mesh, neighbour
 
@@ -262,10 +263,15 @@ class CollectiveMesh(wiring.Component):
         m = Module()
         key = f"{self.rows},{self.cols},{self.lanes},{self.depth}"
         for (x, y), r in self.routers.items():
+            # a gated clock: the router ticks only while it buffers a flit or one arrives
+            clock = f"coll_router_{x}_{y}"
+            arriving = [getattr(r, _name(kind, d)).valid for kind in ("up_in", "dn_in") for d in DIRS]
+            gated_domain(m, clock, any_of([r.held != 0, r.local.i.valid, *arriving]))
             if self.shared is None:
-                m.submodules[f"router_{x}_{y}"] = r
+                m.submodules[f"router_{x}_{y}"] = DomainRenamer(clock)(r)
             else:
-                m.submodules[f"router_{x}_{y}"] = self.shared.instance(r, kind="tilelab_collective_router", key=key)
+                m.submodules[f"router_{x}_{y}"] = self.shared.instance(r, kind="tilelab_collective_router", key=key,
+                                                                       domain=clock)
                 m.d.comb += r.at.eq(Coord.const({"x": x, "y": y}))
             wiring.connect(m, wiring.flipped(self.local(x, y)), r.local)
             for d in DIRS:
