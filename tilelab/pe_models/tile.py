@@ -172,6 +172,8 @@ class ComputeTile(wiring.Component):
         outbuf = [SRAM(width_bytes=4 * C, depth=cfg.out_entries // D, impl=cfg.mem_impl) for _ in range(D)]
         for b, bank in enumerate(outbuf):
             m.submodules[f"outbuf{b}"] = bank
+        #: After elaboration: every L1 bank (lane banks, then output buffers), for testbenches.
+        self.l1_banks = [*act, *wgt, *par, *outbuf]
 
         # The activation CB counts W-byte words of its lane bank (one ring); a dense page is half of it.
         m.submodules.cb_act = cb_act = CircularBufferController(pages=cfg.act_lane_bytes // W)
@@ -191,9 +193,15 @@ class ComputeTile(wiring.Component):
         with m.If(running):
             m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
 
+        # A counter may be counted by several engines in the same cycle (L1 writes by the reader
+        # and by pack): each call records when it counts (under the caller's conditions) and by how
+        # much, and every counter gets one statement summing its additions.
+        adds = {name: [] for name in TILE_COUNTERS}
+
         def count(name, amount=1, when=1):
-            with m.If(when):
-                m.d.sync += counters[name].eq(counters[name] + amount)
+            hit = Signal(name=f"count_{name}_{len(adds[name])}")
+            m.d.comb += hit.eq(when)
+            adds[name].append((hit, amount))
 
         # --- command fetcher -------------------------------------------------------------------
         queues = {}
@@ -209,6 +217,13 @@ class ComputeTile(wiring.Component):
         compute_idle = self._compute(m, queues["compute"], act, wgt, par, cb_act, cb_wgt, cb_par, outbuf, cb_out,
                                      count)
         writer_idle = self._writer(m, queues["writer"], outbuf, cb_out, count)
+
+        for name, items in adds.items():
+            if len(items) == 1:
+                with m.If(items[0][0]):
+                    m.d.sync += counters[name].eq(counters[name] + items[0][1])
+            elif items:
+                m.d.sync += counters[name].eq(counters[name] + sum(Mux(hit, amount, 0) for hit, amount in items))
 
         all_empty = ~queues["reader"].r_rdy & ~queues["compute"].r_rdy & ~queues["writer"].r_rdy
         with m.If(started & hdr_done & fetched_all & all_empty & reader_idle & compute_idle & writer_idle):
