@@ -22,7 +22,7 @@ def test_l1_counters_count_every_bank_access():
     image = np.concatenate([program.image, np.zeros((-len(program.image)) % W, np.uint8)])
     words = [int.from_bytes(image[i:i + W].tobytes(), "little") for i in range(0, len(image), W)]
     dut = TileTop(TILE.replace(mem_impl="amaranth"), init=words)
-    tile = dut._unit
+    tile = dut.unit
     seen = {"writes": 0, "reads": 0, "both": 0}
     lanes = TILE.rows + 2 * TILE.cols        # activation, weight and parameter lane banks; then the output buffers
 

@@ -918,6 +918,11 @@ class ExtMemoryTop(wiring.Component):
         super().__init__(members)
 
     @property
+    def unit(self):
+        """The wrapped unit (e.g. the :class:`ComputeTile`), for testbenches that look inside it."""
+        return self._unit
+
+    @property
     def sim_memories(self):
         """Memories a testbench may dump (Amaranth model): ``{"extmem": MemoryData}``."""
         ext = self.ext_memory
