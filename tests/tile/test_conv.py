@@ -266,3 +266,23 @@ def test_descriptor_field_overflow_is_a_clear_error():
     x, wt, b = tensors(1, 301, 301, 1, 1, 1)
     with pytest.raises(LayoutError, match=re.escape("ReadDesc.stride_h = 300 does not fit its field (range 0..255)")):
         conv2d(x, wt, b, stride=300, out="int32", config=TILE)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_requant_extremes(relu):
+    # Pack's requantization at the edges of what the host accepts: multipliers at both ends of
+    # int32, shifts 1 and 62, biases that wrap the int32 accumulator. Pixel 0 is all zeros, so its
+    # accumulator is the bias alone: with bias -2**31 and multiplier -2**31 the product is 2**62,
+    # the largest magnitude the arithmetic must hold.
+    rng = np.random.default_rng(11)
+    x = rng.integers(-128, 128, (1, 3, 4, 8), dtype=np.int8)
+    x[0, 0, 0] = 0
+    wt = rng.integers(-128, 128, (8, 1, 1, 8), dtype=np.int8)
+    b = np.array([-2**31, 2**31 - 1, -2**31, 123, 2**31 - 1, -5, 0, -2**31 + 7], dtype=np.int32)
+    mult = np.array([-2**31, 2**31 - 1, 2**31 - 1, -2**31, -2**31, 1, -1, 977], dtype=np.int64)
+    shift = np.array([1, 62, 31, 1, 62, 1, 2, 40], dtype=np.int64)
+    rq = Requant(mult, shift, zero_point=-7)
+    y, stats = conv2d(x, wt, b, requant=rq, activation="relu" if relu else None, config=TILE)
+    acc = golden.conv2d(x, wt, b)
+    np.testing.assert_array_equal(y, golden.requantize(acc, mult, shift, -7, relu=relu))
+    assert stats.bit_exact

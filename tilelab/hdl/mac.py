@@ -82,15 +82,19 @@ def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 
     with ``drain_rows=2`` also ``row1``, the accumulators of row ``index + 1``.
     """
     shape = signed if signed_ else unsigned
-    fields = {
+    # The wide element-wise operand goes first, so it starts at bit 0: a compiled simulator then
+    # moves it a whole machine word at a time.
+    fields = {}
+    if depthwise:
+        fields["a2"] = data.ArrayLayout(data.ArrayLayout(shape(a_width), cols), rows)
+    fields.update({
         "a": data.ArrayLayout(shape(a_width), rows),
         "b": data.ArrayLayout(shape(b_width), cols),
         "first": 1,
         "last": 1,
-    }
+    })
     if depthwise:
         fields["dw"] = 1
-        fields["a2"] = data.ArrayLayout(data.ArrayLayout(shape(a_width), cols), rows)
     out = {"row": data.ArrayLayout(shape(acc_width), cols)}
     if drain_rows == 2:
         out["row1"] = data.ArrayLayout(shape(acc_width), cols)

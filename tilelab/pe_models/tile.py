@@ -522,8 +522,14 @@ class ComputeTile(wiring.Component):
         w_base = Signal(32)
         p_base = Signal(32)
 
-        # Operand queue in front of the array, with credits for reads in flight.
-        m.submodules.opq = opq = fifo.SyncFIFOBuffered(width=in_layout.size, depth=4)
+        # Operand queue in front of the array, with credits for reads in flight. The depthwise
+        # operand (R×C bytes) has a queue of its own that only depthwise steps write: a dense step
+        # moves its R + C operand bytes, not the whole element-wise operand as well.
+        step_layout = data.StructLayout({name: f.shape for name, f in in_layout if name != "a2"})
+        m.submodules.opq = opq = fifo.SyncFIFOBuffered(width=step_layout.size, depth=4)
+        if cfg.depthwise:
+            a2_layout = in_layout["a2"].shape
+            m.submodules.a2q = a2q = fifo.SyncFIFOBuffered(width=a2_layout.size, depth=4)
         # Tile information for pack: params of the tile's channels + output format.
         # With packed tiles, ``slot`` is the tile's place in the shared entries and ``push`` marks the
         # last tile (its rows push the entries); otherwise slot 0 and every tile pushes.
@@ -696,23 +702,32 @@ class ComputeTile(wiring.Component):
                     m.d.comb += [cb_act.pop.eq(1), cb_wgt.pop.eq(d.pop_wgt), cb_par.pop.eq(d.pop_param)]
                     m.d.sync += [state.eq(EngineState.DONE), self.compute_done.eq(self.compute_done + 1)]
 
-        # Unpack: lane words → operand bytes → operand queue.
-        step = in_layout(Signal(in_layout))
+        # Unpack: lane words → operand bytes → operand queues.
+        step = step_layout(Signal(step_layout))
+        if cfg.depthwise:
+            a2 = a2_layout(Signal(a2_layout))
         for r, bank in enumerate(act):
             m.d.comb += step.a[r].eq(bank.rd_data.word_select(p_aoff, 8))
             if cfg.depthwise:
                 # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
                 slot = bank.rd_data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.rd_data
-                m.d.comb += step.a2[r].eq(Mux(p_lzero[r], 0, slot))
+                m.d.comb += a2[r].eq(Mux(p_lzero[r], 0, slot))
         for c, bank in enumerate(wgt):
             m.d.comb += step.b[c].eq(bank.rd_data.word_select(p_woff, 8))
         m.d.comb += [step.first.eq(p_first), step.last.eq(p_last)]
         if cfg.depthwise:
             m.d.comb += step.dw.eq(d.dw)
         m.d.comb += [opq.w_en.eq(p_valid), opq.w_data.eq(step.as_value())]
-        m.d.comb += [
-            array.i.valid.eq(opq.r_rdy), array.i.payload.eq(opq.r_data), opq.r_en.eq(array.i.ready),
-        ]
+        head = step_layout(opq.r_data)
+        for name, _ in step_layout:
+            m.d.comb += array.i.payload[name].eq(head[name])
+        m.d.comb += [array.i.valid.eq(opq.r_rdy), opq.r_en.eq(array.i.ready & array.i.valid)]
+        if cfg.depthwise:
+            # both queues take a depthwise step in the same cycle, so their heads arrive together
+            m.d.comb += [a2q.w_en.eq(p_valid & d.dw), a2q.w_data.eq(a2.as_value()),
+                         array.i.payload.a2.eq(a2q.r_data),
+                         array.i.valid.eq(opq.r_rdy & (~head.dw | a2q.r_rdy)),
+                         a2q.r_en.eq(array.i.ready & array.i.valid & head.dw)]
         tile = tile_layout(Signal(tile_layout))
         for c, bank in enumerate(par):
             rec = bank.rd_data.word_select(p_poff >> 4, 128) if W > 16 else bank.rd_data
@@ -744,8 +759,10 @@ class ComputeTile(wiring.Component):
             count("pack_wait_cb")
         fire = array.o.valid & ok
         words, entries = [], []
-        # 64 bits hold every intermediate exactly for the shifts the host accepts (1..62):
-        # |v · multiplier| ≤ 2**62 and the rounding term ≤ 2**61.
+        # Requantization without any intermediate wider than 64 bits (a compiled simulator would
+        # otherwise fall back to multi-word arithmetic for every column, every cycle). With
+        # q = x >> (s-1): (x + 2**(s-1)) >> s == floor((q + 1) / 2) == (q >> 1) + q[0], and for the
+        # shifts the host accepts (1..62) |x| = |v · multiplier| ≤ 2**62, so every term fits.
         for i, row in enumerate(rows):
             out32 = Signal(32 * C, name=f"pack_out32_{i}")
             out8 = Signal(8 * C, name=f"pack_out8_{i}")
@@ -753,25 +770,40 @@ class ComputeTile(wiring.Component):
                 p = info.params[c]
                 v = Signal(signed(32), name=f"pack_v{i}_{c}")
                 m.d.comb += v.eq(row[c] + p.bias)                     # int32 wrap, as the accumulator
-                prod = Signal(signed(64), name=f"pack_p{i}_{c}")
-                s = p.shift[:6]
+                x = Signal(signed(64), name=f"pack_x{i}_{c}")
+                m.d.comb += x.eq(v * p.multiplier)
                 sm1 = Signal(6, name=f"pack_sm1_{i}_{c}")
-                m.d.comb += sm1.eq(s - 1)
-                m.d.comb += prod.eq(v * p.multiplier + (Const(1, 64) << sm1))
+                m.d.comb += sm1.eq(p.shift[:6] - 1)
+                q = Signal(signed(64), name=f"pack_q{i}_{c}")
+                m.d.comb += q.eq(x >> sm1)
+                rounded = Signal(signed(64), name=f"pack_rnd{i}_{c}")
+                m.d.comb += rounded.eq((q >> 1)[:63].as_signed() + q[0])
                 t = Signal(signed(64), name=f"pack_t{i}_{c}")
-                m.d.comb += t.eq((prod >> s) + info.zero_point)
+                m.d.comb += t.eq(rounded[:63].as_signed() + info.zero_point)
                 t2 = Signal(signed(64), name=f"pack_r{i}_{c}")
                 m.d.comb += t2.eq(Mux(info.relu & (t < info.zero_point), info.zero_point, t))
-                q8 = Signal(signed(8), name=f"pack_q{i}_{c}")
+                q8 = Signal(signed(8), name=f"pack_q8_{i}_{c}")
                 m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
                 m.d.comb += [out32.word_select(c, 32).eq(v), out8.word_select(c, 8).eq(q8)]
             word = Signal(32 * C, name=f"pack_word{i}")
-            m.d.comb += word.eq(Mux(info.out_int32, out32, out8 << (info.slot * 8 * C)))
+            # int8 rows of a packed tile go to byte slot ``slot`` of the entry (constant shifts)
+            with m.Switch(Mux(info.out_int32, 4, info.slot)):
+                for k in range(4):
+                    with m.Case(k):
+                        m.d.comb += word.eq(out8 << (k * 8 * C))
+                with m.Default():
+                    m.d.comb += word.eq(out32)
             at = Signal(range(2 * E), name=f"pack_entry{i}")
             m.d.comb += at.eq(Mux(entry + i >= E, entry + i - E, entry + i))
             words.append(word)
             entries.append(at)
-        mask = Mux(info.out_int32, -1, Const((1 << C) - 1, 4 * C) << (info.slot * C))
+        mask = Signal(4 * C)
+        with m.Switch(Mux(info.out_int32, 4, info.slot)):
+            for k in range(4):
+                with m.Case(k):
+                    m.d.comb += mask.eq(((1 << C) - 1) << (k * C))
+            with m.Default():
+                m.d.comb += mask.eq(-1)
         # Entry e lives in bank e % D at word e // D: the D rows go to D different banks.
         for b, bank in enumerate(outbuf):
             m.d.comb += [bank.wr_en.eq(fire), bank.wr_mask.eq(mask)]
