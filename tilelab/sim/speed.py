@@ -31,7 +31,7 @@ __all__ = ["METHODS", "MacArrayLoad", "SpeedRecord", "measure", "run_speed_bench
 #: Measurement methods, slowest first.
 METHODS = ("amaranth", "icarus", "cocotb-runner", "tilelab-fast", "cpp-ceiling")
 
-#: Reduction steps per block: long enough that the drain overlaps accumulation.
+#: Reduction steps per block (at least the array's rows, so the drain overlaps accumulation).
 BLOCK_K = 64
 
 
@@ -79,19 +79,20 @@ class MacArrayLoad(wiring.Component):
                 x3 = x2 ^ (x2 << 17)[:64]
                 m.d.sync += s.eq(x3)
         bits = Cat(*state)
-        k = Signal(range(BLOCK_K))
+        K = max(BLOCK_K, self.rows)
+        k = Signal(range(K))
         m.d.comb += [
             array.i.valid.eq(self.run),
             array.i.payload.a.eq(bits[: 8 * self.rows]),
             array.i.payload.b.eq(bits[8 * self.rows: n_bits]),
             array.i.payload.first.eq(k == 0),
-            array.i.payload.last.eq(k == BLOCK_K - 1),
+            array.i.payload.last.eq(k == K - 1),
             array.o.ready.eq(1),
             self.macs.eq(array.macs),
         ]
         with m.If(array.i.valid & array.i.ready):
             m.d.sync += k.eq(k + 1)
-            with m.If(k == BLOCK_K - 1):
+            with m.If(k == K - 1):
                 m.d.sync += k.eq(0)
         with m.If(self.run):
             m.d.sync += self.cycles.eq(self.cycles + 1)
