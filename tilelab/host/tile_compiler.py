@@ -42,6 +42,7 @@ from amaranth.hdl import Shape
 
 from tilelab.hdl.formats.tile import (
     DESC_BYTES,
+    PACK_SLOTS,
     PARAM_RECORD_BYTES,
     READ_GANG,
     ComputeDesc,
@@ -546,7 +547,7 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
     for ch0 in range(c_lo, c_hi, P):
         nch = min(P, c_hi - ch0)
         n_t = _ceil(nch, C)
-        packed = not out_int32 and 1 < n_t <= 4 and config.out_entries >= R
+        packed = not out_int32 and 1 < n_t <= PACK_SLOTS and config.out_entries >= R
         reader.append(_flat_read(Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
                                  PARAM_RECORD_BYTES, nch, C, W))
         reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps), taps, w_pitch, nch, C, W))

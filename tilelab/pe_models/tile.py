@@ -43,6 +43,7 @@ from tilelab.hdl.cbuf import CircularBufferController
 from tilelab.hdl.formats.tile import (
     DESC_BITS,
     DESC_BYTES,
+    PACK_SLOTS,
     PARAM_RECORD_BYTES,
     READ_GANG,
     ComputeDesc,
@@ -535,7 +536,7 @@ class ComputeTile(wiring.Component):
         # last tile (its rows push the entries); otherwise slot 0 and every tile pushes.
         tile_layout = data.StructLayout({
             "params": data.ArrayLayout(ParamRecord, C),
-            "zero_point": signed(8), "relu": 1, "out_int32": 1, "slot": 2, "push": 1,
+            "zero_point": signed(8), "relu": 1, "out_int32": 1, "slot": range(PACK_SLOTS), "push": 1,
         })
         m.submodules.tileq = tileq = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=4)
         inflight = Signal()
@@ -588,7 +589,7 @@ class ComputeTile(wiring.Component):
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
-        p_slot = Signal(2)
+        p_slot = Signal(range(PACK_SLOTS))
         p_push = Signal()
         m.d.sync += [p_valid.eq(0), p_tile.eq(0)]
         m.d.comb += [inflight.eq(p_valid), tile_inflight.eq(p_tile)]
@@ -785,25 +786,22 @@ class ComputeTile(wiring.Component):
                 q8 = Signal(signed(8), name=f"pack_q8_{i}_{c}")
                 m.d.comb += q8.eq(Mux(t2 > 127, 127, Mux(t2 < -128, -128, t2)))
                 m.d.comb += [out32.word_select(c, 32).eq(v), out8.word_select(c, 8).eq(q8)]
-            word = Signal(32 * C, name=f"pack_word{i}")
-            # int8 rows of a packed tile go to byte slot ``slot`` of the entry (constant shifts)
-            with m.Switch(Mux(info.out_int32, 4, info.slot)):
-                for k in range(4):
-                    with m.Case(k):
-                        m.d.comb += word.eq(out8 << (k * 8 * C))
-                with m.Default():
-                    m.d.comb += word.eq(out32)
             at = Signal(range(2 * E), name=f"pack_entry{i}")
             m.d.comb += at.eq(Mux(entry + i >= E, entry + i - E, entry + i))
-            words.append(word)
+            words.append((Signal(32 * C, name=f"pack_word{i}"), out8, out32))
             entries.append(at)
+        # An int32 row fills its entry; int8 rows of a packed tile go to byte slot ``slot`` of it
+        # (one case per slot: constant shifts, not a shift by a variable amount).
         mask = Signal(4 * C)
-        with m.Switch(Mux(info.out_int32, 4, info.slot)):
-            for k in range(4):
+        with m.Switch(Mux(info.out_int32, PACK_SLOTS, info.slot)):
+            for k in range(PACK_SLOTS):
                 with m.Case(k):
                     m.d.comb += mask.eq(((1 << C) - 1) << (k * C))
+                    m.d.comb += [word.eq(out8 << (k * 8 * C)) for word, out8, _ in words]
             with m.Default():
                 m.d.comb += mask.eq(-1)
+                m.d.comb += [word.eq(out32) for word, _, out32 in words]
+        words = [word for word, _, _ in words]
         # Entry e lives in bank e % D at word e // D: the D rows go to D different banks.
         for b, bank in enumerate(outbuf):
             m.d.comb += [bank.wr_en.eq(fire), bank.wr_mask.eq(mask)]

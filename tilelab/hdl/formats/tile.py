@@ -17,7 +17,7 @@ from amaranth.lib import data, enum
 
 __all__ = [
     "DESC_BYTES", "DESC_BITS", "PARAM_RECORD_BYTES", "READ_GANG", "Target", "ProgramHeader", "ReadDesc", "ComputeDesc",
-    "WriteDesc", "ParamRecord", "EngineState",
+    "WriteDesc", "ParamRecord", "EngineState", "PACK_SLOTS",
 ]
 
 #: Size of one descriptor slot in external memory.
@@ -27,6 +27,9 @@ DESC_BITS = 8 * DESC_BYTES
 PARAM_RECORD_BYTES = 16
 #: Most rows one ganged read moves (:attr:`ReadDesc.gang` is at most its log2).
 READ_GANG = 4
+#: Most weight tiles whose int8 rows share one output entry (:attr:`ComputeDesc.packed`): an entry
+#: holds a row of int32 accumulators, ``PACK_SLOTS`` int8 rows.
+PACK_SLOTS = 4
 
 
 class Target(enum.Enum, shape=2):
@@ -125,7 +128,7 @@ class ComputeDesc(data.Struct):
     read position, which is the page's byte 0) and pops ``act_pop`` words when done. With
     ``packed`` the ``n`` weight tiles of an activation tile share their R output entries: row
     ``r`` of tile ``tw`` fills bytes ``tw * cols ..`` of entry ``r`` (int8 output, ``n * cols``
-    bytes at most ``4 * cols``), and the entries are pushed with the last tile.
+    bytes at most ``PACK_SLOTS * cols``), and the entries are pushed with the last tile.
 
     In depthwise mode (``dw``) the activation page holds a raw input window (``bcast``
     :class:`ReadDesc`: whole input rows, pixel ``i`` of the window at word ``i``, up to W
