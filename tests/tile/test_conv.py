@@ -1,6 +1,7 @@
 """A whole conv layer in RTL on one tile, bit-exact against the numpy golden model."""
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from tests.conftest import requires_icarus
 from tilelab.host import golden
 from tilelab.host.layers import Conv2dSpec
 from tilelab.host.runtime import Requant, conv2d, linear, run_program
-from tilelab.host.tile_compiler import LayoutError, compile_conv
+from tilelab.host.tile_compiler import LayoutError, compile_conv, row_block_tiles
 from tilelab.pe_models.config import TileConfig
 from tilelab.sim import SimulationStalled
 
@@ -83,6 +84,36 @@ def test_the_spec_case_n2_16x16x32_s2_64_out():
     assert stats.bit_exact and stats.macs == 2 * 8 * 8 * 64 * 9 * 32
     assert stats.blocking["row_blocks"] > 1, "the input does not fit one L1 page: the layer must be blocked"
 
+
+
+def test_row_blocks_ramp_up_from_one_tile():
+    """The math waits only for a one-tile first row block; each later block at most doubles.
+
+    (The first block's activations are the load nothing overlaps; a block twice the size of the
+    one computing still arrives in time when the math takes at least twice the load.)
+    """
+    assert row_block_tiles(25, 4) == [1, 2, 4, 4, 4, 4, 4, 2]
+    assert row_block_tiles(3, 4) == [1, 2]
+    assert row_block_tiles(5, 1) == [1] * 5
+    assert row_block_tiles(0, 4) == []
+    for tiles in range(40):
+        for m in range(1, 7):
+            sizes = row_block_tiles(tiles, m)
+            assert sum(sizes) == tiles and all(1 <= s <= m for s in sizes)
+            assert all(b <= 2 * a for a, b in pairwise(sizes))
+    # The compiled program: the compute descriptors of every column block follow the ramp.
+    from tilelab.hdl.formats.tile import DESC_BYTES, ComputeDesc, ProgramHeader
+
+    x, wt, b = tensors(1, 16, 16, 32, 16, 3, seed=3)
+    spec = Conv2dSpec.from_tensors(x, wt, b, padding=1)
+    prog = compile_conv(x, wt, b, spec, TILE, out_int32=True)
+    blk = prog.blocking
+    hdr = ProgramHeader.from_bits(int.from_bytes(prog.image[:DESC_BYTES].tobytes(), "little"))
+    ms = [ComputeDesc.from_bits(int.from_bytes(prog.image[at:at + DESC_BYTES].tobytes(), "little")).m
+          for at in range(hdr.compute_base, hdr.compute_base + hdr.compute_count * DESC_BYTES, DESC_BYTES)]
+    ramp = row_block_tiles(16 * 16 // TILE.rows, blk.m)
+    assert blk.m > 1 and ramp[0] == 1 and blk.row_blocks == len(ramp)
+    assert ms == ramp * blk.col_blocks
 
 @pytest.mark.parametrize("out", ["int8", "int32"])
 def test_depthwise_windows_read_each_input_byte_once(out):

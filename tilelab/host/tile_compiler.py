@@ -9,9 +9,15 @@ Blocking (per group, or per channel tile in depthwise mode)::
 
     for each column block of bN = n·C output channels:     weights [K, bN] loaded once (page),
         params for the block                               reused down the column
-        for each row block of bM = m·R output pixels:      activations [bM, K] (im2col rows)
+        for each row block of bM ≤ m·R output pixels:      activations [bM, K] (im2col rows)
             compute m × n math tiles of R × C, K steps     double-buffered pages
             store bM × bN outputs
+
+Row blocks ramp up: 1, 2, 4, … activation tiles, then ``m`` each. The math cannot start before
+the first block's activations are in L1, so a one-tile first block exposes the least loading;
+each later block loads while the one before it computes (a tile's math takes ``n·K`` cycles, its
+load about ``R·K / W``, so a block twice the size of the one computing still arrives in time
+whenever the math is at least twice the load).
 
 Pages: an activation page holds ``m·K`` bytes per lane (R lanes), a weight page ``n·K`` bytes per
 lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit reads
@@ -36,6 +42,7 @@ per read (``gang``), on both memory ports when the command fetcher leaves the se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 from amaranth.hdl import Shape
@@ -76,9 +83,9 @@ class Blocking:
     row_bytes: int      #: bytes per activation lane row (K), or per window pixel (W) in depthwise mode
     chunk: int          #: bytes gathered per tap (Cin/groups), or per window pixel (W)
     cols_per_group: int  #: output channels per problem
-    m: int              #: activation tiles (of R pixels) per row block (depthwise: the most in a block)
+    m: int              #: most activation tiles (of R pixels) in a row block (after the 1, 2, 4, … ramp)
     n: int              #: weight tiles (of C channels) per column block (depthwise: per channel group)
-    row_blocks: int
+    row_blocks: int     #: row blocks per column block (depthwise: in the whole layer)
     col_blocks: int
     block_rows: int = 0     #: depthwise: the most output rows in a row block (a block never spans two images)
     dw_blocks: tuple = ()   #: depthwise: every row block as (channel group, image, first output row, rows)
@@ -88,6 +95,16 @@ class Blocking:
     @property
     def block_pixels(self) -> int:
         return self.m
+
+
+def row_block_tiles(tiles: int, m: int) -> list[int]:
+    """Activation tiles per row block for ``tiles`` tiles and blocks of at most ``m``: 1, 2, 4, …, m, m, …."""
+    sizes, step = [], 1
+    while tiles > 0:
+        sizes.append(min(step, m, tiles))
+        tiles -= sizes[-1]
+        step = min(2 * step, m)
+    return sizes
 
 
 def _ceil(a, b):
@@ -134,7 +151,7 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
         col_blocks = _ceil(cols, n * C)
         math_cycles = tiles_m * _ceil(cols, C) * k
         reader = col_blocks * (n * C * wgt_row + M * act_row)
-        exposed = n * C * wgt_row + m * R * act_row + R + col_blocks * 2 * R
+        exposed = n * C * wgt_row + R * act_row + R + col_blocks * 2 * R     # first row block: one tile
         return max(math_cycles, reader) + exposed
 
     # Several row blocks per column, so activation loads double-buffer behind the math; the best
@@ -145,7 +162,8 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     m = max(1, min(m_hi, 4, _ceil(tiles_m, 4)))
     n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
     return Blocking(depthwise=False, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
-                    cols_per_group=cols, m=m, n=n, row_blocks=_ceil(M, m * R), col_blocks=_ceil(cols, n * C))
+                    cols_per_group=cols, m=m, n=n, row_blocks=len(row_block_tiles(tiles_m, m)),
+                    col_blocks=_ceil(cols, n * C))
 
 
 def _flat_geometry(npix: int) -> dict:
@@ -403,7 +421,9 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         _depthwise_streams(spec, config, b, reader, compute, writer, zero_point=zero_point, relu=relu,
                            out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
     else:
-        row_starts = range(p_lo, p_hi, b.m * R)
+        row_starts = [p_lo]
+        for tiles in row_block_tiles(_ceil(p_hi - p_lo, R), b.m):
+            row_starts.append(min(row_starts[-1] + tiles * R, p_hi))
         page_words = config.act_page_bytes // W
         cpg = b.cols_per_group
         # (first channel, channels) of each conv group's part inside the channel range
@@ -418,13 +438,13 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                                          PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, C, W))
                 w_row = b.k
                 reader.append(_flat_read(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, nch, C, W))
-                for rb, p0 in enumerate(row_starts):
-                    npix = min(b.m * R, p_hi - p0)
+                for rb, (p0, p1) in enumerate(pairwise(row_starts)):
+                    npix = p1 - p0
                     act = read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
                                     conv=True, p0=p0)
                     act[-1]["words"] = page_words       # one page of the activation CB
                     reader.append(act)
-                    last_rb = rb == len(row_starts) - 1
+                    last_rb = rb == len(row_starts) - 2
                     m_t = _ceil(npix, R)
                     n_t = _ceil(nch, C)
                     compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
