@@ -92,10 +92,6 @@ class Blocking:
     window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
     window_cols: int = 0    #: depthwise: pixels per window row (the input width)
 
-    @property
-    def block_pixels(self) -> int:
-        return self.m
-
 
 def row_block_tiles(tiles: int, m: int) -> list[int]:
     """Activation tiles per row block for ``tiles`` tiles and blocks of at most ``m``: 1, 2, 4, …, m, m, …."""
@@ -157,8 +153,9 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # Several row blocks per column, so activation loads double-buffer behind the math; the best
     # column width by the estimate (wide columns reload activations less, narrow ones expose less
     # weight loading at the start).
-    # Small row blocks: the first activation page is the one load that cannot overlap the math, and
-    # a block boundary costs only a few cycles.
+    # Small row blocks (at most 4 tiles, ramping up from 1: see row_block_tiles): the first block's
+    # activations are the one load that cannot overlap the math, and a block boundary costs only a
+    # few cycles.
     m = max(1, min(m_hi, 4, _ceil(tiles_m, 4)))
     n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
     return Blocking(depthwise=False, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
