@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from tilelab.host import golden
-from tilelab.host.runtime import Requant, conv2d
+from tilelab.api.conv import Requant, conv2d
 from tilelab.pe_models.config import DEFAULT_TILE
+from tilelab.reference import golden
 from tilelab.sim.speed import measure
 
 # name, H at 224 input, H benchmarked, Cin, Cout, kernel, stride, padding, groups.

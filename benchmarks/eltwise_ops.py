@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from tilelab.host import ops
+from tilelab.api import ops
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE
 from tilelab.pe_models.mesh import MeshConfig

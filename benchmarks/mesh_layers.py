@@ -25,13 +25,13 @@ import time
 
 import numpy as np
 
-from tilelab.host import golden
-from tilelab.host.mesh_compiler import MeshError
-from tilelab.host.mesh_runtime import conv2d_mesh, parse_mesh
-from tilelab.host.runtime import Requant
-from tilelab.host.tile_compiler import LayoutError
+from tilelab.api.conv import Requant
+from tilelab.api.mesh import conv2d_mesh, parse_mesh
+from tilelab.compile.mesh import MeshError
+from tilelab.compile.tile import LayoutError
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.mesh import MeshConfig
+from tilelab.reference import golden
 from tilelab.sim.speed import measure
 
 # name, Cin, Cout, kernel, stride, padding (ResNet-50 v1 layers, one of each kind)

@@ -17,7 +17,7 @@ MAC/s, and where the wall time goes:
   layer had to build.
 
 By default the conv/fc layers share one simulator process and the element-wise layers another
-(:mod:`tilelab.host.tile_server`); ``--process-per-layer`` starts one per layer, for comparison.
+(:mod:`tilelab.drive.server`); ``--process-per-layer`` starts one per layer, for comparison.
 
 Goal: ≤ 60 s wall on a 2-core machine.
 """
@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 
-from tilelab.host.executor import TileBackend, execute, prepare
+from tilelab.net.executor import TileBackend, execute, prepare
 
 GOAL_SECONDS = 60.0
 

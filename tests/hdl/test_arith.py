@@ -9,7 +9,7 @@ import pytest
 from tilelab.hdl.arith import SeqDivider, SeqIsqrt
 from tilelab.hdl.lint import lint_component
 from tilelab.hdl.registry import build_block
-from tilelab.host.golden import _isqrt
+from tilelab.reference.golden import _isqrt
 from tilelab.sim.testbench import run_simulation, with_clock
 
 

@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 from tilelab.cli.analyze import command as analyze_command
 from tilelab.cli.halo import command as halo_command
-from tilelab.host.analysis import analyze
-from tilelab.host.halo import halo_plan
+from tilelab.net.analysis import analyze
+from tilelab.reference.halo import halo_plan
 
 
 def test_analyze_prints_table_and_totals(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tilelab.host import golden
+from tilelab.reference import golden
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

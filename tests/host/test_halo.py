@@ -1,6 +1,6 @@
 """Halo plans: hand-worked cases written out in full, and properties on random shapes.
 
-Conventions (see tilelab.host.halo): indices are positions in the zero-padded input
+Conventions (see tilelab.reference.halo): indices are positions in the zero-padded input
 (N, H + 2p, W + 2p), row-major, ``index = (b·Hp + row)·Wp + col``; the N·H·W non-padded input
 sticks and the N·Ho·Wo output sticks are each split into contiguous ranges of ceil(count/cores).
 """
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tilelab.host.halo import halo_bytes, halo_plan, shard_ranges
+from tilelab.reference.halo import halo_bytes, halo_plan, shard_ranges
 
 
 def test_two_cores_3x3_pad1():

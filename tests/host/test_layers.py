@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from tilelab.host.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
+from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
 
 
 def test_conv2d_spec_properties():

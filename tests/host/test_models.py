@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from tilelab.host import golden
-from tilelab.host.analysis import analyze, analyze_graph
-from tilelab.host.graph import Graph, GraphError
-from tilelab.host.models import MODELS, alexnet, get_model, init_weights, resnet18, resnet50, vgg16
+from tilelab.net.analysis import analyze, analyze_graph
+from tilelab.net.graph import Graph, GraphError
+from tilelab.net.models import MODELS, alexnet, get_model, init_weights, resnet18, resnet50, vgg16
+from tilelab.reference import golden
 
 # ----------------------------------------------------------------------------------------------
 # shapes of every layer

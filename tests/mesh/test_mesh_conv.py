@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from tests.tile.test_conv import TILE, tensors
+from tilelab.api.conv import Requant
+from tilelab.api.mesh import conv2d_mesh, parse_mesh, run_mesh_program
+from tilelab.compile.mesh import MeshError, _move, compile_conv_mesh
+from tilelab.compile.tile import LayoutError
 from tilelab.hdl.formats.mesh import MoveOp
-from tilelab.host.halo import halo_plan
-from tilelab.host.layers import Conv2dSpec
-from tilelab.host.mesh_compiler import MeshError, _move, compile_conv_mesh
-from tilelab.host.mesh_runtime import conv2d_mesh, parse_mesh, run_mesh_program
-from tilelab.host.runtime import Requant
-from tilelab.host.tile_compiler import LayoutError
 from tilelab.pe_models.mesh import MeshConfig
+from tilelab.reference.halo import halo_plan
+from tilelab.reference.layers import Conv2dSpec
 from tilelab.sim import SimulationStalled
 
 #: The three meshes every sharding is checked on (one Verilator build each), all of the small test tile.
@@ -165,7 +165,7 @@ def test_mesh_verilog_has_one_module_per_kind_of_node():
     """Every tile node and every router of a plane kind is one shared Verilog module, instantiated per node."""
     import re
 
-    from tilelab.host.mesh_runtime import mesh_design
+    from tilelab.api.mesh import mesh_design
 
     cfg = MESHES[2, 2]
     text = mesh_design(cfg).verilog

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from tests.mesh.test_mesh_conv import MESHES
+from tilelab.api import ops
+from tilelab.api.mesh import run_mesh_program
+from tilelab.compile.mesh import MeshError, _move
+from tilelab.compile.mesh_eltwise import EltwiseNode
 from tilelab.hdl.formats.mesh import MoveOp
-from tilelab.host import golden, ops
-from tilelab.host.mesh_compiler import MeshError, _move
-from tilelab.host.mesh_ops import EltwiseNode
-from tilelab.host.mesh_runtime import run_mesh_program
+from tilelab.reference import golden
 from tilelab.sim import SimulationStalled
 
 #: The 2x2 test mesh: its nodes have element-wise units (the same build as the conv tests).

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from tilelab.host import golden
-from tilelab.host.graph import Graph
-from tilelab.host.lowering import BN_EPS, BN_MIN_COUNT, LoweringError, lower, run_golden_step, synthetic_input
-from tilelab.host.models import get_model, init_weights
+from tilelab.net.graph import Graph
+from tilelab.net.lowering import BN_EPS, BN_MIN_COUNT, LoweringError, lower, run_golden_step, synthetic_input
+from tilelab.net.models import get_model, init_weights
+from tilelab.reference import golden
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tilelab.api import conv as runtime
 from tilelab.cli import main as cli
-from tilelab.host import runtime
-from tilelab.host.executor import (
+from tilelab.net.executor import (
     ExecutionError,
     MeshBackend,
     RunDirError,
@@ -23,16 +23,16 @@ from tilelab.host.executor import (
     parse_layers,
     prepare,
 )
-from tilelab.host.lowering import LoweredModel
+from tilelab.net.lowering import LoweredModel
 
 try:
-    import tilelab.host.ops  # noqa: F401
+    import tilelab.api.ops  # noqa: F401
 
     HAVE_OPS = True
 except ModuleNotFoundError:
     HAVE_OPS = False
 
-needs_ops = pytest.mark.skipif(not HAVE_OPS, reason="the RTL element-wise/pooling unit (tilelab.host.ops) is missing")
+needs_ops = pytest.mark.skipif(not HAVE_OPS, reason="the RTL element-wise/pooling unit (tilelab.api.ops) is missing")
 
 #: ResNet-50 at 32×32: every stage and the fc, with tiny spatial sizes.
 SIZE = 32
@@ -205,7 +205,7 @@ def test_bad_runs_fail_before_any_simulation(r50, tmp_path):
         execute(lowered, backend, layers=(a, a + 2), run_dir=run_dir, manifest=manifest, resume=True)
     if not HAVE_OPS:
         with pytest.raises(ExecutionError, match=r"step 'maxpool' \(max_pool\) needs the RTL element-wise/pooling "
-                                                 r"unit \(tilelab.host.ops\)"):
+                                                 r"unit \(tilelab.api.ops\)"):
             execute(lowered, backend, run_dir=tmp_path / "fresh", manifest=manifest)
         assert not (tmp_path / "fresh").exists()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tests.ops.test_ops import UNIT, tensor
-from tilelab.host import golden, ops
+from tilelab.api import ops
+from tilelab.reference import golden
 
 
 def bn_params(channels, seed, *, scale=40, frac_bits=8):

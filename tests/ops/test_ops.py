@@ -8,11 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import requires_icarus
+from tilelab.api import ops
 from tilelab.hdl.lint import lint_component
-from tilelab.host import golden, ops
-from tilelab.host.golden import _rdiv
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import EltwiseConfig, EltwiseUnit
+from tilelab.reference import golden
+from tilelab.reference.golden import _rdiv
 
 #: The small unit every test compiles (one Verilator build for the folder): 16 channels per cycle.
 UNIT = EltwiseConfig(ext_bytes=16, ext_words=1 << 14)

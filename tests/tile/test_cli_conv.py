@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from tilelab.host import golden
+from tilelab.reference import golden
 
 TILE_ARGS = ["--rows", "4", "--cols", "4"]
 

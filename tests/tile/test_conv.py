@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import requires_icarus
-from tilelab.host import golden
-from tilelab.host.layers import Conv2dSpec
-from tilelab.host.runtime import Requant, conv2d, linear, run_program
-from tilelab.host.tile_compiler import LayoutError, compile_conv, row_block_tiles
+from tilelab.api.conv import Requant, conv2d, linear, run_program
+from tilelab.compile.tile import LayoutError, compile_conv, row_block_tiles
 from tilelab.pe_models.config import TileConfig
+from tilelab.reference import golden
+from tilelab.reference.layers import Conv2dSpec
 from tilelab.sim import SimulationStalled
 
 #: The small tile every test compiles (one Verilator build for the whole file): a 4×4 array with

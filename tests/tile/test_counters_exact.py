@@ -4,10 +4,10 @@
 import numpy as np
 
 from tests.tile.test_conv import TILE, tensors
-from tilelab.host import golden
-from tilelab.host.layers import Conv2dSpec
-from tilelab.host.tile_compiler import compile_conv
+from tilelab.compile.tile import compile_conv
 from tilelab.pe_models.tile import TileTop
+from tilelab.reference import golden
+from tilelab.reference.layers import Conv2dSpec
 from tilelab.sim.testbench import run_simulation
 
 

@@ -9,10 +9,10 @@ Verilator model is the one tests/net builds anyway.
 import numpy as np
 import pytest
 
-from tilelab.host import golden
-from tilelab.host.layers import Conv2dSpec
-from tilelab.host.runtime import Requant, conv2d
+from tilelab.api.conv import Requant, conv2d
 from tilelab.pe_models.config import DEFAULT_TILE
+from tilelab.reference import golden
+from tilelab.reference.layers import Conv2dSpec
 
 CASES = [
     # id,                   n, h,  w,  c,   k, stride, pad, out

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from tilelab.host.analysis import analyze
-from tilelab.host.models import MODELS
+from tilelab.net.analysis import analyze
+from tilelab.net.models import MODELS
 
 
 def _shape(shape) -> str:

@@ -39,7 +39,7 @@ def _load(path, what):
 
 
 def _requant(text, cout):
-    from tilelab.host.runtime import Requant
+    from tilelab.api.conv import Requant
 
     if text.endswith(".npz"):
         try:
@@ -120,10 +120,10 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
 
     Exit status 1 when the RTL output is not bit-exact.
     """
-    from tilelab.host import golden
-    from tilelab.host.runtime import conv2d
-    from tilelab.host.tile_compiler import LayoutError
+    from tilelab.api.conv import conv2d
+    from tilelab.compile.tile import LayoutError
     from tilelab.pe_models.config import DEFAULT_TILE
+    from tilelab.reference import golden
 
     rng = np.random.default_rng(seed)
     if input_path:
@@ -159,7 +159,7 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
         if requant:
             rq = _requant(requant, wt.shape[0])
         else:
-            from tilelab.host.runtime import Requant
+            from tilelab.api.conv import Requant
 
             try:
                 acc = golden.conv2d(x, wt, bias, **kwargs)
@@ -173,7 +173,7 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
         raise click.UsageError("--plot draws the NoC links of a --mesh run")
     try:
         if mesh:
-            from tilelab.host.mesh_runtime import conv2d_mesh, parse_mesh
+            from tilelab.api.mesh import conv2d_mesh, parse_mesh
             from tilelab.pe_models.mesh import MeshConfig
 
             mr, mc = parse_mesh(mesh)
@@ -205,7 +205,7 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
         utils = [t["tile.macs"] / max(1, stats.cycles * config.peak_macs_per_cycle) for t in stats.tiles]
         click.echo(f"  per-tile MAC util. : {100 * min(utils):.1f} .. {100 * max(utils):.1f} %")
         if plot:
-            from tilelab.host.mesh_plot import plot_link_heatmap
+            from tilelab.net.mesh_plot import plot_link_heatmap
 
             plot_link_heatmap(stats, plot)
             click.echo(f"  link heatmap       : {plot}")

@@ -15,10 +15,10 @@ def command(rows, cols, backend, seed):
     """Run int8 blocks through the MAC array and a conv layer through the compute tile, vs numpy."""
     import numpy as np
 
+    from tilelab.api.conv import Requant, conv2d
     from tilelab.hdl.mac import MACArray
-    from tilelab.host import golden
-    from tilelab.host.runtime import Requant, conv2d
     from tilelab.pe_models.config import DEFAULT_TILE
+    from tilelab.reference import golden
     from tilelab.sim import simulate
     from tilelab.sim.mac_check import mac_array_bench
     from tilelab.sim.speed import format_table, measure

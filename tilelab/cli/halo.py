@@ -6,8 +6,8 @@ import json
 
 import click
 
-from tilelab.host.halo import halo_bytes, halo_plan, shard_ranges
-from tilelab.host.layers import Conv2dSpec
+from tilelab.reference.halo import halo_bytes, halo_plan, shard_ranges
+from tilelab.reference.layers import Conv2dSpec
 
 
 def _parse_input(ctx, param, value):

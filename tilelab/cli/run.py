@@ -7,7 +7,7 @@ import time
 
 import click
 
-from tilelab.host.models import MODELS
+from tilelab.net.models import MODELS
 
 
 def _bar(done, total, width=24):
@@ -41,7 +41,7 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
     stats.csv, utilization.png and roofline.png into the run directory; exits with status 1 if
     any layer is not bit-exact.
     """
-    from tilelab.host.executor import (
+    from tilelab.net.executor import (
         ExecutionError,
         execute,
         format_eta,
@@ -50,8 +50,8 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
         parse_mesh,
         prepare,
     )
-    from tilelab.host.lowering import LoweringError
-    from tilelab.host.run_report import write_reports
+    from tilelab.net.lowering import LoweringError
+    from tilelab.net.report import write_reports
 
     if model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}",

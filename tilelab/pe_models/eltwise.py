@@ -458,7 +458,7 @@ class EltwiseUnit(wiring.Component):
 
     @staticmethod
     def _terms(m, d, params, W, WB, nvalid, stats_k, state):
-        """BN_TERMS: steps 2-7 of :func:`tilelab.host.golden.batch_norm_train`, channel by channel.
+        """BN_TERMS: steps 2-7 of :func:`tilelab.reference.golden.batch_norm_train`, channel by channel.
 
         Returns the lane index, the phase, the per-lane results (mean, a) and a function that
         emits one cycle of the sequence (called in the TERMS state).

@@ -1,7 +1,7 @@
 """Bit formats of the element-wise / pooling unit: its op codes, descriptor and parameter tables.
 
 These are the only definitions: :class:`~tilelab.pe_models.eltwise.EltwiseUnit` decodes them with
-``View``s and ``m.Switch``, the host (:mod:`tilelab.host.ops`) packs them with
+``View``s and ``m.Switch``, the host (:mod:`tilelab.api.ops`) packs them with
 ``Struct.const({...}).as_bits()``.
 
 A program in external memory is a list of :data:`DESC_BYTES`-byte :class:`EltwiseDesc` slots
@@ -49,7 +49,7 @@ MAX_WINDOW = 1 << 16
 
 
 class EltwiseOp(enum.Enum, shape=4):
-    """What one descriptor computes (see :mod:`tilelab.host.golden` for each definition)."""
+    """What one descriptor computes (see :mod:`tilelab.reference.golden` for each definition)."""
 
     MAXPOOL = 0         #: window maximum, padding never wins
     AVGPOOL = 1         #: window sum, rounded division by the window size
@@ -99,11 +99,11 @@ class EltwiseDesc(data.Struct):
     Averaging: ``out = ((S + div_bias) · div_mult >> div_shift) - 128`` with ``S`` the window
     sum; the host chooses ``div_bias = count // 2 + 128 · count`` and ``div_mult``,
     ``div_shift`` so this equals ``(S + count // 2) // count`` exactly (see
-    :func:`tilelab.host.ops.reciprocal`).
+    :func:`tilelab.api.ops.reciprocal`).
 
     ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
     inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
-    :func:`tilelab.host.golden.batch_norm_train` (BN_APPLY); ``bn_count`` is its ``n`` (values
+    :func:`tilelab.reference.golden.batch_norm_train` (BN_APPLY); ``bn_count`` is its ``n`` (values
     per channel) and ``bn_eps`` its ``eps`` (BN_TERMS, over ``c`` channels; its statistics at
     ``params``, its gamma / beta at ``src_b``).
     """

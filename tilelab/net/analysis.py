@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 
-from tilelab.host.graph import Graph
-from tilelab.host.layers import check_int
-from tilelab.host.models import get_model
+from tilelab.net.graph import Graph
+from tilelab.net.models import get_model
+from tilelab.reference.layers import check_int
 
 __all__ = ["analyze", "analyze_graph"]
 
@@ -112,7 +112,7 @@ def analyze(model_name: str, *, batch: int = 1, bits: int = 8, image_size: int |
     Parameters
     ----------
     model_name : str
-        See :func:`tilelab.host.models.get_model`.
+        See :func:`tilelab.net.models.get_model`.
     batch : int
         Input batch.
     bits : int

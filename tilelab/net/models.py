@@ -1,4 +1,4 @@
-"""Model builders (ResNet-50/18, VGG-16, AlexNet) as :class:`~tilelab.host.graph.Graph`, and
+"""Model builders (ResNet-50/18, VGG-16, AlexNet) as :class:`~tilelab.net.graph.Graph`, and
 synthetic weights.
 
 The builders follow the original papers:
@@ -19,8 +19,8 @@ The builders follow the original papers:
   Local response normalization and dropout are left out (no weights, no MACs to speak of).
 
 Convs followed by batch norm (ResNets) have no bias; they requantize to int8, which the batch
-norm node reads (training mode, :func:`~tilelab.host.golden.batch_norm_train`; for inference a
-lowering folds it into the conv with :func:`~tilelab.host.golden.fold_batch_norm`). VGG/AlexNet
+norm node reads (training mode, :func:`~tilelab.reference.golden.batch_norm_train`; for inference a
+lowering folds it into the conv with :func:`~tilelab.reference.golden.fold_batch_norm`). VGG/AlexNet
 convs and fcs have bias and fused ReLU. Image sizes other than
 the native one are accepted as long as no layer's output collapses below 1×1; the first fc then
 takes whatever the flatten gives. A size the network cannot take raises ``ValueError`` naming
@@ -34,8 +34,8 @@ import zlib
 
 import numpy as np
 
-from tilelab.host.graph import Graph, GraphError
-from tilelab.host.layers import check_int
+from tilelab.net.graph import Graph, GraphError
+from tilelab.reference.layers import check_int
 
 __all__ = ["MODELS", "alexnet", "get_model", "init_weights", "resnet18", "resnet50", "vgg16"]
 
@@ -254,7 +254,7 @@ def init_weights(graph: Graph, seed: int) -> dict[str, dict[str, np.ndarray]]:
       the node has a bias, ``"bias"`` int32 uniform in ``[-1024, 1023]``;
     - batch_norm: ``"gamma"`` int32 uniform in ``[1024, 8191]`` (4-32 output steps per standard
       deviation with the default ``gamma_frac_bits=8`` of
-      :func:`~tilelab.host.golden.batch_norm_train`) and ``"beta"`` int32 uniform in ``[-32, 31]``.
+      :func:`~tilelab.reference.golden.batch_norm_train`) and ``"beta"`` int32 uniform in ``[-32, 31]``.
 
     Parameters
     ----------

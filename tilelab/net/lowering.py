@@ -1,4 +1,4 @@
-"""Inference lowering: a model :class:`~tilelab.host.graph.Graph` to a list of hardware steps.
+"""Inference lowering: a model :class:`~tilelab.net.graph.Graph` to a list of hardware steps.
 
 :func:`lower` walks the graph once in order, running the numpy golden model on a calibration
 input as it goes (a *golden calibration pass*), and emits one :class:`Step` per operation the
@@ -6,18 +6,18 @@ hardware executes:
 
 - ``conv2d`` → ``batch_norm`` (→ ``relu``) becomes **one** conv step: the inference-mode batch
   norm is folded into the conv's bias and per-channel requantization at compile time
-  (:func:`~tilelab.host.golden.fold_batch_norm`), the ReLU into the requantization. The batch
+  (:func:`~tilelab.reference.golden.fold_batch_norm`), the ReLU into the requantization. The batch
   norm's running statistics are those of the conv's accumulators on the calibration input (per
   channel; for the whole tensor when a channel has fewer than :data:`BN_MIN_COUNT` values); its
-  ``gamma`` / ``beta`` (from :func:`~tilelab.host.models.init_weights`) have the meaning of
-  :func:`~tilelab.host.golden.batch_norm_train`: ``gamma / 2**8`` output steps per standard
+  ``gamma`` / ``beta`` (from :func:`~tilelab.net.models.init_weights`) have the meaning of
+  :func:`~tilelab.reference.golden.batch_norm_train`: ``gamma / 2**8`` output steps per standard
   deviation and ``beta`` output steps, so the folded conv writes int8 in those steps.
 - a conv (linear) layer with a fused requantization and no batch norm gets per-channel
-  (per-tensor) ``(M, s)`` chosen from its golden accumulators with :func:`~tilelab.host.golden.choose_requant`
+  (per-tensor) ``(M, s)`` chosen from its golden accumulators with :func:`~tilelab.reference.golden.choose_requant`
   (the 99.9th percentile of ``|acc + bias|``, of the positive values under ReLU, maps to 127);
   a following ``relu`` node is fused. A layer without requantization writes int32.
-- ``add`` gets its own requantization terms for :func:`~tilelab.host.golden.add_requant`: one
-  ``(M, s)`` for both inputs, chosen with :func:`~tilelab.host.golden.choose_requant` on the
+- ``add`` gets its own requantization terms for :func:`~tilelab.reference.golden.add_requant`: one
+  ``(M, s)`` for both inputs, chosen with :func:`~tilelab.reference.golden.choose_requant` on the
   exact sums ``a + b`` so the sum uses the int8 range.
 - ``max_pool``, ``avg_pool``, ``global_avg_pool``, a ``relu`` that could not be fused: one step
   each (the element-wise / pooling unit).
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import golden
-from .graph import Graph
-from .layers import Conv2dSpec, LinearSpec, PoolSpec
+from tilelab.net.graph import Graph
+from tilelab.reference import golden
+from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec
 
 __all__ = ["BN_EPS", "BN_MIN_COUNT", "LoweredModel", "LoweringError", "Step", "lower", "run_golden_step"]
 
@@ -163,7 +163,7 @@ def synthetic_input(shape, seed: int) -> np.ndarray:
 
 
 def run_golden_step(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
-    """The golden output of ``step`` for ``inputs`` (the functions of :mod:`tilelab.host.golden`).
+    """The golden output of ``step`` for ``inputs`` (the functions of :mod:`tilelab.reference.golden`).
 
     Parameters
     ----------
@@ -210,7 +210,7 @@ def lower(graph: Graph, params: dict, x: np.ndarray) -> LoweredModel:
     ----------
     graph : Graph
     params : dict
-        From :func:`~tilelab.host.models.init_weights`: node name → parameter arrays.
+        From :func:`~tilelab.net.models.init_weights`: node name → parameter arrays.
     x : numpy.ndarray
         int8 input of the graph's input shape.
 

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tilelab.host.layers import Conv2dSpec, LinearSpec, PoolSpec, check_int
+from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, check_int
 
 __all__ = [
     "BN_INVSTD_FRAC_BITS",

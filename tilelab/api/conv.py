@@ -1,8 +1,8 @@
 """Run layers on the simulated compute tile: :func:`conv2d` and :func:`linear`.
 
-The host compiles the layer (:mod:`tilelab.host.tile_compiler`), writes the external-memory image,
+The host compiles the layer (:mod:`tilelab.compile.tile`), writes the external-memory image,
 starts the RTL, waits for done, reads the output and the hardware counters back, and compares the
-output with the numpy golden model (:mod:`tilelab.host.golden`) bit for bit.
+output with the numpy golden model (:mod:`tilelab.reference.golden`) bit for bit.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tilelab.compile.tile import compile_conv
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
+from tilelab.reference import golden
+from tilelab.reference.layers import Conv2dSpec, LinearSpec
 from tilelab.sim import BACKENDS, simulate
 from tilelab.sim.cache import default_cache_dir
 from tilelab.sim.memimage import read_hex, write_hex
 from tilelab.sim.verilog import Design
-
-from . import golden
-from .layers import Conv2dSpec, LinearSpec
-from .tile_compiler import compile_conv
 
 __all__ = ["Requant", "LayerStats", "conv2d", "linear", "tile_design", "cached_design", "check_conv_args",
            "conv_golden"]
@@ -127,7 +126,7 @@ def _check_choice(name, value, choices):
 
 def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=None, workdir=None,
                 stall_cycles: int = 20_000):
-    """Simulate a compiled :class:`~tilelab.host.tile_compiler.TileProgram`.
+    """Simulate a compiled :class:`~tilelab.compile.tile.TileProgram`.
 
     Returns ``(output, counters, SimResult, run_seconds)``; ``run_seconds`` is the wall time from
     start to done (no reset, no memory dump).
@@ -159,11 +158,11 @@ def _run_program_in(program, config, sim, waves, work, stall_cycles):
         image = np.concatenate([program.image, np.zeros((-len(program.image)) % W, np.uint8)])
         words = [int.from_bytes(image[i:i + W].tobytes(), "little") for i in range(0, len(image), W)]
         design = TileTop(cfg, init=words)
-        res = simulate(design, "tilelab.host.tile_bench:tile_run_bench", backend="amaranth", workdir=work,
+        res = simulate(design, "tilelab.drive.tile_bench:tile_run_bench", backend="amaranth", workdir=work,
                        plusargs=plusargs, waves=waves, args={"stall_cycles": stall_cycles})
     else:
         write_hex(init, program.image, W)
-        res = simulate(tile_design(config), "tilelab.host.tile_bench:tile_run_bench", backend=sim, workdir=work,
+        res = simulate(tile_design(config), "tilelab.drive.tile_bench:tile_run_bench", backend=sim, workdir=work,
                        plusargs=plusargs, waves=waves, args={"stall_cycles": stall_cycles})
     memory = read_hex(dump, W)
     counters = dict(res.value)
@@ -251,13 +250,13 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         Waveform file.
     runner : callable, optional
         Runs the compiled program instead of :func:`run_program` (a new simulator process), e.g.
-        :meth:`tilelab.host.tile_server.TileServer.run_program` of a running simulator.
+        :meth:`tilelab.drive.server.TileServer.run_program` of a running simulator.
 
     Returns
     -------
     (numpy.ndarray, LayerStats)
         The RTL's output (NHWC) and the run's statistics; ``stats.bit_exact`` compares it with
-        :func:`tilelab.host.golden.conv2d` (+ :func:`~tilelab.host.golden.requantize`).
+        :func:`tilelab.reference.golden.conv2d` (+ :func:`~tilelab.reference.golden.requantize`).
     """
     _check_choice("sim", sim, BACKENDS)
     if not isinstance(config, TileConfig):

@@ -1,15 +1,15 @@
 """One simulator process that runs many programs on the tile: no process start per layer.
 
-:func:`tilelab.host.runtime.run_program` starts a simulator process per layer; the process start
+:func:`tilelab.api.conv.run_program` starts a simulator process per layer; the process start
 (the Verilated model, the embedded Python, cocotb, the imports) costs about a second, more than
 most layers of a network simulate. A :class:`TileServer` starts the process once; for each
 program the host writes the memory image to the same file and sends a request line on the
 process's standard input; the bench (:func:`tile_server_bench`) pulses the external memory's
 ``load`` (clear + ``$readmemh``), resets the tile, starts it, waits for done with the same
-watchdog as :func:`~tilelab.host.tile_bench.tile_run_bench`, dumps the output words and answers
+watchdog as :func:`~tilelab.drive.tile_bench.tile_run_bench`, dumps the output words and answers
 on a pipe. Python still sleeps while the RTL runs.
 
-Use it through :func:`tilelab.host.runtime.conv2d` / ``linear`` with ``runner=server.run_program``.
+Use it through :func:`tilelab.api.conv.conv2d` / ``linear`` with ``runner=server.run_program``.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ async def tile_server_bench(io, *, response_fd, range_file, counters=(), progres
     import sys
 
     if progress is None:
-        from tilelab.host.tile_bench import PROGRESS as progress
-    diagnose = _load(diagnose or "tilelab.host.tile_bench:diagnose_tile")
+        from tilelab.drive.tile_bench import PROGRESS as progress
+    diagnose = _load(diagnose or "tilelab.drive.tile_bench:diagnose_tile")
 
     out = os.fdopen(response_fd, "w", buffering=1)
     served = 0
@@ -156,7 +156,7 @@ class SimServer:
         # The memory model loads its init file at time 0 too: start with an empty one.
         (w / "extmem_init.hex").write_text("0\n")
         read_fd, write_fd = os.pipe()
-        job = {"bench": "tilelab.host.tile_server:tile_server_bench", "backend": self.sim, "workdir": str(w),
+        job = {"bench": "tilelab.drive.server:tile_server_bench", "backend": self.sim, "workdir": str(w),
                "result": str(w / "result.json"), "clock_period_ns": 10, "internal_clock": True,
                "args": {"response_fd": write_fd, "counters": self._counters(),
                         "range_file": str(w / "dump_range.txt"), **self._watchdog()}}
@@ -246,7 +246,7 @@ class TileServer(SimServer):
         super().__init__(config, sim=sim, workdir=workdir)
 
     def _design(self):
-        from .runtime import tile_design
+        from tilelab.api.conv import tile_design
 
         return tile_design(self.config)
 
@@ -256,10 +256,10 @@ class TileServer(SimServer):
         return list(TILE_COUNTERS) + list(TILE_STATUS)
 
     def run_program(self, program, config: TileConfig | None = None, *, stall_cycles: int = 20_000, **_ignored):
-        """Run a compiled :class:`~tilelab.host.tile_compiler.TileProgram`.
+        """Run a compiled :class:`~tilelab.compile.tile.TileProgram`.
 
         Returns ``(output, counters, SimResult, run_seconds)`` like
-        :func:`tilelab.host.runtime.run_program`. Its other keyword arguments (``sim``,
+        :func:`tilelab.api.conv.run_program`. Its other keyword arguments (``sim``,
         ``waves``, ``workdir``) are ignored: the server has its own.
         """
         if config is not None and config != self.config:
@@ -275,12 +275,12 @@ class TileServer(SimServer):
 class EltwiseServer(SimServer):
     """A :class:`SimServer` of the element-wise unit (:class:`~tilelab.pe_models.eltwise.EltwiseTop`).
 
-    :meth:`run_image` has the signature ``tilelab.host.ops`` runs its programs with; use it as
+    :meth:`run_image` has the signature ``tilelab.api.ops`` runs its programs with; use it as
     ``with ops.image_runner(server.run_ops_image): ...``.
     """
 
     def _design(self):
-        from .ops import eltwise_design
+        from tilelab.api.ops import eltwise_design
 
         return eltwise_design(self.config)
 
@@ -290,9 +290,9 @@ class EltwiseServer(SimServer):
         return list(ELTWISE_COUNTERS) + list(ELTWISE_STATUS)
 
     def _watchdog(self):
-        from .ops import PROGRESS
+        from tilelab.api.ops import PROGRESS
 
-        return {"progress": list(PROGRESS), "diagnose": "tilelab.host.ops:_diagnose"}
+        return {"progress": list(PROGRESS), "diagnose": "tilelab.api.ops:_diagnose"}
 
     def run_ops_image(self, image, out_lo: int, out_bytes: int, config, *, stall_cycles: int = 20_000):
         """Run one element-wise program: ``(memory bytes from out_lo, counters, SimResult)``."""

@@ -1,6 +1,6 @@
 """Run a lowered model layer by layer on the simulated hardware, check every layer, persist, resume.
 
-:func:`execute` takes a :class:`~tilelab.host.lowering.LoweredModel` and a backend that runs one
+:func:`execute` takes a :class:`~tilelab.net.lowering.LoweredModel` and a backend that runs one
 step on the hardware. Each step gets the *hardware* outputs of the steps it reads (steps before
 the requested range, if any, take their golden outputs), and its output is compared bit for bit
 with the golden output of the whole chain (:attr:`LoweredModel.reference`) and, by the runtime,
@@ -9,9 +9,9 @@ each written atomically (temporary file + rename), so an interrupted run continu
 finished step with ``resume=True``.
 
 Backends (:class:`Backend`) are pluggable; :class:`TileBackend` runs conv2d / linear steps on one
-compute tile through :mod:`tilelab.host.runtime` and pooling / add / relu steps on the
-element-wise unit through ``tilelab.host.ops``; :class:`MeshBackend` shards conv2d / linear steps
-over a mesh of tiles (:mod:`tilelab.host.mesh_runtime`). ``flatten`` has no arithmetic: the NHWC output
+compute tile through :mod:`tilelab.api.conv` and pooling / add / relu steps on the
+element-wise unit through ``tilelab.api.ops``; :class:`MeshBackend` shards conv2d / linear steps
+over a mesh of tiles (:mod:`tilelab.api.mesh`). ``flatten`` has no arithmetic: the NHWC output
 is read as ``(N, H·W·C)`` and the step costs no cycles.
 """
 
@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tilelab.api import conv as runtime
+from tilelab.net.lowering import LoweredModel, Step
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
 from tilelab.sim import BACKENDS
-
-from . import runtime
-from .lowering import LoweredModel, Step
 
 __all__ = [
     "Backend",
@@ -52,7 +51,7 @@ __all__ = [
 RUN_FORMAT = "tilelab-run/1"
 MANIFEST = "run.json"
 LAYER_DIR = "layers"
-#: Ops of the element-wise / pooling unit (``tilelab.host.ops``).
+#: Ops of the element-wise / pooling unit (``tilelab.api.ops``).
 OPS_STEPS = ("max_pool", "avg_pool", "global_avg_pool", "add", "relu")
 
 
@@ -69,7 +68,7 @@ class RunDirError(ExecutionError):
 
 
 class Backend:
-    """Runs one :class:`~tilelab.host.lowering.Step` on simulated hardware.
+    """Runs one :class:`~tilelab.net.lowering.Step` on simulated hardware.
 
     Subclasses implement :meth:`check` (called for every step of a run before any simulation)
     and :meth:`run`.
@@ -96,9 +95,9 @@ class Backend:
 
 def _load_ops():
     try:
-        return importlib.import_module("tilelab.host.ops")
+        return importlib.import_module("tilelab.api.ops")
     except ModuleNotFoundError as error:
-        if error.name != "tilelab.host.ops":
+        if error.name != "tilelab.api.ops":
             raise
         return None
 
@@ -113,11 +112,11 @@ class TileBackend(Backend):
     sim : str
         Simulator backend (``"verilator"``, ``"icarus"``, ``"amaranth"``).
     ops_config : object, optional
-        Configuration handed to the ``tilelab.host.ops`` functions (their default when None).
+        Configuration handed to the ``tilelab.api.ops`` functions (their default when None).
     persistent : bool
         Run all conv2d / linear steps in one simulator process
-        (:class:`~tilelab.host.tile_server.TileServer`) and all element-wise steps in another
-        (:class:`~tilelab.host.tile_server.EltwiseServer`) instead of one process per layer
+        (:class:`~tilelab.drive.server.TileServer`) and all element-wise steps in another
+        (:class:`~tilelab.drive.server.EltwiseServer`) instead of one process per layer
         (Verilator only; Icarus and Amaranth run a process per layer).
     """
 
@@ -141,7 +140,7 @@ class TileBackend(Backend):
         if not self.persistent:
             return None
         if self._server is None:
-            from .tile_server import TileServer
+            from tilelab.drive.server import TileServer
 
             self._server = TileServer(self.config, sim=self.sim)
         return self._server.run_program
@@ -152,9 +151,8 @@ class TileBackend(Backend):
         if not self.persistent or not hasattr(self._ops, "image_runner"):
             return contextlib.nullcontext()
         if self._eltwise_server is None:
+            from tilelab.drive.server import EltwiseServer
             from tilelab.pe_models.eltwise import DEFAULT_ELTWISE
-
-            from .tile_server import EltwiseServer
 
             self._eltwise_server = EltwiseServer(self.ops_config or DEFAULT_ELTWISE, sim=self.sim)
         return self._ops.image_runner(self._eltwise_server.run_ops_image)
@@ -176,12 +174,12 @@ class TileBackend(Backend):
             if self._ops is None:
                 s = needs[0]
                 raise ExecutionError(
-                    f"step {s.name!r} ({s.op}) needs the RTL element-wise/pooling unit (tilelab.host.ops), "
+                    f"step {s.name!r} ({s.op}) needs the RTL element-wise/pooling unit (tilelab.api.ops), "
                     f"which this tilelab does not have; {len(needs)} step(s) of the run need it"
                 )
             missing = sorted({_OPS_FUNCTION[s.op] for s in needs if not hasattr(self._ops, _OPS_FUNCTION[s.op])})
             if missing:
-                raise ExecutionError(f"tilelab.host.ops lacks {', '.join(missing)}")
+                raise ExecutionError(f"tilelab.api.ops lacks {', '.join(missing)}")
 
     def run(self, step, inputs):
         matrix = step.op in ("conv2d", "linear")
@@ -241,10 +239,10 @@ def parse_mesh(text) -> tuple[int, int]:
 
 
 class MeshBackend(TileBackend):
-    """conv2d / linear steps sharded over a mesh of tiles (:func:`tilelab.host.mesh_runtime.conv2d_mesh`),
+    """conv2d / linear steps sharded over a mesh of tiles (:func:`tilelab.api.mesh.conv2d_mesh`),
     pooling, residual add and ReLU sharded over the element-wise units of its nodes
-    (:mod:`tilelab.host.mesh_ops`). Graphs have no training-mode batch-norm step: the lowering folds
-    every batch norm into the conv before it (:mod:`tilelab.host.lowering`); training-mode batch norm
+    (:mod:`tilelab.compile.mesh_eltwise`). Graphs have no training-mode batch-norm step: the lowering folds
+    every batch norm into the conv before it (:mod:`tilelab.net.lowering`); training-mode batch norm
     runs on a mesh through ``ops.batch_norm_train(..., mesh=MeshConfig)``.
 
     Each layer takes the first of ``shards`` (``(shard, weight_load)`` pairs) the mesh compiler
@@ -270,9 +268,8 @@ class MeshBackend(TileBackend):
     def __init__(self, mesh, config: TileConfig = DEFAULT_TILE, *, sim: str = "verilator", ops_config=None,
                  persistent: bool = True, shards=(("height", "multicast"), ("block", "multicast"),
                                                   ("width", "multicast"))):
+        from tilelab.api.mesh import MESH_SIMS
         from tilelab.pe_models.mesh import MeshConfig
-
-        from .mesh_runtime import MESH_SIMS
 
         if sim not in MESH_SIMS:
             raise ExecutionError(f"a mesh runs on {', '.join(map(repr, MESH_SIMS))}, not {sim!r}")
@@ -290,7 +287,7 @@ class MeshBackend(TileBackend):
         return None
 
     def run(self, step, inputs):
-        from .mesh_compiler import MeshError
+        from tilelab.compile.mesh import MeshError
 
         if step.op in _OPS_FUNCTION and self.mesh.eltwise:
             if self._ops is None:
@@ -305,7 +302,7 @@ class MeshBackend(TileBackend):
             return y, stats
         if step.op not in ("conv2d", "linear"):
             return super().run(step, inputs)
-        from .mesh_runtime import conv2d_mesh
+        from tilelab.api.mesh import conv2d_mesh
 
         x, w = inputs[0], step.weight
         if step.op == "linear":
@@ -348,8 +345,8 @@ def make_backend(mesh=(1, 1), *, config: TileConfig = DEFAULT_TILE, sim: str = "
     rows, cols = mesh
     if (rows, cols) == (1, 1):
         return TileBackend(config, sim=sim, ops_config=ops_config)
-    from .mesh_compiler import MeshError
-    from .mesh_runtime import parse_mesh as _check_mesh
+    from tilelab.api.mesh import parse_mesh as _check_mesh
+    from tilelab.compile.mesh import MeshError
 
     try:
         _check_mesh((rows, cols))
@@ -695,12 +692,12 @@ def prepare(model_name: str, *, image_size=None, batch: int = 1, seed: int = 0):
     """Build, initialize and lower a model: ``(graph, lowered model, manifest)``.
 
     The input and the weights are synthetic and deterministic in ``seed``
-    (:func:`~tilelab.host.lowering.synthetic_input`, :func:`~tilelab.host.models.init_weights`).
+    (:func:`~tilelab.net.lowering.synthetic_input`, :func:`~tilelab.net.models.init_weights`).
 
     Parameters
     ----------
     model_name : str
-        One of :data:`tilelab.host.models.MODELS`.
+        One of :data:`tilelab.net.models.MODELS`.
     image_size : int, optional
         Default: the model's native size.
     batch, seed : int
@@ -710,8 +707,8 @@ def prepare(model_name: str, *, image_size=None, batch: int = 1, seed: int = 0):
     ValueError
         Unknown model (the known ones listed), an image size the network cannot take.
     """
-    from .lowering import lower, synthetic_input
-    from .models import get_model, init_weights
+    from tilelab.net.lowering import lower, synthetic_input
+    from tilelab.net.models import get_model, init_weights
 
     graph = get_model(model_name, image_size=image_size, batch=batch)
     input_shape = graph.nodes[0].shape

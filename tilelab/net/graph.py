@@ -13,14 +13,14 @@ shape and returns the new node's name, so a graph is always consistent::
 Activation shapes are NHWC ``(N, H, W, C)`` or ``(N, K)`` after :meth:`Graph.flatten` (which
 flattens in NHWC order). A bad shape raises :class:`GraphError` naming the node.
 
-Node kinds (:data:`OPS`), each computed by one function of :mod:`tilelab.host.golden`:
+Node kinds (:data:`OPS`), each computed by one function of :mod:`tilelab.reference.golden`:
 
-- ``conv2d``: ``spec`` a :class:`~tilelab.host.layers.Conv2dSpec`; fused ``bias`` (int32 added
+- ``conv2d``: ``spec`` a :class:`~tilelab.reference.layers.Conv2dSpec`; fused ``bias`` (int32 added
   to the accumulator), ``requant`` (int8 output; otherwise int32 accumulators) and ``relu``;
-- ``linear``: ``spec`` a :class:`~tilelab.host.layers.LinearSpec`; fused flags as conv2d;
+- ``linear``: ``spec`` a :class:`~tilelab.reference.layers.LinearSpec`; fused flags as conv2d;
 - ``batch_norm``, ``relu``, ``flatten``, ``global_avg_pool``: no parameters besides the node's;
-- ``max_pool``, ``avg_pool``: ``spec`` a :class:`~tilelab.host.layers.PoolSpec`;
-- ``add``: residual add of two same-shape tensors (:func:`~tilelab.host.golden.add_requant`),
+- ``max_pool``, ``avg_pool``: ``spec`` a :class:`~tilelab.reference.layers.PoolSpec`;
+- ``add``: residual add of two same-shape tensors (:func:`~tilelab.reference.golden.add_requant`),
   fused ``relu``;
 - ``input``: the graph input.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tilelab.host.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
+from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
 
 __all__ = ["OPS", "Graph", "GraphError", "Node"]
 

@@ -4,8 +4,8 @@ Each function validates its inputs (the golden function's checks plus the unit's
 one external-memory image (descriptor program, per-channel parameter tables, inputs), starts
 :class:`~tilelab.pe_models.eltwise.EltwiseTop`, waits for done without Python in the per-cycle
 loop, reads the output region and the hardware counters back, and compares the output with the
-one golden function of :mod:`tilelab.host.golden` that defines the op. Every function returns
-``(y, stats)`` with ``stats`` a :class:`~tilelab.host.runtime.LayerStats` (``macs = 0``).
+one golden function of :mod:`tilelab.reference.golden` that defines the op. Every function returns
+``(y, stats)`` with ``stats`` a :class:`~tilelab.api.conv.LayerStats` (``macs = 0``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tilelab.api.conv import LayerStats, cached_design
 from tilelab.hdl.formats.eltwise import (
     AFFINE_WORDS,
     DESC_BYTES,
@@ -33,13 +34,11 @@ from tilelab.hdl.formats.eltwise import (
 )
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
+from tilelab.reference import golden
+from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS, simulate
 from tilelab.sim.memimage import read_hex, write_hex
 from tilelab.sim.verilog import Design
-
-from . import golden
-from .layers import PoolSpec
-from .runtime import LayerStats, cached_design
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "bulk_reduce_bench", "eltwise_design",
            "eltwise_run_bench", "global_avg_pool", "image_runner", "max_pool2d", "noc_all_reduce", "reciprocal",
@@ -150,9 +149,8 @@ def pack_descs(descs: list[dict]) -> bytes:
 
 def _check_config(config, sim, mesh=None):
     if mesh is not None:
+        from tilelab.api.mesh import MESH_SIMS
         from tilelab.pe_models.mesh import MeshConfig
-
-        from .mesh_runtime import MESH_SIMS
 
         if not isinstance(mesh, MeshConfig):
             raise TypeError(f"mesh must be a MeshConfig, not {mesh!r}")
@@ -161,7 +159,7 @@ def _check_config(config, sim, mesh=None):
         if config is not None:
             raise ValueError("give either config= (one unit) or mesh= (the units of a mesh), not both")
         if not mesh.eltwise:
-            from .mesh_compiler import MeshError
+            from tilelab.compile.mesh import MeshError
 
             raise MeshError("this mesh has no element-wise units: build it with MeshConfig(..., eltwise=True)")
         return mesh.eltwise_config
@@ -188,7 +186,7 @@ _IMAGE_RUNNER: contextvars.ContextVar = contextvars.ContextVar("eltwise_image_ru
 @contextlib.contextmanager
 def image_runner(run):
     """Within the block, Verilog-simulated ops run their programs through ``run`` (e.g.
-    :meth:`tilelab.host.tile_server.EltwiseServer.run_ops_image`, one simulator process for
+    :meth:`tilelab.drive.server.EltwiseServer.run_ops_image`, one simulator process for
     many ops) instead of starting a simulator process per op.
 
     Parameters
@@ -223,11 +221,11 @@ def _run_image(image: np.ndarray, out_lo: int, out_bytes: int, config: EltwiseCo
         padded = np.concatenate([image, np.zeros((-len(image)) % W, np.uint8)])
         words = [int.from_bytes(padded[i:i + W].tobytes(), "little") for i in range(0, len(padded), W)]
         res = simulate(EltwiseTop(config.replace(mem_impl="amaranth"), init=words),
-                       "tilelab.host.ops:eltwise_run_bench", backend="amaranth", workdir=work, plusargs=plusargs,
+                       "tilelab.api.ops:eltwise_run_bench", backend="amaranth", workdir=work, plusargs=plusargs,
                        args=args)
     else:
         write_hex(init, image, W)
-        res = simulate(eltwise_design(config), "tilelab.host.ops:eltwise_run_bench", backend=sim, workdir=work,
+        res = simulate(eltwise_design(config), "tilelab.api.ops:eltwise_run_bench", backend=sim, workdir=work,
                        plusargs=plusargs, args=args)
     memory = read_hex(dump, W)
     shutil.rmtree(work, ignore_errors=True)
@@ -320,9 +318,9 @@ def _pool(op, x, kernel, stride, padding, sim, config, want_fn, mesh=None):
 
 
 def _run_mesh(fields, a, b, want, mesh, sim, params=None):
-    """Run one op sharded over the element-wise units of ``mesh`` (:mod:`tilelab.host.mesh_ops`)."""
-    from .mesh_ops import compile_eltwise_mesh
-    from .mesh_runtime import mesh_layer_stats, run_mesh_program
+    """Run one op sharded over the element-wise units of ``mesh`` (:mod:`tilelab.compile.mesh_eltwise`)."""
+    from tilelab.api.mesh import mesh_layer_stats, run_mesh_program
+    from tilelab.compile.mesh_eltwise import compile_eltwise_mesh
 
     program = compile_eltwise_mesh(fields, a, b, params, want.shape, mesh, pack_descs)
     work = Path(tempfile.mkdtemp(prefix="tilelab-mesh-eltwise-"))
@@ -350,7 +348,7 @@ def _run_single(fields, a, b, want, config, sim, params=None, mesh=None):
 
 
 def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None, mesh=None):
-    """Max pooling on the element-wise unit (golden: :func:`tilelab.host.golden.max_pool2d`).
+    """Max pooling on the element-wise unit (golden: :func:`tilelab.reference.golden.max_pool2d`).
 
     Parameters
     ----------
@@ -369,8 +367,8 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
         stands for the unit beside that tile (its port width and external memory).
     mesh : MeshConfig, optional
         Run on the element-wise units of this mesh (built with ``eltwise=True``) instead, output
-        rows split over the nodes and halo rows moved over the NoC (:mod:`tilelab.host.mesh_ops`);
-        the statistics are then a :class:`~tilelab.host.mesh_runtime.MeshStats`.
+        rows split over the nodes and halo rows moved over the NoC (:mod:`tilelab.compile.mesh_eltwise`);
+        the statistics are then a :class:`~tilelab.api.mesh.MeshStats`.
 
     Returns
     -------
@@ -384,7 +382,7 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
 def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=None, mesh=None):
     """Average pooling (padding counts as 0, rounded half up) on the element-wise unit.
 
-    Golden: :func:`tilelab.host.golden.avg_pool2d` with ``count_include_pad=True``. The unit
+    Golden: :func:`tilelab.reference.golden.avg_pool2d` with ``count_include_pad=True``. The unit
     divides by the window size with :func:`reciprocal` (exact). At most 2**16 values per window.
 
     Parameters
@@ -402,7 +400,7 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
 
 
 def global_avg_pool(x, *, sim="verilator", config=None, mesh=None):
-    """Global average pooling on the element-wise unit (golden: :func:`tilelab.host.golden.global_avg_pool`).
+    """Global average pooling on the element-wise unit (golden: :func:`tilelab.reference.golden.global_avg_pool`).
 
     Parameters
     ----------
@@ -456,7 +454,7 @@ def add_requant(a, b, *, a_mult, a_shift, b_mult, b_shift, zero_point=0, a_zero_
                 relu=False, sim="verilator", config=None, mesh=None):
     """Residual add of two int8 tensors with their own requantization, on the element-wise unit.
 
-    Golden: :func:`tilelab.host.golden.add_requant` (same arguments and checks). Multipliers and
+    Golden: :func:`tilelab.reference.golden.add_requant` (same arguments and checks). Multipliers and
     shifts may be per tensor or per channel; the unit reads them as per-channel tables.
 
     Parameters
@@ -497,7 +495,7 @@ def add_requant(a, b, *, a_mult, a_shift, b_mult, b_shift, zero_point=0, a_zero_
 
 
 def relu(x, *, zero_point=0, sim="verilator", config=None, mesh=None):
-    """ReLU ``max(x, zero_point)`` on the element-wise unit (golden: :func:`tilelab.host.golden.relu`).
+    """ReLU ``max(x, zero_point)`` on the element-wise unit (golden: :func:`tilelab.reference.golden.relu`).
 
     Parameters
     ----------
@@ -616,7 +614,7 @@ def noc_all_reduce(contributions: dict, *, rows: int, cols: int, sim: str = "ver
         design = BulkReduceHarness(rows=rows, cols=cols, lanes=lanes, depth=depth, mem_impl="amaranth", init=init)
     else:
         design = _bulk_reduce_design(rows, cols, lanes, depth)
-    res = simulate(design, "tilelab.host.ops:bulk_reduce_bench", backend=sim, workdir=work, plusargs=plusargs,
+    res = simulate(design, "tilelab.api.ops:bulk_reduce_bench", backend=sim, workdir=work, plusargs=plusargs,
                    args=args)
     totals = {}
     for (x, y) in words:
@@ -639,12 +637,12 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     The ``N·H·W`` rows of ``x`` are split into ``R·C`` contiguous shards, one per mesh node.
 
     With ``mesh=MeshConfig(..., eltwise=True)`` everything runs on that mesh, every node in
-    parallel (:func:`tilelab.host.mesh_ops.compile_batch_norm_mesh`): node ``k`` (grid tile
+    parallel (:func:`tilelab.compile.mesh_eltwise.compile_batch_norm_mesh`): node ``k`` (grid tile
     ``(k // C, k % C)``) holds shard ``k`` and its data mover runs ``ELT`` (BN_STATS: the shard's
     per-channel ``Σx``, ``Σx²`` in the statistics layout of :mod:`tilelab.hdl.formats.eltwise`)
     → ``REDUCE`` (the mesh's collective plane sums them across all nodes, rows then the column,
     and broadcasts the totals back into every node's memory) → ``ELT`` (BN_TERMS: steps 2-7 of
-    :func:`tilelab.host.golden.batch_norm_train` from the totals, two divisions and an integer
+    :func:`tilelab.reference.golden.batch_norm_train` from the totals, two divisions and an integer
     square root per channel, for the node's slice of the channels) → ``REDUCE`` (gathers the
     slices into the whole BN_APPLY table at every node) → ``ELT`` (BN_APPLY: step 8 on the
     shard) → ``END``. The host only loads the node memories and reads them back.
@@ -659,7 +657,7 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     x : numpy.ndarray
         int8 ``(N, H, W, C)``, at least one row per node.
     gamma, beta, eps, gamma_frac_bits
-        As in :func:`tilelab.host.golden.batch_norm_train`.
+        As in :func:`tilelab.reference.golden.batch_norm_train`.
     mesh : MeshConfig or (int, int)
         The mesh that runs it (``eltwise=True``; Verilator or Icarus), or ``(rows, cols)`` (1..16
         each) of the shards for the sequential path.
@@ -673,9 +671,9 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     (numpy.ndarray, LayerStats)
         int8 ``(N, H, W, C)``. ``stats.bit_exact`` holds when the all-reduce totals equal numpy's
         ``Σx`` and ``Σx²`` at every node, the RTL's per-channel mean and ``a`` equal
-        :func:`tilelab.host.golden.batch_norm_terms` (at every node) and the output equals the
+        :func:`tilelab.reference.golden.batch_norm_terms` (at every node) and the output equals the
         golden; ``stats.counters`` has the checks ``noc_totals_exact`` and ``terms_exact``.
-        On a mesh the statistics are a :class:`~tilelab.host.mesh_runtime.MeshStats` (per-node
+        On a mesh the statistics are a :class:`~tilelab.api.mesh.MeshStats` (per-node
         counters in ``stats.tiles``, ``REDUCE`` ones included) and ``stats.counters["totals"]``
         holds each node's received totals ``{(i, j): (Σx, Σx²)}``. Sequentially ``stats.cycles`` is
         the statistics run + the all-reduce + the apply run, and ``stats.counters`` has each
@@ -685,7 +683,7 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
     ------
     ValueError
         Bad arguments (the golden's checks), fewer rows than nodes, more channels than the
-        all-reduce or a node memory holds; on a mesh a :class:`~tilelab.host.mesh_compiler.MeshError`
+        all-reduce or a node memory holds; on a mesh a :class:`~tilelab.compile.mesh.MeshError`
         (a ``ValueError``) before any simulation.
     """
     from tilelab.pe_models.mesh import MeshConfig
@@ -769,7 +767,7 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
 
 
 def _bn_shift(gamma_frac_bits):
-    """BN_APPLY's ``bn_shift``: ``T`` of :func:`tilelab.host.golden.batch_norm_train`."""
+    """BN_APPLY's ``bn_shift``: ``T`` of :func:`tilelab.reference.golden.batch_norm_train`."""
     return golden.BN_MEAN_FRAC_BITS + gamma_frac_bits + golden.BN_INVSTD_FRAC_BITS
 
 
@@ -794,8 +792,8 @@ def _terms_exact(raw, channels, W, s1, s2, count, gamma, eps, gamma_frac_bits) -
 
 def _batch_norm_mesh(x, gamma, beta, eps, gamma_frac_bits, mesh, sim, config):
     """:func:`batch_norm_train` on the nodes of ``mesh`` (see there)."""
-    from .mesh_ops import compile_batch_norm_mesh
-    from .mesh_runtime import mesh_layer_stats, run_mesh_program
+    from tilelab.api.mesh import mesh_layer_stats, run_mesh_program
+    from tilelab.compile.mesh_eltwise import compile_batch_norm_mesh
 
     unit = _check_config(config, sim, mesh)
     want = golden.batch_norm_train(x, gamma, beta, eps=eps, gamma_frac_bits=gamma_frac_bits)

@@ -60,8 +60,7 @@ from tilelab.hdl.formats.tile import (
     WriteDesc,
 )
 from tilelab.pe_models.config import TileConfig
-
-from .layers import Conv2dSpec
+from tilelab.reference.layers import Conv2dSpec
 
 __all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "plan_blocking", "compile_conv",
            "param_records", "requant_vectors"]

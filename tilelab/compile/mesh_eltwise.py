@@ -4,7 +4,7 @@ units of a mesh.
 Every tile node of a mesh built with ``eltwise=True`` has an element-wise unit
 (:class:`~tilelab.pe_models.eltwise.EltwiseUnit`) beside its tile, started by an ``ELT``
 descriptor of the node's data mover. :func:`compile_eltwise_mesh` splits one op (the full
-descriptor fields that :mod:`tilelab.host.ops` builds for a single unit) over the nodes:
+descriptor fields that :mod:`tilelab.api.ops` builds for a single unit) over the nodes:
 
 ``height`` (max / average pooling)
     Output rows of every image in ``T`` near-equal ranges. Node ``t`` holds input rows
@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tilelab.compile.mesh import MeshError, _move
 from tilelab.hdl.formats.eltwise import AFFINE_WORDS, DESC_BYTES, MAX_DIM, STATS_WORDS, TERMS_WORDS, EltwiseOp
 from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveOp
 from tilelab.pe_models.mesh import MeshConfig
-
-from .mesh_compiler import MeshError, _move
 
 __all__ = ["BatchNormMeshProgram", "EltwiseMeshProgram", "compile_batch_norm_mesh", "compile_eltwise_mesh",
            "mesh_shard_of"]
@@ -73,7 +72,7 @@ class EltwiseNode:
 
 @dataclass
 class EltwiseMeshProgram:
-    """An element-wise op compiled for a mesh (runs with :func:`~tilelab.host.mesh_runtime.run_mesh_program`)."""
+    """An element-wise op compiled for a mesh (runs with :func:`~tilelab.api.mesh.run_mesh_program`)."""
 
     config: MeshConfig
     op: EltwiseOp
@@ -288,7 +287,7 @@ def compile_eltwise_mesh(fields: dict, a: np.ndarray, b: np.ndarray | None, para
 @dataclass
 class BatchNormMeshProgram:
     """Training-mode batch norm compiled for a mesh (runs with
-    :func:`~tilelab.host.mesh_runtime.run_mesh_program`; see :func:`compile_batch_norm_mesh`)."""
+    :func:`~tilelab.api.mesh.run_mesh_program`; see :func:`compile_batch_norm_mesh`)."""
 
     config: MeshConfig
     nodes: dict                       #: (i, j) → EltwiseNode (its pieces: the shard's output)

@@ -3,7 +3,7 @@
 The compiler splits the layer's output over the tiles of a :class:`~tilelab.pe_models.mesh.MeshConfig`
 and writes, for every tile node, a node-memory image: the data mover's
 :class:`~tilelab.hdl.formats.mesh.MoveDesc` list (at byte 0), one tile program per weight block
-(:func:`~tilelab.host.tile_compiler.compile_conv` on a pixel × channel part of the layer), and the
+(:func:`~tilelab.compile.tile.compile_conv` on a pixel × channel part of the layer), and the
 input sticks the node holds before the layer starts. Weights and parameter records live in the edge
 memory ports. The RTL moves everything else over the NoC.
 
@@ -11,7 +11,7 @@ Sharding (``T = R·C`` tiles, grid tile ``(i, j)`` is core ``t = i·C + j``):
 
 ``height``
     Output pixels (N·Ho·Wo, row-major) in ``T`` equal ranges, all channels on every tile; the input
-    sticks are held as a height-sharded tensor (:func:`~tilelab.host.halo.halo_plan` ownership) and
+    sticks are held as a height-sharded tensor (:func:`~tilelab.reference.halo.halo_plan` ownership) and
     each owner PUTs the remote sticks a core needs (its halo) into that core's memory.
 ``width``
     Output and input channels in ``T`` equal slices; tile ``t`` holds input channel slice ``t`` of
@@ -47,13 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveDesc, MoveOp
-from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
-from tilelab.pe_models.mesh import MeshConfig
-
-from .halo import halo_plan
-from .layers import Conv2dSpec
-from .tile_compiler import (
+from tilelab.compile.tile import (
     LayoutError,
     ProgramLayout,
     _bits,
@@ -62,6 +56,11 @@ from .tile_compiler import (
     plan_blocking,
     requant_vectors,
 )
+from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveDesc, MoveOp
+from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
+from tilelab.pe_models.mesh import MeshConfig
+from tilelab.reference.halo import halo_plan
+from tilelab.reference.layers import Conv2dSpec
 
 __all__ = ["MeshError", "SHARDS", "WEIGHT_LOADS", "NodeImage", "MeshProgram", "compile_conv_mesh"]
 
@@ -199,7 +198,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     shard : {"height", "width", "block"}
     weight_load : {"stream", "multicast"}
     multiplier, shift, zero_point, relu, out_int32
-        As :func:`~tilelab.host.tile_compiler.compile_conv`.
+        As :func:`~tilelab.compile.tile.compile_conv`.
 
     Raises
     ------

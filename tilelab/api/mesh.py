@@ -1,6 +1,6 @@
 """Run a conv layer sharded over a simulated mesh of tiles: :func:`conv2d_mesh`.
 
-The host compiles the layer (:mod:`tilelab.host.mesh_compiler`), loads every node memory and
+The host compiles the layer (:mod:`tilelab.compile.mesh`), loads every node memory and
 memory port in bulk, starts the mesh, waits for done, dumps each node's output region, reads the
 tile, node, memory-port and link counters, and compares the output with the numpy golden model.
 """
@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tilelab.api.conv import LayerStats, Requant, cached_design, check_conv_args, conv_golden
+from tilelab.compile.mesh import SHARDS, WEIGHT_LOADS, MeshError, MeshProgram, compile_conv_mesh
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
 from tilelab.pe_models.mesh import MeshConfig, node_memory_name
 from tilelab.sim import simulate
 from tilelab.sim.memimage import read_hex, write_hex
-
-from .mesh_compiler import SHARDS, WEIGHT_LOADS, MeshError, MeshProgram, compile_conv_mesh
-from .runtime import LayerStats, Requant, cached_design, check_conv_args, conv_golden
 
 __all__ = ["MeshStats", "conv2d_mesh", "mesh_design", "mesh_layer_stats", "parse_mesh", "run_mesh_program",
            "MESH_SIMS"]
@@ -31,7 +30,7 @@ MESH_SIMS = ("verilator", "icarus")
 
 @dataclass
 class MeshStats(LayerStats):
-    """What one layer run on a mesh measured (:class:`~tilelab.host.runtime.LayerStats` plus the mesh's).
+    """What one layer run on a mesh measured (:class:`~tilelab.api.conv.LayerStats` plus the mesh's).
 
     ``macs`` and the ``tiles`` records come from the tiles' counters; ``ext_bytes_read`` /
     ``ext_bytes_written`` from the memory ports'; ``noc_flits`` sums the flits every router sent
@@ -89,13 +88,13 @@ def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, r
     Parameters
     ----------
     x, w, bias, stride, padding, dilation, groups, requant, activation, out
-        As :func:`tilelab.host.runtime.conv2d`.
+        As :func:`tilelab.api.conv.conv2d`.
     mesh : MeshConfig or (int, int) or str
         The mesh (``"2x2"``, ``(1, 4)``...); with a size only, every tile is ``tile``.
     tile : TileConfig, optional
         Tile configuration for a mesh given by its size (default: the default tile).
     shard : {"height", "width", "block"}
-        How the layer is split (:mod:`tilelab.host.mesh_compiler`).
+        How the layer is split (:mod:`tilelab.compile.mesh`).
     weight_load : {"stream", "multicast"}
         How weights reach the tiles.
     sim : {"verilator", "icarus"}
@@ -134,8 +133,8 @@ def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, r
 def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workdir, stall_cycles=20_000):
     """Simulate a compiled mesh program in folder ``workdir``.
 
-    ``program`` is a :class:`~tilelab.host.mesh_compiler.MeshProgram` or a
-    :class:`~tilelab.host.mesh_ops.EltwiseMeshProgram`: node images, the memory-port image, each
+    ``program`` is a :class:`~tilelab.compile.mesh.MeshProgram` or a
+    :class:`~tilelab.compile.mesh_eltwise.EltwiseMeshProgram`: node images, the memory-port image, each
     node's output words and the assembly of the output from the dumps.
 
     Returns ``(output, raw counters, SimResult)``.
@@ -156,7 +155,7 @@ def run_mesh_program(program: MeshProgram, *, sim="verilator", waves=None, workd
         ranges[i, j] = lo
         plusargs.update({f"{name}_init": str(work / f"{name}.hex"), f"{name}_dump": str(work / f"{name}_out.hex"),
                          f"{name}_dump_lo": str(lo), f"{name}_dump_hi": str(hi)})
-    res = simulate(mesh_design(cfg), "tilelab.host.mesh_bench:mesh_run_bench", backend=sim, workdir=work,
+    res = simulate(mesh_design(cfg), "tilelab.drive.mesh_bench:mesh_run_bench", backend=sim, workdir=work,
                    plusargs=plusargs, waves=waves,
                    args={"rows": cfg.rows, "cols": cfg.cols, "stall_cycles": stall_cycles})
     dumps = {key: (ranges[key], read_hex(work / f"{node_memory_name(*key)}_out.hex", W)) for key in program.nodes}

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from .executor import atomic_write, write_json_atomic
+from tilelab.net.executor import atomic_write, write_json_atomic
 
 __all__ = ["CSV_FIELDS", "write_reports"]
 
@@ -24,7 +24,7 @@ def write_reports(summary: dict, out_dir, *, json_file=None, plots: bool = True)
     Parameters
     ----------
     summary : dict
-        :meth:`~tilelab.host.executor.RunResult.summary` plus the run's identity.
+        :meth:`~tilelab.net.executor.RunResult.summary` plus the run's identity.
     out_dir : path
     json_file : path, optional
         Also write the JSON there.

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tilelab.host.layers import Conv2dSpec, as_pair, check_int
+from tilelab.reference.layers import Conv2dSpec, as_pair, check_int
 
 __all__ = ["halo_bytes", "halo_plan", "shard_ranges"]
 

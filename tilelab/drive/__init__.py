@@ -1,0 +1,1 @@
+"""The driver: one run pipeline for every simulated unit (image, simulator, bench, dump, counters)."""

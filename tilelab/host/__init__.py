@@ -1,1 +1,0 @@
-"""Host runtime: layer description, lowering, golden models and the run API."""

@@ -1,0 +1,1 @@
+"""Whole networks: graph IR, model zoo, lowering, execution, run directories and reports."""
