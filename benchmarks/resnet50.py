@@ -28,7 +28,8 @@ import sys
 import time
 from collections import defaultdict
 
-from tilelab.net.executor import TileBackend, execute, prepare
+from tilelab.net.backends import TileBackend
+from tilelab.net.executor import execute, prepare
 
 GOAL_SECONDS = 60.0
 

@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 from click.testing import CliRunner
 
-from tests.tile.test_conv import TILE
+from tests.cases import TILE
 from tilelab.cli import main
 
 TILE_OPTION = ",".join(f"{k}={v}" for k, v in asdict(TILE).items() if k not in ("mem_impl", "depthwise"))

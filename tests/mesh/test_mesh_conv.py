@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.tile.test_conv import TILE, tensors
+from tests.cases import CASE_IDS, CONV_CASES, TILE, seed_of, tensors
 from tilelab.api.conv import Requant
 from tilelab.api.mesh import conv2d_mesh, parse_mesh, run_mesh_program
 from tilelab.compile.mesh import MeshError, _move, compile_conv_mesh
@@ -31,7 +31,7 @@ def test_sharding_matrix(shape, shard, weight_load):
     # 3x3, stride 2, padding 1: a halo on every shard; 64 input channels (a 16-byte word per slice on
     # four tiles), 2 images, int8 with per-channel requantization and ReLU
     cfg = MESHES[shape]
-    x, w, b = tensors(2, 8, 8, 64, 32, 3, seed=hash((shape, shard)) % 1000)
+    x, w, b = tensors(2, 8, 8, 64, 32, 3, seed=seed_of(shape, shard))
     rq = _requant(32)
     y, st = conv2d_mesh(x, w, b, stride=2, padding=1, requant=rq, activation="relu", mesh=cfg, shard=shard,
                         weight_load=weight_load)
@@ -165,12 +165,40 @@ def test_mesh_verilog_has_one_module_per_kind_of_node():
     """Every tile node and every router of a plane kind is one shared Verilog module, instantiated per node."""
     import re
 
-    from tilelab.api.mesh import mesh_design
+    from tilelab.drive import mesh_unit
 
     cfg = MESHES[2, 2]
-    text = mesh_design(cfg).verilog
+    text = mesh_unit(cfg).design().verilog
     for kind, count in (("tilelab_tile_node", cfg.tiles), ("tilelab_unicast_router", 2 * cfg.rows * (cfg.cols + 1)),
                         ("tilelab_multicast_router", cfg.rows * (cfg.cols + 1))):
         defined = re.findall(rf"^module ({kind}_[0-9a-f]+)\(", text, re.M)
         assert len(defined) == 1, (kind, defined)
         assert len(re.findall(rf"^\s*{defined[0]} \S+ \(", text, re.M)) == count, kind
+
+
+#: The case table's layers the 2x2 mesh of the test tile accepts (others are refused, see below).
+MESH_ACCEPTS = {("7x7-s2-pad3", "height"), ("3x3-dil2", "height"), ("groups2", "height"), ("depthwise", "height"),
+                ("dw-s2-pad0-c10", "height"), ("dw-s2-pad1-n2-c5", "height"), ("blocked", "height"),
+                ("blocked", "block")}
+
+
+@pytest.mark.parametrize("shard", ["height", "block"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=CASE_IDS)
+def test_conv_case_table_on_a_2x2_mesh(case, shard):
+    """The tile's case table replayed on a 2x2 mesh: bit-exact where the mesh compiler accepts the
+    layer, refused with a clear error (before any simulation) where its shard counts or NoC words
+    do not divide the layer — never a wrong answer."""
+    cfg = MESHES[2, 2]
+    x, w, b, rq, act = case.layer()
+    kwargs = dict(requant=rq, activation=act, out=case.out, mesh=cfg, shard=shard, weight_load="multicast",
+                  **case.conv)
+    if (case.name, shard) not in MESH_ACCEPTS:
+        with pytest.raises((MeshError, LayoutError), match=r"divide|not a whole number|whole output rows"):
+            conv2d_mesh(x, w, b, **kwargs)
+        return
+    y, stats = conv2d_mesh(x, w, b, **kwargs)
+    np.testing.assert_array_equal(y, case.golden(x, w, b, rq))
+    assert stats.bit_exact
+    spec = Conv2dSpec.from_tensors(x, w, b, **case.conv)
+    assert stats.macs == spec.macs and stats.cycles >= spec.macs / stats.peak_macs_per_cycle
+    assert stats.counters["dropped"] == 0 and stats.counters["bad_flits"] == 0

@@ -136,7 +136,8 @@ def test_reduce_sums_int32_lanes_across_the_mesh(tmp_path):
     lanes = words * W // 4
     contributions = {(i, j): rng.integers(-(1 << 31), 1 << 31, lanes, dtype=np.int64).astype(np.int32)
                      for i in range(2) for j in range(2)}
-    totals, value, _ = run_mesh_program(_ReduceProgram(contributions, words), workdir=tmp_path)
+    totals, run = run_mesh_program(_ReduceProgram(contributions, words), workdir=tmp_path)
+    value = run.counters
     want = golden.wrap_int32(np.sum([v.astype(np.int64) for v in contributions.values()], axis=0))
     for key in contributions:
         np.testing.assert_array_equal(totals[key], want, err_msg=f"node {key}")

@@ -11,28 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tilelab.api import conv as runtime
 from tilelab.cli import main as cli
-from tilelab.net.executor import (
-    ExecutionError,
-    MeshBackend,
-    RunDirError,
-    TileBackend,
-    execute,
-    make_backend,
-    parse_layers,
-    prepare,
-)
+from tilelab.net.backends import ExecutionError, MeshBackend, TileBackend, make_backend
+from tilelab.net.executor import RunDirError, execute, parse_layers, prepare
 from tilelab.net.lowering import LoweredModel
-
-try:
-    import tilelab.api.ops  # noqa: F401
-
-    HAVE_OPS = True
-except ModuleNotFoundError:
-    HAVE_OPS = False
-
-needs_ops = pytest.mark.skipif(not HAVE_OPS, reason="the RTL element-wise/pooling unit (tilelab.api.ops) is missing")
+from tilelab.pe_models.config import DEFAULT_TILE
 
 #: ResNet-50 at 32×32: every stage and the fc, with tiny spatial sizes.
 SIZE = 32
@@ -51,14 +34,13 @@ def _assert_exact(lowered: LoweredModel, result, names):
         np.testing.assert_array_equal(result.outputs[r["name"]], lowered.reference[r["name"]])
         assert r["macs"] == step.macs
         if step.op in ("conv2d", "linear"):
-            assert r["cycles"] >= step.macs / runtime.DEFAULT_TILE.peak_macs_per_cycle
+            assert r["cycles"] >= step.macs / DEFAULT_TILE.peak_macs_per_cycle
             assert 0 < r["mac_utilization"] <= 1 and r["ext_bytes_read"] > 0 and r["ext_bytes_written"] > 0
             assert r["noc_flits"] == 0
         elif step.op != "flatten":
             assert r["cycles"] > 0
 
 
-@needs_ops
 def test_bottleneck_block_bit_exact(r50):
     """layer1.0: 1×1 → 3×3 → 1×1, the projection shortcut and the add, each on the RTL."""
     _, lowered, _ = r50
@@ -69,7 +51,6 @@ def test_bottleneck_block_bit_exact(r50):
     assert result.all_bit_exact
 
 
-@needs_ops
 def test_resnet50_end_to_end_bit_exact(r50, tmp_path):
     _, lowered, manifest = r50
     result = execute(lowered, make_backend(), run_dir=tmp_path, manifest=manifest)
@@ -116,7 +97,6 @@ def test_resume_after_interruption_equals_unbroken_run(r50, tmp_path):
     _compare_runs(whole, again)
 
 
-@needs_ops
 def test_one_process_per_layer_gives_the_same_results(r50):
     """The simulator servers (state carried from layer to layer) change nothing: same outputs, same cycles."""
     _, lowered, _ = r50
@@ -131,7 +111,7 @@ def test_layers_sharded_over_a_mesh(r50):
     """The stem pool, the first bottleneck block and the head on a 2×2 mesh of the small test tile (the
     mesh tests' build): convs over the tiles, pool / add / global pool over the nodes' element-wise
     units; bit-exact, NoC traffic where data moves."""
-    from tests.tile.test_conv import TILE
+    from tests.cases import TILE
 
     _, lowered, _ = r50
     backend = MeshBackend((2, 2), TILE)
@@ -203,11 +183,6 @@ def test_bad_runs_fail_before_any_simulation(r50, tmp_path):
     (run_dir / "run.json").write_text("{")
     with pytest.raises(RunDirError, match="is corrupt: cannot read run.json"):
         execute(lowered, backend, layers=(a, a + 2), run_dir=run_dir, manifest=manifest, resume=True)
-    if not HAVE_OPS:
-        with pytest.raises(ExecutionError, match=r"step 'maxpool' \(max_pool\) needs the RTL element-wise/pooling "
-                                                 r"unit \(tilelab.api.ops\)"):
-            execute(lowered, backend, run_dir=tmp_path / "fresh", manifest=manifest)
-        assert not (tmp_path / "fresh").exists()
 
 
 def test_cli_run_and_resume(tmp_path):
@@ -245,10 +220,12 @@ def test_cli_bad_input_and_mismatch_exit_status(tmp_path, monkeypatch):
     r = runner.invoke(cli, ["run", "resnet50", "--mesh", "20x20"])
     assert r.exit_code == 2 and "mesh 20x20 does not fit the NoC" in r.output
     r = runner.invoke(cli, ["run", "resnet50", "--mesh", "2by2"])
-    assert r.exit_code == 2 and "mesh must be RxC with positive integers R and C" in r.output
+    assert r.exit_code == 2 and "mesh must look like RxC (e.g. 2x2), not '2by2'" in r.output
 
     # A layer whose hardware output differs from the golden: reported, exit status 1.
-    real = runtime.conv2d
+    from tilelab.net import backends
+
+    real = backends.conv2d
 
     def off_by_one(*args, **kwargs):
         y, stats = real(*args, **kwargs)
@@ -256,7 +233,7 @@ def test_cli_bad_input_and_mismatch_exit_status(tmp_path, monkeypatch):
         y.flat[0] ^= 1
         return y, stats
 
-    monkeypatch.setattr(runtime, "conv2d", off_by_one)
+    monkeypatch.setattr(backends, "conv2d", off_by_one)
     r = runner.invoke(cli, ["run", "resnet50", "--image-size", "32", "--layers", "2:3", "--out", str(tmp_path / "x"),
                             "--no-plots"])
     assert r.exit_code == 1 and "MISMATCH" in r.output and "not bit-exact: layer1.0.conv1" in r.output

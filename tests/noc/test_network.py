@@ -6,6 +6,7 @@ import random
 
 from amaranth.sim import Simulator
 
+from tests.cases import seed_of
 from tilelab.hdl.formats.noc import Opcode
 from tilelab.noc.network import Network
 
@@ -41,7 +42,7 @@ def test_requests_multicasts_and_acks_do_not_deadlock():
 
     def sender(n):
         async def tb(ctx):
-            r = random.Random(hash(n))
+            r = random.Random(seed_of(n))
             for plane, rect, word, length in plan[n]:
                 port = dut.port(plane, *n).i
                 for k in range(length):
@@ -57,7 +58,7 @@ def test_requests_multicasts_and_acks_do_not_deadlock():
     def responder(n):
         # takes request and multicast flits; after each packet it must send the ACK before anything else
         async def tb(ctx):
-            r = random.Random(hash(n) + 1)
+            r = random.Random(seed_of(n, "sink"))
             req, mc, resp = dut.port("req", *n).o, dut.port("mcast", *n).o, dut.port("resp", *n).i
             while not state["stop"]:
                 pick = req if r.random() < 0.5 else mc

@@ -8,71 +8,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.cases import CASE_IDS, CONV_CASES, TILE, requant_for, tensors
 from tests.conftest import requires_icarus
 from tilelab.api.conv import Requant, conv2d, linear, run_program
 from tilelab.compile.tile import LayoutError, compile_conv, row_block_tiles
-from tilelab.pe_models.config import TileConfig
 from tilelab.reference import golden
 from tilelab.reference.layers import Conv2dSpec
 from tilelab.sim import SimulationStalled
 
-#: The small tile every test compiles (one Verilator build for the whole file): a 4×4 array with
-#: 2 KiB pages per lane, so realistic layers need several blocks.
-TILE = TileConfig(rows=4, cols=4, ext_bytes=16, ext_words=1 << 15, act_lane_bytes=4096, wgt_lane_bytes=4096,
-                  param_lane_bytes=512, out_entries=16)
 
-
-def tensors(n, h, w, cin, cout, k, groups=1, seed=0, kw=None):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-128, 128, (n, h, w, cin), dtype=np.int8)
-    wt = rng.integers(-128, 128, (cout, k, kw or k, cin // groups), dtype=np.int8)
-    b = rng.integers(-5000, 5000, cout, dtype=np.int32)
-    return x, wt, b
-
-
-def requant_for(x, w, b, *, stride, padding, dilation, groups):
-    acc = golden.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    m, s = golden.choose_requant(acc)
-    return Requant(m, s, zero_point=-3)
-
-
-CASES = [
-    # id,                 n, h,  w,  cin, cout, k, stride, pad, dil, groups, out
-    ("1x1",               1, 6,  5,  8,   8,    1, 1,      0,   1,   1,      "int32"),
-    ("3x3-pad1",          1, 7,  6,  5,   6,    3, 1,      1,   1,   1,      "int8"),
-    ("3x3-s2-pad1",       1, 9,  9,  8,   12,   3, 2,      1,   1,   1,      "int32"),
-    ("7x7-s2-pad3",       1, 12, 12, 3,   8,    7, 2,      3,   1,   1,      "int8"),
-    ("3x3-dil2",          1, 9,  8,  4,   5,    3, 1,      2,   2,   1,      "int32"),
-    ("groups2",           1, 6,  6,  6,   10,   3, 1,      1,   1,   2,      "int8"),
-    ("depthwise",         1, 8,  7,  8,   8,    3, 1,      1,   1,   8,      "int8"),
-    ("depthwise-s2-odd",  1, 9,  9,  6,   6,    3, 2,      1,   1,   6,      "int32"),
-    ("dw-pad0-n2-c6",     2, 7,  6,  6,   6,    3, 1,      0,   1,   6,      "int8"),
-    ("dw-s2-pad0-c10",    1, 9,  8,  10,  10,   3, 2,      0,   1,   10,     "int32"),
-    ("dw-s2-pad1-n2-c5",  2, 8,  9,  5,   5,    3, 2,      1,   1,   5,      "int8"),
-    ("dw-dil2-wide",      1, 6,  11, 3,   3,    3, 1,      2,   2,   3,      "int32"),
-    ("dw-5x5-s2-pad2",    1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8"),
-    ("odd-channels-n2",   2, 5,  5,  7,   9,    3, 1,      1,   1,   1,      "int8"),
-    ("blocked",           1, 16, 16, 32,  16,   3, 1,      1,   1,   1,      "int8"),
-]
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CONV_CASES, ids=CASE_IDS)
 def test_conv_bit_exact(case):
-    _, n, h, w, cin, cout, k, stride, pad, dil, groups, out = case
-    x, wt, b = tensors(n, h, w, cin, cout, k, groups, seed=hash(case[0]) % 1000)
-    rq = requant_for(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups) if out == "int8" else None
-    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups, requant=rq,
-                      activation="relu" if out == "int8" else None, out=out, config=TILE)
-    acc = golden.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups)
-    want = acc if out == "int32" else golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point, relu=True)
-    np.testing.assert_array_equal(y, want)
+    x, wt, b, rq, act = case.layer()
+    y, stats = conv2d(x, wt, b, requant=rq, activation=act, out=case.out, config=TILE, **case.conv)
+    np.testing.assert_array_equal(y, case.golden(x, wt, b, rq))
     assert stats.bit_exact
-    spec = Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups)
+    spec = Conv2dSpec.from_tensors(x, wt, b, **case.conv)
     # Counters: the RTL issued exactly the layer's MACs; cycles can't beat the peak rate.
     assert stats.macs == spec.macs
     assert stats.cycles >= spec.macs / TILE.peak_macs_per_cycle
     assert 0 < stats.mac_utilization <= 1
-    assert stats.ext_bytes_written == spec.n * spec.ho * spec.wo * spec.cout * (4 if out == "int32" else 1)
+    assert stats.ext_bytes_written == spec.n * spec.ho * spec.wo * spec.cout * (4 if case.out == "int32" else 1)
 
 
 def test_the_spec_case_n2_16x16x32_s2_64_out():

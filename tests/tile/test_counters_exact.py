@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from tests.tile.test_conv import TILE, tensors
+from tests.cases import TILE, tensors
 from tilelab.compile.tile import compile_conv
 from tilelab.pe_models.tile import TileTop
 from tilelab.reference import golden

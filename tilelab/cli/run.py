@@ -41,15 +41,10 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
     stats.csv, utilization.png and roofline.png into the run directory; exits with status 1 if
     any layer is not bit-exact.
     """
-    from tilelab.net.executor import (
-        ExecutionError,
-        execute,
-        format_eta,
-        make_backend,
-        parse_layers,
-        parse_mesh,
-        prepare,
-    )
+    from tilelab.api.mesh import parse_mesh
+    from tilelab.compile.mesh import MeshError
+    from tilelab.net.backends import ExecutionError, make_backend
+    from tilelab.net.executor import execute, format_eta, parse_layers, prepare
     from tilelab.net.lowering import LoweringError
     from tilelab.net.report import write_reports
 
@@ -63,7 +58,7 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
                                  param_hint="'--image-size'")
     try:
         backend = make_backend(parse_mesh(mesh), sim=sim)
-    except ExecutionError as error:
+    except (ExecutionError, MeshError) as error:
         raise click.BadParameter(str(error), param_hint="'--mesh'") from None
     try:
         _, lowered, manifest = prepare(model, image_size=image_size, batch=batch, seed=seed)

@@ -44,6 +44,7 @@ tile programs address the whole maps from bases before the windows. An input sti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -56,25 +57,50 @@ from tilelab.compile.tile import (
     plan_blocking,
     requant_vectors,
 )
-from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveDesc, MoveOp
+from tilelab.hdl.formats.mesh import MAX_MOVE_ROWS, MAX_MOVE_WORDS, MOVE_DESC_BYTES, MoveDesc, MoveOp
 from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
 from tilelab.pe_models.mesh import MeshConfig
 from tilelab.reference.halo import halo_plan
 from tilelab.reference.layers import Conv2dSpec
 
-__all__ = ["MeshError", "SHARDS", "WEIGHT_LOADS", "NodeImage", "MeshProgram", "compile_conv_mesh"]
+__all__ = ["MeshError", "MeshImage", "SHARDS", "WEIGHT_LOADS", "NodeImage", "MeshProgram", "compile_conv_mesh"]
 
 SHARDS = ("height", "width", "block")
 WEIGHT_LOADS = ("stream", "multicast")
 
 #: Semaphores used by the compiled programs.
 SEM_ACT, SEM_WGT = 0, 1
-#: Longest row / row count of one descriptor.
-_MAX16 = 0xFFFF
 
 
 class MeshError(ValueError):
     """The layer cannot be run on this mesh as asked (grid, shard counts, memory, multicast)."""
+
+
+class MeshImage(Protocol):
+    """What runs on a whole mesh (:func:`tilelab.api.mesh.run_mesh_program`): a conv layer's
+    :class:`MeshProgram`, an element-wise op's or batch norm's program
+    (:mod:`tilelab.compile.mesh_eltwise`), or a test's own.
+
+    Attributes
+    ----------
+    config : MeshConfig
+        The mesh it was compiled for.
+    nodes : dict
+        ``(i, j)`` → a node part with an ``image`` (node-memory bytes from address 0); nodes not
+        named start with empty memories.
+    port_image : numpy.ndarray
+        The image every memory port is loaded with.
+    """
+
+    config: MeshConfig
+    nodes: dict
+    port_image: np.ndarray
+
+    def out_words(self, node) -> tuple[int, int]:
+        """First and last node-memory word of ``node``'s output (dumped after the run)."""
+
+    def assemble(self, dumps: dict):
+        """The result from each node's dump ``{(i, j): (first word, bytes)}``."""
 
 
 def _ceil(a, b):
@@ -361,14 +387,14 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
 
     def put(sender, receivers, u0, col_w, rows, words_, stride_w, *, mcast):
         # sticks from u0 on (word col_w of each), from the sender's window to the receivers' (all of a
-        # multicast's receivers share one window); rows split into descriptors of at most 65535
-        if words_ > _MAX16:
-            raise MeshError(f"a transfer of {words_} words per row exceeds the descriptor limit {_MAX16}")
+        # multicast's receivers share one window); rows split into descriptors of at most MAX_MOVE_ROWS
+        if words_ > MAX_MOVE_WORDS:
+            raise MeshError(f"a transfer of {words_} words per row exceeds the descriptor limit {MAX_MOVE_WORDS}")
         local_w = x_word(sender, u0) + col_w
         remote_w = x_word(receivers[0], u0) + col_w
         assert all(window[rk] == window[receivers[0]] for rk in receivers)
-        for r0 in range(0, rows, _MAX16):
-            nr = min(_MAX16, rows - r0)
+        for r0 in range(0, rows, MAX_MOVE_ROWS):
+            nr = min(MAX_MOVE_ROWS, rows - r0)
             d = dict(op=MoveOp.PUT, sem=SEM_ACT, mcast=int(mcast), rows=nr, words=words_,
                      local=("x", local_w + r0 * stride_w), remote=("x", remote_w + r0 * stride_w),
                      local_stride=stride_w, remote_stride=stride_w)

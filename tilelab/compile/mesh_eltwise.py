@@ -37,7 +37,7 @@ import numpy as np
 
 from tilelab.compile.mesh import MeshError, _move
 from tilelab.hdl.formats.eltwise import AFFINE_WORDS, DESC_BYTES, MAX_DIM, STATS_WORDS, TERMS_WORDS, EltwiseOp
-from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveOp
+from tilelab.hdl.formats.mesh import MAX_MOVE_ROWS, MAX_MOVE_WORDS, MOVE_DESC_BYTES, MoveOp
 from tilelab.pe_models.mesh import MeshConfig
 
 __all__ = ["BatchNormMeshProgram", "EltwiseMeshProgram", "compile_batch_norm_mesh", "compile_eltwise_mesh",
@@ -48,7 +48,6 @@ _SHARD = {EltwiseOp.MAXPOOL: "height", EltwiseOp.AVGPOOL: "height", EltwiseOp.AD
           EltwiseOp.RELU: "rows", EltwiseOp.GLOBAL_AVGPOOL: "channels"}
 #: Semaphore the halo PUTs count on.
 SEM_HALO = 0
-_MAX16 = 0xFFFF
 
 
 def mesh_shard_of(op: EltwiseOp) -> str:
@@ -82,7 +81,6 @@ class EltwiseMeshProgram:
     out_shape: tuple                  #: shape of the op's int8 output
     piece_shape: tuple                #: the output's shape as the pieces index it
     halo_bytes: int = 0
-    weight_load: str = "none"
 
     def out_words(self, node: EltwiseNode) -> tuple[int, int]:
         """First and last word of ``node``'s output pieces (for the dump)."""
@@ -189,8 +187,9 @@ def compile_eltwise_mesh(fields: dict, a: np.ndarray, b: np.ndarray | None, para
                 if owner == t or s0 >= s1:
                     continue
                 words = (s1 - s0) * rb // W
-                if words > _MAX16 or n > _MAX16:
-                    raise MeshError(f"a halo of {words} words per image exceeds the descriptor limit {_MAX16}")
+                if words > MAX_MOVE_WORDS or n > MAX_MOVE_ROWS:
+                    raise MeshError(f"a halo of {words} words per image exceeds the descriptor limit "
+                                    f"{MAX_MOVE_WORDS}")
                 puts[keys[owner]].append(dict(op=MoveOp.PUT, sem=SEM_HALO, node=config.tile_coord(*key), rows=n,
                                               words=words, local=("a", s0 * rb // W), remote=("a", s0 * rb // W),
                                               local_stride=h * rb // W, remote_stride=h * rb // W))
@@ -297,9 +296,6 @@ class BatchNormMeshProgram:
     at: dict                          #: region name → byte address in every node's memory
     reduce_words: int                 #: words each node contributes to the all-reduce of the statistics
     term_chunks: dict                 #: (i, j) → (first, end) channel chunk whose BN_TERMS the node computes
-    shard: str = "rows"
-    weight_load: str = "none"
-    halo_bytes: int = 0
 
     @property
     def stats_bytes(self) -> int:
@@ -399,9 +395,9 @@ def compile_batch_norm_mesh(xs: np.ndarray, affine: np.ndarray, *, eps: int, bn_
     chunks = _ceil(channels, W)
     slices = dict(zip(keys, _split(chunks, T), strict=True))
     words, table_words = chunks * STATS_WORDS, chunks * TERMS_WORDS
-    if table_words > _MAX16:
+    if table_words > MAX_MOVE_WORDS:
         raise MeshError(f"the all-reduces of {channels} channels take {table_words} words, more than a REDUCE "
-                        f"descriptor moves ({_MAX16})")
+                        f"descriptor moves ({MAX_MOVE_WORDS})")
 
     def align(v, al=64):
         al = max(al, W)

@@ -19,12 +19,25 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["IMPLS", "SRAM", "ExtMemory", "NodeMemory", "VERILOG_DIR"]
+__all__ = ["IMPLS", "SRAM", "ExtMemory", "NodeMemory", "VERILOG_DIR", "node_memory_name", "port_memory_name"]
 
 #: Folder of the behavioural Verilog models.
 VERILOG_DIR = Path(__file__).parent / "verilog"
 #: Memory implementations.
 IMPLS = ("verilog", "amaranth")
+
+
+def node_memory_name(row: int, col: int) -> str:
+    """Load / dump name of the memory beside the node in grid row ``row``, column ``col`` of a mesh.
+
+    Its plusargs are ``+node_<row>_<col>_init=FILE`` and ``+node_<row>_<col>_dump=FILE``.
+    """
+    return f"node_{row}_{col}"
+
+
+def port_memory_name(i: int) -> str:
+    """Load / dump name of the memory behind memory port ``i`` of a mesh (``+mem_<i>_init=FILE``)."""
+    return f"mem_{i}"
 
 
 def _check(name, value, lo, hi=None):

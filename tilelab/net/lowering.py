@@ -50,10 +50,6 @@ BN_MIN_COUNT = 16
 #: Fractional bits of the synthetic batch-norm ``gamma`` (as in ``batch_norm_train``'s default).
 _GAMMA_FRAC_BITS = 8
 
-#: Ops of a :class:`Step`.
-STEP_OPS = ("conv2d", "linear", "max_pool", "avg_pool", "global_avg_pool", "add", "relu", "flatten")
-
-
 class LoweringError(ValueError):
     """The graph has a node the inference lowering cannot map to hardware steps."""
 

@@ -3,11 +3,12 @@
 :class:`BulkReduceHarness` puts a memory beside every node of a
 :class:`~tilelab.noc.collective.CollectiveMesh`. The host loads node ``(x, y)``'s contribution —
 ``flits`` words of ``lanes`` int32 lanes — into words ``0 .. flits-1`` of its memory (the
-:class:`~tilelab.hdl.memories.ExtMemory` model: ``+node_X_Y_init=FILE`` or ``init``). After
+:class:`~tilelab.hdl.memories.ExtMemory` model named :func:`~tilelab.hdl.memories.node_memory_name`
+``(y, x)``: ``+node_<y>_<x>_init=FILE``, or ``init``). After
 ``start`` each node's feeder streams its words into its local port as one collective packet
 (sum over the whole mesh, root in the centre), and each node's receiver writes the totals that
 come back into words ``flits .. 2·flits-1`` of the same memory, which the host dumps
-(``+node_X_Y_dump=FILE``). ``done`` rises when every node has received all its totals.
+(``+node_<y>_<x>_dump=FILE``). ``done`` rises when every node has received all its totals.
 """
 
 from amaranth.hdl import Module, Signal
@@ -15,16 +16,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.noc import CollectiveHeader, ReduceOp
-from tilelab.hdl.memories import ExtMemory
+from tilelab.hdl.memories import ExtMemory, node_memory_name
 from tilelab.noc.collective import CollectiveMesh
 from tilelab.noc.common import check_int, check_mesh
 
-__all__ = ["BulkReduceHarness", "node_memory_name"]
+__all__ = ["BulkReduceHarness"]
 
-
-def node_memory_name(x: int, y: int) -> str:
-    """Plusarg prefix (and simulation-memory name) of node ``(x, y)``'s memory."""
-    return f"node_{x}_{y}"
 
 
 class BulkReduceHarness(wiring.Component):
@@ -41,7 +38,7 @@ class BulkReduceHarness(wiring.Component):
     mem_impl : {"verilog", "amaranth"}
         Memory model.
     init : dict, optional
-        Amaranth model only: ``{(x, y): [word, ...]}`` initial contents.
+        Amaranth model only: ``{memory name: [word, ...]}`` initial contents.
 
     Members
     -------
@@ -97,9 +94,9 @@ class BulkReduceHarness(wiring.Component):
         sent_now, received_now = [], []
         for y in range(rows):
             for x in range(cols):
-                name = node_memory_name(x, y)
+                name = node_memory_name(y, x)
                 mem = ExtMemory(width_bytes=word_bytes, depth=self.depth, impl=self.mem_impl, name=name,
-                                init=self._init.get((x, y)) if self.mem_impl == "amaranth" else None)
+                                init=self._init.get(name) if self.mem_impl == "amaranth" else None)
                 m.submodules[name] = mem
                 self.memories[name] = mem
                 port = mesh.local(x, y)

@@ -4,7 +4,11 @@ from dataclasses import asdict, dataclass
 
 from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
 
-__all__ = ["TileConfig", "DEFAULT_TILE"]
+__all__ = ["DEFAULT_TILE", "EXT_PORT_BYTES", "TileConfig"]
+
+
+#: Widths of an external-memory port, in bytes, that the units' datapaths support.
+EXT_PORT_BYTES = (16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class TileConfig:
             v = getattr(self, name)
             need(name, isinstance(v, int) and 1 <= v <= 64, "an integer in [1, 64]")
         W = self.ext_bytes
-        need("ext_bytes", isinstance(W, int) and W in (16, 32, 64), "16, 32 or 64")
+        need("ext_bytes", isinstance(W, int) and W in EXT_PORT_BYTES, " or ".join(map(str, EXT_PORT_BYTES)))
         need("ext_words", isinstance(self.ext_words, int) and 64 <= self.ext_words <= (1 << 26)
              and self.ext_words & (self.ext_words - 1) == 0, "a power of two in [64, 2**26]")
         for name in ("act_lane_bytes", "wgt_lane_bytes", "param_lane_bytes"):

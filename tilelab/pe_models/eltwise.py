@@ -43,6 +43,7 @@ from tilelab.hdl.formats.eltwise import (
     EltwiseState,
 )
 
+from .config import EXT_PORT_BYTES
 from .tile import ExtMemoryTop, ext_port_signature
 
 __all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "EltwiseConfig", "EltwiseUnit", "EltwiseTop",
@@ -86,7 +87,8 @@ class EltwiseConfig:
             if not ok:
                 raise ValueError(f"{name} must be {limit}, not {getattr(self, name)!r}")
 
-        need("ext_bytes", isinstance(self.ext_bytes, int) and self.ext_bytes in (16, 32, 64), "16, 32 or 64")
+        need("ext_bytes", isinstance(self.ext_bytes, int) and self.ext_bytes in EXT_PORT_BYTES,
+             " or ".join(map(str, EXT_PORT_BYTES)))
         need("ext_words", isinstance(self.ext_words, int) and 64 <= self.ext_words <= (1 << 26)
              and self.ext_words & (self.ext_words - 1) == 0, "a power of two in [64, 2**26]")
         need("mem_impl", self.mem_impl in ("verilog", "amaranth"), "'verilog' or 'amaranth'")

@@ -45,8 +45,8 @@ from tilelab.hdl.formats.mesh import (
     MoveOp,
     ReadRequest,
 )
-from tilelab.hdl.formats.noc import Coord, Header, Opcode, ReduceOp, collective_flit_layout, flit_layout
-from tilelab.hdl.memories import NodeMemory
+from tilelab.hdl.formats.noc import MAX_MESH, Coord, Header, Opcode, ReduceOp, collective_flit_layout, flit_layout
+from tilelab.hdl.memories import NodeMemory, node_memory_name, port_memory_name
 from tilelab.hdl.shared import SharedModules
 from tilelab.noc.collective import CollectiveMesh
 from tilelab.noc.mesh import Mesh
@@ -55,8 +55,12 @@ from .config import DEFAULT_TILE, TileConfig
 from .eltwise import ELTWISE_COUNTERS, EltwiseUnit
 from .tile import TILE_COUNTERS, TILE_STATUS, ComputeTile
 
-__all__ = ["MeshConfig", "MoverState", "Streamer", "DataMover", "TileNode", "MemoryPort", "MeshTop",
-           "READ_SLOTS", "PLANES", "node_memory_name", "node_memory_port"]
+__all__ = ["MAX_COLS", "MAX_ROWS", "MeshConfig", "MoverState", "Streamer", "DataMover", "TileNode", "MemoryPort",
+           "MeshTop", "READ_SLOTS", "PLANES", "node_memory_port"]
+
+#: Largest mesh of tiles: the NoC's grid, less the column of memory ports at its west edge.
+MAX_ROWS = MAX_MESH
+MAX_COLS = MAX_MESH - 1
 
 #: NoC planes of the mesh and their router kind.
 PLANES = {"req": "unicast", "resp": "unicast", "mcast": "multicast"}
@@ -72,10 +76,6 @@ READ_SLOTS = (
     "mover.reduce_words", "mover.reduce_sent", "mover.reduce_got",   # the REDUCE being run
 )
 
-
-def node_memory_name(i: int, j: int) -> str:
-    """Load / dump name of grid tile ``(i, j)``'s node memory (``+node_<i>_<j>_init=FILE``)."""
-    return f"node_{i}_{j}"
 
 
 def _check(name, value, lo, hi):
@@ -118,8 +118,8 @@ class MeshConfig:
     eltwise: bool = False
 
     def __post_init__(self):
-        _check("mesh rows", self.rows, 1, 16)
-        _check("mesh cols", self.cols, 1, 15)
+        _check("mesh rows", self.rows, 1, MAX_ROWS)
+        _check("mesh cols", self.cols, 1, MAX_COLS)
         if not isinstance(self.tile, TileConfig):
             raise TypeError(f"tile must be a TileConfig, not {self.tile!r}")
         if self.tile.mem_impl != "verilog":
@@ -136,8 +136,6 @@ class MeshConfig:
         _check("max_packet", self.max_packet, 1, 15)
         if not isinstance(self.eltwise, bool):
             raise TypeError(f"eltwise must be a bool, not {self.eltwise!r}")
-        if self.eltwise and self.tile.ext_bytes not in (16, 32, 64):
-            raise ValueError(f"an element-wise unit needs tile.ext_bytes of 16, 32 or 64, not {self.tile.ext_bytes}")
 
     @property
     def eltwise_config(self):
@@ -749,7 +747,7 @@ class MemoryPort(wiring.Component):
     def __init__(self, config: MeshConfig, i: int):
         self.config, self.i = config, i
         self.x, self.y = config.port_coord(i)
-        self.mem_name = f"mem_{i}"
+        self.mem_name = port_memory_name(i)
         super().__init__(_unit_members(config, idle=Out(1), dump=In(1)))
 
     def elaborate(self, platform):

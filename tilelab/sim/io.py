@@ -18,6 +18,7 @@ on value changes and coarse timers, so an autonomous design runs at the simulato
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -138,7 +139,8 @@ class IO:
         check_every : int
             How often, in cycles, Python wakes up to look at ``progress``.
         diagnose : callable, optional
-            ``diagnose(io) -> str`` says what was waiting on what; its text ends the error.
+            ``diagnose(io) -> str`` (or an awaitable of it, for a diagnosis that reads through
+            ports over several cycles) says what was waiting on what; its text ends the error.
 
         Returns
         -------
@@ -151,18 +153,28 @@ class IO:
         while self.get(done) != 1:
             now = self.cycle
             if max_cycles is not None and now - start >= max_cycles:
-                detail = diagnose(self) if diagnose else ""
+                detail = await _diagnosis(self, diagnose, "")
                 raise SimulationTimeout(f"{done!r} not set after {max_cycles} cycles. {detail}".strip())
             await self._sleep_until_change([done], min(check_every, stall_cycles))
             cur = [self.get(p) for p in progress]
             if cur != last:
                 last, last_change = cur, self.cycle
             elif self.cycle - last_change >= stall_cycles:
-                detail = diagnose(self) if diagnose else "no diagnosis available"
+                detail = await _diagnosis(self, diagnose, "no diagnosis available")
                 raise SimulationStalled(
                     f"no progress for {self.cycle - last_change} cycles (watchdog limit {stall_cycles}) "
                     f"at cycle {self.cycle}: {detail}")
         return self.cycle - start
+
+
+async def _diagnosis(io, diagnose, default: str) -> str:
+    """The text of ``diagnose(io)`` (awaited when it is awaitable), or ``default`` without one."""
+    if diagnose is None:
+        return default
+    detail = diagnose(io)
+    if inspect.isawaitable(detail):
+        detail = await detail
+    return detail
 
 
 class AmaranthIO(IO):

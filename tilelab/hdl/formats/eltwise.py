@@ -36,14 +36,15 @@ most 2**24 values per channel in all (``golden.BN_MAX_COUNT``), no lane leaves i
 from amaranth.hdl import signed
 from amaranth.lib import data, enum
 
+from . import field_max
+
 __all__ = ["AFFINE_WORDS", "DESC_BYTES", "DESC_BITS", "PARAM_WORDS", "EltwiseOp", "EltwiseDesc", "EltwiseState",
-           "MAX_DIM", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats"]
+           "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING", "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS",
+           "STATS_WORDS", "TERMS_WORDS", "unpack_stats"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
 DESC_BITS = 8 * DESC_BYTES
-#: Largest height, width, window or row count of one descriptor (24-bit fields).
-MAX_DIM = (1 << 24) - 1
 #: Largest number of values in one averaging window (the reciprocal multiply is exact up to it).
 MAX_WINDOW = 1 << 16
 
@@ -136,6 +137,16 @@ class EltwiseDesc(data.Struct):
     div_bias: 32
     bn_count: 25
     bn_eps: 31
+
+
+#: Largest height, width, window or row count of one descriptor.
+MAX_DIM = field_max(EltwiseDesc, "h")
+#: Largest batch and channel count of one descriptor.
+MAX_BATCH = field_max(EltwiseDesc, "n")
+MAX_CHANNELS = field_max(EltwiseDesc, "c")
+#: Largest stride and padding of one descriptor.
+MAX_STRIDE = field_max(EltwiseDesc, "sh")
+MAX_PADDING = field_max(EltwiseDesc, "ph")
 
 
 assert EltwiseDesc.as_shape().size <= DESC_BITS

@@ -18,10 +18,11 @@ every node of ``rect0``..``rect1`` instead of back to the requester.
 
 from amaranth.lib import data, enum
 
+from . import field_max
 from .noc import Coord
 
-__all__ = ["MOVE_DESC_BYTES", "MoveOp", "MoveDesc", "ReadRequest", "NODE_COUNTERS", "PORT_COUNTERS",
-           "SEMAPHORES", "WORD_ADDR_BITS"]
+__all__ = ["MAX_MOVE_ROWS", "MAX_MOVE_WORDS", "MOVE_DESC_BYTES", "MoveOp", "MoveDesc", "ReadRequest", "NODE_COUNTERS",
+           "PORT_COUNTERS", "SEMAPHORES", "WORD_ADDR_BITS"]
 
 #: Bytes of one data-mover descriptor slot.
 MOVE_DESC_BYTES = 32
@@ -91,6 +92,11 @@ class MoveDesc(data.Struct):
     local_stride: 32
     remote_stride: 32
     tile_base: 32
+
+
+#: Most rows, and words per row, one data-mover descriptor moves.
+MAX_MOVE_ROWS = field_max(MoveDesc, "rows")
+MAX_MOVE_WORDS = field_max(MoveDesc, "words")
 
 
 class ReadRequest(data.Struct):
