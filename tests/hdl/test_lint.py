@@ -1,7 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""Verilator -Wall lint of every tilelab.hdl block, and of the lint helper itself."""
+"""Verilator lint of every tilelab.hdl block (-Wall with the waivers, and ``tilelab verilog``'s output with
+the default warnings), and of the lint helpers themselves."""
 
 import re
+import subprocess
 
 import pytest
 from amaranth.back import verilog
@@ -11,7 +13,16 @@ from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.addrgen import AffineAddressGenerator
 from tilelab.hdl.cbuf import CircularBufferController
-from tilelab.hdl.lint import WAIVERS, LintError, lint_component, lint_verilog
+from tilelab.hdl.lint import (
+    LINT_WAIVERS,
+    LintError,
+    Waiver,
+    control_file,
+    lint_component,
+    lint_verilog,
+    verilator_executable,
+    waive_in_file,
+)
 from tilelab.hdl.mac import MACArray, MACUnit
 from tilelab.hdl.memories import SRAM
 from tilelab.hdl.reduce import ReductionTree
@@ -83,8 +94,59 @@ endmodule
 
 
 def test_every_waiver_is_justified():
-    lines = WAIVERS.read_text().splitlines()
+    lines = control_file().splitlines()
     assert lines[0] == "`verilator_config"
+    rules = [line.split()[2] for line in lines if line.startswith("lint_off")]
+    assert rules == [w.rule for w in LINT_WAIVERS]
     for k, line in enumerate(lines):
         if line.startswith("lint_off"):
             assert lines[k - 1].startswith("//"), f"waiver without a justification: {line}"
+
+
+def test_waiver_needs_a_justification():
+    with pytest.raises(ValueError, match="needs a justification"):
+        Waiver("WIDTHEXPAND", " ")
+
+
+def _default_lint(path):
+    """``verilator --lint-only path``: default warnings, no control file. Returns (exit code, output)."""
+    exe, env = verilator_executable()
+    result = subprocess.run([str(exe), "--lint-only", str(path)], env=env, cwd=path.parent,
+                            capture_output=True, text=True, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def _warnings(output):
+    """``[(rule, line)]`` of every Verilator warning in ``output``."""
+    return [(rule, int(line)) for rule, line in re.findall(r"^%Warning-(\w+): [^:\n]+:(\d+):", output, re.M)]
+
+
+_NARROW = """\
+module waived(input wire [1:0] x, input wire [3:0] y, output wire lt, output wire zero, output wire [1:0] low);
+  assign lt = x < y;
+  assign zero = ! y;
+  assign low = y;
+endmodule
+"""
+
+_AFTER = """\
+module after(input wire [1:0] x, input wire [3:0] y, output wire gt);
+  assign gt = y > x;
+endmodule
+module both(input wire [1:0] x, input wire [3:0] y, output wire [4:0] o);
+  waived u0(.x(x), .y(y), .lt(o[0]), .zero(o[1]), .low(o[3:2]));
+  after u1(.x(x), .y(y), .gt(o[4]));
+endmodule
+"""
+
+
+def test_in_file_waivers_are_narrow(tmp_path):
+    """The in-file waivers cover WIDTHTRUNC on `!x` statements only, and nothing after the design."""
+    text = waive_in_file(_NARROW) + _AFTER
+    path = tmp_path / "narrow.v"
+    path.write_text(text)
+    code, output = _default_lint(path)
+    lines = text.splitlines()
+    found = sorted((rule, lines[n - 1].strip()) for rule, n in _warnings(output))
+    assert code != 0
+    assert found == [("WIDTHEXPAND", "assign gt = y > x;"), ("WIDTHTRUNC", "assign low = y;")], output
