@@ -103,6 +103,12 @@ LINT_WAIVERS: tuple[Waiver, ...] = (
            "Yosys writes `x == 0` as `!x` on a multi-bit `x`, which is the same test.",
            match="*Logical operator LOGNOT expects 1 bit*", in_file=True,
            statement=r"^\s*assign\b[^;]*=\s*!\s*[^\s=][^;]*;\s*$"),
+    Waiver("ASCRANGE",
+           "Verilog has no zero-width vectors, and Yosys declares a zero-width Amaranth signal (such "
+           "as `Signal(range(1))`, the address of a one-entry memory) as `wire [-1:0] name;`, which "
+           "nothing drives or reads.",
+           match="*left < right of bit range: [-1:0]*", in_file=True,
+           statement=r"^\s*(wire|input|output)\s+\[-1:0\]\s"),
 )
 
 # Top-level clock and reset: Amaranth adds them to every module, used or not (see UNUSEDSIGNAL).
