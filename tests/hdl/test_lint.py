@@ -172,6 +172,32 @@ def test_tilelab_verilog_compiles_with_icarus(name, tmp_path):
     assert result.stdout + result.stderr == ""
 
 
+class _PartSelects(wiring.Component):
+    """Part-selects at variable offsets, which Yosys writes as shifts into narrower wires."""
+
+    a: In(32)
+    i: In(2)
+    j: In(5)
+    octet: Out(8)
+    flag: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.octet.eq(self.a.word_select(self.i, 8)), self.flag.eq(self.a.bit_select(self.j, 1))]
+        return m
+
+
+def test_variable_part_selects_pass_default_lint(tmp_path):
+    design = to_verilog(_PartSelects(), name="parts")
+    assert re.search(r"^\s*assign octet = a >> ", verilog.convert(_PartSelects(), name="parts"), re.M)
+    path = tmp_path / "parts.v"
+    path.write_text(design.verilog)
+    code, output = _default_lint(path)
+    assert code == 0, output
+    assert "%Warning" not in output and "%Error" not in output, output
+    lint_verilog(design.verilog, "parts")
+
+
 _NARROW = """\
 module waived(input wire [1:0] x, input wire [3:0] y, output wire lt, output wire zero, output wire [1:0] low);
   assign lt = x < y;

@@ -97,12 +97,19 @@ LINT_WAIVERS: tuple[Waiver, ...] = (
            "Yosys writes operands at their own width and relies on Verilog's context-determined "
            "sizing, which extends them exactly as Amaranth's width rules say (constants at minimal "
            "width, `a >= b` with different widths, `$signed(x) + $signed(wider)`). Truncations are "
-           "always written as explicit part-selects, so an expanding operand never hides a lost bit.",
+           "written as explicit part-selects, or as a shift into a narrower wire (see WIDTHTRUNC), so "
+           "an expanding operand never hides a lost bit.",
            in_file=True),
     Waiver("WIDTHTRUNC",
            "Yosys writes `x == 0` as `!x` on a multi-bit `x`, which is the same test.",
            match="*Logical operator LOGNOT expects 1 bit*", in_file=True,
            statement=r"^\s*assign\b[^;]*=\s*!\s*[^\s=][^;]*;\s*$"),
+    Waiver("WIDTHTRUNC",
+           "Amaranth writes a part-select at a variable offset (`bit_select`, `word_select`) as a "
+           "shift whose result is as wide as the part, and Yosys as `assign part = x >> offset;`: "
+           "the assignment keeps the low bits of the shifted value, which are the part.",
+           match="*Assign RHS's SHIFTR generates*", in_file=True,
+           statement=r"^\s*assign\b[^;]*=[^;]*\s>>\s[^;]*;\s*$"),
     Waiver("ASCRANGE",
            "Verilog has no zero-width vectors, and Yosys declares a zero-width Amaranth signal (such "
            "as `Signal(range(1))`, the address of a one-entry memory) as `wire [-1:0] name;`, which "
