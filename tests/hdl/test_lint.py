@@ -42,6 +42,7 @@ BLOCKS = {
     "skid_struct": lambda: SkidBuffer(shape=PACKET),
     "fifo_unbuffered": lambda: StreamFIFO(shape=PACKET, depth=3, buffered=False),
     "fifo_depth1": lambda: StreamFIFO(shape=1, depth=1),
+    "fifo_depth2": lambda: StreamFIFO(shape=8, depth=2),                # zero-width inner FIFO pointers
     "arbiter_single": lambda: RoundRobinArbiter(shape=8, n=1),
     "arbiter_wide": lambda: RoundRobinArbiter(shape=16, n=5),
     "fork_single": lambda: StreamFork(shape=PACKET, n=1),
@@ -58,6 +59,7 @@ BLOCKS = {
     "addrgen_narrow_stride": lambda: AffineAddressGenerator(addr_width=20, loops=4, stride_width=9),
     "mac_unit": lambda: MACUnit(),
     "mac_array_depthwise": lambda: MACArray(rows=3, cols=4, depthwise=True),
+    "mac_array_one_row": lambda: MACArray(rows=1, cols=3),             # zero-width drain row counter
     "mac_array_two_row_drain": lambda: MACArray(rows=4, cols=2, depthwise=True, drain_rows=2),
     "mac_array_unsigned_wide": lambda: MACArray(rows=2, cols=2, a_width=16, b_width=4, acc_width=24, signed_=False),
     "sram_amaranth_model": lambda: SRAM(width_bytes=4, depth=16, impl="amaranth"),
@@ -185,6 +187,10 @@ class _PartSelects(wiring.Component):
         m = Module()
         m.d.comb += [self.octet.eq(self.a.word_select(self.i, 8)), self.flag.eq(self.a.bit_select(self.j, 1))]
         return m
+
+
+def test_variable_part_selects_pass_wall_lint():
+    lint_component(_PartSelects(), "parts")
 
 
 def test_variable_part_selects_pass_default_lint(tmp_path):

@@ -9,6 +9,8 @@ from pathlib import Path
 from amaranth.back import verilog as _verilog
 from amaranth.lib import wiring
 
+from tilelab.hdl.lint import waive_in_file
+
 __all__ = ["Design", "clocked_wrapper", "to_verilog", "port_names"]
 
 
@@ -91,8 +93,6 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
         extra += found
         searched = "".join(model.read_text() for model in found)
     from amaranth.hdl import Value
-
-    from tilelab.hdl.lint import waive_in_file
 
     ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", top_text, re.M)]
     for port, value in port_names(component).items():
