@@ -9,6 +9,8 @@ from pathlib import Path
 from amaranth.back import verilog as _verilog
 from amaranth.lib import wiring
 
+from tilelab.hdl.lint import waive_in_file
+
 __all__ = ["Design", "clocked_wrapper", "to_verilog", "port_names"]
 
 
@@ -60,6 +62,13 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
         Name of the top module.
     extra_sources : sequence of Path
         Hand-written Verilog files to compile alongside.
+
+    Returns
+    -------
+    Design
+        The Verilog carries Verilator metacomments that waive the default warnings Amaranth's
+        output trips without being wrong (:func:`tilelab.hdl.lint.waive_in_file`), so
+        ``verilator --lint-only`` with its default warnings passes it as it is.
     """
     if not isinstance(component, wiring.Component):
         raise TypeError(f"only wiring.Component designs can be simulated, not {component!r}")
@@ -88,7 +97,7 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
     ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", top_text, re.M)]
     for port, value in port_names(component).items():
         ports.append((port, len(Value.cast(value))))
-    return Design(top=name, verilog=text, extra_sources=extra, ports=tuple(ports))
+    return Design(top=name, verilog=waive_in_file(text), extra_sources=extra, ports=tuple(ports))
 
 
 _DECL = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(\[(\d+):(\d+)\]\s*)?([A-Za-z_][\w$]*)\s*;",
