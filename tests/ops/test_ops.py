@@ -13,7 +13,7 @@ from tilelab.hdl.lint import lint_component
 from tilelab.pe_models.config import TileConfig
 from tilelab.pe_models.eltwise import EltwiseConfig, EltwiseUnit
 from tilelab.reference import golden
-from tilelab.reference.golden import _rdiv
+from tilelab.reference.golden import rdiv
 
 #: The small unit every test compiles (one Verilator build for the folder): 16 channels per cycle.
 UNIT = EltwiseConfig(ext_bytes=16, ext_words=1 << 14)
@@ -118,7 +118,7 @@ def test_reciprocal_division_is_exact_over_the_whole_range(count):
     bias, mult, shift = ops.reciprocal(count)
     sums = np.arange(-128 * count, 127 * count + 1, dtype=np.int64)
     fast = ((sums + bias) * mult >> shift) - 128
-    np.testing.assert_array_equal(fast, _rdiv(sums, np.int64(count)))
+    np.testing.assert_array_equal(fast, rdiv(sums, np.int64(count)))
 
 
 def add_args(channels, seed, *, saturate=False):

@@ -64,7 +64,7 @@ class SeqDivider(wiring.Component):
 
 
 class SeqIsqrt(wiring.Component):
-    """Floor square root by the digit-by-digit (bit-pair) method of :func:`tilelab.reference.golden._isqrt`.
+    """Floor square root by the digit-by-digit (bit-pair) method of :func:`tilelab.reference.golden.isqrt`.
 
     ``width // 2`` cycles; the result ``r`` satisfies ``r² <= value < (r + 1)²``.
 

@@ -1,0 +1,79 @@
+"""The numpy golden model: one function per op, integer arithmetic exactly as the hardware does it.
+
+Every RTL op is compared, bit for bit, to exactly one function here. Layouts and widths follow the
+numerics contract (see the GUIDE):
+
+- activations NHWC int8; conv weights OHWI ``(Cout, Kh, Kw, Cin // groups)`` int8; linear weights
+  ``(Nout, K)`` int8; bias int32 per output channel;
+- accumulators are int32 and **wrap around** at 32 bits like the hardware register does (no
+  saturation, no error): the products are summed exactly in int64 and reduced modulo 2**32 to
+  the signed range at the end. Modular arithmetic makes the order of the additions irrelevant,
+  so "sum then add bias then wrap" equals "wrap after every addition";
+- requantization per output channel with an int32 multiplier ``M`` and a right shift ``s >= 1``::
+
+      t = (((acc + bias) * M + (1 << (s - 1))) >> s) + zero_point
+
+  with ``>>`` an arithmetic (flooring) shift, then ReLU ``max(t, zero_point)`` (if any), then a
+  clamp to ``[-128, 127]``.
+
+Floats appear only where an op is defined in float: :func:`batch_norm_float` (the reference),
+and the host-side calibration helpers :func:`quantize_multiplier`, :func:`choose_requant` and
+:func:`fold_batch_norm`, which produce integer constants for the hardware but are not computed
+by it.
+
+Integer definitions an RTL implementation must match exactly
+-----------------------------------------------------------
+Rounding division ``rdiv(v, d) = (v + d // 2) // d`` with ``//`` the floor division: round half
+up (towards +inf), for negative ``v`` too (``rdiv(-3, 2) == -1``).
+
+- :func:`avg_pool2d`, :func:`global_avg_pool`: ``rdiv(sum of the window, count)``.
+- :func:`add_requant`: two independently rounded requantization terms, then one saturation.
+- :func:`batch_norm_train`: the eight steps listed in its docstring.
+"""
+
+from ._common import (
+    BN_INVSTD_FRAC_BITS,
+    BN_MAX_COUNT,
+    BN_MEAN_FRAC_BITS,
+    INT8_MAX,
+    INT8_MIN,
+    INT32_MAX,
+    INT32_MIN,
+    MAX_SHIFT,
+    rdiv,
+    wrap_int32,
+)
+from .conv import choose_requant, clipped_fraction, conv2d, linear, quantize_multiplier, requantize
+from .eltwise import add_requant, avg_pool2d, flatten, global_avg_pool, max_pool2d, relu
+from .norm import FoldedBatchNorm, batch_norm_float, batch_norm_terms, batch_norm_train, fold_batch_norm, isqrt
+
+__all__ = [
+    "BN_INVSTD_FRAC_BITS",
+    "BN_MAX_COUNT",
+    "BN_MEAN_FRAC_BITS",
+    "FoldedBatchNorm",
+    "INT8_MAX",
+    "INT8_MIN",
+    "INT32_MAX",
+    "INT32_MIN",
+    "MAX_SHIFT",
+    "add_requant",
+    "avg_pool2d",
+    "batch_norm_float",
+    "batch_norm_terms",
+    "batch_norm_train",
+    "choose_requant",
+    "clipped_fraction",
+    "conv2d",
+    "flatten",
+    "fold_batch_norm",
+    "global_avg_pool",
+    "isqrt",
+    "linear",
+    "max_pool2d",
+    "quantize_multiplier",
+    "rdiv",
+    "relu",
+    "requantize",
+    "wrap_int32",
+]
