@@ -22,9 +22,7 @@ import time
 import numpy as np
 
 from tilelab.api import ops
-from tilelab.pe_models.config import TileConfig
-from tilelab.pe_models.eltwise import DEFAULT_ELTWISE
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import DEFAULT_ELTWISE, MeshConfig, TileConfig
 
 #: The mesh of the parallel batch norm: 2x2 nodes of 8x8 tiles with 16-byte ports and 1 MiB of node
 #: memory, each with an element-wise unit, joined by the collective plane.

@@ -29,8 +29,7 @@ from tilelab.api.conv import Requant
 from tilelab.api.mesh import conv2d_mesh, parse_mesh
 from tilelab.compile.mesh import MeshError
 from tilelab.compile.tile import LayoutError
-from tilelab.pe_models.config import TileConfig
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import MeshConfig, TileConfig
 from tilelab.reference import golden
 from tilelab.sim.speed import measure
 

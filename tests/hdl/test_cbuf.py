@@ -208,7 +208,7 @@ def test_producer_consumer(seed, configured):
 def test_bad_params():
     with pytest.raises(ValueError, match=re.escape("pages must be a positive integer, not 0")):
         CircularBufferController(pages=0)
-    with pytest.raises(TypeError, match=re.escape("pages must be an integer, not '4'")):
+    with pytest.raises(TypeError, match=re.escape("pages must be a positive integer, not '4'")):
         CircularBufferController(pages="4")
 
 

@@ -64,7 +64,7 @@ def test_bank_random(width, depth, granularity):
 def test_bank_bad_params():
     with pytest.raises(ValueError, match=re.escape("granularity must divide width 12, not 8")):
         SRAMBank(width=12, depth=4)
-    with pytest.raises(ValueError, match=re.escape("depth must be an integer of at least 2, not 1")):
+    with pytest.raises(ValueError, match=re.escape("depth must be an integer >= 2, not 1")):
         SRAMBank(width=8, depth=1)
     with pytest.raises(ValueError, match=re.escape("init has 5 words, more than depth 4")):
         SRAMBank(width=8, depth=4, init=[0] * 5)
@@ -242,7 +242,7 @@ def test_banked_bad_params():
         BankedMemory(width=8, depth=12, banks=3)
     with pytest.raises(ValueError, match=re.escape("depth must be a multiple of banks 4, not 18")):
         BankedMemory(width=8, depth=18, banks=4)
-    with pytest.raises(ValueError, match=re.escape("depth must be an integer of at least 8, not 4")):
+    with pytest.raises(ValueError, match=re.escape("depth must be an integer >= 8, not 4")):
         BankedMemory(width=8, depth=4, banks=4)
     with pytest.raises(ValueError, match=re.escape("read_ports must be a positive integer, not 0")):
         BankedMemory(width=8, depth=16, banks=4, read_ports=0)

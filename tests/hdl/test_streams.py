@@ -163,7 +163,7 @@ def test_fifo_struct_payload():
 def test_fifo_bad_depth():
     with pytest.raises(ValueError, match=re.escape("depth must be a positive integer, not 0")):
         StreamFIFO(shape=8, depth=0)
-    with pytest.raises(TypeError, match=re.escape("depth must be an integer, not 2.5")):
+    with pytest.raises(TypeError, match=re.escape("depth must be a positive integer, not 2.5")):
         StreamFIFO(shape=8, depth=2.5)
     with pytest.raises(TypeError, match=re.escape("buffered must be a bool, not 1")):
         StreamFIFO(shape=8, depth=2, buffered=1)

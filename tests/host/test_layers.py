@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
+from tilelab.checks import check_int
+from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair
 
 
 def test_conv2d_spec_properties():
@@ -159,6 +160,6 @@ def test_pool_spec():
 
 def test_helpers():
     assert as_pair(3, "k") == (3, 3) and as_pair((0, 2), "p", minimum=0) == (0, 2)
-    assert check_int(np.int32(4), "n") == 4 and check_int(0, "p", minimum=0) == 0
+    assert check_int("n", np.int32(4), 1) == 4 and check_int("p", 0, 0) == 0
     with pytest.raises(ValueError, match=re.escape("p must be a non-negative integer, not -1")):
-        check_int(-1, "p", minimum=0)
+        check_int("p", -1, 0)

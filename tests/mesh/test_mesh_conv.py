@@ -9,7 +9,7 @@ from tilelab.api.mesh import conv2d_mesh, parse_mesh, run_mesh_program
 from tilelab.compile.mesh import MeshError, _move, compile_conv_mesh
 from tilelab.compile.tile import LayoutError
 from tilelab.hdl.formats.mesh import MoveOp
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import MeshConfig
 from tilelab.reference.halo import halo_plan
 from tilelab.reference.layers import Conv2dSpec
 from tilelab.sim import SimulationStalled

@@ -33,7 +33,7 @@ def test_bad_source_mesh_pattern_rate():
         api.multicast("4x4", rect="0,0,1,1", src="4,0", backend="amaranth")
     with pytest.raises(api.NocError, match=r"^mesh must be ROWSxCOLS such as '8x8', not '8by8'$"):
         api.traffic("8by8")
-    with pytest.raises(api.NocError, match=r"^mesh rows must be in 1..16, not 17$"):
+    with pytest.raises(api.NocError, match=r"^mesh rows must be an integer in \[1, 16\], not 17$"):
         api.traffic("17x2")
     with pytest.raises(api.NocError) as e:
         api.traffic("4x4", pattern="zigzag")
@@ -57,17 +57,17 @@ def test_bad_source_mesh_pattern_rate():
 
 
 def test_bad_component_parameters():
-    with pytest.raises(ValueError, match=r"^mesh rows must be an integer in 1..16, not 0$"):
+    with pytest.raises(ValueError, match=r"^mesh rows must be an integer in \[1, 16\], not 0$"):
         Mesh(rows=0, cols=2)
     with pytest.raises(ValueError, match=r"^mesh plane must be 'unicast' or 'multicast', not 'ring'$"):
         Mesh(rows=2, cols=2, plane="ring")
-    with pytest.raises(ValueError, match=r"^router depth must be a power of two in 1..64, not 3$"):
+    with pytest.raises(ValueError, match=r"^router depth must be a power of two in \[1, 64\], not 3$"):
         UnicastRouter(x=0, y=0, rows=2, cols=2, depth=3)
-    with pytest.raises(ValueError, match=r"^router x must be an integer in 0..1, not 2$"):
+    with pytest.raises(ValueError, match=r"^router x must be an integer in \[0, 1\], not 2$"):
         UnicastRouter(x=2, y=0, rows=2, cols=2)
     with pytest.raises(ValueError, match=r"^multicast router depth must be at least max_packet \(8\), not 4$"):
         MulticastRouter(x=0, y=0, rows=2, cols=2, depth=4, max_packet=8)
-    with pytest.raises(ValueError, match=r"^collective lanes must be an integer in 1..64, not 0$"):
+    with pytest.raises(ValueError, match=r"^collective lanes must be an integer in \[1, 64\], not 0$"):
         CollectiveMesh(rows=2, cols=2, lanes=0)
 
 

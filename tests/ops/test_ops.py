@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from tests.conftest import requires_icarus
 from tilelab.api import ops
 from tilelab.hdl.lint import lint_component
-from tilelab.pe_models.config import TileConfig
-from tilelab.pe_models.eltwise import EltwiseConfig, EltwiseUnit
+from tilelab.pe_models.config import EltwiseConfig, TileConfig
+from tilelab.pe_models.eltwise import EltwiseUnit
 from tilelab.reference import golden
 from tilelab.reference.golden import rdiv
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from tilelab.checks import check_choice
 from tilelab.compile.tile import compile_conv
 from tilelab.drive import LayerStats, run_image, tile_unit
 from tilelab.drive.tile import EXTMEM
@@ -31,11 +32,6 @@ class Requant:
     zero_point: int = 0
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
-
-
 def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=None, workdir=None,
                 stall_cycles: int = 20_000, server=None):
     """Simulate a compiled :class:`~tilelab.compile.tile.TileProgram` on the tile.
@@ -54,7 +50,7 @@ def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=No
     (numpy.ndarray, Run)
         The output the program wrote, and the run (counters, simulator result, run seconds).
     """
-    _check_choice("sim", sim, BACKENDS)
+    check_choice("sim", sim, BACKENDS)
     W = config.ext_bytes
     lo = program.out_addr // W
     hi = (program.out_addr + program.out_bytes - 1) // W
@@ -69,8 +65,8 @@ def check_conv_args(x, w, bias, *, stride, padding, dilation, groups, requant, a
     Returns ``(spec, bias, multiplier, shift, zero_point)``; bias zeros when omitted; multiplier /
     shift ``None`` for ``out="int32"``.
     """
-    _check_choice("out", out, ("int8", "int32"))
-    _check_choice("activation", activation, (None, "relu"))
+    check_choice("out", out, ("int8", "int32"))
+    check_choice("activation", activation, (None, "relu"))
     spec = Conv2dSpec.from_tensors(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     if bias is None:
         bias = np.zeros(spec.cout, np.int32)
@@ -137,7 +133,7 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         The RTL's output (NHWC) and the run's statistics; ``stats.bit_exact`` compares it with
         :func:`tilelab.reference.golden.conv2d` (+ :func:`~tilelab.reference.golden.requantize`).
     """
-    _check_choice("sim", sim, BACKENDS)
+    check_choice("sim", sim, BACKENDS)
     if not isinstance(config, TileConfig):
         raise TypeError(f"config must be a TileConfig, not {config!r}")
     spec, bias, mult, shift, zp = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation,

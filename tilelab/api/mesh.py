@@ -14,8 +14,7 @@ from tilelab.compile.mesh import SHARDS, WEIGHT_LOADS, MeshError, MeshImage, com
 from tilelab.drive import MeshStats, mesh_unit, run_image
 from tilelab.drive.mesh import MESH_SIMS
 from tilelab.hdl.memories import node_memory_name, port_memory_name
-from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
-from tilelab.pe_models.mesh import MAX_COLS, MAX_ROWS, MeshConfig
+from tilelab.pe_models.config import DEFAULT_TILE, MAX_COLS, MAX_ROWS, MeshConfig, TileConfig
 
 __all__ = ["MESH_SIMS", "conv2d_mesh", "parse_mesh", "run_mesh_program"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tilelab.checks import check_choice
 from tilelab.compile.eltwise import (
     EltwiseImage,
     affine_table,
@@ -38,8 +39,7 @@ from tilelab.hdl.formats.eltwise import (
     unpack_stats,
 )
 from tilelab.hdl.memories import node_memory_name
-from tilelab.pe_models.config import TileConfig
-from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, EltwiseConfig
+from tilelab.pe_models.config import DEFAULT_ELTWISE, EltwiseConfig, TileConfig
 from tilelab.reference import golden
 from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS
@@ -50,7 +50,7 @@ __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "global_avg_pool", "
 
 def _check_config(config, sim, mesh=None):
     if mesh is not None:
-        from tilelab.pe_models.mesh import MeshConfig
+        from tilelab.pe_models.config import MeshConfig
 
         if not isinstance(mesh, MeshConfig):
             raise TypeError(f"mesh must be a MeshConfig, not {mesh!r}")
@@ -63,12 +63,11 @@ def _check_config(config, sim, mesh=None):
 
             raise MeshError("this mesh has no element-wise units: build it with MeshConfig(..., eltwise=True)")
         return mesh.eltwise_config
-    if sim not in BACKENDS:
-        raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
+    check_choice("sim", sim, BACKENDS)
     if config is None:
         return DEFAULT_ELTWISE
     if isinstance(config, TileConfig):  # the unit that would sit in this tile: its port and memory
-        return EltwiseConfig(ext_bytes=config.ext_bytes, ext_words=config.ext_words, mem_impl=config.mem_impl)
+        return EltwiseConfig.beside(config)
     if not isinstance(config, EltwiseConfig):
         raise TypeError(f"config must be an EltwiseConfig or a TileConfig, not {config!r}")
     return config
@@ -166,7 +165,7 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, sim="verilator", config=Non
     sim : {"verilator", "icarus", "amaranth"}
         Simulator.
     config : EltwiseConfig or TileConfig, optional
-        The unit; default :data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`. A ``TileConfig``
+        The unit; default :data:`~tilelab.pe_models.config.DEFAULT_ELTWISE`. A ``TileConfig``
         stands for the unit beside that tile (its port width and external memory).
     mesh : MeshConfig, optional
         Run on the element-wise units of this mesh (built with ``eltwise=True``) instead, output
@@ -345,8 +344,7 @@ def noc_all_reduce(contributions: dict, *, rows: int, cols: int, sim: str = "ver
         run's counters (``cycles``, ``sent``, ``received`` flits).
     """
     _check_mesh((rows, cols))
-    if sim not in BACKENDS:
-        raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
+    check_choice("sim", sim, BACKENDS)
     nodes = {(x, y) for y in range(rows) for x in range(cols)}
     if not isinstance(contributions, dict) or set(contributions) != nodes:
         raise ValueError(f"contributions must be a dict with one vector per node (x, y) of the {rows}x{cols} mesh")
@@ -435,7 +433,7 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8, mesh=(2, 2), s
         all-reduce or a node memory holds; on a mesh a :class:`~tilelab.compile.mesh.MeshError`
         (a ``ValueError``) before any simulation.
     """
-    from tilelab.pe_models.mesh import MeshConfig
+    from tilelab.pe_models.config import MeshConfig
 
     if isinstance(mesh, MeshConfig):
         return _batch_norm_mesh(x, gamma, beta, eps, gamma_frac_bits, mesh, sim, config)

@@ -174,7 +174,7 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
     try:
         if mesh:
             from tilelab.api.mesh import conv2d_mesh, parse_mesh
-            from tilelab.pe_models.mesh import MeshConfig
+            from tilelab.pe_models.config import MeshConfig
 
             mr, mc = parse_mesh(mesh)
             y, stats = conv2d_mesh(x, wt, bias, requant=rq, activation="relu" if relu else None, out=out_type,

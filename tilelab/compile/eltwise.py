@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tilelab.hdl.formats.eltwise import AFFINE_WORDS, DESC_BYTES, MAX_WINDOW, EltwiseDesc
-from tilelab.pe_models.eltwise import EltwiseConfig
+from tilelab.pe_models.config import EltwiseConfig
 from tilelab.reference import golden
 
 __all__ = ["EltwiseImage", "affine_table", "bn_shift", "pack_descs", "param_table", "reciprocal", "tensor_desc"]

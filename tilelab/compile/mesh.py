@@ -1,6 +1,6 @@
 """Sharding one conv layer over a mesh of tiles: node programs, memory images, halo exchange.
 
-The compiler splits the layer's output over the tiles of a :class:`~tilelab.pe_models.mesh.MeshConfig`
+The compiler splits the layer's output over the tiles of a :class:`~tilelab.pe_models.config.MeshConfig`
 and writes, for every tile node, a node-memory image: the data mover's
 :class:`~tilelab.hdl.formats.mesh.MoveDesc` list (at byte 0), one tile program per weight block
 (:func:`~tilelab.compile.tile.compile_conv` on a pixel × channel part of the layer), and the
@@ -59,7 +59,7 @@ from tilelab.compile.tile import (
 )
 from tilelab.hdl.formats.mesh import MAX_MOVE_ROWS, MAX_MOVE_WORDS, MOVE_DESC_BYTES, MoveDesc, MoveOp
 from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import MeshConfig
 from tilelab.reference.halo import halo_plan
 from tilelab.reference.layers import Conv2dSpec
 

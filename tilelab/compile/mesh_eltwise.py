@@ -38,7 +38,7 @@ import numpy as np
 from tilelab.compile.mesh import MeshError, _move
 from tilelab.hdl.formats.eltwise import AFFINE_WORDS, DESC_BYTES, MAX_DIM, STATS_WORDS, TERMS_WORDS, EltwiseOp
 from tilelab.hdl.formats.mesh import MAX_MOVE_ROWS, MAX_MOVE_WORDS, MOVE_DESC_BYTES, MoveOp
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import MeshConfig
 
 __all__ = ["BatchNormMeshProgram", "EltwiseMeshProgram", "compile_batch_norm_mesh", "compile_eltwise_mesh",
            "mesh_shard_of"]

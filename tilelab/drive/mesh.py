@@ -15,7 +15,9 @@ from tilelab.hdl.formats.noc import Direction
 from tilelab.hdl.formats.tile import EngineState
 from tilelab.hdl.memories import node_memory_name, port_memory_name
 from tilelab.noc.mesh import CounterKind, counter_address
-from tilelab.pe_models.mesh import PLANES, READ_SLOTS, MeshConfig, MoverState
+from tilelab.pe_models.config import MeshConfig
+from tilelab.pe_models.mesh import PLANES, READ_SLOTS
+from tilelab.pe_models.mover import MoverState
 
 from .unit import Memory, Unit
 

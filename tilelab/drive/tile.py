@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from tilelab.hdl.formats.eltwise import EltwiseState
 from tilelab.hdl.formats.tile import EngineState
-from tilelab.pe_models.config import TileConfig
-from tilelab.pe_models.eltwise import ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseConfig
+from tilelab.pe_models.config import EltwiseConfig, TileConfig
+from tilelab.pe_models.eltwise import ELTWISE_COUNTERS, ELTWISE_STATUS
 from tilelab.pe_models.tile import TILE_COUNTERS, TILE_STATUS
 
 from .unit import Memory, Unit

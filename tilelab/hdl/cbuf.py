@@ -44,7 +44,7 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import _check_int
+from tilelab.checks import check_int
 
 __all__ = ["CircularBufferController"]
 
@@ -104,7 +104,7 @@ class CircularBufferController(wiring.Component):
     """
 
     def __init__(self, *, pages):
-        self._pages = _check_int("pages", pages, minimum=1)
+        self._pages = check_int("pages", pages, 1)
         count = range(pages + 1)
         index = range(max(pages, 2))
         super().__init__({

@@ -19,6 +19,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_int
+
 __all__ = ["IMPLS", "SRAM", "ExtMemory", "NodeMemory", "VERILOG_DIR", "node_memory_name", "port_memory_name"]
 
 #: Folder of the behavioural Verilog models.
@@ -40,10 +42,6 @@ def port_memory_name(i: int) -> str:
     return f"mem_{i}"
 
 
-def _check(name, value, lo, hi=None):
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo or (hi is not None and value > hi):
-        limit = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {limit}, not {value!r}")
 
 
 class SRAM(wiring.Component):
@@ -62,8 +60,8 @@ class SRAM(wiring.Component):
     """
 
     def __init__(self, *, width_bytes: int, depth: int, impl: str = "verilog"):
-        _check("width_bytes", width_bytes, 1, 1024)
-        _check("depth", depth, 1, 1 << 24)
+        check_int("width_bytes", width_bytes, 1, 1024)
+        check_int("depth", depth, 1, 1 << 24)
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS!r}, not {impl!r}")
         self.width_bytes, self.depth, self.impl = width_bytes, depth, impl
@@ -133,10 +131,10 @@ class ExtMemory(wiring.Component):
 
     def __init__(self, *, width_bytes: int = 16, depth: int = 1024, impl: str = "verilog", name: str = "extmem",
                  init=None):
-        _check("width_bytes", width_bytes, 4, 128)
+        check_int("width_bytes", width_bytes, 4, 128)
         if width_bytes & (width_bytes - 1):
             raise ValueError(f"width_bytes must be a power of two, not {width_bytes!r}")
-        _check("depth", depth, 2, 1 << 26)
+        check_int("depth", depth, 2, 1 << 26)
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS!r}, not {impl!r}")
         if not name.isidentifier():
@@ -231,10 +229,10 @@ class NodeMemory(wiring.Component):
     """
 
     def __init__(self, *, width_bytes: int = 16, depth: int = 1024, name: str = "nodemem"):
-        _check("width_bytes", width_bytes, 4, 128)
+        check_int("width_bytes", width_bytes, 4, 128)
         if width_bytes & (width_bytes - 1):
             raise ValueError(f"width_bytes must be a power of two, not {width_bytes!r}")
-        _check("depth", depth, 2, 1 << 26)
+        check_int("depth", depth, 2, 1 << 26)
         if not name.isidentifier():
             raise ValueError(f"name must be an identifier, not {name!r}")
         self.width_bytes, self.depth, self.name = width_bytes, depth, name

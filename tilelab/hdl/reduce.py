@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .streams import _check_int
+from tilelab.checks import check_int
 
 __all__ = ["ReductionTree"]
 
@@ -59,8 +59,8 @@ class ReductionTree(wiring.Component):
     """
 
     def __init__(self, *, width, fan_in, op="sum", signed=True, pipeline=False):
-        _check_int("width", width, minimum=1)
-        _check_int("fan_in", fan_in, minimum=1)
+        check_int("width", width, 1)
+        check_int("fan_in", fan_in, 1)
         if op not in _OPS:
             raise ValueError(f"op must be one of {_OPS!r}, not {op!r}")
         if not isinstance(signed, bool):

@@ -41,7 +41,9 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from .streams import _check_int, _index_shape, round_robin_select
+from tilelab.checks import check_int
+
+from .streams import _index_shape, round_robin_select
 
 __all__ = ["SRAMBank", "BankedMemory", "read_port_signature", "write_request_layout"]
 
@@ -61,7 +63,7 @@ def _check_init(init, *, width, depth):
 
 
 def _check_granularity(granularity, width):
-    _check_int("granularity", granularity, minimum=1)
+    check_int("granularity", granularity, 1)
     if width % granularity:
         raise ValueError(f"granularity must divide width {width!r}, not {granularity!r}")
     return granularity
@@ -95,8 +97,8 @@ granularity=granularity))
     """
 
     def __init__(self, *, width, depth, granularity=8, init=()):
-        self._width = _check_int("width", width, minimum=1)
-        self._depth = _check_int("depth", depth, minimum=2)
+        self._width = check_int("width", width, 1)
+        self._depth = check_int("depth", depth, 2)
         self._granularity = _check_granularity(granularity, width)
         self._init = _check_init(init, width=width, depth=depth)
         addr_width = ceil_log2(depth)
@@ -220,18 +222,18 @@ class BankedMemory(wiring.Component):
     read_latency = 1
 
     def __init__(self, *, width, depth, banks, granularity=8, read_ports=3, write_ports=2, init=()):
-        self._width = _check_int("width", width, minimum=1)
-        _check_int("banks", banks, minimum=1)
+        self._width = check_int("width", width, 1)
+        check_int("banks", banks, 1)
         if banks & (banks - 1):
             raise ValueError(f"banks must be a power of two, not {banks!r}")
         self._banks = banks
-        _check_int("depth", depth, minimum=2 * banks)
+        check_int("depth", depth, 2 * banks)
         if depth % banks:
             raise ValueError(f"depth must be a multiple of banks {banks!r}, not {depth!r}")
         self._depth = depth
         self._granularity = _check_granularity(granularity, width)
-        self._read_ports = _check_int("read_ports", read_ports, minimum=1)
-        self._write_ports = _check_int("write_ports", write_ports, minimum=1)
+        self._read_ports = check_int("read_ports", read_ports, 1)
+        self._write_ports = check_int("write_ports", write_ports, 1)
         self._init = _check_init(init, width=width, depth=depth)
         self.addr_width = ceil_log2(depth)
         self.write_layout = write_request_layout(addr_width=self.addr_width, data_width=width,

@@ -24,28 +24,10 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from tilelab.checks import check_int
+
 __all__ = ["SkidBuffer", "StreamFIFO", "RoundRobinArbiter", "StreamFork", "StreamJoin",
            "round_robin_select"]
-
-
-# --- parameter checks shared by the tilelab.hdl blocks ---------------------------------------------
-
-def _check_int(name, value, *, minimum=None, maximum=None):
-    """Raise ``TypeError``/``ValueError`` unless ``value`` is an int within ``[minimum, maximum]``."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    too_small = minimum is not None and value < minimum
-    too_large = maximum is not None and value > maximum
-    if too_small or too_large:
-        if maximum is not None:
-            low = "" if minimum is None else f"{minimum} "
-            raise ValueError(f"{name} must be an integer in the range {low}to {maximum}, not {value!r}")
-        if minimum == 1:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if minimum == 0:
-            raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
-        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
-    return value
 
 
 def _check_shape(name, shape):
@@ -190,7 +172,7 @@ class StreamFIFO(wiring.Component):
 
     def __init__(self, *, shape, depth, buffered=True):
         self._shape = _check_shape("shape", shape)
-        self._depth = _check_int("depth", depth, minimum=1)
+        self._depth = check_int("depth", depth, 1)
         if not isinstance(buffered, bool):
             raise TypeError(f"buffered must be a bool, not {buffered!r}")
         self._buffered = buffered
@@ -265,7 +247,7 @@ class RoundRobinArbiter(wiring.Component):
 
     def __init__(self, *, shape, n, packet=False):
         self._shape = _check_shape("shape", shape)
-        self._n = _check_int("n", n, minimum=1)
+        self._n = check_int("n", n, 1)
         if not isinstance(packet, bool):
             raise TypeError(f"packet must be a bool, not {packet!r}")
         if packet and not _packet_layout_ok(shape):
@@ -341,7 +323,7 @@ class StreamFork(wiring.Component):
 
     def __init__(self, *, shape, n):
         self._shape = _check_shape("shape", shape)
-        self._n = _check_int("n", n, minimum=1)
+        self._n = check_int("n", n, 1)
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)).array(n),

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 
+from tilelab.checks import check_int
 from tilelab.net.graph import Graph
 from tilelab.net.models import get_model
-from tilelab.reference.layers import check_int
 
 __all__ = ["analyze", "analyze_graph"]
 
@@ -52,7 +52,7 @@ def analyze_graph(graph: Graph, *, bits: int = 8) -> dict:
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"graph must be a Graph, not {type(graph).__name__}")
-    bits = check_int(bits, "bits")
+    bits = check_int("bits", bits, 1)
     if bits > 32:
         raise ValueError(f"bits must be at most 32, not {bits!r}")
     layers = []

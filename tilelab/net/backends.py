@@ -13,14 +13,13 @@ import numpy as np
 
 from tilelab.api import ops
 from tilelab.api.conv import Requant, conv2d, linear
+from tilelab.checks import check_choice
 from tilelab.compile.mesh import MeshError
 from tilelab.compile.tile import LayoutError
 from tilelab.drive import SimServer, eltwise_unit, tile_unit
 from tilelab.drive.mesh import MESH_SIMS
 from tilelab.net.lowering import Step
-from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
-from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, EltwiseConfig
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import DEFAULT_ELTWISE, DEFAULT_TILE, EltwiseConfig, MeshConfig, TileConfig
 from tilelab.sim import BACKENDS
 
 __all__ = ["Backend", "ExecutionError", "MeshBackend", "OPS_STEPS", "TileBackend", "make_backend"]
@@ -76,7 +75,7 @@ class TileBackend(Backend):
     sim : str
         Simulator backend (``"verilator"``, ``"icarus"``, ``"amaranth"``).
     ops_config : EltwiseConfig, optional
-        The element-wise unit (:data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE` when None).
+        The element-wise unit (:data:`~tilelab.pe_models.config.DEFAULT_ELTWISE` when None).
     persistent : bool
         Run all conv2d / linear steps in one simulator process and all element-wise steps in
         another (:class:`~tilelab.drive.SimServer`) instead of one process per layer (Verilator
@@ -89,8 +88,7 @@ class TileBackend(Backend):
                  ops_config: EltwiseConfig | None = None, persistent: bool = True):
         if not isinstance(config, TileConfig):
             raise TypeError(f"config must be a TileConfig, not {config!r}")
-        if sim not in BACKENDS:
-            raise ValueError(f"sim must be one of {', '.join(map(repr, BACKENDS))}, not {sim!r}")
+        check_choice("sim", sim, BACKENDS)
         if ops_config is not None and not isinstance(ops_config, EltwiseConfig):
             raise TypeError(f"ops_config must be an EltwiseConfig, not {ops_config!r}")
         self.config = config

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair, check_int
+from tilelab.checks import check_int
+from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair
 
 __all__ = ["OPS", "Graph", "GraphError", "Node"]
 
@@ -148,7 +149,7 @@ class Graph:
         if not isinstance(shape, (tuple, list)) or len(shape) != 4:
             raise GraphError(name, "input", f"shape must be (N, H, W, C), not {shape!r}")
         try:
-            shape = tuple(check_int(v, "shape element") for v in shape)
+            shape = tuple(check_int("shape element", v, 1) for v in shape)
         except (TypeError, ValueError) as error:
             raise GraphError(name, "input", f"shape must be positive integers, not {shape!r}") from error
         return self._add(Node(name, "input", (), shape))

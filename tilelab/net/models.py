@@ -34,8 +34,8 @@ import zlib
 
 import numpy as np
 
+from tilelab.checks import check_int
 from tilelab.net.graph import Graph, GraphError
-from tilelab.reference.layers import check_int
 
 __all__ = ["MODELS", "alexnet", "get_model", "init_weights", "resnet18", "resnet50", "vgg16"]
 
@@ -51,9 +51,9 @@ def _model(name: str, *, native_image_size: int = 224):
         def wrapper(*, image_size=None, batch=1, num_classes=1000, **kwargs):
             if image_size is None:
                 image_size = wrapper.native_image_size
-            image_size = check_int(image_size, "image_size")
-            batch = check_int(batch, "batch")
-            num_classes = check_int(num_classes, "num_classes")
+            image_size = check_int("image_size", image_size, 1)
+            batch = check_int("batch", batch, 1)
+            num_classes = check_int("num_classes", num_classes, 1)
             try:
                 return build(image_size=image_size, batch=batch, num_classes=num_classes, **kwargs)
             except GraphError as error:
@@ -269,7 +269,7 @@ def init_weights(graph: Graph, seed: int) -> dict[str, dict[str, np.ndarray]]:
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"graph must be a Graph, not {type(graph).__name__}")
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_int("seed", seed, 0)
     params: dict[str, dict[str, np.ndarray]] = {}
     for node in graph:
         if node.op not in ("conv2d", "linear", "batch_norm"):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tilelab.checks import check_int
 from tilelab.hdl.formats.noc import (
     MAX_MESH,
     MulticastConfig,
@@ -55,8 +56,7 @@ def parse_mesh(mesh):
         except (TypeError, ValueError):
             raise NocError(f"mesh must be ROWSxCOLS such as '8x8', not {mesh!r}") from None
     for what, v in (("rows", rows), ("cols", cols)):
-        if not isinstance(v, int) or not 1 <= v <= MAX_MESH:
-            raise NocError(f"mesh {what} must be in 1..{MAX_MESH}, not {v!r}")
+        _positive(f"mesh {what}", v, MAX_MESH)
     return rows, cols
 
 
@@ -118,11 +118,12 @@ def _probability(p, what):
     return float(p)
 
 
-def _positive(n, what, hi=None):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or (hi is not None and n > hi):
-        limit = f"in 1..{hi}" if hi is not None else "a positive integer"
-        raise NocError(f"{what} must be {limit}, not {n!r}")
-    return n
+def _positive(what, n, hi=None):
+    """:func:`tilelab.checks.check_int` from 1, raising :class:`NocError` (a bad command-line value)."""
+    try:
+        return check_int(what, n, 1, hi)
+    except (TypeError, ValueError) as error:
+        raise NocError(str(error)) from None
 
 
 def _backend(backend):
@@ -259,8 +260,8 @@ def traffic(mesh="8x8", pattern="uniform", rate=0.1, packets=1000, *, seed=1, pa
     rows, cols = parse_mesh(mesh)
     p = _pattern(pattern, rows, cols)
     rate = _rate(rate)
-    _positive(packets, "packets", 2**31)
-    _positive(packet_flits, "packet_flits", 15)
+    _positive("packets", packets, 2**31)
+    _positive("packet_flits", packet_flits, 15)
     source_stall = _probability(source_stall, "source_stall")
     sink_stall = _probability(sink_stall, "sink_stall")
     hotspot_fraction = _probability(hotspot_fraction, "hotspot_fraction")
@@ -313,8 +314,8 @@ def sweep(mesh="8x8", pattern="uniform", *, rates=None, warmup=1000, measure=200
     """
     rows, cols = parse_mesh(mesh)
     p = _pattern(pattern, rows, cols)
-    _positive(warmup, "warmup")
-    _positive(measure, "measure")
+    _positive("warmup", warmup)
+    _positive("measure", measure)
     _backend(backend)
     if rates is not None:
         rates = [_rate(r, "sweep rate") for r in rates]
@@ -481,7 +482,7 @@ def multicast(mesh="8x8", rect=None, src=(0, 0), flits=64, *, seed=1, backend="v
     rows, cols = parse_mesh(mesh)
     rect = parse_rect(rect if rect is not None else (0, 0, cols - 1, rows - 1), rows, cols)
     src = parse_coord(src, rows, cols)
-    _positive(flits, "flits", 65535)
+    _positive("flits", flits, 65535)
     _backend(backend)
     params = {"rows": rows, "cols": cols, "max_packet": max_packet, "depth": depth}
     res = _run("multicast", params, "tilelab.noc.benches:multicast_bench",
@@ -493,7 +494,7 @@ def multicast(mesh="8x8", rect=None, src=(0, 0), flits=64, *, seed=1, backend="v
 def multicast_many(mesh, cases, *, backend="verilator", max_packet=4, depth=8):
     """Run several multicasts ``(rect, src, flits, seed)`` on one simulator process."""
     rows, cols = parse_mesh(mesh)
-    cases = [(parse_rect(r, rows, cols), parse_coord(s, rows, cols), _positive(f, "flits", 65535), seed)
+    cases = [(parse_rect(r, rows, cols), parse_coord(s, rows, cols), _positive("flits", f, 65535), seed)
              for r, s, f, seed in cases]
     params = {"rows": rows, "cols": cols, "max_packet": max_packet, "depth": depth}
     res = _run("multicast", params, "tilelab.noc.benches:multicast_sweep_bench",
@@ -548,7 +549,7 @@ def _op(op):
 def _reduce_specs(rows, cols, op, flits, seed, rect, root, also):
     def spec(op, flits, seed, rect, root):
         op = _op(op)
-        _positive(flits, "flits", 65535)
+        _positive("flits", flits, 65535)
         rect = parse_rect(rect if rect is not None else (0, 0, cols - 1, rows - 1), rows, cols)
         x0, y0, x1, y1 = rect
         root = parse_coord(root, rows, cols, "root") if root is not None else ((x0 + x1) // 2, (y0 + y1) // 2)
@@ -626,7 +627,7 @@ def reduce_many(mesh, runs, *, lanes=4, backend="verilator"):
     """Several :func:`reduce` runs (dicts of its keyword arguments) in one simulator process."""
     rows, cols = parse_mesh(mesh)
     _backend(backend)
-    _positive(lanes, "lanes", 16)
+    _positive("lanes", lanes, 16)
     all_specs = [_reduce_specs(rows, cols, r.get("op", "sum"), r.get("flits", 16), r.get("seed", 1),
                                r.get("rect"), r.get("root"), r.get("also")) for r in runs]
     longest = max(s[1] for specs in all_specs for s in specs)

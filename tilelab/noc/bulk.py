@@ -15,10 +15,11 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_int
 from tilelab.hdl.formats.noc import CollectiveHeader, ReduceOp
 from tilelab.hdl.memories import ExtMemory, node_memory_name
 from tilelab.noc.collective import CollectiveMesh
-from tilelab.noc.common import check_int, check_mesh
+from tilelab.noc.common import check_mesh
 
 __all__ = ["BulkReduceHarness"]
 

@@ -21,9 +21,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_int
 from tilelab.hdl.clockgate import gated_domain
 from tilelab.hdl.formats.noc import Coord, Direction, ReduceOp, collective_flit_layout
-from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_int, check_mesh, neighbour
+from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_mesh, neighbour
 
 __all__ = ["CollectiveRouter", "CollectiveMesh"]
 

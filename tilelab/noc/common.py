@@ -5,11 +5,12 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_int
 from tilelab.hdl.formats.noc import MAX_MESH, Direction
 
 __all__ = [
     "LinkSignature", "LocalSignature", "DIRS", "OPPOSITE", "STEP",
-    "check_int", "check_pow2", "check_mesh", "xy_route", "next_hop_route", "round_robin", "neighbour",
+    "check_mesh", "xy_route", "next_hop_route", "round_robin", "neighbour",
     "QueueBank", "FifoView",
 ]
 
@@ -22,20 +23,8 @@ OPPOSITE = {Direction.N: Direction.S, Direction.S: Direction.N,
 STEP = {Direction.N: (0, -1), Direction.S: (0, 1), Direction.E: (1, 0), Direction.W: (-1, 0)}
 
 
-def check_int(what, value, lo, hi=None):
-    """Return ``value`` if it is an ``int`` in ``lo..hi``; raise a ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        limit = f"at least {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{what} must be an integer {limit}, not {value!r}")
-    return value
 
 
-def check_pow2(what, value, hi):
-    """Return ``value`` if it is a power of two in ``1..hi``; raise a ``ValueError`` naming it."""
-    if (isinstance(value, bool) or not isinstance(value, int) or value < 1 or value > hi
-            or value & (value - 1)):
-        raise ValueError(f"{what} must be a power of two in 1..{hi}, not {value!r}")
-    return value
 
 
 def check_mesh(rows, cols):

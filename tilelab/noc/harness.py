@@ -5,9 +5,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_int
 from tilelab.hdl.formats.noc import MulticastConfig, Opcode, ReduceConfig
 from tilelab.noc.collective import CollectiveMesh
-from tilelab.noc.common import any_of, check_int, check_mesh
+from tilelab.noc.common import any_of, check_mesh
 from tilelab.noc.mesh import Mesh
 
 __all__ = ["MulticastHarness", "CollectiveHarness", "FNV_OFFSET", "FNV_PRIME"]

@@ -8,9 +8,10 @@ from amaranth.hdl import DomainRenamer, Module, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_int
 from tilelab.hdl.clockgate import gated_domain
 from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
-from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_int, check_mesh, neighbour
+from tilelab.noc.common import DIRS, OPPOSITE, LocalSignature, any_of, check_mesh, neighbour
 from tilelab.noc.multicast import MulticastRouter
 from tilelab.noc.router import UnicastRouter, link_port_name
 

@@ -20,17 +20,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
+from tilelab.checks import check_int, check_pow2
 from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
-from tilelab.noc.common import (
-    DIRS,
-    FifoView,
-    QueueBank,
-    any_of,
-    check_int,
-    check_mesh,
-    check_pow2,
-    router_members,
-)
+from tilelab.noc.common import DIRS, FifoView, QueueBank, any_of, check_mesh, router_members
 from tilelab.noc.router import link_port_name
 
 __all__ = ["MulticastRouter", "rect_valid"]
@@ -107,7 +99,7 @@ class MulticastRouter(wiring.Component):
             check_int("router y", y, 0, rows - 1)
         check_int("router data_width", data_width, 1)
         check_int("multicast max_packet", max_packet, 1, 64)
-        check_pow2("multicast router depth", depth, 64)
+        check_pow2("multicast router depth", depth, 1, 64)
         if depth < max_packet:
             raise ValueError(f"multicast router depth must be at least max_packet ({max_packet}), "
                              f"not {depth!r}")

@@ -5,8 +5,9 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
+from tilelab.checks import check_int
 from tilelab.noc.collective import CollectiveMesh
-from tilelab.noc.common import LocalSignature, check_int, check_mesh
+from tilelab.noc.common import LocalSignature, check_mesh
 from tilelab.noc.mesh import Mesh
 
 __all__ = ["Network", "PLANES"]

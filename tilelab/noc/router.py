@@ -20,15 +20,14 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
+from tilelab.checks import check_int, check_pow2
 from tilelab.hdl.formats.noc import Coord, Direction, flit_layout
 from tilelab.noc.common import (
     DIRS,
     OPPOSITE,
     QueueBank,
     any_of,
-    check_int,
     check_mesh,
-    check_pow2,
     next_hop_route,
     round_robin,
     router_members,
@@ -100,8 +99,8 @@ class UnicastRouter(wiring.Component):
             check_int("router x", x, 0, cols - 1)
             check_int("router y", y, 0, rows - 1)
         check_int("router data_width", data_width, 1)
-        check_pow2("router depth", depth, 64)
-        check_pow2("router eject_depth", eject_depth, 64)
+        check_pow2("router depth", depth, 1, 64)
+        check_pow2("router eject_depth", eject_depth, 1, 64)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.depth, self.eject_depth = depth, eject_depth
         self.layout = flit_layout(data_width)

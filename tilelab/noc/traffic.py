@@ -12,6 +12,7 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_pow2
 from tilelab.hdl.formats.noc import (
     Opcode,
     TrafficConfig,
@@ -19,7 +20,7 @@ from tilelab.hdl.formats.noc import (
     TrafficPayload,
     flit_layout,
 )
-from tilelab.noc.common import FifoView, QueueBank, check_mesh, check_pow2
+from tilelab.noc.common import FifoView, QueueBank, check_mesh
 from tilelab.noc.mesh import Mesh
 
 __all__ = [
@@ -182,7 +183,7 @@ class TrafficGenerator(wiring.Component):
 
     def __init__(self, *, x, y, rows, cols, queue_depth=256):
         check_mesh(rows, cols)
-        check_pow2("traffic queue_depth", queue_depth, 4096)
+        check_pow2("traffic queue_depth", queue_depth, 1, 4096)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.queue_depth = queue_depth
         self.layout = flit_layout(TRAFFIC_DATA_WIDTH)

@@ -1,18 +1,50 @@
-"""The one frozen configuration object of the compute tile."""
+"""The frozen configurations of the simulated units: :class:`TileConfig`, :class:`EltwiseConfig`,
+:class:`MeshConfig`.
 
-from dataclasses import asdict, dataclass
+Each is one frozen dataclass that elaborates the RTL and that the host compilers read; each checks
+its fields on construction (with :mod:`tilelab.checks`), copies with :meth:`Config.replace` and
+names itself with :meth:`Config.key` (the build caches' key).
+"""
 
+from dataclasses import dataclass, fields
+from dataclasses import replace as _replace
+
+from tilelab.checks import check_bool, check_choice, check_int, check_pow2
+from tilelab.hdl.formats.mesh import WORD_ADDR_BITS
+from tilelab.hdl.formats.noc import MAX_MESH
 from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
 
-__all__ = ["DEFAULT_TILE", "EXT_PORT_BYTES", "TileConfig"]
+__all__ = ["DEFAULT_ELTWISE", "DEFAULT_TILE", "EXT_PORT_BYTES", "MAX_COLS", "MAX_ROWS", "MEM_IMPLS", "Config",
+           "EltwiseConfig", "MeshConfig", "TileConfig"]
 
 
 #: Widths of an external-memory port, in bytes, that the units' datapaths support.
 EXT_PORT_BYTES = (16, 32, 64)
+#: Memory models: behavioural Verilog (Verilator / Icarus) or Amaranth (Amaranth's simulator).
+MEM_IMPLS = ("verilog", "amaranth")
+#: Largest external memory of a unit, in words.
+MAX_EXT_WORDS = 1 << 26
+#: Largest mesh of tiles: the NoC's grid, less the column of memory ports at its west edge.
+MAX_ROWS = MAX_MESH
+MAX_COLS = MAX_MESH - 1
 
 
 @dataclass(frozen=True)
-class TileConfig:
+class Config:
+    """What every unit configuration can do: copy itself with changes, name itself."""
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (checked like a new configuration)."""
+        return _replace(self, **changes)
+
+    def key(self) -> str:
+        """A short stable text naming this configuration (for build caches and reports)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ",".join(f"{k}={v.key() if isinstance(v, Config) else v}" for k, v in sorted(values.items()))
+
+
+@dataclass(frozen=True)
+class TileConfig(Config):
     """Everything that shapes a compute tile; it elaborates the RTL and the host compiler reads it.
 
     Parameters
@@ -49,24 +81,17 @@ class TileConfig:
     mem_impl: str = "verilog"
 
     def __post_init__(self):
-        def need(name, ok, limit):
-            if not ok:
-                raise ValueError(f"{name} must be {limit}, not {getattr(self, name)!r}")
-
-        for name in ("rows", "cols"):
-            v = getattr(self, name)
-            need(name, isinstance(v, int) and 1 <= v <= 64, "an integer in [1, 64]")
-        W = self.ext_bytes
-        need("ext_bytes", isinstance(W, int) and W in EXT_PORT_BYTES, " or ".join(map(str, EXT_PORT_BYTES)))
-        need("ext_words", isinstance(self.ext_words, int) and 64 <= self.ext_words <= (1 << 26)
-             and self.ext_words & (self.ext_words - 1) == 0, "a power of two in [64, 2**26]")
+        check_int("rows", self.rows, 1, 64)
+        check_int("cols", self.cols, 1, 64)
+        W = check_choice("ext_bytes", self.ext_bytes, EXT_PORT_BYTES)
+        check_pow2("ext_words", self.ext_words, 64, MAX_EXT_WORDS)
         for name in ("act_lane_bytes", "wgt_lane_bytes", "param_lane_bytes"):
             v = getattr(self, name)
-            need(name, isinstance(v, int) and v >= 2 * W and v % (2 * W) == 0 and v <= (1 << 24),
-                 f"a multiple of 2*ext_bytes ({2 * W}) up to 2**24")
-        need("out_entries", isinstance(self.out_entries, int) and 2 <= self.out_entries <= 4096,
-             "an integer in [2, 4096]")
-        need("mem_impl", self.mem_impl in ("verilog", "amaranth"), "'verilog' or 'amaranth'")
+            if not isinstance(v, int) or v < 2 * W or v % (2 * W) or v > (1 << 24):
+                raise ValueError(f"{name} must be a multiple of 2*ext_bytes ({2 * W}) up to 2**24, not {v!r}")
+        check_int("out_entries", self.out_entries, 2, 4096)
+        check_bool("depthwise", self.depthwise)
+        check_choice("mem_impl", self.mem_impl, MEM_IMPLS)
         if self.depthwise and W % self.cols:
             raise ValueError(f"depthwise mode needs cols ({self.cols!r}) to divide ext_bytes ({W!r})")
         if 4 * self.cols > 4096:
@@ -114,18 +139,122 @@ class TileConfig:
         """External memory size in bytes."""
         return self.ext_words * self.ext_bytes
 
-    def replace(self, **changes) -> "TileConfig":
-        """Return a copy with ``changes``."""
-        d = asdict(self)
-        d.update(changes)
-        return TileConfig(**d)
-
-    def key(self) -> str:
-        """A short stable text naming this configuration (for build caches and reports)."""
-        d = asdict(self)
-        return ",".join(f"{k}={d[k]}" for k in sorted(d))
-
 
 #: The default tile: 32×32 MACs, 64-byte ports, ~2.1 MB of L1, 4 MiB of external memory. The port
 #: width sets the depthwise ceiling (see the README): a 3×3 depthwise layer needs W ≥ 64 for 50 %.
 DEFAULT_TILE = TileConfig()
+
+
+@dataclass(frozen=True)
+class EltwiseConfig(Config):
+    """The one frozen description of an element-wise unit and its simulated external memory.
+
+    Parameters
+    ----------
+    ext_bytes : int
+        External-memory word and port width W in bytes (16, 32 or 64): channels per cycle.
+    ext_words : int
+        External-memory size in words (a power of two).
+    mem_impl : {"verilog", "amaranth"}
+        External memory model: behavioural Verilog (Verilator / Icarus) or Amaranth.
+    """
+
+    ext_bytes: int = 32
+    ext_words: int = 1 << 17
+    mem_impl: str = "verilog"
+
+    def __post_init__(self):
+        check_choice("ext_bytes", self.ext_bytes, EXT_PORT_BYTES)
+        check_pow2("ext_words", self.ext_words, 64, MAX_EXT_WORDS)
+        check_choice("mem_impl", self.mem_impl, MEM_IMPLS)
+
+    @property
+    def ext_bytes_total(self) -> int:
+        """External memory size in bytes."""
+        return self.ext_words * self.ext_bytes
+
+    @classmethod
+    def beside(cls, tile: TileConfig) -> "EltwiseConfig":
+        """The unit that sits beside ``tile``: its port width, external memory and memory model."""
+        return cls(ext_bytes=tile.ext_bytes, ext_words=tile.ext_words, mem_impl=tile.mem_impl)
+
+
+#: A 32-byte external port (the default tile's is 64 bytes; the two units do not share a memory).
+DEFAULT_ELTWISE = EltwiseConfig()
+
+
+@dataclass(frozen=True)
+class MeshConfig(Config):
+    """The frozen configuration of a mesh of tiles.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Tile grid (the NoC has one more column, for the memory ports); ``cols`` ≤ 15.
+    tile : TileConfig
+        Every tile's configuration; ``tile.ext_words`` words of ``tile.ext_bytes`` bytes is the
+        size of each node memory (at most 2**20 words: the NoC's word address).
+    mem_words : int
+        Words per edge memory port (a power of two, at most 2**20).
+    depth : int
+        NoC router queue depth (a power of two).
+    max_packet : int
+        Flits per NoC packet (the data movers and memory ports cut transfers into packets).
+    eltwise : bool
+        Every tile node also holds an element-wise unit
+        (:class:`~tilelab.pe_models.eltwise.EltwiseUnit`, started by ``ELT`` descriptors) that
+        shares the tile's node-memory ports, and the tile nodes are joined by a collective plane
+        (:class:`~tilelab.noc.collective.CollectiveMesh`, :attr:`collective_lanes` int32 lanes:
+        one node-memory word per flit) that ``REDUCE`` descriptors use.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    tile: TileConfig = DEFAULT_TILE
+    mem_words: int = 1 << 18
+    depth: int = 8
+    max_packet: int = 4
+    eltwise: bool = False
+
+    def __post_init__(self):
+        check_int("mesh rows", self.rows, 1, MAX_ROWS)
+        check_int("mesh cols", self.cols, 1, MAX_COLS)
+        if not isinstance(self.tile, TileConfig):
+            raise TypeError(f"tile must be a TileConfig, not {self.tile!r}")
+        if self.tile.mem_impl != "verilog":
+            raise ValueError("a mesh needs the Verilog memory models (tile.mem_impl='verilog')")
+        if self.tile.ext_words > 1 << WORD_ADDR_BITS:
+            raise ValueError(f"tile.ext_words = {self.tile.ext_words} exceeds the NoC's word address range "
+                             f"(2**{WORD_ADDR_BITS})")
+        check_pow2("mem_words", self.mem_words, 64, 1 << WORD_ADDR_BITS)
+        check_pow2("depth", self.depth, 2, 64)
+        check_int("max_packet", self.max_packet, 1, 15)
+        check_bool("eltwise", self.eltwise)
+
+    @property
+    def eltwise_config(self) -> EltwiseConfig | None:
+        """The configuration of each node's element-wise unit (``None`` without one)."""
+        return EltwiseConfig.beside(self.tile) if self.eltwise else None
+
+    @property
+    def collective_lanes(self) -> int:
+        """int32 lanes per flit of the collective plane (0 without one): a node-memory word."""
+        return self.tile.ext_bytes // 4 if self.eltwise else 0
+
+    @property
+    def word_bytes(self) -> int:
+        """Bytes per NoC flit payload and memory word (the tile's external-port width)."""
+        return self.tile.ext_bytes
+
+    @property
+    def tiles(self) -> int:
+        """Tiles in the grid."""
+        return self.rows * self.cols
+
+    def tile_coord(self, i: int, j: int) -> tuple[int, int]:
+        """NoC ``(x, y)`` of grid tile ``(i, j)``."""
+        return (j + 1, i)
+
+    def port_coord(self, i: int) -> tuple[int, int]:
+        """NoC ``(x, y)`` of memory port ``i``."""
+        return (0, i)

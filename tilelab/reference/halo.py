@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tilelab.reference.layers import Conv2dSpec, as_pair, check_int
+from tilelab.checks import check_int
+from tilelab.reference.layers import Conv2dSpec, as_pair
 
 __all__ = ["halo_bytes", "halo_plan", "shard_ranges"]
 
@@ -47,8 +48,8 @@ def shard_ranges(count: int, cores: int) -> list[tuple[int, int]]:
         ``cores`` ranges; range ``i`` is ``[i·size, min((i + 1)·size, count))`` clipped to be
         empty (``start == stop == count``) past the end, with ``size = ceil(count / cores)``.
     """
-    count = check_int(count, "count", minimum=0)
-    cores = check_int(cores, "cores")
+    count = check_int("count", count, 0)
+    cores = check_int("cores", cores, 1)
     size = -(-count // cores)
     return [(min(i * size, count), min((i + 1) * size, count)) for i in range(cores)]
 
@@ -77,7 +78,7 @@ def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores) -> 
         If a size is not a positive integer or the output would be smaller than 1×1.
     """
     kh, kw = as_pair(kernel, "kernel")
-    cores = check_int(cores, "cores")
+    cores = check_int("cores", cores, 1)
     spec = Conv2dSpec(
         n=n, h=h, w=w, cin=c, cout=c, kh=kh, kw=kw, stride=stride, padding=padding, dilation=dilation
     )
@@ -130,6 +131,6 @@ def halo_bytes(plan, c, *, bytes_per_element=1) -> int:
     int
         Total over the entries of ``plan``; padding and local sticks move nothing.
     """
-    c = check_int(c, "c")
-    bytes_per_element = check_int(bytes_per_element, "bytes_per_element")
+    c = check_int("c", c, 1)
+    bytes_per_element = check_int("bytes_per_element", bytes_per_element, 1)
     return sum(len(entry["remote"]) for entry in plan) * c * bytes_per_element

@@ -20,34 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Conv2dSpec", "LinearSpec", "PoolSpec", "as_pair", "check_int"]
+from tilelab.checks import check_int
 
-
-def check_int(value, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` after checking it is an integer ``>= minimum``.
-
-    Parameters
-    ----------
-    value : object
-        The value to check; Python and numpy integers are accepted, ``bool`` is not.
-    name : str
-        The name used in the error message.
-    minimum : int
-        The smallest accepted value (1: "positive", 0: "non-negative").
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an integer.
-    ValueError
-        If ``value < minimum``.
-    """
-    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {kind}, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {kind}, not {value!r}")
-    return int(value)
+__all__ = ["Conv2dSpec", "LinearSpec", "PoolSpec", "as_pair"]
 
 
 def as_pair(value, name: str, *, minimum: int = 1) -> tuple[int, int]:
@@ -167,7 +142,7 @@ class Conv2dSpec:
             output would be smaller than 1×1.
         """
         for name in ("n", "h", "w", "cin", "cout", "kh", "kw", "groups"):
-            object.__setattr__(self, name, check_int(getattr(self, name), name))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         if self.cin % self.groups:
             raise ValueError(f"cin {self.cin!r} is not divisible by groups {self.groups!r}")
         if self.cout % self.groups:
@@ -247,7 +222,7 @@ class Conv2dSpec:
         """
         _check_array(x, "x", dtype=np.int8, ndim=4, layout="(N, H, W, C)")
         _check_array(w, "w", dtype=np.int8, ndim=4, layout="(Cout, Kh, Kw, Cin / groups)")
-        groups = check_int(groups, "groups")
+        groups = check_int("groups", groups, 1)
         n, h, wd, cin = x.shape
         if cin % groups:
             raise ValueError(f"x has {cin!r} channels, which is not divisible by groups {groups!r}")
@@ -295,7 +270,7 @@ class LinearSpec:
             If a size is not a positive integer.
         """
         for name in ("n", "k", "nout"):
-            object.__setattr__(self, name, check_int(getattr(self, name), name))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
 
     @property
     def k_size(self) -> int:
@@ -375,7 +350,7 @@ class PoolSpec:
 
     def __post_init__(self):
         for name in ("kh", "kw"):
-            object.__setattr__(self, name, check_int(getattr(self, name), name))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         stride = (self.kh, self.kw) if self.stride is None else self.stride
         object.__setattr__(self, "stride", as_pair(stride, "stride"))
         object.__setattr__(self, "padding", as_pair(self.padding, "padding", minimum=0))
@@ -393,7 +368,7 @@ class PoolSpec:
             be smaller than 1×1.
         """
         for name in ("n", "h", "w", "c", "kh", "kw"):
-            object.__setattr__(self, name, check_int(getattr(self, name), name))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         for axis, size, pad, kernel, out in (
             ("height", self.h, self.padding[0], self.kh, self.ho),
             ("width", self.w, self.padding[1], self.kw, self.wo),

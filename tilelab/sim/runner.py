@@ -14,6 +14,8 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
+from tilelab.checks import check_choice
+
 from . import io as _io
 from .builders import build_icarus, build_verilator
 from .cache import BuildCache
@@ -134,8 +136,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
     -------
     SimResult
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
+    check_choice("backend", backend, BACKENDS)
     if not isinstance(clock_period_ns, int) or clock_period_ns < 2 or clock_period_ns % 2:
         raise ValueError(f"clock_period_ns must be an even integer >= 2, not {clock_period_ns!r}")
     ref = _bench_ref(bench)

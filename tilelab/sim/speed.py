@@ -18,6 +18,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.checks import check_choice
 from tilelab.hdl.mac import MACArray
 
 from .builders import OPT_FAST, VERILATOR_OPT_FLAGS, _run
@@ -215,8 +216,7 @@ def _runner_path(design: Design, cycles: int, workdir: Path) -> dict:
 
 def measure(method: str, rows: int, cols: int, *, cycles: int | None = None) -> SpeedRecord:
     """Measure one ``method`` (see :data:`METHODS`) on a ``rows``×``cols`` array."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, not {method!r}")
+    check_choice("method", method, METHODS)
     macs_per_cycle = rows * cols
     # Aim at a second or two of wall time per method.
     default = {"amaranth": 1_000_000, "icarus": 300_000, "cocotb-runner": 20_000_000,

@@ -30,16 +30,14 @@ from dataclasses import dataclass, field
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
+from tilelab.checks import check_int
+
 __all__ = ["MAX_LOOPS", "AddrGenFormat", "AddrGenDescriptor", "AddrGenOutput", "expand", "expand_outputs"]
 
 #: Largest number of nested loops a descriptor may have.
 MAX_LOOPS = 6
 
 
-def _require_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class AddrGenDescriptor:
     strides: tuple[int, ...] = field(default=())
 
     def __post_init__(self):
-        _require_int("base", self.base)
+        check_int("base", self.base)
         if self.base < 0:
             raise ValueError(f"base must be a non-negative integer, not {self.base!r}")
         counts = tuple(self.counts)
@@ -78,11 +76,11 @@ class AddrGenDescriptor:
             raise ValueError(f"strides must have one entry per loop ({len(counts)!r}), "
                              f"not {len(strides)!r}")
         for k, count in enumerate(counts):
-            _require_int(f"counts[{k}]", count)
+            check_int(f"counts[{k}]", count)
             if count < 1:
                 raise ValueError(f"counts[{k}] must be a positive integer, not {count!r}")
         for k, stride in enumerate(strides):
-            _require_int(f"strides[{k}]", stride)
+            check_int(f"strides[{k}]", stride)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "strides", strides)
 
@@ -210,12 +208,12 @@ class AddrGenFormat:
 
     def __post_init__(self):
         for name, low, high in (("addr_width", 1, 64), ("loops", 1, MAX_LOOPS), ("count_width", 1, 32)):
-            value = _require_int(name, getattr(self, name))
+            value = check_int(name, getattr(self, name))
             if not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in the range {low} to {high}, not {value!r}")
         if self.stride_width is None:
             object.__setattr__(self, "stride_width", self.addr_width + 1)
-        _require_int("stride_width", self.stride_width)
+        check_int("stride_width", self.stride_width)
         if not 2 <= self.stride_width <= 65:
             raise ValueError(f"stride_width must be an integer in the range 2 to 65, "
                              f"not {self.stride_width!r}")

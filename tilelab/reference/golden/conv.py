@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tilelab.reference.layers import Conv2dSpec, LinearSpec, check_int
+from tilelab.checks import check_int
+from tilelab.reference.layers import Conv2dSpec, LinearSpec
 
 from ._common import (
     INT8_MAX,
@@ -229,7 +230,7 @@ def choose_requant(acc, *, bias=None, target_max=INT8_MAX, percentile=99.9, per_
         ``(M, s)``: int32 ``(C,)`` arrays, or Python ints when ``per_channel`` is false.
     """
     _check_acc(acc)
-    check_int(target_max, "target_max")
+    check_int("target_max", target_max, 1)
     if target_max > 255:
         raise ValueError(f"target_max must be at most 255, not {target_max!r}")
     if not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tilelab.reference.layers import check_int
+from tilelab.checks import check_int
 
 from ._common import (
     _BN_MAX_GAMMA_FRAC_BITS,
@@ -99,10 +99,10 @@ def batch_norm_train(x, gamma, beta, *, eps=1, gamma_frac_bits=8) -> np.ndarray:
         raise ValueError(f"batch norm needs N·H·W <= {BN_MAX_COUNT} values per channel, not {n!r}")
     g = _bn_vector(gamma, "gamma", channels, lo=-(1 << 15), hi=(1 << 15) - 1)
     bt = _bn_vector(beta, "beta", channels, lo=INT32_MIN, hi=INT32_MAX)
-    check_int(eps, "eps")
+    check_int("eps", eps, 1)
     if eps > INT32_MAX:
         raise ValueError(f"eps must be at most {INT32_MAX}, not {eps!r}")
-    check_int(gamma_frac_bits, "gamma_frac_bits", minimum=0)
+    check_int("gamma_frac_bits", gamma_frac_bits, 0)
     if gamma_frac_bits > _BN_MAX_GAMMA_FRAC_BITS:
         raise ValueError(
             f"gamma_frac_bits must be at most {_BN_MAX_GAMMA_FRAC_BITS}, not {gamma_frac_bits!r}"
