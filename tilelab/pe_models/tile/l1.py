@@ -21,7 +21,8 @@ def cb_pages(config: TileConfig) -> dict:
     """Pages of each circular buffer: the activation CB counts W-byte words of its lane bank (one
     ring; a dense page is half of it), the weight and parameter CBs have two pages, the output CB
     one page per entry."""
-    return {"act": config.act_lane_bytes // config.ext_bytes, "wgt": 2, "par": 2, "out": config.out_entries}
+    pages = (config.act_lane_bytes // config.ext_bytes, 2, 2, config.out_entries)
+    return dict(zip(CB_NAMES, pages, strict=True))
 
 
 def _lane_words(config, name):
