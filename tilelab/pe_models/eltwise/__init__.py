@@ -19,9 +19,10 @@ runs batch-norm steps 2-7 for each channel of the chunk in turn on one sequentia
 square-root unit (:mod:`tilelab.hdl.arith`, about 290 cycles per channel) and writes the chunk's
 BN_APPLY table (16 words).
 
-:class:`EltwiseUnit` is the control (descriptor and parameter fetch, the tap sequence, the write
-stage); the per-lane math is :class:`~.lanes.EltwiseLanes` and BN_TERMS' sequential unit
-:class:`~.terms.BnTerms`, components of their own.
+:class:`EltwiseUnit` is the control (descriptor and parameter fetch, the read / accumulate /
+write pipeline); the window walk is :class:`~.taps.EltwiseTaps`, the per-lane math
+:class:`~.lanes.EltwiseLanes` and BN_TERMS' sequential unit :class:`~.terms.BnTerms`, components of
+their own.
 
 :class:`EltwiseTop` joins the unit to an :class:`~tilelab.hdl.memories.ExtMemory` for simulation,
 like :class:`~tilelab.pe_models.tile.TileTop`.

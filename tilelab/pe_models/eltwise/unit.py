@@ -21,6 +21,7 @@ from tilelab.hdl.formats.eltwise import (
 from ..tile import ExtMemoryTop, ext_port_signature
 from .config import DEFAULT_ELTWISE, ELTWISE_COUNTERS, EltwiseConfig
 from .lanes import EltwiseLanes
+from .taps import EltwiseTaps
 from .terms import BnTerms
 
 __all__ = ["EltwiseUnit", "EltwiseTop"]
@@ -79,22 +80,12 @@ class EltwiseUnit(wiring.Component):
         param_words = max(PARAM_WORDS.values())
         k = Signal(range(max(desc_words, param_words) + 1))  # words issued in FETCH / PARAMS
         chunk = Signal(16)
-        n, oh, ow, i, j = (Signal(24, name=nm) for nm in ("n", "oh", "ow", "i", "j"))
         running = Signal()
         fetched = Signal()
 
         # ---- derived per-descriptor values
-        is_glob = (d.op == EltwiseOp.GLOBAL_AVGPOOL) | (d.op == EltwiseOp.BN_STATS)
         is_stats = d.op == EltwiseOp.BN_STATS
         is_terms = d.op == EltwiseOp.BN_TERMS
-        KH = Mux(is_glob, d.h, d.kh)
-        KW = Mux(is_glob, d.w, d.kw)
-        HO = Mux(is_glob, 1, d.ho)
-        WO = Mux(is_glob, 1, d.wo)
-        SH = Mux(is_glob, 1, d.sh)
-        SW = Mux(is_glob, 1, d.sw)
-        PH = Mux(is_glob, 0, d.ph)
-        PW = Mux(is_glob, 0, d.pw)
         n_params = Signal(range(param_words + 1))
         with m.Switch(d.op):
             for op, words in PARAM_WORDS.items():
@@ -149,7 +140,8 @@ class EltwiseUnit(wiring.Component):
                     m.d.sync += [state.eq(EltwiseState.FETCH), pc.eq(pc + DESC_BYTES), k.eq(0)]
 
         def start_chunk():
-            m.d.sync += [k.eq(0), n.eq(0), oh.eq(0), ow.eq(0), i.eq(0), j.eq(0)]
+            m.d.sync += k.eq(0)
+            m.d.comb += taps.restart.eq(1)
             m.d.sync += state.eq(Mux(n_params != 0, EltwiseState.PARAMS, EltwiseState.RUN))
 
         # ---- the math (lanes) and BN_TERMS' sequential unit
@@ -157,6 +149,8 @@ class EltwiseUnit(wiring.Component):
         stats_k = Signal(range(max(STATS_WORDS, TERMS_WORDS) + 1))
         m.submodules.lanes = lanes = EltwiseLanes(W)
         m.submodules.terms = terms = BnTerms(W)
+        m.submodules.taps = taps = EltwiseTaps()
+        m.d.comb += [taps.desc.eq(d), taps.chunk_base.eq(chunk_base)]
         m.d.comb += [lanes.desc.eq(d), lanes.params.eq(params), terms.desc.eq(d), terms.params.eq(params),
                      terms.lanes.eq(nvalid)]
 
@@ -188,47 +182,21 @@ class EltwiseUnit(wiring.Component):
                     m.d.sync += state.eq(Mux(is_terms, EltwiseState.TERMS, EltwiseState.RUN))
                     m.d.comb += terms.begin.eq(1)
             with m.Case(EltwiseState.RUN):
-                ihp = oh * SH + i
-                iwp = ow * SW + j
-                pad = (ihp < PH) | (ihp >= d.h + PH) | (iwp < PW) | (iwp >= d.w + PW)
-                pix = ((n * d.h + (ihp - PH)[:24]) * d.w + (iwp - PW)[:24])[:32]
-                offset = (pix * d.c + chunk_base)[:32]
-                out_pix = ((n * HO + oh) * WO + ow)[:32]
-                first = (i == 0) & (j == 0) & (~is_stats | (n == 0))
-                last_tap = (i + 1 == KH) & (j + 1 == KW)
-                last = last_tap & (~is_stats | (n + 1 == d.n))
+                pad = taps.pad
                 m.d.comb += [
-                    ext.ra_en.eq(~pad), ext.ra_addr.eq(d.src_a + offset),
-                    ext.rb_en.eq(~pad & (d.op == EltwiseOp.ADD)), ext.rb_addr.eq(d.src_b + offset),
+                    taps.step.eq(1),
+                    ext.ra_en.eq(~pad), ext.ra_addr.eq(d.src_a + taps.offset),
+                    ext.rb_en.eq(~pad & (d.op == EltwiseOp.ADD)), ext.rb_addr.eq(d.src_b + taps.offset),
                 ]
                 m.d.sync += [
-                    ret_kind.eq(_RET_DATA), ret_pad.eq(pad), ret_first.eq(first), ret_last.eq(last),
-                    ret_addr.eq(d.dst + (out_pix * d.c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
+                    ret_kind.eq(_RET_DATA), ret_pad.eq(pad), ret_first.eq(taps.first), ret_last.eq(taps.last),
+                    ret_addr.eq(d.dst + (taps.out_pix * d.c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
                     counters["busy"].eq(counters["busy"] + 1),
                 ]
                 with m.If(~pad):
                     m.d.sync += counters["elements"].eq(counters["elements"] + nvalid)
-                # advance j → i → ow → oh → n
-                with m.If(j + 1 < KW):
-                    m.d.sync += j.eq(j + 1)
-                with m.Else():
-                    m.d.sync += j.eq(0)
-                    with m.If(i + 1 < KH):
-                        m.d.sync += i.eq(i + 1)
-                    with m.Else():
-                        m.d.sync += i.eq(0)
-                        with m.If(ow + 1 < WO):
-                            m.d.sync += ow.eq(ow + 1)
-                        with m.Else():
-                            m.d.sync += ow.eq(0)
-                            with m.If(oh + 1 < HO):
-                                m.d.sync += oh.eq(oh + 1)
-                            with m.Else():
-                                m.d.sync += oh.eq(0)
-                                with m.If(n + 1 < d.n):
-                                    m.d.sync += n.eq(n + 1)
-                                with m.Else():
-                                    m.d.sync += [n.eq(0), state.eq(EltwiseState.DRAIN)]
+                with m.If(taps.end):
+                    m.d.sync += state.eq(EltwiseState.DRAIN)
             with m.Case(EltwiseState.DRAIN):
                 with m.If((ret_kind == _RET_NONE) & ~wr_valid):
                     with m.If(is_stats):
