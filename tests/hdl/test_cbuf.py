@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tilelab.hdl.cbuf import CircularBufferController
+from tilelab.hdl.cbuf import CircularBufferController, cb_consumer_signature, cb_producer_signature
 from tilelab.hdl.lint import lint_verilog
 from tilelab.sim.testbench import Stall, run_simulation
 
@@ -215,3 +218,41 @@ def test_bad_params():
 @pytest.mark.verilator
 def test_verilator_lint():
     lint_verilog(verilog.convert(CircularBufferController(pages=8), name="cbuf"), "cbuf")
+
+
+class _ViaPorts(wiring.Component):
+    """A controller reached only through its producer and consumer interfaces."""
+
+    def __init__(self, pages):
+        self._pages = pages
+        super().__init__({"producer": In(cb_producer_signature(pages)), "consumer": In(cb_consumer_signature(pages))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.cb = cb = CircularBufferController(pages=self._pages)
+        wiring.connect(m, wiring.flipped(self.producer), cb.producer)
+        wiring.connect(m, wiring.flipped(self.consumer), cb.consumer)
+        return m
+
+
+def test_producer_and_consumer_interfaces():
+    dut = _ViaPorts(4)
+    p, c = dut.producer, dut.consumer
+
+    async def tb(ctx):
+        ctx.set(p.reserve_n, 3)
+        ctx.set(c.wait_n, 1)
+        assert ctx.get(p.can_reserve) and ctx.get(p.space) == 4 and not ctx.get(c.can_wait)
+        ctx.set(p.push, 1)
+        ctx.set(p.push_n, 3)
+        await ctx.tick()
+        ctx.set(p.push, 0)
+        assert ctx.get(p.wr_page) == 3 and ctx.get(p.space) == 1 and not ctx.get(p.can_reserve)
+        assert ctx.get(c.can_wait) and ctx.get(c.available) == 3
+        ctx.set(c.pop, 1)
+        ctx.set(c.pop_n, 2)
+        await ctx.tick()
+        ctx.set(c.pop, 0)
+        assert ctx.get(c.rd_page) == 2 and ctx.get(c.available) == 1 and ctx.get(p.space) == 3
+
+    run_simulation(dut, tb)

@@ -10,14 +10,13 @@ tile engines through the same port.
 
 from __future__ import annotations
 
-from tilelab.hdl.formats.mesh import NODE_COUNTERS, PORT_COUNTERS
+from tilelab.hdl.formats.mesh import NODE_COUNTERS, PORT_COUNTERS, MoverState
 from tilelab.hdl.formats.noc import Direction
 from tilelab.hdl.formats.tile import EngineState
 from tilelab.hdl.memories import node_memory_name, port_memory_name
 from tilelab.noc.mesh import CounterKind, counter_address
 from tilelab.pe_models.config import MeshConfig
 from tilelab.pe_models.mesh import PLANES, READ_SLOTS
-from tilelab.pe_models.mover import MoverState
 
 from .unit import Memory, Unit
 

@@ -6,11 +6,9 @@ that the host loads with the program, the data and the parameters, and dumps the
 
 from __future__ import annotations
 
-from tilelab.hdl.formats.eltwise import EltwiseState
-from tilelab.hdl.formats.tile import EngineState
+from tilelab.hdl.formats.eltwise import ELTWISE_COUNTERS, ELTWISE_STATUS, EltwiseState
+from tilelab.hdl.formats.tile import TILE_COUNTERS, TILE_STATUS, EngineState
 from tilelab.pe_models.config import EltwiseConfig, TileConfig
-from tilelab.pe_models.eltwise import ELTWISE_COUNTERS, ELTWISE_STATUS
-from tilelab.pe_models.tile import TILE_COUNTERS, TILE_STATUS
 
 from .unit import Memory, Unit
 

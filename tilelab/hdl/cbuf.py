@@ -46,7 +46,38 @@ from amaranth.lib.wiring import In, Out
 
 from tilelab.checks import check_int
 
-__all__ = ["CircularBufferController"]
+__all__ = ["CircularBufferController", "cb_producer_signature", "cb_consumer_signature"]
+
+
+def cb_producer_signature(pages: int) -> wiring.Signature:
+    """The producer engine's side of a circular buffer of up to ``pages`` pages (see the module docstring).
+
+    ``reserve_n``, ``push`` and ``push_n`` out; ``can_reserve``, ``space`` and ``wr_page`` in. A
+    producer declares ``Out(cb_producer_signature(pages))`` and joins it to
+    :attr:`CircularBufferController.producer` with ``wiring.connect``. It drives ``reserve_n`` and
+    ``push_n`` in every cycle (1 when it has nothing else to say).
+    """
+    check_int("pages", pages, 1)
+    count = range(pages + 1)
+    return wiring.Signature({
+        "reserve_n": Out(count), "push": Out(1), "push_n": Out(count),
+        "can_reserve": In(1), "space": In(count), "wr_page": In(range(max(pages, 2))),
+    })
+
+
+def cb_consumer_signature(pages: int) -> wiring.Signature:
+    """The consumer engine's side of a circular buffer of up to ``pages`` pages.
+
+    ``wait_n``, ``pop`` and ``pop_n`` out; ``can_wait``, ``available`` and ``rd_page`` in; joined to
+    :attr:`CircularBufferController.consumer`. The consumer drives ``wait_n`` and ``pop_n`` in every
+    cycle.
+    """
+    check_int("pages", pages, 1)
+    count = range(pages + 1)
+    return wiring.Signature({
+        "wait_n": Out(count), "pop": Out(1), "pop_n": Out(count),
+        "can_wait": In(1), "available": In(count), "rd_page": In(range(max(pages, 2))),
+    })
 
 
 class CircularBufferController(wiring.Component):
@@ -135,6 +166,22 @@ class CircularBufferController(wiring.Component):
     def pages(self):
         """Largest configurable page count."""
         return self._pages
+
+    @property
+    def producer(self):
+        """The producer's ports as one interface (``cb_producer_signature(pages).flip()``)."""
+        port = cb_producer_signature(self._pages).flip().create()
+        port.reserve_n, port.push, port.push_n = self.reserve_n, self.push, self.push_n
+        port.can_reserve, port.space, port.wr_page = self.can_reserve, self.space, self.wr_page
+        return port
+
+    @property
+    def consumer(self):
+        """The consumer's ports as one interface (``cb_consumer_signature(pages).flip()``)."""
+        port = cb_consumer_signature(self._pages).flip().create()
+        port.wait_n, port.pop, port.pop_n = self.wait_n, self.pop, self.pop_n
+        port.can_wait, port.available, port.rd_page = self.can_wait, self.available, self.rd_page
+        return port
 
     def elaborate(self, platform):
         m = Module()

@@ -21,7 +21,8 @@ from amaranth.lib.wiring import In, Out
 
 from tilelab.checks import check_int
 
-__all__ = ["IMPLS", "SRAM", "ExtMemory", "NodeMemory", "VERILOG_DIR", "node_memory_name", "port_memory_name"]
+__all__ = ["IMPLS", "SRAM", "ExtMemory", "NodeMemory", "VERILOG_DIR", "node_memory_name", "port_memory_name",
+           "sram_read_signature", "sram_write_signature"]
 
 #: Folder of the behavioural Verilog models.
 VERILOG_DIR = Path(__file__).parent / "verilog"
@@ -44,6 +45,23 @@ def port_memory_name(i: int) -> str:
 
 
 
+def sram_read_signature(*, addr_width: int, width_bytes: int) -> wiring.Signature:
+    """Read port of an :class:`SRAM`, as its user (the initiator) sees it.
+
+    ``en`` and ``addr`` out; ``data`` in, one cycle after a cycle with ``en`` high, held until the
+    next read. A user declares ``Out(sram_read_signature(...))``; :attr:`SRAM.read_port` is the
+    SRAM's side.
+    """
+    return wiring.Signature({"en": Out(1), "addr": Out(addr_width), "data": In(8 * width_bytes)})
+
+
+def sram_write_signature(*, addr_width: int, width_bytes: int) -> wiring.Signature:
+    """Write port of an :class:`SRAM`, as its user sees it: ``en``, ``addr``, ``data`` and the byte
+    ``mask`` out. :attr:`SRAM.write_port` is the SRAM's side."""
+    return wiring.Signature({"en": Out(1), "addr": Out(addr_width), "data": Out(8 * width_bytes),
+                             "mask": Out(width_bytes)})
+
+
 class SRAM(wiring.Component):
     """Simple dual-port SRAM: one synchronous read (1-cycle latency), one byte-masked write.
 
@@ -57,6 +75,13 @@ class SRAM(wiring.Component):
         Words.
     impl : {"verilog", "amaranth"}
         Behavioural Verilog model (any size) or Amaranth ``Memory`` (small sizes).
+
+    Members
+    -------
+    rd_en, rd_addr, rd_data
+        The read port (:attr:`read_port` groups them as a :func:`sram_read_signature` interface).
+    wr_en, wr_addr, wr_data, wr_mask
+        The write port (:attr:`write_port`: a :func:`sram_write_signature` interface).
     """
 
     def __init__(self, *, width_bytes: int, depth: int, impl: str = "verilog"):
@@ -71,6 +96,20 @@ class SRAM(wiring.Component):
             "rd_en": In(1), "rd_addr": In(aw), "rd_data": Out(8 * width_bytes),
             "wr_en": In(1), "wr_addr": In(aw), "wr_data": In(8 * width_bytes), "wr_mask": In(width_bytes),
         })
+
+    @property
+    def read_port(self):
+        """The read port as an interface (``sram_read_signature(...).flip()``), for ``wiring.connect``."""
+        port = sram_read_signature(addr_width=self.addr_width, width_bytes=self.width_bytes).flip().create()
+        port.en, port.addr, port.data = self.rd_en, self.rd_addr, self.rd_data
+        return port
+
+    @property
+    def write_port(self):
+        """The write port as an interface (``sram_write_signature(...).flip()``), for ``wiring.connect``."""
+        port = sram_write_signature(addr_width=self.addr_width, width_bytes=self.width_bytes).flip().create()
+        port.en, port.addr, port.data, port.mask = self.wr_en, self.wr_addr, self.wr_data, self.wr_mask
+        return port
 
     def elaborate(self, platform):
         m = Module()

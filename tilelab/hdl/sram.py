@@ -4,11 +4,13 @@
 (``granularity``) write enables, one cycle of read latency, read-before-write on an address
 collision (a read in the cycle of a write to the same row returns the old data).
 
-:class:`BankedMemory` is the compute tile's L1. Words are interleaved over ``banks`` banks by the
-low-order address bits (``bank = addr % banks``, ``row = addr // banks``), so a requester walking
-consecutive words touches every bank in turn. It has a small set of *requester ports* rather than
-one port per bank, because each tile engine (reader, unpack, pack, writer) owns a port and must not
-care which bank a word lives in:
+:class:`BankedMemory` is a shared, arbitrated memory for engines that must not care which bank a
+word lives in. (The compute tile's L1, :class:`tilelab.pe_models.tile.l1.L1`, does not use it:
+there every lane is a bank of its own, :class:`tilelab.hdl.memories.SRAM`, read by one engine and
+written by one, without arbitration.) Words are interleaved over ``banks`` banks by the low-order
+address bits (``bank = addr % banks``, ``row = addr // banks``), so a requester walking consecutive
+words touches every bank in turn. It has a small set of *requester ports* rather than one port per
+bank, each owned by one requester:
 
 * ``read[k]``: a request stream of word addresses (``read[k].req``) and a response stream of data
   words (``read[k].rsp``), in request order. With ``rsp.ready`` high the data of a request accepted
@@ -27,8 +29,7 @@ registered output through a multiplexer. Neither ``valid`` depends on any ``read
 Per bank there is one round-robin arbiter among the read ports and one among the write ports (a
 bank reads and writes in the same cycle). Ports that address different banks proceed in parallel;
 ports that collide on a bank take turns, and the loser sees ``req.ready`` low. Requesters need no
-knowledge of banks or arbitration. The intended tile configuration is three read ports (unpack A,
-unpack B, writer engine) and two write ports (reader engine, pack).
+knowledge of banks or arbitration.
 """
 
 from __future__ import annotations

@@ -129,6 +129,12 @@ class TileConfig(Config):
         return 4 * self.cols
 
     @property
+    def out_banks(self) -> int:
+        """Banks the output CB's entries are interleaved over: pack stores that many rows a cycle (two
+        when the shapes allow: depthwise layers finish a tile every few steps)."""
+        return 2 if self.rows % 2 == 0 and self.out_entries % 2 == 0 else 1
+
+    @property
     def l1_bytes(self) -> int:
         """Total L1 (all lane banks and the output buffer)."""
         return (self.rows * self.act_lane_bytes + self.cols * (self.wgt_lane_bytes + self.param_lane_bytes)

@@ -34,21 +34,23 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.clockgate import gated_domain
+from tilelab.hdl.formats.eltwise import ELTWISE_COUNTERS
 from tilelab.hdl.formats.mesh import (
     NODE_COUNTERS,
     WORD_ADDR_BITS,
     ReadRequest,
 )
 from tilelab.hdl.formats.noc import Coord, Opcode, collective_flit_layout, flit_layout
+from tilelab.hdl.formats.tile import TILE_COUNTERS, TILE_STATUS
 from tilelab.hdl.memories import NodeMemory, node_memory_name, port_memory_name
 from tilelab.hdl.shared import SharedModules
 from tilelab.noc.collective import CollectiveMesh
 from tilelab.noc.mesh import Mesh
 
 from .config import MeshConfig
-from .eltwise import ELTWISE_COUNTERS, EltwiseUnit
+from .eltwise import EltwiseUnit
 from .mover import DataMover, Streamer
-from .tile import TILE_COUNTERS, TILE_STATUS, ComputeTile
+from .tile import ComputeTile
 
 __all__ = ["TileNode", "MemoryPort", "MeshTop", "READ_SLOTS", "PLANES", "node_memory_port"]
 

@@ -8,7 +8,7 @@ RUN the tile, ELT the element-wise unit, REDUCE on the collective plane, END. Se
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import enum, fifo, stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.mesh import (
@@ -16,6 +16,7 @@ from tilelab.hdl.formats.mesh import (
     SEMAPHORES,
     MoveDesc,
     MoveOp,
+    MoverState,
     ReadRequest,
 )
 from tilelab.hdl.formats.noc import Coord, Header, Opcode, ReduceOp, collective_flit_layout, flit_layout
@@ -25,16 +26,6 @@ from .config import MeshConfig
 __all__ = ["DataMover", "MoverState", "Streamer"]
 
 
-class MoverState(enum.Enum, shape=3):
-    """What a :class:`DataMover` is doing (exported for the watchdog's diagnosis)."""
-
-    IDLE = 0
-    FETCH = 1
-    MOVE = 2    #: issuing a GET / PUT / SIGNAL
-    WAIT = 3    #: waiting on a semaphore
-    RUN = 4     #: the tile runs
-    DONE = 5
-    REDUCE = 6  #: an all-reduce on the collective plane: contributing, waiting for the totals
 
 
 class Streamer(wiring.Component):

@@ -38,9 +38,10 @@ from amaranth.lib import data, enum
 
 from . import field_max
 
-__all__ = ["AFFINE_WORDS", "DESC_BYTES", "DESC_BITS", "PARAM_WORDS", "EltwiseOp", "EltwiseDesc", "EltwiseState",
-           "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING", "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS",
-           "STATS_WORDS", "TERMS_WORDS", "unpack_stats"]
+__all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "AFFINE_WORDS", "DESC_BYTES", "DESC_BITS", "PARAM_WORDS",
+           "EltwiseOp", "EltwiseDesc", "EltwiseState", "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING",
+           "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats",
+           "add_params_layout", "bn_apply_params_layout", "bn_terms_params_layout"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -152,6 +153,41 @@ MAX_PADDING = field_max(EltwiseDesc, "ph")
 assert EltwiseDesc.as_shape().size <= DESC_BITS
 
 
+def add_params_layout(width_bytes: int) -> data.StructLayout:
+    """An ``ADD`` chunk's parameter table over the W lanes (:data:`PARAM_WORDS` words)."""
+    W = width_bytes
+    return data.StructLayout({
+        "a_mult": data.ArrayLayout(signed(32), W), "b_mult": data.ArrayLayout(signed(32), W),
+        "a_shift": data.ArrayLayout(8, W), "b_shift": data.ArrayLayout(8, W),
+    })
+
+
+def bn_apply_params_layout(width_bytes: int) -> data.StructLayout:
+    """A ``BN_APPLY`` chunk's parameter table: ``mean`` (Q.8), ``a = gamma · inv``, ``beta``."""
+    W = width_bytes
+    return data.StructLayout({
+        "mean": data.ArrayLayout(signed(32), W), "a": data.ArrayLayout(signed(64), W),
+        "beta": data.ArrayLayout(signed(32), W),
+    })
+
+
+def bn_terms_params_layout(width_bytes: int) -> data.StructLayout:
+    """``BN_TERMS``' two tables of a chunk as read: the statistics layout (``sum`` = Σx,
+    ``sq_low`` / ``sq_high`` = Σx² mod 2**16 / Σx² >> 16), then the affine table (``gamma``,
+    ``beta``)."""
+    W = width_bytes
+    return data.StructLayout({
+        "sum": data.ArrayLayout(signed(32), W), "sq_low": data.ArrayLayout(32, W), "sq_high": data.ArrayLayout(32, W),
+        "gamma": data.ArrayLayout(signed(32), W), "beta": data.ArrayLayout(signed(32), W),
+    })
+
+
+for _w in (16, 32, 64):
+    for _op, _layout in ((EltwiseOp.ADD, add_params_layout), (EltwiseOp.BN_APPLY, bn_apply_params_layout),
+                         (EltwiseOp.BN_TERMS, bn_terms_params_layout)):
+        assert _layout(_w).size == PARAM_WORDS[_op] * 8 * _w, (_op, _w)
+
+
 def unpack_stats(raw, channels: int, word_bytes: int):
     """``(Σx, Σx²)`` per channel, int64 ``(channels,)`` each, from words in the statistics layout.
 
@@ -173,3 +209,18 @@ def unpack_stats(raw, channels: int, word_bytes: int):
     groups = lanes.astype(np.int64).reshape(chunks, 3, word_bytes)   # Σx, low, high; W lanes per chunk
     s1, low, high = (groups[:, g].reshape(-1)[:channels] for g in range(3))
     return s1, low + (high << STATS_SPLIT_BITS)
+
+
+#: Hardware counters of the unit, in the order of its counter ports (all 48 bits).
+ELTWISE_COUNTERS = (
+    "cycles",             # cycles from start to done
+    "busy",               # cycles the unit issued a data tap
+    "ext_bytes_read",     # bytes of tensors and parameter tables read (both ports)
+    "ext_bytes_written",  # bytes written (real channels only)
+    "cmd_bytes_read",     # bytes of descriptors fetched
+    "elements",           # real input elements read on port a (padding taps excluded)
+    "terms_cycles",       # cycles spent computing BN_TERMS (sequential divider / square root)
+)
+
+#: Status ports read by the watchdog's diagnosis.
+ELTWISE_STATUS = ("state", "descs_done")

@@ -21,8 +21,8 @@ from amaranth.lib import data, enum
 from . import field_max
 from .noc import Coord
 
-__all__ = ["MAX_MOVE_ROWS", "MAX_MOVE_WORDS", "MOVE_DESC_BYTES", "MoveOp", "MoveDesc", "ReadRequest", "NODE_COUNTERS",
-           "PORT_COUNTERS", "SEMAPHORES", "WORD_ADDR_BITS"]
+__all__ = ["MoverState", "MAX_MOVE_ROWS", "MAX_MOVE_WORDS", "MOVE_DESC_BYTES", "MoveOp", "MoveDesc", "ReadRequest",
+           "NODE_COUNTERS", "PORT_COUNTERS", "SEMAPHORES", "WORD_ADDR_BITS"]
 
 #: Bytes of one data-mover descriptor slot.
 MOVE_DESC_BYTES = 32
@@ -134,3 +134,15 @@ PORT_COUNTERS = (
     "bytes_written",      # bytes written into the memory from the NoC
     "requests",           # read requests served
 )
+
+
+class MoverState(enum.Enum, shape=3):
+    """What a :class:`~tilelab.pe_models.mover.DataMover` is doing (exported for the watchdog's diagnosis)."""
+
+    IDLE = 0
+    FETCH = 1
+    MOVE = 2    #: issuing a GET / PUT / SIGNAL
+    WAIT = 3    #: waiting on a semaphore
+    RUN = 4     #: the tile runs
+    DONE = 5
+    REDUCE = 6  #: an all-reduce on the collective plane: contributing, waiting for the totals

@@ -1,4 +1,5 @@
-"""Bit formats of the compute tile: the program header and the three engines' descriptors.
+"""Bit formats of the compute tile: the program header, the three engines' descriptors, and the
+payloads and count events the tile's engines exchange.
 
 These are the only definitions: the RTL decodes them with ``View``s and ``m.Switch``, the host
 compiler packs them with ``Struct.const({...}).as_bits()``. Every descriptor occupies
@@ -15,10 +16,9 @@ A tile program in external memory::
 from amaranth.hdl import signed
 from amaranth.lib import data, enum
 
-__all__ = [
-    "DESC_BYTES", "DESC_BITS", "PARAM_RECORD_BYTES", "READ_GANG", "Target", "ProgramHeader", "ReadDesc", "ComputeDesc",
-    "WriteDesc", "ParamRecord", "EngineState", "PACK_SLOTS",
-]
+__all__ = ["TILE_COUNTERS", "TILE_STATUS", "DESC_BYTES", "DESC_BITS", "PARAM_RECORD_BYTES", "READ_GANG", "Target",
+           "ProgramHeader", "ReadDesc", "ComputeDesc", "WriteDesc", "ParamRecord", "EngineState", "PACK_SLOTS",
+           "pack_job_layout", "FetcherEvents", "ReaderEvents", "ComputeEvents", "PackEvents", "WriterEvents"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -220,6 +220,91 @@ class ParamRecord(data.Struct):
     _pad0: 56
 
 
+def pack_job_layout(cols: int) -> data.StructLayout:
+    """What the compute engine tells pack about each tile it issues (one per R×C output tile).
+
+    ``params``: the records of the tile's ``cols`` channels; ``zero_point``, ``relu`` and
+    ``out_int32``: the output format (from the :class:`ComputeDesc`). With packed tiles ``slot`` is
+    the tile's place in the shared output entries and ``push`` marks the group's last tile (its rows
+    push the entries); otherwise ``slot`` is 0 and every tile pushes.
+    """
+    return data.StructLayout({
+        "params": data.ArrayLayout(ParamRecord, cols),
+        "zero_point": signed(8), "relu": 1, "out_int32": 1, "slot": range(PACK_SLOTS), "push": 1,
+    })
+
+
+# Count events: what each engine adds to the tile's counters in one cycle (0 when it adds nothing).
+# Every field is named after its counter (``TILE_COUNTERS`` in :mod:`tilelab.pe_models.tile`); the
+# tile sums a counter's fields over its engines.
+
+class FetcherEvents(data.Struct):
+    """Count events of the command fetcher."""
+
+    cmd_bytes_read: 16
+
+
+class ReaderEvents(data.Struct):
+    """Count events of the reader engine."""
+
+    reader_busy: 1
+    reader_wait_cb: 1
+    ext_bytes_read: 16
+    l1_writes: 16
+
+
+class ComputeEvents(data.Struct):
+    """Count events of the compute engine."""
+
+    compute_busy: 1
+    compute_wait_cb: 1
+    compute_wait_out: 1
+    macs: 16
+    mac_steps: 1
+    l1_reads: 16
+
+
+class PackEvents(data.Struct):
+    """Count events of the pack stage."""
+
+    pack_wait_cb: 1
+    l1_writes: 16
+
+
+class WriterEvents(data.Struct):
+    """Count events of the writer engine."""
+
+    writer_busy: 1
+    writer_wait_cb: 1
+    ext_bytes_written: 16
+    l1_reads: 16
+
+
 for _s in (ProgramHeader, ReadDesc, ComputeDesc, WriteDesc):
     assert _s.as_shape().size <= DESC_BITS, _s
 assert ParamRecord.as_shape().size == 8 * PARAM_RECORD_BYTES
+
+
+#: Hardware counters of a tile, in the order of its ``counters`` ports (all 48 bits).
+TILE_COUNTERS = (
+    "cycles",            # cycles from start to done
+    "reader_busy",       # cycles the reader moved data
+    "reader_wait_cb",    # cycles the reader waited for a free page
+    "compute_busy",      # cycles compute issued steps
+    "compute_wait_cb",   # cycles compute waited for act / wgt / param pages
+    "compute_wait_out",  # cycles compute had a step ready but the operand queue was full
+    "pack_wait_cb",      # cycles pack held a row because the output CB was full
+    "writer_busy",       # cycles the writer wrote to external memory
+    "writer_wait_cb",    # cycles the writer waited for output rows
+    "macs",              # useful multiply-accumulates issued (real pixels x real channels)
+    "mac_steps",         # reduction steps issued to the array (each R*C MAC slots)
+    "l1_reads",          # L1 lane-bank / output-buffer word reads
+    "l1_writes",         # L1 word writes
+    "ext_bytes_read",    # bytes of activations, weights and parameters read from external memory
+    "ext_bytes_written",  # bytes of outputs written to external memory
+    "cmd_bytes_read",    # bytes of descriptors fetched
+)
+
+#: Status ports read by the watchdog's diagnosis.
+TILE_STATUS = ("reader_state", "compute_state", "writer_state", "act_words", "wgt_pages", "param_pages",
+               "out_entries", "reader_done", "compute_done", "writer_done")
