@@ -62,8 +62,8 @@ from tilelab.hdl.formats.tile import (
 from tilelab.pe_models.config import TileConfig
 from tilelab.reference.layers import Conv2dSpec
 
-__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "plan_blocking", "compile_conv",
-           "param_records", "requant_vectors"]
+__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "ProgramStreams", "plan_blocking",
+           "program_streams", "compile_conv", "param_records", "requant_vectors"]
 
 _ALIGN = 64
 
@@ -348,34 +348,35 @@ def param_records(bias, multiplier, shift) -> bytes:
                           PARAM_RECORD_BYTES) for c in range(len(bias)))
 
 
-def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
-                 multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
-                 out_int32: bool = False, pixels: tuple[int, int] | None = None,
-                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
-    """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
+@dataclass(frozen=True)
+class ProgramStreams:
+    """The descriptor streams of one compiled layer, before they are packed into a memory image.
 
-    Parameters
+    Attributes
     ----------
-    x, w, bias : numpy.ndarray
-        NHWC int8 input, OHWI int8 weights, int32 bias (already checked against ``spec``).
-    spec : Conv2dSpec
-    config : TileConfig
-    multiplier, shift : numpy.ndarray of int, shape (Cout,)
-        Requantization per output channel (int8 output).
-    zero_point : int
-        Output zero point.
-    relu : bool
-        ReLU in the pack stage.
-    out_int32 : bool
-        Store int32 accumulators (+ bias) instead of requantized int8.
-    pixels, channels : (int, int), optional
-        Compute only output pixels ``[p0, p1)`` (row-major over N, Ho, Wo) and output channels
-        ``[c0, c1)``; default all. Depthwise layers compute whole output rows (``p0``, ``p1``
-        multiples of Wo).
-    layout : ProgramLayout, optional
-        The data is placed by someone else: the image then holds only the program (header at
-        byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
-        used for their shapes and (parameters) values of the program's channels.
+    blocking : Blocking
+    reader : list of tuple
+        ``(target, (symbol, offset), pix_stride, chunk, row_bytes, npix, geometry)`` per
+        :class:`~tilelab.hdl.formats.tile.ReadDesc`: ``symbol`` is ``"x"``, ``"w"`` or ``"p"`` (input,
+        weights, parameters), ``geometry`` the descriptor's other fields.
+    compute, writer : list of dict
+        The fields of every :class:`~tilelab.hdl.formats.tile.ComputeDesc` /
+        :class:`~tilelab.hdl.formats.tile.WriteDesc` (writer ``dst`` relative to the output).
+    """
+
+    blocking: Blocking
+    reader: list
+    compute: list
+    writer: list
+
+
+def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0, relu: bool = False,
+                    out_int32: bool = False, pixels: tuple[int, int] | None = None,
+                    channels: tuple[int, int] | None = None, x_pix_stride: int | None = None) -> ProgramStreams:
+    """The blocking and the three descriptor streams of a layer (what :func:`compile_conv` packs).
+
+    Cheap and deterministic: no tensors, no memory image, no descriptor packing. Arguments as in
+    :func:`compile_conv`; ``x_pix_stride`` is the input's bytes per pixel (default ``spec.cin``).
     """
     R, C, W = config.rows, config.cols, config.ext_bytes
     b = plan_blocking(spec, config)
@@ -391,9 +392,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         raise LayoutError(f"a depthwise layer computes whole output rows: pixels {p_lo}..{p_hi} are not multiples "
                           f"of the output width {spec.wo}")
 
-    multiplier, shift = requant_vectors(multiplier, shift, cout)
 
-    # ---- memory map --------------------------------------------------------------------------
     reader, compute, writer = [], [], []
     sh, sw = spec.stride
     ph, pw = spec.padding
@@ -412,7 +411,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
 
     # Symbolic addresses first (sources are patched once the map is known).
     x_sym, w_sym, p_sym = "x", "w", "p"
-    x_stride = layout.x_pix_stride if layout is not None else spec.cin
+    x_stride = spec.cin if x_pix_stride is None else x_pix_stride
     if b.depthwise:
         _depthwise_streams(spec, config, b, reader, compute, writer, zero_point=zero_point, relu=relu,
                            out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
@@ -449,6 +448,49 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                                         act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb)))
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
                                        valid_cols=nch, out_int32=int(out_int32)))
+
+    return ProgramStreams(blocking=b, reader=reader, compute=compute, writer=writer)
+
+
+def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
+                 multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
+                 out_int32: bool = False, pixels: tuple[int, int] | None = None,
+                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
+    """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
+
+    Parameters
+    ----------
+    x, w, bias : numpy.ndarray
+        NHWC int8 input, OHWI int8 weights, int32 bias (already checked against ``spec``).
+    spec : Conv2dSpec
+    config : TileConfig
+    multiplier, shift : numpy.ndarray of int, shape (Cout,)
+        Requantization per output channel (int8 output).
+    zero_point : int
+        Output zero point.
+    relu : bool
+        ReLU in the pack stage.
+    out_int32 : bool
+        Store int32 accumulators (+ bias) instead of requantized int8.
+    pixels, channels : (int, int), optional
+        Compute only output pixels ``[p0, p1)`` (row-major over N, Ho, Wo) and output channels
+        ``[c0, c1)``; default all. Depthwise layers compute whole output rows (``p0``, ``p1``
+        multiples of Wo).
+    layout : ProgramLayout, optional
+        The data is placed by someone else: the image then holds only the program (header at
+        byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
+        used for their shapes and (parameters) values of the program's channels.
+    """
+    W = config.ext_bytes
+    M = spec.n * spec.ho * spec.wo
+    eb = 4 if out_int32 else 1
+    cout = spec.cout
+    c_lo = channels[0] if channels is not None else 0
+    streams = program_streams(spec, config, zero_point=zero_point, relu=relu, out_int32=out_int32, pixels=pixels,
+                              channels=channels, x_pix_stride=layout.x_pix_stride if layout is not None else None)
+    b, reader, compute, writer = streams.blocking, streams.reader, streams.compute, streams.writer
+    multiplier, shift = requant_vectors(multiplier, shift, cout)
+    x_sym, w_sym, p_sym = "x", "w", "p"
 
     def align(v):
         return _ceil(v, _ALIGN) * _ALIGN
