@@ -1,5 +1,14 @@
-"""Analytical cycle estimates of layers on the compute tile, without simulating it."""
+"""Analytical cycle estimates of layers and networks on the compute tile, without simulating it.
 
+:func:`estimate_conv` / :func:`estimate_linear` model one layer on one tile from the compiler's
+descriptor streams (:mod:`tilelab.estimate.tile`), :func:`estimate_eltwise` one pooling / add /
+ReLU step on the element-wise unit (:mod:`tilelab.estimate.eltwise`), :func:`estimate_model` a
+whole network step by step as ``tilelab run`` runs it (:mod:`tilelab.estimate.model`).
+"""
+
+from .eltwise import EltwiseEstimate, estimate_eltwise
+from .model import LayerEstimate, ModelEstimate, estimate_model, estimate_steps
 from .tile import BOUNDS, TileEstimate, estimate_conv, estimate_linear, estimate_streams
 
-__all__ = ["BOUNDS", "TileEstimate", "estimate_conv", "estimate_linear", "estimate_streams"]
+__all__ = ["BOUNDS", "EltwiseEstimate", "LayerEstimate", "ModelEstimate", "TileEstimate", "estimate_conv",
+           "estimate_eltwise", "estimate_linear", "estimate_model", "estimate_steps", "estimate_streams"]

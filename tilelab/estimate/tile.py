@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tilelab.compile.tile import ProgramStreams, program_streams
+from tilelab.compile.tile import ProgramStreams, memory_map, program_streams
 from tilelab.hdl.formats.tile import DESC_BYTES, Target
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
 from tilelab.reference.layers import Conv2dSpec, LinearSpec
@@ -617,7 +617,7 @@ def _part_macs(spec: Conv2dSpec, pixels, channels) -> int:
 
 def estimate_conv(spec: Conv2dSpec, config: TileConfig = DEFAULT_TILE, *, out: str = "int8",
                   pixels: tuple[int, int] | None = None, channels: tuple[int, int] | None = None,
-                  x_pix_stride: int | None = None) -> TileEstimate:
+                  x_pix_stride: int | None = None, whole_image: bool = True) -> TileEstimate:
     """Estimate one conv layer (or its ``pixels`` × ``channels`` part) on one compute tile.
 
     Parameters
@@ -630,6 +630,9 @@ def estimate_conv(spec: Conv2dSpec, config: TileConfig = DEFAULT_TILE, *, out: s
         Output format (int32 rows are four times as long for the writer).
     pixels, channels, x_pix_stride
         As in :func:`tilelab.compile.tile.compile_conv`.
+    whole_image : bool
+        The layer's whole input, weights and output are in the tile's external memory (as
+        :func:`~tilelab.api.conv.conv2d` places them): check that they fit.
 
     Returns
     -------
@@ -638,7 +641,8 @@ def estimate_conv(spec: Conv2dSpec, config: TileConfig = DEFAULT_TILE, *, out: s
     Raises
     ------
     tilelab.compile.tile.LayoutError
-        The layer does not fit the tile (as :func:`~tilelab.api.conv.conv2d` would raise).
+        The layer does not fit the tile's L1 or external memory (as :func:`~tilelab.api.conv.conv2d`
+        would raise).
     """
     if not isinstance(spec, Conv2dSpec):
         raise TypeError(f"spec must be a Conv2dSpec, not {spec!r}")
@@ -648,6 +652,8 @@ def estimate_conv(spec: Conv2dSpec, config: TileConfig = DEFAULT_TILE, *, out: s
         raise ValueError(f"out must be 'int8' or 'int32', not {out!r}")
     streams = program_streams(spec, config, out_int32=out == "int32", pixels=pixels, channels=channels,
                               x_pix_stride=x_pix_stride)
+    if whole_image:
+        memory_map(streams, spec, config, out_int32=out == "int32")
     return estimate_streams(streams, config, macs=_part_macs(spec, pixels, channels))
 
 
