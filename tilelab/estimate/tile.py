@@ -474,6 +474,11 @@ def _steps(i0: int, k: int, acc: list, shadow: int):
     at most one a cycle, and the tile's last step only once the shadow bank is free (``shadow``).
     Returns the last step's issue and accept cycles and the new ``acc``.
     """
+    if k >= 4 and acc[3] - acc[0] == 3 and acc[0] < i0:
+        # the steps before went one a cycle and this tile starts after them: it flows too
+        i = i0 + k - 1
+        a = max(i + 3, shadow)
+        return i, a, [i, i + 1, i + 2, a]
     i, a = i0 - 1, acc[-1]
     steady = j = 0
     while j < k:
