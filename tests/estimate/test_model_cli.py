@@ -55,7 +55,22 @@ def test_cli_bad_input_is_one_line_and_exit_2():
         (["resnet50", "--tile", "rows=99"], "invalid --tile: rows must be an integer in [1, 64], not 99"),
         (["resnet50", "--tile", "colour=3"], "invalid --tile: 'colour=3': expected NAME=VALUE"),
         (["resnet50", "--batch", "0"], "batch must be a positive integer, not 0"),
+        (["resnet50", "--mesh", "2by2"], "invalid --mesh: mesh must look like RxC (e.g. 2x2), not '2by2'"),
+        (["resnet50", "--mesh", "20x20"], "invalid --mesh: mesh 20x20 does not fit the NoC"),
     ]:
         r = runner.invoke(cli, ["estimate", *args])
         assert r.exit_code == 2 and message in r.output, (args, r.output)
         assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_mesh_estimate_shards_the_conv_layers():
+    from tilelab.pe_models.mesh import MeshConfig
+
+    mesh = MeshConfig(rows=2, cols=2, tile=TILE, eltwise=True)
+    est = estimate_model("resnet18", image_size=32, config=TILE, mesh=mesh)
+    convs = [r for r in est.layers if r.op in ("conv2d", "linear")]
+    assert convs and all(r.unit == "mesh" for r in convs)
+    assert all(r.mapping in ("height/multicast", "block/multicast", "width/multicast") for r in convs if r.estimated)
+    assert any(r.estimated for r in convs)
+    assert all(not r.estimated and "no model yet" in r.note for r in est.layers if r.op in ("add", "max_pool"))
+    assert est.summary()["mesh"] == [2, 2]

@@ -14,11 +14,13 @@ from dataclasses import asdict, dataclass, field
 from tilelab.compile.tile import LayoutError
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
 from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, EltwiseConfig
+from tilelab.pe_models.mesh import MeshConfig
 
 from .eltwise import ELTWISE_OPS, estimate_eltwise
-from .tile import estimate_conv, estimate_linear
+from .mesh import estimate_conv_mesh
+from .tile import estimate_conv, estimate_linear, linear_conv_spec
 
-__all__ = ["LayerEstimate", "ModelEstimate", "estimate_model", "estimate_steps"]
+__all__ = ["MESH_SHARDS", "LayerEstimate", "ModelEstimate", "estimate_model", "estimate_steps"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class LayerEstimate:
     index, name, op, shape, out
         The step (``name`` as in ``tilelab run``'s records).
     unit : str
-        ``tile`` (conv2d, linear), ``eltwise`` (pooling, add, ReLU) or ``host`` (flatten).
+        ``tile`` (conv2d, linear), ``eltwise`` (pooling, add, ReLU), ``mesh`` (a step sharded over a
+        mesh) or ``host`` (flatten).
     estimated : bool
         False when the step cannot run on the unit (``note`` says why; its counts are then 0).
     cycles, macs, mac_utilization, ext_bytes_read, ext_bytes_written
@@ -42,6 +45,8 @@ class LayerEstimate:
         The step's physical lower bounds in cycles (``compute``, ``read``, ``write``).
     physical_ratio : float
         ``cycles`` ÷ the largest physical bound.
+    mapping : str or None
+        On a mesh: the sharding and weight loading the layer runs with (``height/multicast``...).
     note : str or None
     """
 
@@ -60,6 +65,7 @@ class LayerEstimate:
     bound: str | None = None
     physical: dict = field(default_factory=dict)
     physical_ratio: float = 0.0
+    mapping: str | None = None
     note: str | None = None
 
 
@@ -73,15 +79,17 @@ class ModelEstimate:
     tile: TileConfig
     eltwise: EltwiseConfig
     layers: list
+    mesh: MeshConfig | None = None
 
     def summary(self) -> dict:
         """Totals and the layers, JSON-friendly (the totals of ``tilelab run``'s summary)."""
-        mm = [r for r in self.layers if r.unit == "tile"]
+        mm = [r for r in self.layers if r.unit in ("tile", "mesh") and r.op in ("conv2d", "linear")]
         mm_cycles = sum(r.cycles for r in mm)
         macs = sum(r.macs for r in self.layers)
-        peak = self.tile.peak_macs_per_cycle
+        peak = self.tile.peak_macs_per_cycle * (self.mesh.tiles if self.mesh is not None else 1)
         return {
             "model": self.model, "image_size": self.image_size, "batch": self.batch, "tile": self.tile.key(),
+            "mesh": [self.mesh.rows, self.mesh.cols] if self.mesh is not None else [1, 1],
             "eltwise": self.eltwise.key(), "layers_estimated": sum(r.estimated for r in self.layers),
             "layers_not_estimated": [r.name for r in self.layers if not r.estimated],
             "total_cycles": sum(r.cycles for r in self.layers), "tile_cycles": mm_cycles,
@@ -93,7 +101,8 @@ class ModelEstimate:
         }
 
 
-def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: EltwiseConfig | None = None) -> list:
+def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: EltwiseConfig | None = None,
+                   mesh: MeshConfig | None = None) -> list:
     """Estimate lowered steps (:class:`~tilelab.net.lowering.Step`) one by one.
 
     Parameters
@@ -104,6 +113,11 @@ def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: Eltwise
     eltwise : EltwiseConfig, optional
         The element-wise unit (pooling, add, ReLU); default that of ``tilelab run``
         (:data:`~tilelab.pe_models.eltwise.DEFAULT_ELTWISE`).
+    mesh : MeshConfig, optional
+        Shard every conv2d / linear step over this mesh of ``config`` tiles, with the first of
+        :data:`MESH_SHARDS` its compiler accepts (as ``tilelab run --mesh`` does). The element-wise
+        steps, which ``tilelab run`` shards over the mesh's element-wise units, are not estimated
+        there (no model yet).
 
     Returns
     -------
@@ -113,7 +127,12 @@ def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: Eltwise
     out = []
     for i, step in enumerate(steps):
         base = {"index": i, "name": step.name, "op": step.op, "shape": tuple(step.shape), "out": step.out}
-        if step.op in ("conv2d", "linear"):
+        if mesh is not None and step.op in ("conv2d", "linear"):
+            out.append(_on_mesh(step, mesh, base))
+        elif mesh is not None and step.op in ELTWISE_OPS:
+            out.append(LayerEstimate(**base, unit="mesh", estimated=False,
+                                     note="element-wise ops sharded over a mesh have no model yet"))
+        elif step.op in ("conv2d", "linear"):
             try:
                 est = (estimate_conv(step.spec, config, out=step.out) if step.op == "conv2d"
                        else estimate_linear(step.spec, config, out=step.out))
@@ -142,6 +161,29 @@ def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: Eltwise
     return out
 
 
+#: The shardings a mesh tries for a conv2d / linear step, in order (those of ``tilelab run --mesh``).
+MESH_SHARDS = (("height", "multicast"), ("block", "multicast"), ("width", "multicast"))
+
+
+def _on_mesh(step, mesh: MeshConfig, base: dict) -> LayerEstimate:
+    from tilelab.compile.mesh import MeshError
+
+    spec = step.spec if step.op == "conv2d" else linear_conv_spec(step.spec)
+    errors = []
+    for shard, weight_load in MESH_SHARDS:
+        try:
+            est = estimate_conv_mesh(spec, mesh, shard=shard, weight_load=weight_load, out=step.out)
+        except (MeshError, LayoutError) as error:
+            errors.append(f"{shard}/{weight_load}: {error}")
+            continue
+        return LayerEstimate(**base, unit="mesh", estimated=True, cycles=est.cycles, macs=est.macs,
+                             mac_utilization=est.mac_utilization, ext_bytes_read=est.ext_bytes_read,
+                             bound=est.bound if est.bound != "tiles" else est.tile_bound,
+                             physical=dict(est.physical), physical_ratio=est.cycles / est.physical_bound,
+                             mapping=f"{shard}/{weight_load}")
+    return LayerEstimate(**base, unit="mesh", estimated=False, note="fits no sharding: " + "; ".join(errors))
+
+
 def _input_shape(step, steps):
     """The shape of a step's first input (the element-wise ops read tensors of their output's shape,
     except global pooling)."""
@@ -155,7 +197,8 @@ def _input_shape(step, steps):
 
 
 def estimate_model(model_name: str, *, image_size: int | None = None, batch: int = 1,
-                   config: TileConfig = DEFAULT_TILE, eltwise: EltwiseConfig | None = None) -> ModelEstimate:
+                   config: TileConfig = DEFAULT_TILE, eltwise: EltwiseConfig | None = None,
+                   mesh: MeshConfig | None = None) -> ModelEstimate:
     """Estimate every step of a model of :data:`tilelab.net.models.MODELS` on one tile.
 
     Parameters
@@ -165,7 +208,7 @@ def estimate_model(model_name: str, *, image_size: int | None = None, batch: int
         Default: the model's native size.
     batch : int
     config : TileConfig
-    eltwise : EltwiseConfig, optional
+    eltwise, mesh : optional
         As in :func:`estimate_steps`.
 
     Raises
@@ -181,6 +224,8 @@ def estimate_model(model_name: str, *, image_size: int | None = None, batch: int
     graph = get_model(model_name, image_size=image_size, batch=batch)
     steps = plan_steps(graph)
     shape = graph.nodes[0].shape
+    if mesh is not None and mesh.tile != config:
+        raise ValueError("the mesh's tiles must be the config tile")
     return ModelEstimate(model=model_name, image_size=shape[1], batch=shape[0], tile=config,
                          eltwise=DEFAULT_ELTWISE if eltwise is None else eltwise,
-                         layers=estimate_steps(steps, config, eltwise=eltwise))
+                         layers=estimate_steps(steps, config, eltwise=eltwise, mesh=mesh), mesh=mesh)
