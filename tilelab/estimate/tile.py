@@ -260,15 +260,27 @@ class _Fetcher:
     def port_b_busy(self, start):
         """A function of the cycle offset from ``start``: does the fetcher hold port b then.
 
-        The fetches decided so far, and the next one: at the earliest cycle a known empty queue
-        with descriptors left is there (the engines that have not taken their descriptor yet are
-        taken not to ask before it).
+        The fetches decided so far, and the ones to come for every queue known to be empty, one
+        after another (the engines that have not taken their descriptor yet are taken not to ask
+        in the meantime).
         """
         spans = [(a - start, b - start) for a, b in self.port_b[-3:] if b >= start]
-        empties = [s for i in range(3) if self.left[i] and (s := self._empty_since(i)) is not None]
-        if empties:
-            c = max(self.free_at, min(empties))
+        empties = []
+        for i, e in enumerate(self.engines):
+            if not self.left[i]:
+                continue
+            since = self._empty_since(i)
+            if since is None and self.fetched[i] == len(e.loads) + 1 and not e.loads:
+                # an engine that has not started takes its first descriptor as soon as it is there
+                since = e.delivered.when(self.fetched[i]) + 1
+            if since is not None:
+                empties.append(since)
+        empties.sort()
+        c = self.free_at
+        for since in empties:
+            c = max(c, since)
             spans.append((c + 1 - start, c + self.words - start))
+            c += self.words + 3
         return lambda i: any(a <= i <= b for a, b in spans)
 
 
