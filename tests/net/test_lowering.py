@@ -104,3 +104,14 @@ def test_lowering_errors():
         lower(g, init_weights(g, 0), np.zeros((1, 16, 16, 3), np.int8))
     with pytest.raises(LoweringError, match=r"node 'conv1' \(conv2d\): parameter 'weight' missing"):
         lower(g, {}, np.zeros((1, 32, 32, 3), np.int8))
+
+
+def test_plan_steps_are_the_lowered_steps_without_numbers(r50):
+    from tilelab.net.lowering import plan_steps
+
+    g, _, lm = r50
+    planned = plan_steps(g)
+    fields = ("name", "op", "inputs", "shape", "fused", "spec", "relu", "out")
+    assert [tuple(getattr(s, f) for f in fields) for s in planned] == \
+           [tuple(getattr(s, f) for f in fields) for s in lm.steps]
+    assert all(s.weight is None and s.multiplier is None for s in planned)

@@ -120,6 +120,7 @@ class NodeImage:
     phases: int = 0
     halo_bytes_in: int = 0            #: bytes of remote sticks this node receives
     act_bytes_in: int = 0             #: input bytes this node receives over the NoC (halo included)
+    programs: list = field(default_factory=list)  #: (first channel, end channel) of each RUN's tile program
 
 
 @dataclass
@@ -577,7 +578,8 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         for off, data in initial[key]:
             img[x_at + off:x_at + off + len(data)] = np.frombuffer(data, np.uint8)
         images[key] = NodeImage(i=i, j=j, image=img, pixels=pixels, channels=ch, moves=moves, phases=len(runs),
-                                halo_bytes_in=halo_in[key], act_bytes_in=act_in[key])
+                                halo_bytes_in=halo_in[key], act_bytes_in=act_in[key],
+                                programs=[(c0, c1) for c0, c1, _ in runs])
 
     if not any(img.phases for img in images.values()):
         raise LayoutError("no tile has work")

@@ -62,8 +62,8 @@ from tilelab.hdl.formats.tile import (
 from tilelab.pe_models.config import TileConfig
 from tilelab.reference.layers import Conv2dSpec
 
-__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "plan_blocking", "compile_conv",
-           "param_records", "requant_vectors"]
+__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "ProgramStreams", "plan_blocking",
+           "program_streams", "memory_map", "compile_conv", "param_records", "requant_vectors"]
 
 _ALIGN = 64
 
@@ -348,34 +348,35 @@ def param_records(bias, multiplier, shift) -> bytes:
                           PARAM_RECORD_BYTES) for c in range(len(bias)))
 
 
-def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
-                 multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
-                 out_int32: bool = False, pixels: tuple[int, int] | None = None,
-                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
-    """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
+@dataclass(frozen=True)
+class ProgramStreams:
+    """The descriptor streams of one compiled layer, before they are packed into a memory image.
 
-    Parameters
+    Attributes
     ----------
-    x, w, bias : numpy.ndarray
-        NHWC int8 input, OHWI int8 weights, int32 bias (already checked against ``spec``).
-    spec : Conv2dSpec
-    config : TileConfig
-    multiplier, shift : numpy.ndarray of int, shape (Cout,)
-        Requantization per output channel (int8 output).
-    zero_point : int
-        Output zero point.
-    relu : bool
-        ReLU in the pack stage.
-    out_int32 : bool
-        Store int32 accumulators (+ bias) instead of requantized int8.
-    pixels, channels : (int, int), optional
-        Compute only output pixels ``[p0, p1)`` (row-major over N, Ho, Wo) and output channels
-        ``[c0, c1)``; default all. Depthwise layers compute whole output rows (``p0``, ``p1``
-        multiples of Wo).
-    layout : ProgramLayout, optional
-        The data is placed by someone else: the image then holds only the program (header at
-        byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
-        used for their shapes and (parameters) values of the program's channels.
+    blocking : Blocking
+    reader : list of tuple
+        ``(target, (symbol, offset), pix_stride, chunk, row_bytes, npix, geometry)`` per
+        :class:`~tilelab.hdl.formats.tile.ReadDesc`: ``symbol`` is ``"x"``, ``"w"`` or ``"p"`` (input,
+        weights, parameters), ``geometry`` the descriptor's other fields.
+    compute, writer : list of dict
+        The fields of every :class:`~tilelab.hdl.formats.tile.ComputeDesc` /
+        :class:`~tilelab.hdl.formats.tile.WriteDesc` (writer ``dst`` relative to the output).
+    """
+
+    blocking: Blocking
+    reader: list
+    compute: list
+    writer: list
+
+
+def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0, relu: bool = False,
+                    out_int32: bool = False, pixels: tuple[int, int] | None = None,
+                    channels: tuple[int, int] | None = None, x_pix_stride: int | None = None) -> ProgramStreams:
+    """The blocking and the three descriptor streams of a layer (what :func:`compile_conv` packs).
+
+    Cheap and deterministic: no tensors, no memory image, no descriptor packing. Arguments as in
+    :func:`compile_conv`; ``x_pix_stride`` is the input's bytes per pixel (default ``spec.cin``).
     """
     R, C, W = config.rows, config.cols, config.ext_bytes
     b = plan_blocking(spec, config)
@@ -391,9 +392,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         raise LayoutError(f"a depthwise layer computes whole output rows: pixels {p_lo}..{p_hi} are not multiples "
                           f"of the output width {spec.wo}")
 
-    multiplier, shift = requant_vectors(multiplier, shift, cout)
 
-    # ---- memory map --------------------------------------------------------------------------
     reader, compute, writer = [], [], []
     sh, sw = spec.stride
     ph, pw = spec.padding
@@ -412,7 +411,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
 
     # Symbolic addresses first (sources are patched once the map is known).
     x_sym, w_sym, p_sym = "x", "w", "p"
-    x_stride = layout.x_pix_stride if layout is not None else spec.cin
+    x_stride = spec.cin if x_pix_stride is None else x_pix_stride
     if b.depthwise:
         _depthwise_streams(spec, config, b, reader, compute, writer, zero_point=zero_point, relu=relu,
                            out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
@@ -450,37 +449,98 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
                                        valid_cols=nch, out_int32=int(out_int32)))
 
+    return ProgramStreams(blocking=b, reader=reader, compute=compute, writer=writer)
+
+
+def memory_map(streams: ProgramStreams, spec: Conv2dSpec, config: TileConfig, *, out_int32: bool = False,
+               layout: ProgramLayout | None = None) -> dict:
+    """Where :func:`compile_conv` puts a program and its data in external memory (byte addresses).
+
+    The header at 0, the reader, compute and writer descriptors (``reader_base``, ``compute_base``,
+    ``writer_base``; ``program_bytes`` in all); without a ``layout`` also the whole input, weights,
+    parameter records and output (``x_addr``, ``w_addr``, ``p_addr``, ``out_addr``) and the image's
+    ``end``.
+
+    Raises
+    ------
+    LayoutError
+        The image does not fit the tile's external memory.
+    """
+    W = config.ext_bytes
+
     def align(v):
         return _ceil(v, _ALIGN) * _ALIGN
 
-    addr = DESC_BYTES
-    r_base = addr
-    addr += DESC_BYTES * len(reader)
-    c_base = addr
-    addr += DESC_BYTES * len(compute)
-    wr_base = addr
-    addr += DESC_BYTES * len(writer)
-    program_bytes = addr
+    where = {"reader_base": DESC_BYTES}
+    where["compute_base"] = where["reader_base"] + DESC_BYTES * len(streams.reader)
+    where["writer_base"] = where["compute_base"] + DESC_BYTES * len(streams.compute)
+    where["program_bytes"] = addr = where["writer_base"] + DESC_BYTES * len(streams.writer)
+    if layout is not None:
+        return where
+    x_size, w_size = spec.n * spec.h * spec.w * spec.cin, spec.weights
+    where["x_addr"] = x_addr = align(addr)
+    addr = x_addr + x_size
+    where["w_addr"] = w_addr = align(addr + W)
+    addr = w_addr + w_size
+    where["p_addr"] = p_addr = align(addr + W)
+    addr = p_addr + spec.cout * PARAM_RECORD_BYTES
+    where["out_addr"] = out_addr = align(addr + W)
+    out_bytes = spec.n * spec.ho * spec.wo * spec.cout * (4 if out_int32 else 1)
+    where["end"] = end = align(out_addr + out_bytes + 2 * W)
+    if end > config.ext_bytes_total:
+        raise LayoutError(f"the layer needs {end} bytes of external memory (input {x_size}, weights {w_size}, "
+                          f"output {out_bytes}, program {where['program_bytes']}); the tile has "
+                          f"{config.ext_bytes_total}")
+    return where
+
+
+def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
+                 multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
+                 out_int32: bool = False, pixels: tuple[int, int] | None = None,
+                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
+    """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
+
+    Parameters
+    ----------
+    x, w, bias : numpy.ndarray
+        NHWC int8 input, OHWI int8 weights, int32 bias (already checked against ``spec``).
+    spec : Conv2dSpec
+    config : TileConfig
+    multiplier, shift : numpy.ndarray of int, shape (Cout,)
+        Requantization per output channel (int8 output).
+    zero_point : int
+        Output zero point.
+    relu : bool
+        ReLU in the pack stage.
+    out_int32 : bool
+        Store int32 accumulators (+ bias) instead of requantized int8.
+    pixels, channels : (int, int), optional
+        Compute only output pixels ``[p0, p1)`` (row-major over N, Ho, Wo) and output channels
+        ``[c0, c1)``; default all. Depthwise layers compute whole output rows (``p0``, ``p1``
+        multiples of Wo).
+    layout : ProgramLayout, optional
+        The data is placed by someone else: the image then holds only the program (header at
+        byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
+        used for their shapes and (parameters) values of the program's channels.
+    """
+    cout = spec.cout
+    c_lo = channels[0] if channels is not None else 0
+    streams = program_streams(spec, config, zero_point=zero_point, relu=relu, out_int32=out_int32, pixels=pixels,
+                              channels=channels, x_pix_stride=layout.x_pix_stride if layout is not None else None)
+    b, reader, compute, writer = streams.blocking, streams.reader, streams.compute, streams.writer
+    multiplier, shift = requant_vectors(multiplier, shift, cout)
+    x_sym, w_sym, p_sym = "x", "w", "p"
+
+    where = memory_map(streams, spec, config, out_int32=out_int32, layout=layout)
+    r_base, c_base, wr_base = where["reader_base"], where["compute_base"], where["writer_base"]
     w_row_bytes = spec.kh * spec.kw * (1 if b.depthwise else spec.cin // spec.groups)
     if layout is not None:
-        image = np.zeros(program_bytes, np.uint8)
+        image = np.zeros(where["program_bytes"], np.uint8)
         base = {x_sym: layout.x_addr, w_sym: layout.w_addr, p_sym: layout.p_addr}
         out_addr = layout.out_addr
     else:
-        x_addr = align(addr)
-        addr = x_addr + x.size
-        w_addr = align(addr + W)
-        addr = w_addr + w.size
-        p_addr = align(addr + W)
-        addr = p_addr + cout * PARAM_RECORD_BYTES
-        out_addr = align(addr + W)
-        out_bytes = M * cout * eb
-        end = align(out_addr + out_bytes + 2 * W)
-        if end > config.ext_bytes_total:
-            raise LayoutError(f"the layer needs {end} bytes of external memory (input {x.size}, weights {w.size}, "
-                              f"output {out_bytes}, program {program_bytes}); the tile has "
-                              f"{config.ext_bytes_total}")
-        image = np.zeros(end, np.uint8)
+        x_addr, w_addr, p_addr, out_addr = where["x_addr"], where["w_addr"], where["p_addr"], where["out_addr"]
+        image = np.zeros(where["end"], np.uint8)
         image[x_addr:x_addr + x.size] = x.reshape(-1).view(np.uint8)
         image[w_addr:w_addr + w.size] = w.reshape(-1).view(np.uint8)
         rec = param_records(bias, multiplier, shift)

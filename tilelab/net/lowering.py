@@ -41,7 +41,8 @@ from tilelab.net.graph import Graph
 from tilelab.reference import golden
 from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec
 
-__all__ = ["BN_EPS", "BN_MIN_COUNT", "LoweredModel", "LoweringError", "Step", "lower", "run_golden_step"]
+__all__ = ["BN_EPS", "BN_MIN_COUNT", "LoweredModel", "LoweringError", "Step", "lower", "plan_steps",
+           "run_golden_step"]
 
 #: Variance epsilon of the folded batch norms, in accumulator steps squared.
 BN_EPS = 1e-5
@@ -199,6 +200,75 @@ def run_golden_step(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
     return golden.requantize(acc, step.multiplier, step.shift, step.zero_point, relu=step.relu)
 
 
+def plan_steps(graph: Graph) -> list[Step]:
+    """The steps :func:`lower` emits for ``graph``, without weights or calibration.
+
+    Names, ops, inputs, output shapes, specs, the fused nodes, ``relu`` and the output format of
+    every step are decided here from the graph alone (what a cost model of the hardware needs);
+    :func:`lower` fills in the numbers.
+
+    Parameters
+    ----------
+    graph : Graph
+
+    Returns
+    -------
+    list of Step
+        In execution order; conv2d / linear steps without weights, bias or requantization yet.
+
+    Raises
+    ------
+    LoweringError
+        A node the lowering cannot map (a batch norm not after a conv, an unknown op).
+    """
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph must be a Graph, not {type(graph).__name__}")
+    nodes = graph.nodes
+    if not nodes or nodes[0].op != "input":
+        raise LoweringError(f"graph {graph.name!r} must start with its input node")
+    consumers: dict[str, list[str]] = {n.name: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            consumers[i].append(n.name)
+
+    def only_consumer(name, op):
+        c = consumers[name]
+        return graph[c[0]] if len(c) == 1 and graph[c[0]].op == op else None
+
+    alias = {nodes[0].name: "input"}  # graph node → the step whose output it is
+    steps: list[Step] = []
+    done: set[str] = {nodes[0].name}
+    for node in nodes[1:]:
+        if node.name in done:
+            continue
+        ins = tuple(alias[i] for i in node.inputs)
+        if node.op in ("conv2d", "linear"):
+            # conv → batch norm (folded) → ReLU (fused into the requantization); a ReLU needs int8 outputs
+            bn = only_consumer(node.name, "batch_norm") if node.op == "conv2d" else None
+            tail = bn.name if bn is not None else node.name
+            relu = only_consumer(tail, "relu") if (bn is not None or node.requant) else None
+            fused = (node.name,) + ((bn.name,) if bn is not None else ()) + ((relu.name,) if relu is not None else ())
+            step = Step(node.name, node.op, ins, node.shape, fused, spec=node.spec,
+                        relu=node.relu or relu is not None,
+                        out="int8" if bn is not None or node.requant else "int32")
+        elif node.op == "add":
+            step = Step(node.name, "add", ins, node.shape, (node.name,), relu=node.relu)
+        elif node.op in ("max_pool", "avg_pool", "global_avg_pool", "relu", "flatten"):
+            step = Step(node.name, node.op, ins, node.shape, (node.name,), spec=node.spec)
+        elif node.op == "batch_norm":
+            raise LoweringError(
+                f"node {node.name!r} (batch_norm): inference lowering folds a batch norm into the conv "
+                f"before it, but it reads {node.inputs[0]!r} ({graph[node.inputs[0]].op})"
+            )
+        else:
+            raise LoweringError(f"node {node.name!r}: cannot lower op {node.op!r}")
+        for name in step.fused:
+            alias[name] = step.name
+            done.add(name)
+        steps.append(step)
+    return steps
+
+
 def lower(graph: Graph, params: dict, x: np.ndarray) -> LoweredModel:
     """Lower ``graph`` for inference and calibrate it on ``x`` with the golden model.
 
@@ -230,43 +300,16 @@ def lower(graph: Graph, params: dict, x: np.ndarray) -> LoweredModel:
             f"input must be an int8 array of shape {nodes[0].shape!r}, not "
             f"{getattr(x, 'dtype', type(x).__name__)!s} {getattr(x, 'shape', None)!r}"
         )
-    consumers: dict[str, list[str]] = {n.name: [] for n in nodes}
-    for n in nodes:
-        for i in n.inputs:
-            consumers[i].append(n.name)
-
-    def only_consumer(name, op):
-        c = consumers[name]
-        return graph[c[0]] if len(c) == 1 and graph[c[0]].op == op else None
-
-    alias = {nodes[0].name: "input"}  # graph node → the step whose output it is
+    steps = plan_steps(graph)
     values = {"input": x}
-    steps: list[Step] = []
-    done: set[str] = {nodes[0].name}
-    for node in nodes[1:]:
-        if node.name in done:
-            continue
-        ins = tuple(alias[i] for i in node.inputs)
-        args = [values[i] for i in ins]
+    for step in steps:
+        args = [values[i] for i in step.inputs]
         out = None
-        if node.op in ("conv2d", "linear"):
-            step, out = _lower_matrix(node, params, ins, args, only_consumer)
-        elif node.op == "add":
-            step = _lower_add(node, ins, args)
-        elif node.op in ("max_pool", "avg_pool", "global_avg_pool", "relu", "flatten"):
-            step = Step(node.name, node.op, ins, node.shape, (node.name,), spec=node.spec)
-        elif node.op == "batch_norm":
-            raise LoweringError(
-                f"node {node.name!r} (batch_norm): inference lowering folds a batch norm into the conv "
-                f"before it, but it reads {node.inputs[0]!r} ({graph[node.inputs[0]].op})"
-            )
-        else:
-            raise LoweringError(f"node {node.name!r}: cannot lower op {node.op!r}")
+        if step.op in ("conv2d", "linear"):
+            out = _lower_matrix(step, graph, params, args)
+        elif step.op == "add":
+            _lower_add(step, args)
         values[step.name] = run_golden_step(step, args) if out is None else out
-        for fused in step.fused:
-            alias[fused] = step.name
-            done.add(fused)
-        steps.append(step)
     return LoweredModel(graph.name, x, steps, values)
 
 
@@ -277,12 +320,12 @@ def _params_of(node, params, key):
         raise LoweringError(f"node {node.name!r} ({node.op}): parameter {key!r} missing") from None
 
 
-def _lower_matrix(node, params, ins, args, only_consumer) -> tuple[Step, np.ndarray]:
-    # Returns the step and its golden output (from the calibration accumulators: what
-    # run_golden_step gives, without a second convolution).
+def _lower_matrix(step: Step, graph: Graph, params, args) -> np.ndarray:
+    # Fills in the planned step's weights, bias and requantization; returns its golden output (from
+    # the calibration accumulators: what run_golden_step gives, without a second convolution).
+    node = graph[step.name]
     weight = _params_of(node, params, "weight")
     bias = params.get(node.name, {}).get("bias") if node.bias else None
-    fused = [node.name]
     x = args[0]
     if node.op == "conv2d":
         s = node.spec
@@ -290,12 +333,9 @@ def _lower_matrix(node, params, ins, args, only_consumer) -> tuple[Step, np.ndar
                             groups=s.groups)
     else:
         acc = golden.linear(x, weight, bias)
-    step = Step(node.name, node.op, ins, node.shape, (), spec=node.spec, weight=weight, relu=node.relu)
-    bn = only_consumer(node.name, "batch_norm") if node.op == "conv2d" else None
-    tail = bn.name if bn is not None else node.name
-    relu = only_consumer(tail, "relu") if (bn is not None or node.requant) else None
+    step.weight = weight
+    bn = graph[step.fused[1]] if len(step.fused) > 1 and graph[step.fused[1]].op == "batch_norm" else None
     if bn is not None:
-        fused.append(bn.name)
         gamma = _params_of(bn, params, "gamma").astype(np.float64) / (1 << _GAMMA_FRAC_BITS)
         beta = _params_of(bn, params, "beta").astype(np.float64)
         mean, var = _bn_statistics(acc)
@@ -310,19 +350,13 @@ def _lower_matrix(node, params, ins, args, only_consumer) -> tuple[Step, np.ndar
         step.bias = bias
         # Per output channel for convs; one scale for a linear layer, whose batch of a few rows
         # gives no per-channel statistics (its outputs are the logits).
-        step.multiplier, step.shift = golden.choose_requant(
-            acc, relu=node.relu or relu is not None, per_channel=node.op == "conv2d")
+        step.multiplier, step.shift = golden.choose_requant(acc, relu=step.relu, per_channel=node.op == "conv2d")
     else:
         step.bias = bias
-        step.out = "int32"
-    if relu is not None:
-        fused.append(relu.name)
-        step.relu = True
-    step.fused = tuple(fused)
     if step.out == "int32":
-        return step, acc
+        return acc
     step.clipped_fraction = golden.clipped_fraction(acc, step.multiplier, step.shift, 0, relu=step.relu)
-    return step, golden.requantize(acc, step.multiplier, step.shift, 0, relu=step.relu)
+    return golden.requantize(acc, step.multiplier, step.shift, 0, relu=step.relu)
 
 
 def _bn_statistics(acc):
@@ -339,18 +373,18 @@ def _bn_statistics(acc):
     return np.full(channels, a.mean()), np.full(channels, a.var())
 
 
-def _lower_add(node, ins, args) -> Step:
+def _lower_add(step: Step, args) -> None:
+    # Fills in the planned add step's requantization and its clipped fraction.
     a, b = args
     if a.dtype != np.int8 or b.dtype != np.int8:
-        raise LoweringError(f"node {node.name!r} (add): both inputs must be int8, not {a.dtype} and {b.dtype}")
+        raise LoweringError(f"node {step.name!r} (add): both inputs must be int8, not {a.dtype} and {b.dtype}")
     sums = a.astype(np.int32) + b.astype(np.int32)
-    m, s = golden.choose_requant(sums, per_channel=False, relu=node.relu)
-    step = Step(node.name, "add", ins, node.shape, (node.name,), multiplier=m, shift=s, relu=node.relu)
+    m, s = golden.choose_requant(sums, per_channel=False, relu=step.relu)
+    step.multiplier, step.shift = m, s
     # Exact clipped fraction from the golden op itself: an output clamps at the top iff the
     # unclamped value is >= 128, i.e. the same add one step lower still saturates at 127
     # (and likewise one step higher at -128 for the bottom).
-    kw = dict(a_mult=m, a_shift=s, b_mult=m, b_shift=s, relu=node.relu)
+    kw = dict(a_mult=m, a_shift=s, b_mult=m, b_shift=s, relu=step.relu)
     top = golden.add_requant(a, b, zero_point=-1, **kw) == golden.INT8_MAX
     bottom = golden.add_requant(a, b, zero_point=1, **kw) == golden.INT8_MIN
     step.clipped_fraction = float(np.count_nonzero(top | bottom) / top.size) if top.size else 0.0
-    return step
