@@ -7,7 +7,7 @@ from tests.cases import seed_of
 from tilelab.api import ops
 from tilelab.drive import SimServer, eltwise_unit
 from tilelab.estimate import estimate_eltwise
-from tilelab.pe_models.eltwise import DEFAULT_ELTWISE
+from tilelab.pe_models.config import DEFAULT_ELTWISE
 from tilelab.reference.layers import PoolSpec
 
 #: id, op, input shape, window (kernel, stride, padding) of the pooling ops

@@ -8,7 +8,7 @@ from tests.cases import TILE, seed_of, tensors
 from tilelab.api.conv import Requant
 from tilelab.api.mesh import conv2d_mesh
 from tilelab.estimate import estimate_conv_mesh
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import MeshConfig
 from tilelab.reference.layers import Conv2dSpec
 
 MESH = MeshConfig(rows=2, cols=2, tile=TILE, eltwise=True)

@@ -64,7 +64,7 @@ def test_cli_bad_input_is_one_line_and_exit_2():
 
 
 def test_mesh_estimate_shards_the_conv_layers():
-    from tilelab.pe_models.mesh import MeshConfig
+    from tilelab.pe_models.config import MeshConfig
 
     mesh = MeshConfig(rows=2, cols=2, tile=TILE, eltwise=True)
     est = estimate_model("resnet18", image_size=32, config=TILE, mesh=mesh)

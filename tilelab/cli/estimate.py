@@ -58,7 +58,7 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
         rows, cols = parse_mesh(mesh)
         mesh_config = None
         if (rows, cols) != (1, 1):
-            from tilelab.pe_models.mesh import MeshConfig
+            from tilelab.pe_models.config import MeshConfig
 
             mesh_config = MeshConfig(rows=rows, cols=cols, tile=config, eltwise=True)
     except (MeshError, ValueError) as error:

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tilelab.hdl.formats.eltwise import DESC_BYTES, PARAM_WORDS, EltwiseOp
-from tilelab.pe_models.config import TileConfig
-from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, EltwiseConfig
+from tilelab.pe_models.config import DEFAULT_ELTWISE, EltwiseConfig, TileConfig
 from tilelab.reference.layers import PoolSpec
 
 __all__ = ["ELTWISE_OPS", "EltwiseEstimate", "estimate_eltwise"]

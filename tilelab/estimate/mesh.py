@@ -27,7 +27,7 @@ import numpy as np
 
 from tilelab.compile.mesh import MeshProgram, compile_conv_mesh
 from tilelab.hdl.formats.mesh import MOVE_DESC_BYTES, MoveOp
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import MeshConfig
 from tilelab.reference.layers import Conv2dSpec
 
 from .tile import estimate_conv

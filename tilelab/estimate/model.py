@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from tilelab.compile.tile import LayoutError
-from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
-from tilelab.pe_models.eltwise import DEFAULT_ELTWISE, EltwiseConfig
-from tilelab.pe_models.mesh import MeshConfig
+from tilelab.pe_models.config import DEFAULT_ELTWISE, DEFAULT_TILE, EltwiseConfig, MeshConfig, TileConfig
 
 from .eltwise import ELTWISE_OPS, estimate_eltwise
 from .mesh import estimate_conv_mesh
