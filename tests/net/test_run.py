@@ -238,3 +238,18 @@ def test_cli_bad_input_and_mismatch_exit_status(tmp_path, monkeypatch):
                             "--no-plots"])
     assert r.exit_code == 1 and "MISMATCH" in r.output and "not bit-exact: layer1.0.conv1" in r.output
     assert json.loads((tmp_path / "x" / "stats.json").read_text())["all_bit_exact"] is False
+
+
+def test_cli_run_tile_option_is_checked_before_anything_runs(tmp_path):
+    """`tilelab run --tile` takes the same NAME=VALUE fields as `conv` and `estimate`; a bad one is a
+    one-line error (exit 2) and leaves no run directory."""
+    runner = CliRunner()
+    out = tmp_path / "run"
+    for text, message in (("rows=0", "rows must be an integer in [1, 64], not 0"),
+                          ("depthwise=banana", "depthwise must be true or false, not 'banana'"),
+                          ("wide=3", "'wide=3': expected NAME=VALUE with NAME one of"),
+                          ("rows=8,rows=4", "rows is given twice")):
+        r = runner.invoke(cli, ["run", "resnet18", "--image-size", "32", "--tile", text, "--out", str(out)])
+        assert r.exit_code == 2, (text, r.output)
+        assert message in r.output and "Traceback" not in r.output
+        assert not out.exists()

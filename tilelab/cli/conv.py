@@ -8,6 +8,8 @@ import sys
 import click
 import numpy as np
 
+from tilelab.cli.options import tile_config
+
 
 def _ints(text, name, count=None):
     try:
@@ -56,32 +58,6 @@ def _requant(text, cout):
         return Requant(m.astype(np.int64), s.astype(np.int64), zp)
     m, s, zp = _ints(text, "--requant", 3)
     return Requant(m, s, zp)
-
-
-def _tile_config(config, text):
-    from dataclasses import fields
-
-    known = {f.name: f.type for f in fields(config)}
-    changes = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in known:
-            raise click.BadParameter(f"{item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}",
-                                     param_hint="--tile")
-        if key == "mem_impl":
-            changes[key] = value
-        elif key == "depthwise":
-            changes[key] = value.lower() in ("1", "true", "yes")
-        else:
-            try:
-                changes[key] = int(value, 0)
-            except ValueError:
-                raise click.BadParameter(f"{key} must be an integer, not {value!r}", param_hint="--tile") from None
-    try:
-        return config.replace(**changes)
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--tile") from None
 
 
 @click.command("conv")
@@ -151,7 +127,7 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
     if rows or cols:
         config = config.replace(rows=rows or config.rows, cols=cols or config.cols)
     if tile_fields:
-        config = _tile_config(config, tile_fields)
+        config = tile_config(config, tile_fields)
     kwargs = dict(stride=_pair(stride, "--stride"), padding=_pair(padding, "--padding"),
                   dilation=_pair(dilation, "--dilation"), groups=groups)
     rq = None

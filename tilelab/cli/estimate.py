@@ -35,7 +35,7 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
     are not estimated yet.
     """
     from tilelab.api.mesh import parse_mesh
-    from tilelab.cli.conv import _tile_config
+    from tilelab.cli.options import tile_config
     from tilelab.compile.mesh import MeshError
     from tilelab.estimate import estimate_model
     from tilelab.net.lowering import LoweringError
@@ -51,7 +51,7 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
     config = DEFAULT_TILE
     if tile_fields is not None:
         try:
-            config = _tile_config(DEFAULT_TILE, tile_fields)
+            config = tile_config(DEFAULT_TILE, tile_fields)
         except click.BadParameter as error:
             raise _BadInput(f"invalid --tile: {error.message}") from None
     try:

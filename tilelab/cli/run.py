@@ -21,6 +21,8 @@ def _bar(done, total, width=24):
 @click.option("--batch", type=int, default=1, show_default=True, help="Input batch.")
 @click.option("--mesh", default="1x1", show_default=True,
               help="Tiles RxC: 1x1 is one tile; a larger mesh shards each conv/fc layer over its tiles.")
+@click.option("--tile", "tile_fields", default=None,
+              help="Tile configuration fields, e.g. rows=16,cols=16,ext_bytes=32 [default: the default tile].")
 @click.option("--layers", default=None, help="Run steps A:B only (0-based, B exclusive; see the step list).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the synthetic weights and input.")
@@ -32,7 +34,7 @@ def _bar(done, total, width=24):
 @click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator",
               show_default=True, help="Simulator.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the PNG plots.")
-def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_file, sim, plots):
+def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, resume, json_file, sim, plots):
     """Compile MODEL, run it layer by layer on the simulated hardware and check every layer.
 
     Batch norms are folded into their convs (inference), ReLUs into the requantization; each
@@ -42,11 +44,13 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
     any layer is not bit-exact.
     """
     from tilelab.api.mesh import parse_mesh
+    from tilelab.cli.options import tile_config
     from tilelab.compile.mesh import MeshError
     from tilelab.net.backends import ExecutionError, make_backend
     from tilelab.net.executor import execute, format_eta, parse_layers, prepare
     from tilelab.net.lowering import LoweringError
     from tilelab.net.report import write_reports
+    from tilelab.pe_models.config import DEFAULT_TILE
 
     if model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}",
@@ -56,8 +60,9 @@ def command(model, image_size, batch, mesh, layers, seed, out_dir, resume, json_
     if image_size is not None and image_size < 1:
         raise click.BadParameter(f"image size must be a positive integer, not {image_size!r}",
                                  param_hint="'--image-size'")
+    config = DEFAULT_TILE if tile_fields is None else tile_config(DEFAULT_TILE, tile_fields)
     try:
-        backend = make_backend(parse_mesh(mesh), sim=sim)
+        backend = make_backend(parse_mesh(mesh), config=config, sim=sim)
     except (ExecutionError, MeshError) as error:
         raise click.BadParameter(str(error), param_hint="'--mesh'") from None
     try:

@@ -86,7 +86,7 @@ class SimServer:
 
     def _start(self):
         from tilelab.sim.builders import build_icarus, build_verilator
-        from tilelab.sim.runner import _icarus_vpi
+        from tilelab.sim.runner import icarus_vpi
         from tilelab.sim.toolchain import cocotb_run_env
         from tilelab.sim.verilog import clocked_wrapper
 
@@ -97,7 +97,7 @@ class SimServer:
             cmd = [str(exe)]
         else:
             vvp, self.build_cached = build_icarus(design, waves=False)
-            cmd = ["vvp", "-m", _icarus_vpi(), str(vvp)]
+            cmd = ["vvp", "-m", icarus_vpi(), str(vvp)]
         w = self.work
         for mem in self.unit.memories:
             # Every memory loads its init file at time 0 too: start with empty ones.

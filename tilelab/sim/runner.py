@@ -22,7 +22,7 @@ from .cache import BuildCache
 from .toolchain import cocotb_run_env
 from .verilog import Design, clocked_wrapper, port_names, to_verilog
 
-__all__ = ["BACKENDS", "SimResult", "SimulationError", "run_cocotb_tests", "simulate"]
+__all__ = ["BACKENDS", "SimResult", "SimulationError", "icarus_vpi", "run_cocotb_tests", "simulate"]
 
 #: The simulation backends, fastest first.
 BACKENDS = ("verilator", "icarus", "amaranth")
@@ -165,7 +165,7 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
             cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
     else:
         vvp, hit = build_icarus(design, waves=waves is not None, cache=cache)
-        cmd = ["vvp", "-m", _icarus_vpi(), str(vvp)]
+        cmd = ["vvp", "-m", icarus_vpi(), str(vvp)]
         if waves is not None:
             cmd += [f"+waves={Path(waves).resolve()}"]
     cmd += [f"+{k}={v}" for k, v in (plusargs or {}).items()]
@@ -209,7 +209,8 @@ def _wave_format(waves) -> str | None:
     return "vcd" if str(waves).endswith(".vcd") else "fst"
 
 
-def _icarus_vpi() -> str:
+def icarus_vpi() -> str:
+    """Path of cocotb's VPI module for Icarus (``vvp -m``)."""
     import cocotb_tools.config
 
     return str(cocotb_tools.config.lib_entry("vpi", "icarus"))
@@ -278,7 +279,7 @@ def run_cocotb_tests(design: wiring.Component | Design, test_module: str, *, bac
         cmd = [str(exe)] + (["--trace", "--trace-file", str(Path(waves).resolve())] if waves else [])
     else:
         vvp, _hit = build_icarus(design, waves=waves is not None)
-        cmd = ["vvp", "-m", _icarus_vpi(), str(vvp)] + ([f"+waves={Path(waves).resolve()}"] if waves else [])
+        cmd = ["vvp", "-m", icarus_vpi(), str(vvp)] + ([f"+waves={Path(waves).resolve()}"] if waves else [])
     extra = {"COCOTB_RESULTS_FILE": str(work / "results.xml")}
     if testcase:
         extra["COCOTB_TEST_FILTER"] = testcase
