@@ -78,6 +78,12 @@ class Step:
     multiplier, shift : numpy.ndarray or None
         Per-channel requantization (conv2d / linear with ``out == "int8"``), or the one
         ``(M, s)`` of both add terms (scalars).
+    scale : numpy.ndarray or None
+        conv2d / linear: float32 per-channel scales of the float requantization
+        (:func:`~tilelab.reference.golden.requantize_float`, onnxruntime's) instead of
+        ``(multiplier, shift)``, which are then None.
+    pad_value : int
+        conv2d: the int8 value of the padding (the input's zero point; 0 by default).
     zero_point : int
         Output zero point.
     relu : bool
@@ -98,6 +104,8 @@ class Step:
     bias: np.ndarray | None = None
     multiplier: object = None
     shift: object = None
+    scale: np.ndarray | None = None
+    pad_value: int = 0
     zero_point: int = 0
     relu: bool = False
     out: str = "int8"
@@ -176,7 +184,7 @@ def run_golden_step(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
     if op == "conv2d":
         s = step.spec
         acc = golden.conv2d(inputs[0], step.weight, step.bias, stride=s.stride, padding=s.padding,
-                            dilation=s.dilation, groups=s.groups)
+                            dilation=s.dilation, groups=s.groups, pad_value=step.pad_value)
     elif op == "linear":
         acc = golden.linear(inputs[0], step.weight, step.bias)
     elif op in ("max_pool", "avg_pool"):
@@ -197,6 +205,8 @@ def run_golden_step(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
         raise LoweringError(f"step {step.name!r}: unknown op {op!r}")
     if step.out == "int32":
         return acc
+    if step.scale is not None:
+        return golden.requantize_float(acc, step.scale, step.zero_point, relu=step.relu)
     return golden.requantize(acc, step.multiplier, step.shift, step.zero_point, relu=step.relu)
 
 

@@ -16,7 +16,12 @@ numerics contract (see the GUIDE):
   with ``>>`` an arithmetic (flooring) shift, then ReLU ``max(t, zero_point)`` (if any), then a
   clamp to ``[-128, 127]``.
 
-Floats appear only where an op is defined in float: :func:`batch_norm_float` (the reference),
+A second requantization, :func:`requantize_float`, is onnxruntime's (float32 scale, round half to
+even): the pack stage has both, chosen per layer, so that quantized ONNX models match
+onnxruntime bit for bit.
+
+Floats appear only where an op is defined in float: :func:`requantize_float` (IEEE float32, as
+the hardware computes it), :func:`batch_norm_float` (the reference),
 and the host-side calibration helpers :func:`quantize_multiplier`, :func:`choose_requant` and
 :func:`fold_batch_norm`, which produce integer constants for the hardware but are not computed
 by it.
@@ -43,7 +48,17 @@ from ._common import (
     rdiv,
     wrap_int32,
 )
-from .conv import choose_requant, clipped_fraction, conv2d, linear, quantize_multiplier, requantize
+from .conv import (
+    check_float_scale,
+    choose_requant,
+    clipped_fraction,
+    conv2d,
+    linear,
+    qlinear_scale,
+    quantize_multiplier,
+    requantize,
+    requantize_float,
+)
 from .eltwise import add_requant, avg_pool2d, flatten, global_avg_pool, max_pool2d, relu
 from .norm import FoldedBatchNorm, batch_norm_float, batch_norm_terms, batch_norm_train, fold_batch_norm, isqrt
 
@@ -62,6 +77,7 @@ __all__ = [
     "batch_norm_float",
     "batch_norm_terms",
     "batch_norm_train",
+    "check_float_scale",
     "choose_requant",
     "clipped_fraction",
     "conv2d",
@@ -71,9 +87,11 @@ __all__ = [
     "isqrt",
     "linear",
     "max_pool2d",
+    "qlinear_scale",
     "quantize_multiplier",
     "rdiv",
     "relu",
     "requantize",
+    "requantize_float",
     "wrap_int32",
 ]

@@ -29,13 +29,14 @@ from ._common import (
 # matrix ops
 
 
-def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad_value=0) -> np.ndarray:
     """2-D convolution of NHWC int8 activations with OHWI int8 weights into int32 accumulators.
 
     ``out[n, oh, ow, co] = wrap32(bias[co] + Σ x_pad[n, oh·sh + i·dh, ow·sw + j·dw, g·cg + c]
     · w[co, i, j, c])`` over ``i < Kh, j < Kw, c < cg``, with ``cg = Cin / groups``,
-    ``g = co // (Cout / groups)`` and ``x_pad`` the input with ``padding`` zero rows/columns on
-    each side. The sum is exact (int64) and wrapped to int32 at the end (see :func:`wrap_int32`).
+    ``g = co // (Cout / groups)`` and ``x_pad`` the input with ``padding`` rows/columns of
+    ``pad_value`` on each side (0, or the input's zero point for a quantized model whose real zero
+    is not 0). The sum is exact (int64) and wrapped to int32 at the end (see :func:`wrap_int32`).
 
     Parameters
     ----------
@@ -49,6 +50,8 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.
         ``(height, width)``; padding is symmetric.
     groups : int
         ``groups == Cin`` is depthwise.
+    pad_value : int
+        The int8 value of the padding.
 
     Returns
     -------
@@ -63,10 +66,11 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.
     spec = Conv2dSpec.from_tensors(
         x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups
     )
+    pad_value = _check_zero_point(pad_value, "pad_value")
     (ph, pw), (sh, sw), (dh, dw) = spec.padding, spec.stride, spec.dilation
     n, ho, wo, g = spec.n, spec.ho, spec.wo, spec.groups
     cg, og = spec.cin // g, spec.cout // g
-    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=np.int8(pad_value))
     # im2col as a strided view: (N, Hp', Wp', Cin, eh, ew) windows of the dilated kernel extent,
     # then subsampled by the stride (output positions) and the dilation (taps).
     windows = sliding_window_view(xp, (dh * (spec.kh - 1) + 1, dw * (spec.kw - 1) + 1), axis=(1, 2))
@@ -165,6 +169,125 @@ def _requant_unclamped(acc, multiplier, shift, zero_point, *, bias, relu) -> np.
     return t
 
 
+def check_float_scale(scale, channels: int) -> np.ndarray:
+    """``scale`` as a float32 ``(channels,)`` array, every value a positive normal float32.
+
+    Parameters
+    ----------
+    scale : float or numpy.ndarray
+        A scalar or ``(channels,)`` values; a Python float or a float64 array is rounded to float32
+        (as an ONNX model stores it); pass float32 values to keep them exactly.
+    channels : int
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(channels,)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a number or a float array; the wrong shape; a value that is not a positive normal
+        float32 (zero, negative, subnormal, infinite or NaN), named with its channel.
+    """
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        values = np.full(channels, scale, np.float32)
+    elif isinstance(scale, np.ndarray) and np.issubdtype(scale.dtype, np.floating):
+        if scale.shape not in ((), (1,), (channels,)):
+            raise ValueError(
+                f"scale must be a scalar or have shape {(channels,)!r} (one value per channel), not {scale.shape!r}"
+            )
+        values = np.broadcast_to(scale.astype(np.float32), (channels,)).copy()
+    else:
+        raise TypeError(f"scale must be a float or a float numpy array, not {scale!r}")
+    bad = ~(np.isfinite(values) & (values >= np.finfo(np.float32).tiny))
+    if bad.any():
+        c = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"scale must be a positive normal float32 (at least {float(np.finfo(np.float32).tiny)!r}), "
+            f"not {float(values[c])!r} (channel {c})"
+        )
+    return values
+
+
+def qlinear_scale(x_scale, w_scale, y_scale) -> np.ndarray:
+    """The requantization scale of an ONNX ``QLinearConv`` / ``QLinearMatMul``, as onnxruntime computes it.
+
+    ``(x_scale · w_scale) / y_scale`` in float32, each operation rounded to float32.
+
+    Parameters
+    ----------
+    x_scale, y_scale : float or numpy.ndarray
+        Per-tensor scales of the input and the output.
+    w_scale : float or numpy.ndarray
+        Per-tensor or per-output-channel scales of the weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the broadcast shape of the inputs.
+    """
+    xs, ws, ys = (np.asarray(v, dtype=np.float32) for v in (x_scale, w_scale, y_scale))
+    return np.asarray((xs * ws) / ys, dtype=np.float32)
+
+
+def requantize_float(acc, scale, zero_point=0, *, bias=None, relu=False) -> np.ndarray:
+    """Requantize int32 accumulators to int8 with a float32 scale, as onnxruntime does.
+
+    The requantization of onnxruntime's ``QLinearConv`` / ``QLinearMatMul`` kernels (its
+    ``MlasRequantizeOutput``), every step in IEEE float32 with round-to-nearest-even::
+
+        v = wrap32(acc + bias)
+        f = float32(v) * scale                      # both roundings of float32 arithmetic
+        t = round_half_even(f) + zero_point
+        t = max(t, zero_point)                      # only if relu
+        out = clamp(t, -128, 127)
+
+    (onnxruntime clamps ``f`` to ``[-128 - zero_point, 127 - zero_point]`` before rounding; the
+    bounds are integers, so that is the same as clamping after.) A uint8 tensor ``q`` of a model
+    is the int8 ``q - 128`` here, with its zero point less 128.
+
+    Parameters
+    ----------
+    acc : numpy.ndarray
+        Integer accumulators (int32 range), channels on the last axis.
+    scale : float or numpy.ndarray
+        float32 per tensor or per channel ``(C,)``, positive normal values (see
+        :func:`check_float_scale`).
+    zero_point : int
+        Output zero point in ``[-128, 127]``.
+    bias : numpy.ndarray, optional
+        int32 ``(C,)``; leave ``None`` if it was added by :func:`conv2d` already.
+    relu : bool
+        Apply ``max(t, zero_point)`` before the clamp.
+
+    Returns
+    -------
+    numpy.ndarray
+        int8, the shape of ``acc``.
+    """
+    t = _requant_float_unclamped(acc, scale, zero_point, bias=bias, relu=relu)
+    return np.clip(t, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def _requant_float_unclamped(acc, scale, zero_point, *, bias, relu) -> np.ndarray:
+    _check_acc(acc)
+    channels = acc.shape[-1]
+    sc = check_float_scale(scale, channels)
+    zp = _check_zero_point(zero_point)
+    v = acc.astype(np.int64)
+    if bias is not None:
+        v = wrap_int32(v + _bias_vector(bias, channels)).astype(np.int64)
+    with np.errstate(over="ignore"):
+        f = v.astype(np.float32) * sc           # float32 × float32 → float32 (may be ±inf)
+    # Clamp before the conversion so that it cannot overflow; the bounds are integers.
+    f = np.clip(f, np.float32(INT8_MIN - zp - 1), np.float32(INT8_MAX - zp + 1))
+    t = np.rint(f).astype(np.int64) + zp        # rint: round half to even
+    if relu:
+        t = np.maximum(t, zp)
+    return t
+
+
 def quantize_multiplier(scale):
     """Represent a real scale as ``M / 2**s`` with an int32 ``M`` and ``1 <= s <= 62``.
 
@@ -252,20 +375,26 @@ def choose_requant(acc, *, bias=None, target_max=INT8_MAX, percentile=99.9, per_
     return m, s
 
 
-def clipped_fraction(acc, multiplier, shift, zero_point=0, *, bias=None, relu=False) -> float:
-    """Fraction of the outputs of :func:`requantize` that the int8 clamp changes.
+def clipped_fraction(acc, multiplier, shift, zero_point=0, *, bias=None, relu=False, scale=None) -> float:
+    """Fraction of the outputs of :func:`requantize` (or :func:`requantize_float`) the int8 clamp changes.
 
     Parameters
     ----------
     acc, multiplier, shift, zero_point, bias, relu
         As in :func:`requantize`.
+    scale : float or numpy.ndarray, optional
+        Given: the float requantization of :func:`requantize_float` (``multiplier`` and ``shift``
+        are then ignored; pass None).
 
     Returns
     -------
     float
         In ``[0, 1]``; 0.0 for an empty ``acc``.
     """
-    t = _requant_unclamped(acc, multiplier, shift, zero_point, bias=bias, relu=relu)
+    if scale is not None:
+        t = _requant_float_unclamped(acc, scale, zero_point, bias=bias, relu=relu)
+    else:
+        t = _requant_unclamped(acc, multiplier, shift, zero_point, bias=bias, relu=relu)
     if not t.size:
         return 0.0
     return float(np.count_nonzero((t < INT8_MIN) | (t > INT8_MAX)) / t.size)
