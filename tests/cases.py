@@ -37,9 +37,15 @@ def tensors(n, h, w, cin, cout, k, groups=1, seed=0, kw=None):
     return x, wt, b
 
 
-def requant_for(x, w, b, *, stride, padding, dilation, groups, zero_point=-3):
-    """Per-channel requantization chosen from the layer's golden accumulators."""
-    acc = golden.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+def requant_for(x, w, b, *, stride, padding, dilation, groups, zero_point=-3, pad_value=0, float_scale=False):
+    """Per-channel requantization chosen from the layer's golden accumulators (the 99.9th
+    percentile of ``|acc|`` maps to 127): integer ``(M, s)``, or with ``float_scale``
+    onnxruntime's float32 scales."""
+    acc = golden.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                        pad_value=pad_value)
+    if float_scale:
+        level = np.percentile(np.abs(acc.reshape(-1, acc.shape[-1]).astype(np.float64)), 99.9, axis=0)
+        return Requant(zero_point=zero_point, scale=(127 / np.maximum(level, 1.0)).astype(np.float32))
     m, s = golden.choose_requant(acc)
     return Requant(m, s, zero_point=zero_point)
 
@@ -60,28 +66,40 @@ class ConvCase:
     dil: int
     groups: int
     out: str
+    quant: str = "int"      #: "int": integer (M, s) requantization; "ort": onnxruntime's (float scale, padding of zp)
 
     @property
     def conv(self) -> dict:
-        """The convolution's keyword arguments."""
+        """The convolution's keyword arguments (without the padding value, see :attr:`pad_value`)."""
         return {"stride": self.stride, "padding": self.pad, "dilation": self.dil, "groups": self.groups}
+
+    @property
+    def pad_value(self) -> int:
+        """The padding's value: an input zero point for the onnxruntime cases, else 0."""
+        return seed_of(self.name) % 200 - 100 if self.quant == "ort" else 0
 
     def tensors(self):
         """``(x, w, bias)`` seeded from the case's name."""
         return tensors(self.n, self.h, self.w, self.cin, self.cout, self.k, self.groups, seed=seed_of(self.name))
 
     def layer(self):
-        """``(x, w, bias, requant, activation)``: int8 cases requantize per channel and apply ReLU."""
+        """``(x, w, bias, requant, activation)``: int8 cases requantize per channel and apply ReLU
+        (the onnxruntime cases: float scales, zero point 5, no ReLU)."""
         x, w, b = self.tensors()
         if self.out == "int32":
             return x, w, b, None, None
+        if self.quant == "ort":
+            return x, w, b, requant_for(x, w, b, zero_point=5, pad_value=self.pad_value, float_scale=True,
+                                        **self.conv), None
         return x, w, b, requant_for(x, w, b, **self.conv), "relu"
 
     def golden(self, x, w, b, requant):
         """The golden output of the layer."""
-        acc = golden.conv2d(x, w, b, **self.conv)
+        acc = golden.conv2d(x, w, b, pad_value=self.pad_value, **self.conv)
         if self.out == "int32":
             return acc
+        if self.quant == "ort":
+            return golden.requantize_float(acc, requant.scale, requant.zero_point)
         return golden.requantize(acc, requant.multiplier, requant.shift, requant.zero_point, relu=True)
 
 
@@ -102,5 +120,10 @@ CONV_CASES = [ConvCase(*row) for row in [
     ("dw-5x5-s2-pad2",   1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8"),
     ("odd-channels-n2",  2, 5,  5,  7,   9,    3, 1,      1,   1,   1,      "int8"),
     ("blocked",          1, 16, 16, 32,  16,   3, 1,      1,   1,   1,      "int8"),
+    # onnxruntime's requantization (float32 scales) and padding with the input's zero point
+    ("ort-7x7-s2-pad3",  1, 12, 12, 3,   8,    7, 2,      3,   1,   1,      "int8", "ort"),
+    ("ort-groups2",      1, 6,  6,  6,   10,   3, 1,      1,   1,   2,      "int8", "ort"),
+    ("ort-depthwise",    1, 8,  7,  8,   8,    3, 1,      1,   1,   8,      "int8", "ort"),
+    ("ort-dw-s2-pad2",   1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8", "ort"),
 ]]
 CASE_IDS = [c.name for c in CONV_CASES]

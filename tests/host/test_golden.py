@@ -560,11 +560,11 @@ def test_fold_batch_norm_matches_float():
         golden.fold_batch_norm([1, 0], [0, 0], [0, 0], [1, 1], acc_scale=1.0, out_scale=1.0)
 
 
-def _direct_conv(x, w, b, *, stride, padding, dilation, groups):
-    """An independent reference: every output value summed tap by tap over a zero-padded input."""
+def _direct_conv(x, w, b, *, stride, padding, dilation, groups, pad_value=0):
+    """An independent reference: every output value summed tap by tap over a padded input."""
     n, h, wd, cin = x.shape
     cout, kh, kw, cg = w.shape
-    xp = np.zeros((n, h + 2 * padding, wd + 2 * padding, cin), np.int64)
+    xp = np.full((n, h + 2 * padding, wd + 2 * padding, cin), pad_value, np.int64)
     xp[:, padding:padding + h, padding:padding + wd] = x
     ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
     wo = (wd + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
@@ -586,9 +586,13 @@ def test_conv_case_table_golden_equals_direct_loop(case):
     """The case table the tile and the mesh replay, at the golden level: golden.conv2d against a
     tap-by-tap loop (and the requantized outputs against the contract written out)."""
     x, w, b, rq, _ = case.layer()
-    acc = golden.conv2d(x, w, b, **case.conv)
-    np.testing.assert_array_equal(acc, _direct_conv(x, w, b, **case.conv))
-    if rq is not None:
+    acc = golden.conv2d(x, w, b, pad_value=case.pad_value, **case.conv)
+    np.testing.assert_array_equal(acc, _direct_conv(x, w, b, pad_value=case.pad_value, **case.conv))
+    if rq is not None and rq.is_float:
+        # float32 product (numpy's IEEE arithmetic), then round half to even
+        t = np.rint(acc.astype(np.float32) * rq.scale).astype(np.int64) + rq.zero_point
+        np.testing.assert_array_equal(case.golden(x, w, b, rq), np.clip(t, -128, 127).astype(np.int8))
+    elif rq is not None:
         m = np.asarray(rq.multiplier, np.int64)
         s = np.asarray(rq.shift, np.int64)
         t = (((acc.astype(object) * m.astype(object) + (1 << (s - 1)).astype(object)) >> s.astype(object))

@@ -179,7 +179,8 @@ def test_mesh_verilog_has_one_module_per_kind_of_node():
 #: The case table's layers the 2x2 mesh of the test tile accepts (others are refused, see below).
 MESH_ACCEPTS = {("7x7-s2-pad3", "height"), ("3x3-dil2", "height"), ("groups2", "height"), ("depthwise", "height"),
                 ("dw-s2-pad0-c10", "height"), ("dw-s2-pad1-n2-c5", "height"), ("blocked", "height"),
-                ("blocked", "block")}
+                ("blocked", "block"), ("ort-7x7-s2-pad3", "height"), ("ort-groups2", "height"),
+                ("ort-depthwise", "height")}
 
 
 @pytest.mark.parametrize("shard", ["height", "block"])
@@ -191,7 +192,7 @@ def test_conv_case_table_on_a_2x2_mesh(case, shard):
     cfg = MESHES[2, 2]
     x, w, b, rq, act = case.layer()
     kwargs = dict(requant=rq, activation=act, out=case.out, mesh=cfg, shard=shard, weight_load="multicast",
-                  **case.conv)
+                  pad_value=case.pad_value, **case.conv)
     if (case.name, shard) not in MESH_ACCEPTS:
         with pytest.raises((MeshError, LayoutError), match=r"divide|not a whole number|whole output rows"):
             conv2d_mesh(x, w, b, **kwargs)

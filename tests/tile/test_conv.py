@@ -20,7 +20,8 @@ from tilelab.sim import SimulationStalled
 @pytest.mark.parametrize("case", CONV_CASES, ids=CASE_IDS)
 def test_conv_bit_exact(case):
     x, wt, b, rq, act = case.layer()
-    y, stats = conv2d(x, wt, b, requant=rq, activation=act, out=case.out, config=TILE, **case.conv)
+    y, stats = conv2d(x, wt, b, requant=rq, activation=act, out=case.out, config=TILE, pad_value=case.pad_value,
+                      **case.conv)
     np.testing.assert_array_equal(y, case.golden(x, wt, b, rq))
     assert stats.bit_exact
     spec = Conv2dSpec.from_tensors(x, wt, b, **case.conv)

@@ -20,16 +20,28 @@ from tilelab.reference import golden
 from tilelab.reference.layers import Conv2dSpec, LinearSpec
 from tilelab.sim import BACKENDS
 
-__all__ = ["Requant", "check_conv_args", "conv2d", "conv_golden", "linear", "run_program"]
+__all__ = ["Requant", "check_conv_args", "conv2d", "conv_golden", "linear", "requant_kwargs", "run_program"]
 
 
 @dataclass(frozen=True)
 class Requant:
-    """Requantization: per-channel (or scalar) ``multiplier`` M, ``shift`` s ≥ 1, ``zero_point``."""
+    """Requantization of int8 outputs.
 
-    multiplier: object
-    shift: object
+    Either the integer one (:func:`~tilelab.reference.golden.requantize`): per-channel (or
+    scalar) ``multiplier`` M and ``shift`` s ≥ 1; or onnxruntime's float one
+    (:func:`~tilelab.reference.golden.requantize_float`): a float32 ``scale`` per channel (or
+    scalar), with ``multiplier`` and ``shift`` None. ``zero_point``: the output's.
+    """
+
+    multiplier: object = None
+    shift: object = None
     zero_point: int = 0
+    scale: object = None
+
+    @property
+    def is_float(self) -> bool:
+        """The float (onnxruntime) requantization."""
+        return self.scale is not None
 
 
 def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=None, workdir=None,
@@ -59,46 +71,70 @@ def run_program(program, config: TileConfig, *, sim: str = "verilator", waves=No
     return program.extract_output(run.dumps[EXTMEM], base=lo * W), run
 
 
-def check_conv_args(x, w, bias, *, stride, padding, dilation, groups, requant, activation, out):
+def check_conv_args(x, w, bias, *, stride, padding, dilation, groups, requant, activation, out, pad_value=0):
     """Validate a conv layer's tensors and options before anything is compiled or simulated.
 
-    Returns ``(spec, bias, multiplier, shift, zero_point)``; bias zeros when omitted; multiplier /
-    shift ``None`` for ``out="int32"``.
+    Returns ``(spec, bias, requant)``: bias zeros when omitted; ``requant`` a :class:`Requant` with
+    per-channel arrays (``(Cout,)`` int64 multiplier and shift, or float32 scale), None for
+    ``out="int32"``.
     """
     check_choice("out", out, ("int8", "int32"))
     check_choice("activation", activation, (None, "relu"))
     spec = Conv2dSpec.from_tensors(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, np.integer)) or not -128 <= pad_value <= 127:
+        raise ValueError(f"pad_value must be an integer in [-128, 127], not {pad_value!r}")
     if bias is None:
         bias = np.zeros(spec.cout, np.int32)
     if out == "int32":
         if activation is not None:
             raise ValueError("activation applies to out='int8' only")
-        return spec, bias, None, None, 0
+        return spec, bias, None
     if requant is None:
         raise ValueError("out='int8' needs requant=Requant(multiplier, shift, zero_point)")
+    if not -128 <= int(requant.zero_point) <= 127:
+        raise ValueError(f"requant zero_point must be within [-128, 127], not {requant.zero_point!r}")
+    if requant.is_float:
+        if requant.multiplier is not None or requant.shift is not None:
+            raise ValueError("requant takes either scale (the float requantization) or multiplier and shift, "
+                             "not both")
+        scale = golden.check_float_scale(requant.scale, spec.cout)
+        return spec, bias, Requant(zero_point=int(requant.zero_point), scale=scale)
+    if requant.multiplier is None or requant.shift is None:
+        raise ValueError("requant needs multiplier and shift (or a scale)")
     mult = np.broadcast_to(np.asarray(requant.multiplier, np.int64), (spec.cout,))
     shift = np.broadcast_to(np.asarray(requant.shift, np.int64), (spec.cout,))
     if np.any(shift < 1) or np.any(shift > 62):
         raise ValueError(f"requant shift must be within [1, 62], not {int(shift.min())}..{int(shift.max())}")
     if np.any(mult < -(1 << 31)) or np.any(mult >= (1 << 31)):
         raise ValueError("requant multiplier must fit int32")
-    if not -128 <= int(requant.zero_point) <= 127:
-        raise ValueError(f"requant zero_point must be within [-128, 127], not {requant.zero_point!r}")
-    return spec, bias, mult, shift, int(requant.zero_point)
+    return spec, bias, Requant(mult, shift, int(requant.zero_point))
 
 
-def conv_golden(x, w, bias, spec, mult, shift, zero_point, *, activation, out):
+def requant_kwargs(requant: Requant | None) -> dict:
+    """The compiler's keyword arguments for a checked :class:`Requant` (or None: int32 output)."""
+    if requant is None:
+        return {"multiplier": None, "shift": None, "zero_point": 0}
+    if requant.is_float:
+        return {"scale": requant.scale, "zero_point": requant.zero_point}
+    return {"multiplier": requant.multiplier, "shift": requant.shift, "zero_point": requant.zero_point}
+
+
+def conv_golden(x, w, bias, spec, requant: Requant | None, *, activation, out, pad_value=0):
     """The golden output of a conv layer checked by :func:`check_conv_args`."""
     acc = golden.conv2d(x, w, bias, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                        groups=spec.groups)
+                        groups=spec.groups, pad_value=pad_value)
     if out == "int32":
         return acc
-    return golden.requantize(acc, mult, shift, zero_point, relu=activation == "relu")
+    relu = activation == "relu"
+    if requant.is_float:
+        return golden.requantize_float(acc, requant.scale, requant.zero_point, relu=relu)
+    return golden.requantize(acc, requant.multiplier, requant.shift, requant.zero_point, relu=relu)
 
 
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requant: Requant | None = None,
            activation: str | None = None, out: str = "int8", config: TileConfig = DEFAULT_TILE,
-           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000, server=None):
+           sim: str = "verilator", waves=None, workdir=None, stall_cycles: int = 20_000, server=None,
+           pad_value: int = 0):
     """Run one conv layer on the simulated tile; return ``(output, stats)``.
 
     Parameters
@@ -112,11 +148,14 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
     stride, padding, dilation, groups
         Convolution parameters (int or (h, w) pairs; symmetric padding).
     requant : Requant, optional
-        Per-channel or scalar requantization for ``out="int8"`` (required there).
+        Per-channel or scalar requantization for ``out="int8"`` (required there): integer
+        ``(multiplier, shift)`` or onnxruntime's float32 ``scale``.
     activation : {None, "relu"}
         Applied after requantization (int8 output only).
     out : {"int8", "int32"}
         Requantized int8 output, or the int32 accumulators plus bias.
+    pad_value : int
+        The int8 value the padding reads as (0; the input's zero point for a quantized model).
     config : TileConfig
         The tile to simulate.
     sim : {"verilator", "icarus", "amaranth"}
@@ -131,18 +170,19 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
     -------
     (numpy.ndarray, LayerStats)
         The RTL's output (NHWC) and the run's statistics; ``stats.bit_exact`` compares it with
-        :func:`tilelab.reference.golden.conv2d` (+ :func:`~tilelab.reference.golden.requantize`).
+        :func:`tilelab.reference.golden.conv2d` (+ :func:`~tilelab.reference.golden.requantize`
+        or :func:`~tilelab.reference.golden.requantize_float`).
     """
     check_choice("sim", sim, BACKENDS)
     if not isinstance(config, TileConfig):
         raise TypeError(f"config must be a TileConfig, not {config!r}")
-    spec, bias, mult, shift, zp = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation,
-                                                  groups=groups, requant=requant, activation=activation, out=out)
-    program = compile_conv(x, w, bias, spec, config, multiplier=mult, shift=shift, zero_point=zp,
-                           relu=activation == "relu", out_int32=out == "int32")
+    spec, bias, rq = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                                     requant=requant, activation=activation, out=out, pad_value=pad_value)
+    program = compile_conv(x, w, bias, spec, config, relu=activation == "relu", out_int32=out == "int32",
+                           pad_value=int(pad_value), **requant_kwargs(rq))
     y, run = run_program(program, config, sim=sim, waves=waves, workdir=workdir, stall_cycles=stall_cycles,
                          server=server)
-    want = conv_golden(x, w, bias, spec, mult, shift, zp, activation=activation, out=out)
+    want = conv_golden(x, w, bias, spec, rq, activation=activation, out=out, pad_value=int(pad_value))
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
     return y, LayerStats.from_run(run, bit_exact=exact, peak_macs_per_cycle=config.peak_macs_per_cycle,
                                   blocking=asdict(program.blocking))

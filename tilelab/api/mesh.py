@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tilelab.api.conv import Requant, check_conv_args, conv_golden
+from tilelab.api.conv import Requant, check_conv_args, conv_golden, requant_kwargs
 from tilelab.compile.mesh import SHARDS, WEIGHT_LOADS, MeshError, MeshImage, compile_conv_mesh
 from tilelab.drive import MeshStats, mesh_unit, run_image
 from tilelab.drive.mesh import MESH_SIMS
@@ -47,12 +47,12 @@ def _as_config(mesh, tile):
 def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requant: Requant | None = None,
                 activation: str | None = None, out: str = "int8", mesh=(2, 2), tile: TileConfig | None = None,
                 shard: str = "height", weight_load: str = "multicast", sim: str = "verilator", waves=None,
-                workdir=None, stall_cycles: int = 20_000):
+                workdir=None, stall_cycles: int = 20_000, pad_value: int = 0):
     """Run one conv layer sharded over a simulated mesh of tiles; return ``(output, stats)``.
 
     Parameters
     ----------
-    x, w, bias, stride, padding, dilation, groups, requant, activation, out
+    x, w, bias, stride, padding, dilation, groups, requant, activation, out, pad_value
         As :func:`tilelab.api.conv.conv2d`.
     mesh : MeshConfig or (int, int) or str
         The mesh (``"2x2"``, ``(1, 4)``...); with a size only, every tile is ``tile``.
@@ -78,12 +78,13 @@ def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, r
     if weight_load not in WEIGHT_LOADS:
         raise MeshError(f"weight_load must be one of {', '.join(WEIGHT_LOADS)}, not {weight_load!r}")
     config = _as_config(mesh, tile)
-    spec, bias, mult, shift, zp = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation,
-                                                  groups=groups, requant=requant, activation=activation, out=out)
-    program = compile_conv_mesh(x, w, bias, spec, config, shard=shard, weight_load=weight_load, multiplier=mult,
-                                shift=shift, zero_point=zp, relu=activation == "relu", out_int32=out == "int32")
+    spec, bias, rq = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                                     requant=requant, activation=activation, out=out, pad_value=pad_value)
+    program = compile_conv_mesh(x, w, bias, spec, config, shard=shard, weight_load=weight_load,
+                                relu=activation == "relu", out_int32=out == "int32", pad_value=int(pad_value),
+                                **requant_kwargs(rq))
     y, run = run_mesh_program(program, sim=sim, waves=waves, workdir=workdir, stall_cycles=stall_cycles)
-    want = conv_golden(x, w, bias, spec, mult, shift, zp, activation=activation, out=out)
+    want = conv_golden(x, w, bias, spec, rq, activation=activation, out=out, pad_value=int(pad_value))
     exact = y.shape == want.shape and bool(np.array_equal(y, want))
     return y, MeshStats.from_mesh_run(config, run, bit_exact=exact, shard=program.shard,
                                       weight_load=program.weight_load, halo_bytes=program.halo_bytes)

@@ -213,7 +213,7 @@ def _check_divides(what, count, parts, hint):
 
 def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard: str = "height",
                       weight_load: str = "multicast", multiplier=None, shift=None, zero_point: int = 0,
-                      relu: bool = False, out_int32: bool = False) -> MeshProgram:
+                      relu: bool = False, out_int32: bool = False, scale=None, pad_value: int = 0) -> MeshProgram:
     """Compile one conv layer for a mesh (see the module docstring).
 
     Parameters
@@ -224,7 +224,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     config : MeshConfig
     shard : {"height", "width", "block"}
     weight_load : {"stream", "multicast"}
-    multiplier, shift, zero_point, relu, out_int32
+    multiplier, shift, zero_point, relu, out_int32, scale, pad_value
         As :func:`~tilelab.compile.tile.compile_conv`.
 
     Raises
@@ -245,6 +245,8 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     cout, cin = spec.cout, spec.cin
     eb = 4 if out_int32 else 1
     b = plan_blocking(spec, tcfg)
+    if scale is not None:       # the float requantization: the scale's bits in the multiplier field
+        multiplier = np.asarray(scale, np.float32).reshape(-1).view(np.int32)
     multiplier, shift = requant_vectors(multiplier, shift, cout)
 
     S = _ceil(cin, W) * W                   # bytes per stored input stick
@@ -527,7 +529,8 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
                             w_addr=w_at + slot * w_slot - base, p_addr=p_at + slot * p_slot - base,
                             out_addr=out_at - pixels[0] * cout * eb - base)
         return compile_conv(x, w, bias, spec, tcfg, multiplier=multiplier, shift=shift, zero_point=zero_point,
-                            relu=relu, out_int32=out_int32, pixels=pixels, channels=(c0, c1), layout=lay).image
+                            relu=relu, out_int32=out_int32, pixels=pixels, channels=(c0, c1), layout=lay,
+                            scale=scale, pad_value=pad_value).image
 
     x_at = w_at = p_at = out_at = 0
     sizes = {}

@@ -372,7 +372,8 @@ class ProgramStreams:
 
 def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0, relu: bool = False,
                     out_int32: bool = False, pixels: tuple[int, int] | None = None,
-                    channels: tuple[int, int] | None = None, x_pix_stride: int | None = None) -> ProgramStreams:
+                    channels: tuple[int, int] | None = None, x_pix_stride: int | None = None,
+                    float_requant: bool = False, pad_value: int = 0) -> ProgramStreams:
     """The blocking and the three descriptor streams of a layer (what :func:`compile_conv` packs).
 
     Cheap and deterministic: no tensors, no memory image, no descriptor packing. Arguments as in
@@ -403,7 +404,8 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
             n0, rem = divmod(p0, spec.ho * spec.wo)
             oh0, ow0 = divmod(rem, spec.wo)
             geo = dict(kh=spec.kh, kw=spec.kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=ph,
-                       pad_left=pw, h=spec.h, w=spec.w, ho=spec.ho, wo=spec.wo, n0=n0, oh0=oh0, ow0=ow0)
+                       pad_left=pw, h=spec.h, w=spec.w, ho=spec.ho, wo=spec.wo, n0=n0, oh0=oh0, ow0=ow0,
+                       pad_value=pad_value)
         else:
             geo = _flat_geometry(npix)
         # Field ranges are checked against ReadDesc itself when the descriptor is packed.
@@ -448,7 +450,8 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
                                         act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb)))
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
                                        valid_cols=nch, out_int32=int(out_int32)))
-
+    for d in compute:       # the output format and the padding byte are the layer's
+        d.update(float_requant=int(float_requant), pad_value=pad_value)
     return ProgramStreams(blocking=b, reader=reader, compute=compute, writer=writer)
 
 
@@ -497,7 +500,8 @@ def memory_map(streams: ProgramStreams, spec: Conv2dSpec, config: TileConfig, *,
 def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpec, config: TileConfig, *,
                  multiplier=None, shift=None, zero_point: int = 0, relu: bool = False,
                  out_int32: bool = False, pixels: tuple[int, int] | None = None,
-                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None) -> TileProgram:
+                 channels: tuple[int, int] | None = None, layout: ProgramLayout | None = None,
+                 scale=None, pad_value: int = 0) -> TileProgram:
     """Compile one conv layer (or the part of it given by ``pixels`` × ``channels``) for one tile.
 
     Parameters
@@ -522,12 +526,21 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
         The data is placed by someone else: the image then holds only the program (header at
         byte 0), with the descriptors pointing into ``layout``; ``x``, ``w`` and ``bias`` are only
         used for their shapes and (parameters) values of the program's channels.
+    scale : numpy.ndarray of float32, shape (Cout,), optional
+        onnxruntime's float requantization instead of ``(multiplier, shift)`` (checked values:
+        :func:`~tilelab.reference.golden.check_float_scale`).
+    pad_value : int
+        The int8 value of the padding (the input's zero point).
     """
     cout = spec.cout
     c_lo = channels[0] if channels is not None else 0
     streams = program_streams(spec, config, zero_point=zero_point, relu=relu, out_int32=out_int32, pixels=pixels,
-                              channels=channels, x_pix_stride=layout.x_pix_stride if layout is not None else None)
+                              channels=channels, x_pix_stride=layout.x_pix_stride if layout is not None else None,
+                              float_requant=scale is not None, pad_value=int(pad_value))
     b, reader, compute, writer = streams.blocking, streams.reader, streams.compute, streams.writer
+    if scale is not None:
+        # the scale's float32 bits go where the integer multiplier would (ParamRecord.multiplier)
+        multiplier = np.asarray(scale, np.float32).reshape(-1).view(np.int32)
     multiplier, shift = requant_vectors(multiplier, shift, cout)
     x_sym, w_sym, p_sym = "x", "w", "p"
 
@@ -563,6 +576,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
     for i, d in enumerate(compute):
         d = dict(d)
         d["zero_point"] = int(d["zero_point"])
+        d["pad_value"] = int(d.get("pad_value", 0))
         a = c_base + i * DESC_BYTES
         image[a:a + DESC_BYTES] = np.frombuffer(_bits(ComputeDesc, d), np.uint8)
     for i, d in enumerate(writer):

@@ -62,7 +62,11 @@ class Backend:
 
 
 def _requant(step: Step) -> Requant | None:
-    return Requant(step.multiplier, step.shift, step.zero_point) if step.out == "int8" else None
+    if step.out != "int8":
+        return None
+    if step.scale is not None:
+        return Requant(zero_point=step.zero_point, scale=step.scale)
+    return Requant(step.multiplier, step.shift, step.zero_point)
 
 
 class TileBackend(Backend):
@@ -130,7 +134,7 @@ class TileBackend(Backend):
                 return linear(inputs[0], step.weight, step.bias, **kw)
             s = step.spec
             return conv2d(inputs[0], step.weight, step.bias, stride=s.stride, padding=s.padding,
-                          dilation=s.dilation, groups=s.groups, **kw)
+                          dilation=s.dilation, groups=s.groups, pad_value=step.pad_value, **kw)
         if step.op in OPS_STEPS:
             return self._run_op(step, inputs, {"sim": self.sim, "config": self.ops_config,
                                                "server": self._server(eltwise_unit(self.ops_config))})
@@ -218,7 +222,8 @@ class MeshBackend(TileBackend):
             conv = {}
         else:
             s = step.spec
-            conv = {"stride": s.stride, "padding": s.padding, "dilation": s.dilation, "groups": s.groups}
+            conv = {"stride": s.stride, "padding": s.padding, "dilation": s.dilation, "groups": s.groups,
+                    "pad_value": step.pad_value}
         errors = []
         for shard, weight_load in self.shards:
             try:

@@ -68,8 +68,9 @@ class ReadDesc(data.Struct):
     lands in lane ``j % lanes`` at byte ``(j // lanes) * row_bytes`` of the page. A row is the
     im2col row of that pixel: for each tap (kh, kw), ``chunk`` bytes read from
     ``src + ((n * h + ih) * w + iw) * pix_stride`` with ``ih = oh * stride_h - pad_top + kh * dil_h``
-    and ``iw = ow * stride_w - pad_left + kw * dil_w``, or zeros when (ih, iw) is outside the
-    input. Weights and parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
+    and ``iw = ow * stride_w - pad_left + kw * dil_w``, or ``chunk`` bytes of ``pad_value`` when
+    (ih, iw) is outside the input (0, or the input's zero point of a quantized model). Weights and
+    parameters use the same path as a 1×``npix`` "image" with a 1×1 kernel.
     ``row_bytes`` may exceed ``kh * kw * chunk``: the rest of each row is left as it is.
 
     The activation CB counts W-byte words (``ext_bytes``), its whole lane bank being one ring: an
@@ -117,6 +118,7 @@ class ReadDesc(data.Struct):
     ow0: 16
     npix: 16
     words: 32       #: ACT: W-byte words reserved in, filled and pushed to the activation CB
+    pad_value: signed(8)    #: the byte read for a tap outside the input
 
 
 class ComputeDesc(data.Struct):
@@ -136,8 +138,8 @@ class ComputeDesc(data.Struct):
     step reads ``cols`` bytes per lane, each lane at its own address: lane ``r`` computes output
     pixel ``p = ta * rows + r`` of the block, ``(oh, ow) = divmod(p, dw_wo)``, and reads tap
     ``k = ki * kw + kj`` of weight tile ``tw`` at byte ``pix_r + tap_k + tw * cols`` of the page,
-    or zero when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the padding is never
-    stored). Before each activation tile the engine waits until the activation CB holds the
+    or ``pad_value`` bytes when the tap's input row / column is outside ``dw_h`` × ``dw_w`` (the
+    padding is never stored). Before each activation tile the engine waits until the activation CB holds the
     window rows its last lane reads: ``(ih + dw_span) * dw_w`` words, ``ih`` being that lane's
     first tap row (at most ``act_wait``, at least 0), so a block may start while its window is
     still arriving (a ``stream`` read). The address generator keeps ``pix_r`` and the tap's input row and
@@ -164,7 +166,8 @@ class ComputeDesc(data.Struct):
     packed: 1
     pop_wgt: 1
     pop_param: 1
-    _pad0: 2
+    float_requant: 1  #: onnxruntime's float32 requantization (scale bits in ParamRecord.multiplier)
+    _pad0: 1
     act_wait: 24      #: activation CB words the block reads (from the CB's read position)
     act_pop: 24       #: activation CB words popped when the block is done
     dw_wo: 16         #: output pixels per output row (depthwise addressing)
@@ -186,6 +189,7 @@ class ComputeDesc(data.Struct):
     dw_h: 16                #: input height: taps outside [0, dw_h) x [0, dw_w) read as zero
     dw_w: 16                #: input width
     dw_span: signed(16)     #: window rows up to a lane's last tap row: its first tap row + dw_span
+    pad_value: signed(8)    #: the byte a depthwise tap in the padding reads
 
 
 class WriteDesc(data.Struct):
@@ -212,7 +216,11 @@ class WriteDesc(data.Struct):
 
 
 class ParamRecord(data.Struct):
-    """Per-output-channel parameters, :data:`PARAM_RECORD_BYTES` bytes in a parameter page."""
+    """Per-output-channel parameters, :data:`PARAM_RECORD_BYTES` bytes in a parameter page.
+
+    With :attr:`ComputeDesc.float_requant` ``multiplier`` holds the IEEE float32 bits of the
+    channel's scale and ``shift`` is unused.
+    """
 
     bias: signed(32)
     multiplier: signed(32)
@@ -223,14 +231,15 @@ class ParamRecord(data.Struct):
 def pack_job_layout(cols: int) -> data.StructLayout:
     """What the compute engine tells pack about each tile it issues (one per R×C output tile).
 
-    ``params``: the records of the tile's ``cols`` channels; ``zero_point``, ``relu`` and
-    ``out_int32``: the output format (from the :class:`ComputeDesc`). With packed tiles ``slot`` is
-    the tile's place in the shared output entries and ``push`` marks the group's last tile (its rows
-    push the entries); otherwise ``slot`` is 0 and every tile pushes.
+    ``params``: the records of the tile's ``cols`` channels; ``zero_point``, ``relu``,
+    ``out_int32`` and ``float_requant``: the output format (from the :class:`ComputeDesc`). With
+    packed tiles ``slot`` is the tile's place in the shared output entries and ``push`` marks the
+    group's last tile (its rows push the entries); otherwise ``slot`` is 0 and every tile pushes.
     """
     return data.StructLayout({
         "params": data.ArrayLayout(ParamRecord, cols),
-        "zero_point": signed(8), "relu": 1, "out_int32": 1, "slot": range(PACK_SLOTS), "push": 1,
+        "zero_point": signed(8), "relu": 1, "out_int32": 1, "float_requant": 1, "slot": range(PACK_SLOTS),
+        "push": 1,
     })
 
 

@@ -167,6 +167,7 @@ class Compute(wiring.Component):
         p_aoff = Signal(range(W))
         p_loff = [Signal(range(W), name=f"p_loff{r}") for r in range(R)]
         p_lzero = [Signal(name=f"p_lzero{r}") for r in range(R)]
+        p_pad = Signal(8)           # the padding byte of the block's depthwise taps
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
@@ -235,6 +236,7 @@ class Compute(wiring.Component):
                             m.d.sync += [p_loff[r].eq(lane_addr[:logw]), p_lzero[r].eq(d.dw & ~inside)]
                         m.d.comb += [bank.en.eq(1), bank.addr.eq(lane_addr >> logw)]
                     if cfg.depthwise:
+                        m.d.sync += p_pad.eq(d.pad_value)
                         # Next tap; after the last tap of a tile every lane moves on by R pixels.
                         tap_col = d.dw_dw << logw      # one window pixel is one word
                         m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + tap_col), dw_tiw.eq(dw_tiw + d.dw_dw)]
@@ -290,7 +292,7 @@ class Compute(wiring.Component):
             if cfg.depthwise:
                 # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
                 slot = bank.data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.data
-                m.d.comb += a2q.i.payload[r].eq(Mux(p_lzero[r], 0, slot))
+                m.d.comb += a2q.i.payload[r].eq(Mux(p_lzero[r], p_pad.replicate(C), slot))
         for c, bank in enumerate(self.wgt):
             m.d.comb += step.b[c].eq(bank.data.word_select(p_woff, 8))
         m.d.comb += [step.first.eq(p_first), step.last.eq(p_last), opq.i.valid.eq(p_valid)]
@@ -311,6 +313,7 @@ class Compute(wiring.Component):
                 if W > PARAM_RECORD_BYTES else bank.data
             m.d.comb += job.params[c].eq(rec)
         m.d.comb += [job.zero_point.eq(d.zero_point), job.relu.eq(d.relu), job.out_int32.eq(d.out_int32),
+                     job.float_requant.eq(d.float_requant),
                      job.slot.eq(p_slot), job.push.eq(p_push), tileq.i.valid.eq(p_tile)]
         m.d.comb += self.idle.eq(((state == EngineState.IDLE) | (state == EngineState.DONE))
                                  & ~opq.o.valid & ~tileq.o.valid)

@@ -124,6 +124,7 @@ class Reader(wiring.Component):
         p_off = Signal(range(W))
         p_len = Signal(range(W + 1))
         p_zero = Signal()
+        p_pad = Signal(8)       # the padding byte of this read
         p_bcast = Signal()
         p_cnt = Signal(range(2 * self.GANG + 1))    # rows of this read (gang)
         p_dual = Signal()       # ... from both ports
@@ -202,7 +203,8 @@ class Reader(wiring.Component):
                         m.d.comb += [rb.en.eq(1), rb.addr.eq(src + gang_n * d.chunk)]
                     m.d.sync += [
                         p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
-                        p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_bcast.eq(d.bcast), p_cnt.eq(cnt),
+                        p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_pad.eq(d.pad_value), p_bcast.eq(d.bcast),
+                        p_cnt.eq(cnt),
                         p_dual.eq(dual), p_chunk.eq(d.chunk), p_gang.eq(gang_n), p_stream.eq(is_act & d.stream),
                     ]
                     # Advance: piece → tap → row → pixel.
@@ -242,7 +244,7 @@ class Reader(wiring.Component):
         # read carries rows for consecutive lanes: the lane in position p of the gang takes its
         # chunk from byte p * chunk of the data, of port b's data for the second gang of a dual
         # read (lanes in the same position modulo 2 * GANG share a shifter).
-        data_in = Mux(p_zero, 0, ra.data)
+        data_in = Mux(p_zero, p_pad.replicate(W), ra.data)
         shifted = []
         gmask = Signal(range(self.GANG))
         m.d.comb += gmask.eq(p_gang - 1)
