@@ -109,6 +109,12 @@ class OnnxModel(LoweredModel):
         The ops after the last step, run on the host (``DequantizeLinear``, ``Softmax``…).
     tail_model : bytes or None
         An onnxruntime model of the tail when it is more than a ``DequantizeLinear``.
+    optimized : bytes
+        The canonicalised model (what the steps come from; its outputs are what tilelab equals).
+    ort_default_max_diff : float
+        How far onnxruntime's default session of the original model is from the canonicalised
+        model on the seeded random input (:func:`default_disagreement`; 0.0 for uint8 QDQ and
+        QOperator models in the tests).
     """
 
     model_input: TensorIO = None
@@ -120,6 +126,12 @@ class OnnxModel(LoweredModel):
     host_tail: list = field(default_factory=list)
     tail_model: bytes | None = field(default=None, repr=False)
     optimized: bytes | None = field(default=None, repr=False)
+    ort_default_max_diff: float = 0.0
+
+    @property
+    def matches_ort_default(self) -> bool:
+        """onnxruntime's default session of the original model agrees with the canonicalised one."""
+        return self.ort_default_max_diff == 0.0
 
     def to_input(self, x) -> np.ndarray:
         """The model's own input (e.g. NCHW float32) → our int8 NHWC input.
@@ -297,7 +309,29 @@ def load_onnx(model, *, batch=None, name=None) -> OnnxModel:
         raise OnnxError(f"batch must be a positive integer, not {batch!r}")
     proto = _fix_shapes(proto, batch)
     optimized = optimize(proto)
-    return _Importer(onnx.load_from_string(optimized), name, optimized).run()
+    m = _Importer(onnx.load_from_string(optimized), name, optimized).run()
+    m.ort_default_max_diff = default_disagreement(proto.SerializeToString(), optimized, m.model_input.name,
+                                                  m.random_input())
+    return m
+
+
+def default_disagreement(original: bytes, optimized: bytes, input_name: str, x) -> float:
+    """Largest difference between onnxruntime's outputs of the original model (default settings) and
+    of the canonicalised one on ``x`` (0.0: identical).
+
+    They differ when onnxruntime's default x86 session leaves float islands (``DequantizeLinear →
+    Conv → QuantizeLinear`` in float) in an int8-activation QDQ model that the canonicalisation
+    (int8 QDQ fusions allowed) turns into int8 ops.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    a, b = (ort.InferenceSession(m, options, providers=["CPUExecutionProvider"]).run(None, {input_name: x})[0]
+            for m in (original, optimized))
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
 
 
 def _fix_shapes(proto, batch):
@@ -429,6 +463,7 @@ class _Importer:
         return name
 
     def emit(self, node, step, *, unsigned, nchw=True):
+        step.params["tensor"] = node.output[0]
         self.steps.append(step)
         shape = tuple(step.shape)
         nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if len(shape) == 4 and nchw else None
@@ -821,6 +856,7 @@ class _Importer:
         name = self.step_name(node)
         step = OnnxStep(name, "flatten", (t.step,), (n, h * w * c), (name,), source=node.op_type,
                         params={"unsigned": t.unsigned})
+        step.params["tensor"] = node.output[0]
         self.steps.append(step)
         self.values[node.output[0]] = _Tensor(name, (n, h * w * c), t.unsigned, None, perm)
 
