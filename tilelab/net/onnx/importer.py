@@ -56,6 +56,8 @@ STEP_OPS = ("QLinearConv", "QLinearMatMul", f"{MS}.QGemm", "MaxPool", f"{MS}.QLi
 #: Ops allowed at the ends of the graph, on the host.
 HOST_OPS = ("QuantizeLinear", "DequantizeLinear", "Softmax", f"{MS}.QLinearSoftmax")
 SUPPORTED_OPS = STEP_OPS + HOST_OPS
+_FLOAT_OPS = ("Conv", "MatMul", "Gemm", "Add", "Mul", "AveragePool", "GlobalAveragePool", "Sigmoid", "LeakyRelu",
+              "Concat", "Relu", "Clip", "BatchNormalization")
 _TAIL_OPS = ("DequantizeLinear", "Softmax", f"{MS}.QLinearSoftmax", "Flatten", "Reshape", "Identity")
 
 
@@ -477,7 +479,11 @@ class _Importer:
         g = self.g
         for n in g.node:
             if _op(n) not in SUPPORTED_OPS:
-                raise OnnxError(f"node {n.name or n.output[0]!r} (op {_op(n)!r}) is not supported; "
+                hint = ""
+                if _op(n) in _FLOAT_OPS:
+                    hint = (" (a float op onnxruntime did not fuse into a quantized one: tilelab runs quantized "
+                            "models, QDQ from onnxruntime.quantization.quantize_static or QOperator)")
+                raise OnnxError(f"node {n.name or n.output[0]!r} (op {_op(n)!r}) is not supported{hint}; "
                                 f"supported ops: {', '.join(SUPPORTED_OPS)}")
         x = [i for i in g.input if i.name not in self.consts][0]
         elem = x.type.tensor_type.elem_type
