@@ -99,6 +99,17 @@ def branches(name="branches", batch=None):
     return b.model(b.op("Gemm", [x, b.weight((6, 8 * 5 * 5), 0.05), b.weight((6,), 0.1)], transB=1))
 
 
+def matmul_add(name="matmul-add"):
+    """Reshape to (N, -1) (H·W > 1: the weights permuted to NHWC order), MatMul + Add (QLinearMatMul, QLinearAdd
+    of the constant bias), Softmax."""
+    b = Builder(name, (2, 4, 6, 6))
+    x = b.op("Relu", [b.conv("x", 4, 8)])
+    x = b.op("Reshape", [x, b.const(np.array([2, -1], np.int64))])
+    x = b.op("MatMul", [x, b.weight((8 * 36, 5), 0.05)])
+    x = b.op("Add", [x, b.weight((5,), 0.3)])
+    return b.model(b.op("Softmax", [x], axis=1))
+
+
 class _Reader(quantization.CalibrationDataReader if hasattr(quantization, "CalibrationDataReader") else object):
     def __init__(self, name, shape, count=4):
         rng = rng_for(f"calibration-{name}")
@@ -198,6 +209,14 @@ def test_branches_match_onnxruntime_layer_by_layer(tmp_path, activations):
     steps = {s.name: s for s in m.steps}
     assert steps["Conv_7"].spec.dilation == (2, 2) and steps["Conv_1"].spec.groups == 2
     assert m.host_tail == ["DequantizeLinear"] and m.tail_model is None   # the golden dequantization
+
+
+@pytest.mark.parametrize("activations", ["u8", "s8"])
+def test_matmul_add_after_reshape(tmp_path, activations):
+    m = check_model(quantize(matmul_add(), tmp_path, activations=activations))
+    assert [(s.name, s.op) for s in m.steps] == [("Conv_1", "conv2d"), ("Reshape_3", "flatten"),
+                                                 ("MatMul_4", "linear"), ("Add_5", "qlinear_add")]
+    assert m.steps[3].params["b_const"].shape == (1, 5)
 
 
 def test_qoperator_model_imports_directly(tmp_path):

@@ -102,6 +102,28 @@ def test_binary_ops_match_onnxruntime(op):
     assert total >= 100_000
 
 
+@pytest.mark.parametrize("b_shape", [(1,), (64,), (1, 1, 1, 64)], ids=["scalar", "per-column", "broadcast-4d"])
+def test_qlinear_add_with_a_constant_matches_onnxruntime(b_shape):
+    # a bias after MatMul ((N, K) + (K,)), a one-value b (MLAS's scalar kernel: no FMA for b)
+    rng, g, cases = _rng(f"add-const-{b_shape}"), _Graph(), []
+    for k in range(16):
+        u = k % 2 == 0
+        dtype, lo, (sa, sb, sy), (za, zb, zy) = _params(rng, u)
+        a = rng.integers(lo, lo + 256, (2, 8, 16, 64)).astype(dtype)
+        b = rng.integers(lo, lo + 256, b_shape).astype(dtype)
+        out = g.add("QLinearAdd", [g.feed(a), g.const(sa), g.const(za), g.const(b), g.const(sb), g.const(zb),
+                                   g.const(sy), g.const(zy)])
+        cases.append((out, u, a, b, sa, za, sb, zb, sy, zy))
+    ys = g.run()
+    total = 0
+    for out, u, a, b, sa, za, sb, zb, sy, zy in cases:
+        s = functools.partial(_zp, unsigned=u)
+        ours = golden.qlinear_add(_stored(a, u), sa, s(za), _stored(b, u), sb, s(zb), sy, s(zy), unsigned=u)
+        np.testing.assert_array_equal(ours, _stored(ys[out], u))
+        total += ours.size
+    assert total >= 100_000
+
+
 def test_global_average_pool_matches_onnxruntime():
     rng, g, cases = _rng("gap"), _Graph(), []
     for k in range(32):

@@ -212,8 +212,8 @@ def run_onnx_step(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
     u = p["unsigned"]
     if step.op in ("qlinear_add", "qlinear_mul"):
         fn = golden.qlinear_add if step.op == "qlinear_add" else golden.qlinear_mul
-        return fn(inputs[0], p["a_scale"], p["a_zp"], inputs[1], p["b_scale"], p["b_zp"], p["y_scale"], p["y_zp"],
-                  unsigned=u)
+        b = p["b_const"] if "b_const" in p else inputs[1]
+        return fn(inputs[0], p["a_scale"], p["a_zp"], b, p["b_scale"], p["b_zp"], p["y_scale"], p["y_zp"], unsigned=u)
     if step.op == "qlinear_avg_pool":
         return golden.qlinear_avg_pool(inputs[0], p["kernel"], stride=p["stride"], padding=p["padding"],
                                        count_include_pad=p["count_include_pad"], x_scale=p["x_scale"],
@@ -792,21 +792,48 @@ class _Importer:
                                  zero_point=yz, source=f"{MS}.QLinearAveragePool", params=params), unsigned=yu)
 
     def binary(self, node):
-        a, b = self.value(node, 0), self.value(node, 3)
-        if a.shape != b.shape or a.perm is not None or b.perm is not None:
-            self.fail(node, f"inputs of shapes {a.nchw_shape or a.shape!r} and {b.nchw_shape or b.shape!r}: "
-                            f"broadcasting is not supported yet")
+        a = self.value(node, 0)
+        const_b = node.input[3] in self.consts
+        b = None if const_b else self.value(node, 3)
         sa, (za, ua) = self.scale(node, 1, "A_scale"), self.zp(node, 2, "A_zero_point")
         sb, (zb, ub) = self.scale(node, 4, "B_scale"), self.zp(node, 5, "B_zero_point")
         sy, (zy, uy) = self.scale(node, 6, "C_scale"), self.zp(node, 7, "C_zero_point", like=a)
         self._check_unsigned(node, a, ua)
-        self._check_unsigned(node, b, ub)
-        op = "qlinear_add" if node.op_type == "QLinearAdd" else "qlinear_mul"
-        name = self.step_name(node)
         params = {"unsigned": uy, "a_scale": sa, "a_zp": za, "b_scale": sb, "b_zp": zb, "y_scale": sy, "y_zp": zy}
-        self.emit(node, OnnxStep(name, op, (a.step, b.step), a.shape, (name,), zero_point=zy,
+        if const_b:
+            params["b_const"] = self._broadcast_const(node, a, self.consts[node.input[3]], ub)
+        else:
+            self._check_unsigned(node, b, ub)
+            if a.shape != b.shape or a.perm is not None or b.perm is not None:
+                self.fail(node, f"inputs of shapes {a.nchw_shape or a.shape!r} and {b.nchw_shape or b.shape!r}: "
+                                f"broadcasting two computed tensors is not supported yet")
+        op = "qlinear_add" if node.op_type == "QLinearAdd" else "qlinear_mul"
+        if op == "qlinear_mul" and const_b:
+            self.fail(node, "a QLinearMul by a constant is not supported yet")
+        name = self.step_name(node)
+        inputs = (a.step,) if const_b else (a.step, b.step)
+        self.emit(node, OnnxStep(name, op, inputs, a.shape, (name,), zero_point=zy,
                                  source=f"{MS}.{node.op_type}", params=params),
                   unsigned=uy, nchw=a.nchw_shape is not None)
+
+    def _broadcast_const(self, node, a, value, unsigned):
+        """A constant 8-bit operand in our layout (stored int8), broadcastable to ``a``."""
+        if value.dtype not in (np.uint8, np.int8) or (unsigned is not None and (value.dtype == np.uint8) != unsigned):
+            self.fail(node, f"the constant operand must be 8-bit like its zero point, not {value.dtype}")
+        v = (value.astype(np.int16) - (128 if value.dtype == np.uint8 else 0)).astype(np.int8)
+        if v.size == 1:
+            return v.reshape((1,) * len(a.shape))
+        model_shape = a.nchw_shape or a.shape
+        if a.perm is not None or v.ndim > len(model_shape):
+            self.fail(node, f"a constant of shape {value.shape!r} does not broadcast to {model_shape!r} here")
+        v = v.reshape((1,) * (len(model_shape) - v.ndim) + v.shape)
+        try:
+            np.broadcast_shapes(v.shape, model_shape)
+        except ValueError:
+            self.fail(node, f"a constant of shape {value.shape!r} does not broadcast to {model_shape!r}")
+        if len(model_shape) == 4:
+            v = v.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(v)
 
     def table(self, node):
         t = self.value(node, 0)

@@ -24,9 +24,10 @@ What each op computes, and what the RTL needs
     bias ``-zp_x·H·W`` on the tile with the float requant mode: the importer lowers it so.
 ``QLinearAdd`` (:func:`qlinear_add`)
     MLAS's AVX2 kernel, float32 on raw values: ``ra = as / cs``, ``rb = bs / cs``,
-    ``k = zc - (ra·za + rb·zb)`` (the inner sum one FMA), ``t = fma(a, ra, fma(b, rb, k))``,
-    round half to even, saturate. RTL: needs a float32 multiply-add per element; the
-    element-wise unit has no such mode yet (its ``add_requant`` is integer M/shift).
+    ``k = zc - (ra·za + rb·zb)`` (the inner sum one FMA), ``t = fma(a, ra, fma(b, rb, k))``
+    (a one-value ``b``: ``fma(a, ra, k + rb·b)``), round half to even, saturate. RTL: needs a
+    float32 multiply-add per element; the element-wise unit has no such mode yet (its
+    ``add_requant`` is integer M/shift).
 ``QLinearMul`` (:func:`qlinear_mul`)
     MLAS: ``r = (as·bs) / cs`` in float32; ``t = (float(a - za)·float(b - zb))·r``, round half
     to even, ``+ zc``, saturate. RTL: needs a float32 multiply per element; missing.
@@ -264,8 +265,13 @@ def global_avg_pool_scale(x_scale, y_scale, count: int):
 def _binary_args(a, b):
     _check_int_array(a, "a", dtype=np.int8)
     _check_int_array(b, "b", dtype=np.int8)
-    if a.shape != b.shape and b.size != 1 and a.size != 1:
-        raise ValueError(f"b must have the shape of a {a.shape!r} (or be one value), not {b.shape!r}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"b of shape {b.shape!r} does not broadcast with a of shape {a.shape!r}") from None
+    if shape != a.shape and a.size != 1:
+        raise ValueError(f"b of shape {b.shape!r} must broadcast to a's shape {a.shape!r}")
+    return shape
 
 
 def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *,
@@ -276,13 +282,18 @@ def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_z
 
         ra = as / ys;  rb = bs / ys                          (float32)
         k  = float(zy) - fma(ra, float(za), rb·float(zb))
-        t  = fma(float(a), ra, fma(float(b), rb, k))
+        t  = fma(float(a), ra, fma(float(b), rb, k))         (a and b both tensors)
+        t  = fma(float(a), ra, k + rb·float(b))              (b one value: one product, one sum)
+        t  = fma(float(b), rb, k + ra·float(a))              (a one value)
         y  = saturate(rint(t))                              (round half to even)
+
+    A ``b`` that broadcasts to ``a`` (a bias per channel, say) is the tensor case: onnxruntime
+    runs the kernel row by row on the broadcast values.
 
     Parameters
     ----------
     a, b : numpy.ndarray
-        int8 storage, the same shape (or one of them a single value).
+        int8 storage; ``b`` broadcasts to ``a`` (or ``a`` is one value).
     a_scale, b_scale, y_scale : float
     a_zero_point, b_zero_point, y_zero_point : int
         Stored int8 zero points.
@@ -292,9 +303,9 @@ def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_z
     Returns
     -------
     numpy.ndarray
-        int8.
+        int8, the broadcast shape.
     """
-    _binary_args(a, b)
+    shape = _binary_args(a, b)
     off = _offset(unsigned)
     sa, sb, sy = (_check_scale(v, n) for v, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
     za, zb, zy = (_check_zp(v, n) + off for v, n in
@@ -302,8 +313,13 @@ def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_z
     ra, rb = sa / sy, sb / sy
     k = _F32(zy) - fma_f32(ra, _F32(za), rb * _F32(zb))
     fa, fb = _raw(a, unsigned).astype(_F32), _raw(b, unsigned).astype(_F32)
-    t = fma_f32(fa, ra, fma_f32(fb, rb, k))
-    return _saturate_raw(t, unsigned)
+    if b.size == 1 and a.size != 1:
+        t = fma_f32(fa, ra, k + fb.reshape(()) * rb)
+    elif a.size == 1 and b.size != 1:
+        t = fma_f32(fb, rb, k + fa.reshape(()) * ra)
+    else:
+        t = fma_f32(fa, ra, fma_f32(np.broadcast_to(fb, shape), rb, k))
+    return _saturate_raw(np.broadcast_to(t, shape), unsigned)
 
 
 def _saturate_raw(t, unsigned):
@@ -336,7 +352,10 @@ def qlinear_mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_z
     numpy.ndarray
         int8.
     """
-    _binary_args(a, b)
+    shape = _binary_args(a, b)
+    if (a.size == 1) != (b.size == 1):
+        raise ValueError("qlinear_mul of a tensor and a single value is not modelled (MLAS has its own kernel for it)")
+    b = np.broadcast_to(b, shape)
     off = _offset(unsigned)
     sa, sb, sy = (_check_scale(v, n) for v, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
     za, zb, zy = (_check_zp(v, n) for v, n in
