@@ -119,7 +119,7 @@ class _Reader(quantization.CalibrationDataReader if hasattr(quantization, "Calib
         return next(self.data, None)
 
 
-def quantize(model, tmp_path, *, activations="u8", fmt="qdq", per_channel=True):
+def quantize(model, tmp_path, *, activations="u8", fmt="qdq", per_channel=True, exclude=()):
     """``quantize_static`` of ``model``: the quantized model's path."""
     src, dst = tmp_path / f"{model.graph.name}-float.onnx", tmp_path / f"{model.graph.name}-{activations}-{fmt}.onnx"
     onnx.save(model, src)
@@ -129,7 +129,7 @@ def quantize(model, tmp_path, *, activations="u8", fmt="qdq", per_channel=True):
         str(src), str(dst), _Reader(model.graph.name, shape),
         quant_format=quantization.QuantFormat.QDQ if fmt == "qdq" else quantization.QuantFormat.QOperator,
         activation_type=qt.QUInt8 if activations == "u8" else qt.QInt8, weight_type=qt.QInt8,
-        per_channel=per_channel)
+        per_channel=per_channel, nodes_to_exclude=list(exclude))
     return dst
 
 
@@ -217,6 +217,12 @@ def test_matmul_add_after_reshape(tmp_path, activations):
     assert [(s.name, s.op) for s in m.steps] == [("Conv_1", "conv2d"), ("Reshape_3", "flatten"),
                                                  ("MatMul_4", "linear"), ("Add_5", "qlinear_add")]
     assert m.steps[3].params["b_const"].shape == (1, 5)
+
+
+def test_float_softmax_at_the_end_runs_on_the_host(tmp_path):
+    m = check_model(quantize(cnn("cnn-float-softmax"), tmp_path, exclude=["Softmax_13"]))
+    assert m.host_tail == ["DequantizeLinear", "Softmax"] and m.tail_model is not None
+    assert m.describe_io()["host_tail_simulated"] is False
 
 
 def test_qoperator_model_imports_directly(tmp_path):
