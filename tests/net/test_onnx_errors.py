@@ -71,9 +71,9 @@ def test_input_of_the_wrong_shape_or_dtype(cnn_path):
     _raises(f"{prefix} list", m.to_input, [0.0])
 
 
-def _qlinear_conv(tmp_path, *, pads=(1, 1, 1, 1), wzp=0):
+def _qlinear_conv(tmp_path, *, pads=(1, 1, 1, 1), wzp=0, ws=0.01):
     w = np.ones((4, 2, 3, 3), np.int8)
-    inits = {"xs": np.float32(0.02), "xz": np.uint8(128), "w": w, "ws": np.float32(0.01), "wz": np.int8(wzp),
+    inits = {"xs": np.float32(0.02), "xz": np.uint8(128), "w": w, "ws": np.float32(ws), "wz": np.int8(wzp),
              "ys": np.float32(0.1), "yz": np.uint8(0)}
     node = helper.make_node("QLinearConv", ["x", *inits], ["y"], kernel_shape=[3, 3], pads=list(pads), name="conv")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 2, 6, 6])],
@@ -89,6 +89,10 @@ def test_asymmetric_pads_and_weight_zero_points(tmp_path):
             "yet; tilelab pads both sides alike", load_onnx, _qlinear_conv(tmp_path, pads=(0, 0, 1, 1)))
     _raises("node 'conv' (QLinearConv): weight zero points must be 0 (symmetric weights), not 3", load_onnx,
             _qlinear_conv(tmp_path, wzp=3))
+    # x_scale · w_scale / y_scale below the smallest normal float32: the pack stage cannot take it
+    _raises("node 'conv' (QLinearConv): output scale must be a positive normal float32 (at least "
+            "1.1754943508222875e-38), not 4.0000064664151903e-39 (channel 0)", load_onnx,
+            _qlinear_conv(tmp_path, ws=2e-38))
 
 
 def test_tile_backend_refuses_steps_the_rtl_lacks(tmp_path):

@@ -465,6 +465,11 @@ class _Importer:
         return name
 
     def emit(self, node, step, *, unsigned, nchw=True):
+        if step.scale is not None:                    # the pack stage takes positive normal float32 scales
+            try:
+                golden.check_float_scale(step.scale, step.shape[-1])
+            except ValueError as error:
+                self.fail(node, f"output {error}")
         step.params["tensor"] = node.output[0]
         self.steps.append(step)
         shape = tuple(step.shape)
