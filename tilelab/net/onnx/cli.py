@@ -108,7 +108,7 @@ def run_onnx(path, *, input_file=None, save=None, batch=None, image_size=None, m
     summary = dict(manifest, **result.summary())
     summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
                     "session_seconds": time.perf_counter() - t0})
-    write_reports(summary, out_dir, json_file=json_file, plots=plots)
+    write_reports(summary, out_dir, json_file=json_file, plots=plots and sim != "golden")  # no cycles to plot
     bad = [r["name"] for r in summary["layers"] if not r["bit_exact"]]
     click.echo(f"{len(summary['layers'])} layers, {'all bit-exact' if not bad else f'{len(bad)} NOT bit-exact'}; "
                f"{summary['total_cycles']:,} cycles, {summary['total_macs']:,} MACs")
