@@ -18,7 +18,8 @@ def _bar(done, total, width=24):
 @click.command("run")
 @click.argument("model")
 @click.option("--image-size", type=int, default=None, help="Input height/width [default: the model's own].")
-@click.option("--batch", type=int, default=1, show_default=True, help="Input batch.")
+@click.option("--batch", type=int, default=1, show_default=True,
+              help="Input batch (an ONNX model: fixes a symbolic batch).")
 @click.option("--mesh", default="1x1", show_default=True,
               help="Tiles RxC: 1x1 is one tile; a larger mesh shards each conv/fc layer over its tiles.")
 @click.option("--tile", "tile_fields", default=None,
@@ -31,11 +32,18 @@ def _bar(done, total, width=24):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished layer.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
               help="Also write the summary JSON here.")
-@click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator",
-              show_default=True, help="Simulator.")
+@click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth", "golden"]), default="verilator",
+              show_default=True, help="Simulator ('golden': an ONNX model on the numpy golden model, no hardware).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the PNG plots.")
-def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, resume, json_file, sim, plots):
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), default=None,
+              help="ONNX model: its input .npy in the model's own layout and dtype [default: seeded random].")
+@click.option("--save", type=click.Path(dir_okay=False), default=None,
+              help="ONNX model: write its output .npy (shape and dtype as onnxruntime returns it).")
+def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, resume, json_file, sim, plots,
+            input_file, save):
     """Compile MODEL, run it layer by layer on the simulated hardware and check every layer.
+
+    MODEL is a built-in model or a quantized ONNX model (a path ending in .onnx).
 
     Batch norms are folded into their convs (inference), ReLUs into the requantization; each
     conv/linear runs on the compute tile, each pool/add/relu on the element-wise unit; every
@@ -52,6 +60,16 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     from tilelab.net.report import write_reports
     from tilelab.pe_models.config import DEFAULT_TILE
 
+    if model.endswith(".onnx"):
+        from tilelab.net.onnx.cli import run_onnx
+
+        given = click.get_current_context().get_parameter_source("batch") != click.core.ParameterSource.DEFAULT
+        return run_onnx(model, input_file=input_file, save=save, batch=batch if given else None,
+                        image_size=image_size, mesh=mesh, tile_fields=tile_fields, layers=layers, seed=seed,
+                        out_dir=out_dir, resume=resume, json_file=json_file, sim=sim, plots=plots)
+    if input_file is not None or save is not None or sim == "golden":
+        raise click.BadParameter("--input, --save and --sim golden are for ONNX models (MODEL ending in .onnx)",
+                                 param_hint="'MODEL'")
     if model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}",
                                  param_hint="'MODEL'")

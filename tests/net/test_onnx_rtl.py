@@ -1,0 +1,52 @@
+"""An imported ONNX model on the RTL (the 4×4 test tile, Verilator): every layer bit-exact, output == onnxruntime.
+
+Needs the tile's float requantization and zero-point padding (``Requant(scale=...)``,
+``conv2d(pad_value=...)``); skipped on a tree without them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from tests.cases import TILE  # noqa: E402
+from tests.net.test_onnx_import import Builder, quantize, session  # noqa: E402
+from tilelab.api.conv import Requant  # noqa: E402
+from tilelab.net.backends import TileBackend  # noqa: E402
+from tilelab.net.executor import execute  # noqa: E402
+from tilelab.net.onnx import load_onnx  # noqa: E402
+from tilelab.pe_models.config import EltwiseConfig  # noqa: E402
+
+pytestmark = pytest.mark.skipif("scale" not in {f.name for f in dataclasses.fields(Requant)},
+                                reason="the tile has no float requantization in this tree")
+
+#: The element-wise unit of tests/ops (the same Verilator build).
+UNIT = EltwiseConfig(ext_bytes=16, ext_words=1 << 14)
+
+
+def small_cnn(name):
+    """Conv/ReLU (uint8: padding with the zero point), MaxPool, depthwise conv, GAP (a conv), Flatten, Gemm."""
+    b = Builder(name, (1, 4, 8, 8))
+    x = b.op("Relu", [b.conv("x", 4, 8)])
+    x = b.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = b.conv(x, 8, 8, group=8)
+    x = b.op("GlobalAveragePool", [x])
+    x = b.op("Flatten", [x])
+    return b.model(b.op("Gemm", [x, b.weight((6, 8)), b.weight((6,), 0.1)], transB=1))
+
+
+@pytest.mark.parametrize("activations", ["u8", "s8"])
+def test_quantized_cnn_on_the_tile_equals_onnxruntime(tmp_path, activations):
+    path = quantize(small_cnn(f"rtl-{activations}"), tmp_path, activations=activations)
+    m = load_onnx(path)
+    assert [s.op for s in m.steps] == ["conv2d", "max_pool", "conv2d", "conv2d", "flatten", "linear"]
+    result = execute(m, TileBackend(TILE, sim="verilator", ops_config=UNIT))
+    assert result.all_bit_exact, [r["name"] for r in result.records if not r["bit_exact"]]
+    assert all(r["cycles"] > 0 for r in result.records if r["op"] != "flatten")
+    np.testing.assert_array_equal(m.to_output(result.outputs[m.output_step]),
+                                  session(path).run(None, {"x": m.random_input()})[0])
