@@ -1,12 +1,10 @@
 """An imported ONNX model on the RTL (the 4×4 test tile, Verilator): every layer bit-exact, output == onnxruntime.
 
-Needs the tile's float requantization and zero-point padding (``Requant(scale=...)``,
-``conv2d(pad_value=...)``); skipped on a tree without them.
+Uses the tile's float requantization and zero-point padding (``Requant(scale=...)``,
+``conv2d(pad_value=...)``).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -16,14 +14,10 @@ pytest.importorskip("onnxruntime")
 
 from tests.cases import TILE  # noqa: E402
 from tests.net.test_onnx_import import Builder, quantize, session  # noqa: E402
-from tilelab.api.conv import Requant  # noqa: E402
 from tilelab.net.backends import TileBackend  # noqa: E402
 from tilelab.net.executor import execute  # noqa: E402
 from tilelab.net.onnx import load_onnx  # noqa: E402
 from tilelab.pe_models.config import EltwiseConfig  # noqa: E402
-
-pytestmark = pytest.mark.skipif("scale" not in {f.name for f in dataclasses.fields(Requant)},
-                                reason="the tile has no float requantization in this tree")
 
 #: The element-wise unit of tests/ops (the same Verilator build).
 UNIT = EltwiseConfig(ext_bytes=16, ext_words=1 << 14)

@@ -119,25 +119,14 @@ class TileBackend(Backend):
                 "peak_macs_per_cycle": self.config.peak_macs_per_cycle, "ext_bytes_per_cycle": self.config.ext_bytes}
 
     def check(self, steps):
-        import dataclasses
-        import inspect
-
         from tilelab.net.onnx.steps import RTL_MISSING
 
-        float_requant = "scale" in {f.name for f in dataclasses.fields(Requant)}
-        pad_value = "pad_value" in inspect.signature(conv2d).parameters
         for s in steps:
             if s.op in RTL_MISSING:
                 raise ExecutionError(f"step {s.name!r} (op {s.op!r}): the RTL has no {RTL_MISSING[s.op]} yet; "
                                      f"the golden backend (--sim golden) runs it without hardware")
             if s.op not in OPS_STEPS and s.op not in MATRIX_STEPS and s.op != "flatten":
                 raise ExecutionError(f"step {s.name!r}: the {self.name} backend cannot run op {s.op!r}")
-            if s.op in MATRIX_STEPS and s.scale is not None and not float_requant:
-                raise ExecutionError(f"step {s.name!r} (op {s.op!r}): the tile's float requantization "
-                                     f"(onnxruntime's) is not in this build's RTL interface yet")
-            if s.op == "conv2d" and s.pad_value != 0 and not pad_value:
-                raise ExecutionError(f"step {s.name!r} (op 'conv2d'): the tile's reader cannot pad with "
-                                     f"{s.pad_value!r} (the input zero point) in this build yet")
 
     def run(self, step, inputs):
         if step.op == "flatten":
