@@ -403,9 +403,10 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
         if conv:
             n0, rem = divmod(p0, spec.ho * spec.wo)
             oh0, ow0 = divmod(rem, spec.wo)
+            # a kernel row's taps are adjacent (in memory and in the lane) when a tap is a whole pixel
             geo = dict(kh=spec.kh, kw=spec.kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=ph,
                        pad_left=pw, h=spec.h, w=spec.w, ho=spec.ho, wo=spec.wo, n0=n0, oh0=oh0, ow0=ow0,
-                       pad_value=pad_value)
+                       pad_value=pad_value, run=int(dw == 1 and chunk == pix_stride and spec.kw > 1))
         else:
             geo = _flat_geometry(npix)
         # Field ranges are checked against ReadDesc itself when the descriptor is packed.

@@ -7,7 +7,8 @@ it, with the cost of every descriptor in closed form:
 * the **command fetcher** reads the header, then one descriptor at a time into an engine's empty
   queue, round robin (``64 / W + 3`` cycles a descriptor; the engine sees it two cycles later);
 * the **reader** spends one cycle waiting for a page, one cycle per W-byte piece (an im2col row
-  costs one piece per W-byte word each tap's chunk touches in its lane; a ganged flat read moves
+  costs one piece per W-byte word each tap's chunk touches in its lane, or with runs each run of a
+  kernel row's adjacent taps, see ``ReadDesc.run``; a ganged flat read moves
   up to 4 rows a piece, 8 on both ports when the fetcher leaves the second one free; a depthwise
   stream one word a cycle while the activation ring has room) and one cycle to push;
 * **compute** waits for its pages, then issues one reduction step a cycle per activation tile ×
@@ -133,6 +134,60 @@ def _pieces(start: int, length: int, W: int) -> int:
 def _row_pieces(offset: int, taps: int, chunk: int, W: int) -> int:
     """Pieces of one im2col row placed at lane byte ``offset``: every tap's chunk, split at words."""
     return sum(_pieces(offset + t * chunk, chunk, W) for t in range(taps))
+
+
+def _tap_runs(geo: dict, oh: int, ow: int) -> tuple:
+    """The runs of taps (``ReadDesc.run``) of output pixel ``(oh, ow)``, kernel row by kernel row:
+    in the padding, every tap up to the input's left edge or the row's end; inside, every tap up
+    to the row's end or the input's right edge."""
+    kw = geo["kw"]
+    out = []
+    for ki in range(geo["kh"]):
+        ih = oh * geo["stride_h"] - geo["pad_top"] + ki * geo["dil_h"]
+        if not 0 <= ih < geo["h"]:
+            out.append(kw)
+            continue
+        kj = 0
+        while kj < kw:
+            iw = ow * geo["stride_w"] - geo["pad_left"] + kj
+            left = kw - kj
+            t = left if iw >= geo["w"] else min(left, -iw if iw < 0 else geo["w"] - iw)
+            out.append(t)
+            kj += t
+    return tuple(out)
+
+
+def _run_row_pieces(offset: int, runs: tuple, chunk: int, W: int) -> int:
+    """Pieces of one im2col row read as ``runs`` of taps, placed at lane byte ``offset``."""
+    total = 0
+    for t in runs:
+        total += _pieces(offset, t * chunk, W)
+        offset += t * chunk
+    return total
+
+
+def _act_pieces(npix: int, p0: int, taps: int, chunk: int, row_bytes: int, geo: dict, R: int, W: int) -> int:
+    """RUN cycles of an im2col activation read of ``npix`` rows from output pixel ``p0`` on."""
+    n, cache = 0, {}
+    if not geo.get("run", 0):
+        for rnd in range(_ceil(npix, R)):
+            off = (rnd * row_bytes) % W
+            if off not in cache:
+                cache[off] = _row_pieces(off, taps, chunk, W)
+            n += min(R, npix - rnd * R) * cache[off]
+        return n
+    ho, wo = geo["ho"], geo["wo"]
+    runs_of = {}
+    for j in range(npix):
+        p = p0 + j
+        oh, ow = (p // wo) % ho, p % wo
+        if (oh, ow) not in runs_of:
+            runs_of[oh, ow] = _tap_runs(geo, oh, ow)
+        key = ((j // R) * row_bytes % W, runs_of[oh, ow])
+        if key not in cache:
+            cache[key] = _run_row_pieces(key[0], key[1], chunk, W)
+        n += cache[key]
+    return n
 
 
 def _flat_pieces(npix: int, chunk: int, row_bytes: int, lanes: int, W: int) -> int:
@@ -323,12 +378,8 @@ class _Reader(_Engine):
             if stream:
                 n = npix
             elif target == Target.ACT:
-                n, cache = 0, {}
-                for rnd in range(_ceil(npix, R)):
-                    off = (rnd * row_bytes) % W
-                    if off not in cache:
-                        cache[off] = _row_pieces(off, taps, chunk, W)
-                    n += min(R, npix - rnd * R) * cache[off]
+                p0 = (geo["n0"] * geo["ho"] + geo["oh0"]) * geo["wo"] + geo["ow0"]
+                n = _act_pieces(npix, p0, taps, chunk, row_bytes, geo, R, W)
             elif gang:
                 n = None        # known once the run starts (the fetcher's use of port b)
             else:

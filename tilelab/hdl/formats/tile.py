@@ -86,6 +86,13 @@ class ReadDesc(data.Struct):
     at the same lane byte. The compiler only uses it when 2**g divides the lane count and no row
     crosses a W-byte word of its lane.
 
+    With ``run`` (the compiler sets it when a tap's ``chunk`` is the whole pixel, ``pix_stride``,
+    and ``dil_w`` is 1, so that a kernel row's taps are adjacent in memory and in the lane) the
+    taps of a kernel row move as *runs*: from tap ``kj`` on, every tap inside the input up to the
+    row's end or the input's right edge (or, in the padding, every tap up to the input's left edge
+    or the row's end) is one run of ``taps · chunk`` bytes, cut only at the lane's W-byte words. A
+    3-channel stem's 7-tap kernel row is then one or two reads instead of seven.
+
     With ``bcast`` every row is written to *all* lanes of the CB at byte ``j * row_bytes`` (one
     write to every lane bank in the same cycle). Depthwise conv loads its raw input window this way
     (a 1×1 kernel over the zero-padded input, each input byte read once per window): every MAC-array
@@ -96,7 +103,7 @@ class ReadDesc(data.Struct):
     bcast: 1
     gang: 3
     stream: 1
-    _pad0: 1
+    run: 1          #: merge a kernel row's adjacent taps into runs (see above)
     kh: 8
     kw: 8
     stride_h: 8

@@ -90,7 +90,7 @@ class Reader(wiring.Component):
         lanes_n = Signal(8)
         q_row = Signal(32)      # lane byte address of the current row
         tap_off = Signal(16)    # byte offset within the row
-        cb_off = Signal(16)     # byte offset within the current tap's chunk
+        cb_off = Signal(24)     # byte offset within the current run of taps (one tap's chunk without runs)
         ki = Signal(8)
         kj = Signal(8)
         n = Signal(16)
@@ -178,13 +178,29 @@ class Reader(wiring.Component):
                         ih.eq(oh * d.stride_h + ki * d.dil_h - d.pad_top),
                         iw.eq(ow * d.stride_w + kj * d.dil_w - d.pad_left),
                     ]
-                    inb = (ih >= 0) & (ih < d.h) & (iw >= 0) & (iw < d.w)
+                    ih_in = (ih >= 0) & (ih < d.h)
+                    iw_lo = iw < 0
+                    iw_hi = iw >= d.w
+                    inb = ih_in & ~iw_lo & ~iw_hi
+                    # The taps this piece's run spans (see ReadDesc.run): 1 without runs.
+                    taps_left = Signal(8)
+                    to_edge = Signal(signed(21))
+                    run_taps = Signal(8)
+                    m.d.comb += [taps_left.eq(d.kw - kj), to_edge.eq(Mux(iw_lo, -iw, d.w - iw))]
+                    with m.If(~d.run):
+                        m.d.comb += run_taps.eq(1)
+                    with m.Elif(~ih_in | iw_hi | (to_edge >= taps_left)):
+                        m.d.comb += run_taps.eq(taps_left)
+                    with m.Else():
+                        m.d.comb += run_taps.eq(to_edge)
+                    run_bytes = Signal(24)
+                    m.d.comb += run_bytes.eq(run_taps * d.chunk)
                     pix = ((n * d.h + ih.as_unsigned()[:16]) * d.w + iw.as_unsigned()[:16])[:32]
                     src = (d.src + (pix * d.pix_stride)[:32] + cb_off)[:32]
                     qaddr = (q_row + tap_off)[:32]
                     off = qaddr[:logw]
                     room = W - off
-                    left = d.chunk - cb_off
+                    left = run_bytes - cb_off
                     ln = Signal(range(W + 1))
                     m.d.comb += ln.eq(Mux(left < room, left, room))
                     # Rows moved this cycle: 1, or up to 2**gang with a ganged descriptor; twice as many
@@ -207,14 +223,14 @@ class Reader(wiring.Component):
                         p_cnt.eq(cnt),
                         p_dual.eq(dual), p_chunk.eq(d.chunk), p_gang.eq(gang_n), p_stream.eq(is_act & d.stream),
                     ]
-                    # Advance: piece → tap → row → pixel.
-                    chunk_end = cb_off + ln >= d.chunk
+                    # Advance: piece → run of taps → row → pixel.
+                    run_end = cb_off + ln >= run_bytes
                     # A row ends after its last tap (row_bytes may leave room at the end of the row).
-                    row_end = (tap_off + ln >= row_bytes) | (chunk_end & (ki + 1 >= d.kh) & (kj + 1 >= d.kw))
+                    row_end = (tap_off + ln >= row_bytes) | (run_end & (ki + 1 >= d.kh) & (kj + run_taps >= d.kw))
                     m.d.sync += [cb_off.eq(cb_off + ln), tap_off.eq(tap_off + ln)]
-                    with m.If(chunk_end):
-                        m.d.sync += [cb_off.eq(0), kj.eq(kj + 1)]
-                        with m.If(kj + 1 >= d.kw):
+                    with m.If(run_end):
+                        m.d.sync += [cb_off.eq(0), kj.eq(kj + run_taps)]
+                        with m.If(kj + run_taps >= d.kw):
                             m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
                     with m.If(row_end):
                         m.d.sync += [tap_off.eq(0), cb_off.eq(0), ki.eq(0), kj.eq(0), j.eq(j + cnt), ow.eq(ow + cnt),
