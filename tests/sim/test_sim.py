@@ -201,3 +201,22 @@ def test_simulator_processes_find_this_installations_cocotb_libraries():
 
     env = cocotb_run_env(toplevel="top", test_module="m")
     assert env["LD_LIBRARY_PATH"].split(os.pathsep)[0] == str(cocotb_tools.config.libs_dir)
+
+
+def test_design_cache_is_not_used_when_sources_changed_after_import(tmp_path, monkeypatch):
+    """A hardware source edited while a process runs: the process converts its Verilog from the
+    code in memory and neither reads nor writes the design cache (whose key is the files on disk)."""
+    import tilelab
+    from tilelab.drive.designs import cached_design
+    from tilelab.hdl.mac import MACArray
+
+    monkeypatch.setenv("TILELAB_CACHE_DIR", str(tmp_path))
+    design = cached_design("mac", "k", lambda: MACArray(2, 2), "mac_top")
+    assert "module mac_top" in design.verilog and (tmp_path / "verilog").exists()
+    written = sorted((tmp_path / "verilog").iterdir())
+    monkeypatch.setattr(tilelab, "LOADED_AT", 0.0)      # every source is newer than the process
+    for p in written:
+        p.write_text("stale")
+    again = cached_design("mac", "k", lambda: MACArray(2, 2), "mac_top")
+    assert again.verilog == design.verilog              # converted, not the stale entry
+    assert sorted((tmp_path / "verilog").iterdir()) == written
