@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tilelab.cli.options import check_inputs_outputs
 from tilelab.net.analysis import analyze
 from tilelab.net.models import MODELS
 
@@ -35,6 +36,7 @@ def command(model, batch, bits, image_size, json_file):
     Weights count multiply weights only (no bias, no batch norm); ops = 2 x MACs; a layer's
     activations are its output elements; intensity = ops / (weight + input + output bytes).
     """
+    check_inputs_outputs({}, {"--json": json_file})
     try:
         result = analyze(model, batch=batch, bits=bits, image_size=image_size)
     except ValueError as error:

@@ -29,8 +29,10 @@ def command():
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the records as JSON")
 def sim_speed(sizes, methods, json_path):
     """Simulated MAC/s of the R×C MAC array under every simulation method vs the C++ ceiling."""
+    from tilelab.cli.options import check_inputs_outputs
     from tilelab.sim.speed import METHODS, format_table, run_speed_benchmark
 
+    check_inputs_outputs({}, {"--json": json_path})
     for m in methods:
         if m not in METHODS:
             raise click.BadParameter(f"method must be one of {', '.join(METHODS)}, not {m!r}")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tilelab.cli.options import check_inputs_outputs
 from tilelab.reference.halo import halo_bytes, halo_plan, shard_ranges
 from tilelab.reference.layers import Conv2dSpec
 
@@ -38,6 +39,7 @@ def command(shape, kernel, stride, padding, cores, json_file):
     Sticks are numbered in the zero-padded input; the non-padded input sticks and the output
     sticks are split into contiguous ceil-sized ranges over the cores.
     """
+    check_inputs_outputs({}, {"--json": json_file})
     n, h, w, c = shape
     try:
         spec = Conv2dSpec(n=n, h=h, w=w, cin=c, cout=c, kh=kernel, kw=kernel, stride=stride, padding=padding)

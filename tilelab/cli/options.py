@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields
+from math import prod
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from click.core import ParameterSource
 from tilelab.checks import check_int
 
 __all__ = ["SEED", "SIM_CHOICES", "TILE_HELP", "BadInput", "Int", "check_inputs_outputs", "check_run_dir",
-           "check_simulator", "check_tile_image", "given", "ints", "refuse_unless", "tile_config"]
+           "check_input_fits", "check_simulator", "given", "ints", "refuse_unless", "tile_config"]
 
 #: Help text of every command's ``--tile`` option.
 TILE_HELP = "tile fields NAME=VALUE,... (e.g. rows=8,cols=8,ext_bytes=16); see tilelab.pe_models.config.TileConfig"
@@ -231,10 +232,16 @@ def plot_suffixes() -> tuple[str, ...]:
     return tuple(sorted(f".{s}" for s in FigureCanvasBase.get_supported_filetypes()))
 
 
-def check_tile_image(option: str, image_bytes: int, memory_bytes: int, what: str) -> None:
-    """Refuse an input of ``image_bytes`` that cannot fit the ``memory_bytes`` it must be loaded into."""
-    if image_bytes > memory_bytes:
-        raise BadInput(f"{option}: the input of {image_bytes:,} bytes does not fit {what} of {memory_bytes:,} bytes")
+def check_input_fits(option: str, shape, capacity: int, where: str) -> None:
+    """Refuse an int8 input of ``shape`` larger than the ``capacity`` bytes of memory it is loaded into.
+
+    ``where`` names that memory (``"the external memory of the tile"``); the capacity comes from
+    the hardware's configuration, so the limit named is the hardware's.
+    """
+    need = prod(shape)
+    if need > capacity:
+        dims = "x".join(str(v) for v in shape)
+        raise BadInput(f"{option}: the input {dims} ({need:,} bytes) does not fit {where} ({capacity:,} bytes)")
 
 
 def tile_config(config, text):

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import click
 
+from tilelab.cli.options import (
+    SEED,
+    SIM_CHOICES,
+    BadInput,
+    Int,
+    check_input_fits,
+    check_inputs_outputs,
+    check_run_dir,
+    check_simulator,
+)
 from tilelab.net.models import MODELS
 
 
@@ -17,22 +29,22 @@ def _bar(done, total, width=24):
 
 @click.command("run")
 @click.argument("model")
-@click.option("--image-size", type=int, default=None, help="Input height/width [default: the model's own].")
-@click.option("--batch", type=int, default=1, show_default=True,
+@click.option("--image-size", type=Int(lo=1), default=None, help="Input height/width [default: the model's own].")
+@click.option("--batch", type=Int(lo=1), default=1, show_default=True,
               help="Input batch (an ONNX model: fixes a symbolic batch).")
 @click.option("--mesh", default="1x1", show_default=True,
               help="Tiles RxC: 1x1 is one tile; a larger mesh shards each conv/fc layer over its tiles.")
 @click.option("--tile", "tile_fields", default=None,
               help="Tile configuration fields, e.g. rows=16,cols=16,ext_bytes=32 [default: the default tile].")
 @click.option("--layers", default=None, help="Run steps A:B only (0-based, B exclusive; see the step list).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the synthetic weights and input.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/MODEL-SIZE-sSEED].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished layer.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
               help="Also write the summary JSON here.")
-@click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth", "golden"]), default="verilator",
+@click.option("--sim", type=click.Choice([*SIM_CHOICES, "golden"]), default="verilator",
               show_default=True, help="Simulator ('golden': an ONNX model on the numpy golden model, no hardware).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the PNG plots.")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False), default=None,
@@ -73,16 +85,26 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     if model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}",
                                  param_hint="'MODEL'")
-    if batch < 1:
-        raise click.BadParameter(f"batch must be a positive integer, not {batch!r}", param_hint="'--batch'")
-    if image_size is not None and image_size < 1:
-        raise click.BadParameter(f"image size must be a positive integer, not {image_size!r}",
-                                 param_hint="'--image-size'")
     config = DEFAULT_TILE if tile_fields is None else tile_config(DEFAULT_TILE, tile_fields)
     try:
         backend = make_backend(parse_mesh(mesh), config=config, sim=sim)
     except (ExecutionError, MeshError) as error:
         raise click.BadParameter(str(error), param_hint="'--mesh'") from None
+    check_simulator("--sim", sim)
+    check_inputs_outputs({}, {"--json": json_file})
+    if out_dir is not None:
+        check_run_dir("--out", out_dir)
+    from tilelab.net.models import get_model
+
+    try:
+        shape = get_model(model, image_size=image_size, batch=batch).nodes[0].shape
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--image-size'") from None
+    tiles = getattr(backend, "mesh", None)
+    tiles = 1 if tiles is None else tiles.rows * tiles.cols
+    check_input_fits("--image-size" if image_size is not None else "MODEL", shape, tiles * config.ext_words *
+                     config.ext_bytes, "the external memory of the tile" if tiles == 1 else
+                     f"the node memories of the {tiles} tiles")
     try:
         _, lowered, manifest = prepare(model, image_size=image_size, batch=batch, seed=seed)
     except LoweringError as error:
@@ -95,6 +117,10 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         raise click.BadParameter(str(error), param_hint="'--layers'") from None
     if out_dir is None:
         out_dir = f"runs/{model}-{manifest['image_size']}-s{seed}"
+        check_run_dir("--out", out_dir)
+    if resume and not (Path(out_dir) / "run.json").exists():
+        raise BadInput(f"--resume: {str(out_dir)!r} holds no run to resume (no run.json); run without --resume "
+                       f"to start one")
     steps = lowered.steps
     click.echo(f"{model}: image {manifest['image_size']}x{manifest['image_size']}, batch {manifest['batch']}, "
                f"seed {seed}; {len(steps)} layers, running {span[0]}:{span[1]} on "
@@ -107,11 +133,17 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         click.echo(line, err=True)
 
     t0 = time.perf_counter()
+    fresh = not (Path(out_dir) / "run.json").exists()
+    existed = Path(out_dir).exists()
     try:
         result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
                          progress=progress)
     except ExecutionError as error:
+        _forget_unstarted(out_dir, fresh, existed)
         raise click.ClickException(str(error)) from None
+    except BaseException:
+        _forget_unstarted(out_dir, fresh, existed)
+        raise
     summary = dict(manifest, **result.summary())
     summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
                     "fc_output": _fc_output(steps)})
@@ -129,6 +161,22 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     if bad:
         click.echo(f"not bit-exact: {', '.join(bad)}", err=True)
         sys.exit(1)
+
+
+def _forget_unstarted(out_dir, fresh, existed):
+    """A run that this call started and that finished no layer leaves nothing behind."""
+    path = Path(out_dir)
+    if not fresh or any((path / "layers").glob("*.json")):
+        return
+    if existed:
+        for name in ("run.json", "layers"):
+            target = path / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            elif target.exists():
+                target.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _fc_output(steps):

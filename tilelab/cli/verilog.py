@@ -9,8 +9,10 @@ from tilelab.hdl.registry import BLOCKS, BlockEntry
 
 def _command_for(entry: BlockEntry) -> click.Command:
     def run(output, top, **kwargs):
+        from tilelab.cli.options import check_inputs_outputs
         from tilelab.sim.verilog import to_verilog
 
+        check_inputs_outputs({}, {"-o": None if output == "-" else output})
         try:
             component = entry.build(**kwargs)
         except (ValueError, TypeError) as exc:
