@@ -11,9 +11,9 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         r, c = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"size must look like RxC (e.g. 8x8), not {text!r}") from None
+        raise click.BadParameter(f"size must look like RxC (e.g. 8x8), not {text!r}", param_hint="'--size'") from None
     if r < 1 or c < 1:
-        raise click.BadParameter(f"size must be positive, not {text!r}")
+        raise click.BadParameter(f"size must be positive, not {text!r}", param_hint="'--size'")
     return r, c
 
 
@@ -35,7 +35,7 @@ def sim_speed(sizes, methods, json_path):
     check_inputs_outputs({}, {"--json": json_path})
     for m in methods:
         if m not in METHODS:
-            raise click.BadParameter(f"method must be one of {', '.join(METHODS)}, not {m!r}")
+            raise click.BadParameter(f"method must be one of {', '.join(METHODS)}, not {m!r}", param_hint="'--method'")
     records = run_speed_benchmark([_parse_size(s) for s in sizes], methods or METHODS,
                                   log=lambda s: click.echo(s, err=True))
     click.echo(format_table(records))

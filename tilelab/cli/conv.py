@@ -31,6 +31,16 @@ def _pair(text, name, lo=None):
 
 def _load(path, what):
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except FileNotFoundError:
+        raise click.BadParameter(f"{path!r} is not a valid .npy file (no such file)", param_hint=what) from None
+    except OSError as exc:
+        raise click.BadParameter(f"{path!r} cannot be read ({exc.strerror})", param_hint=what) from None
+    if magic != b"\x93NUMPY":
+        raise click.BadParameter(f"{path!r} is not a valid .npy file (it does not start with the .npy header)",
+                                 param_hint=what)
+    try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise click.BadParameter(f"{path!r} is not a valid .npy file ({exc})", param_hint=what) from None

@@ -135,14 +135,17 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     t0 = time.perf_counter()
     fresh = not (Path(out_dir) / "run.json").exists()
     existed = Path(out_dir).exists()
+    created = Path(out_dir)  # the outermost folder this run creates (removed if it finishes no layer)
+    while not created.parent.exists():
+        created = created.parent
     try:
         result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
                          progress=progress)
     except ExecutionError as error:
-        _forget_unstarted(out_dir, fresh, existed)
+        _forget_unstarted(out_dir, fresh, existed, created)
         raise click.ClickException(str(error)) from None
     except BaseException:
-        _forget_unstarted(out_dir, fresh, existed)
+        _forget_unstarted(out_dir, fresh, existed, created)
         raise
     summary = dict(manifest, **result.summary())
     summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
@@ -163,7 +166,7 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         sys.exit(1)
 
 
-def _forget_unstarted(out_dir, fresh, existed):
+def _forget_unstarted(out_dir, fresh, existed, created):
     """A run that this call started and that finished no layer leaves nothing behind."""
     path = Path(out_dir)
     if not fresh or any((path / "layers").glob("*.json")):
@@ -176,7 +179,7 @@ def _forget_unstarted(out_dir, fresh, existed):
             elif target.exists():
                 target.unlink()
     else:
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _fc_output(steps):
