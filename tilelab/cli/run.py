@@ -140,7 +140,7 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         created = created.parent
     try:
         result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
-                         progress=progress)
+                         progress=progress, warn=lambda message: click.echo(f"warning: {message}", err=True))
     except ExecutionError as error:
         _forget_unstarted(out_dir, fresh, existed, created)
         raise click.ClickException(str(error)) from None
