@@ -70,6 +70,12 @@ CASES = [
     ("conv_mesh_syntax", ["conv", *R, "--mesh", "2by2"],
      "Invalid value for '--mesh': mesh must look like RxC (e.g. 2x2), not '2by2'"),
     # conv: contradicting pairs, options that would do nothing
+    ("conv_shape_too_large", ["conv", "--shape", "1,10000,10000,64", *R[2:]],
+     "--shape: a tensor 1x10000x10000x64 (6,400,000,000 bytes) does not fit the external memory of the tile "
+     "(4,194,304 bytes)"),
+    ("conv_weights_too_large", ["conv", "--shape", "1,8,8,4", "--out-channels", "4000", "--kernel", "31", *R[6:]],
+     "--out-channels/--kernel: a tensor 4000x31x31x4 (15,376,000 bytes) does not fit the external memory of "
+     "the tile (4,194,304 bytes)"),
     ("conv_shape_and_input", ["conv", "--input", "x.npy", *R],
      "--shape contradicts --input: the input's shape is the file's; give one of them"),
     ("conv_out_channels_and_weights", [*["conv"], *X, "--out-channels", "8"],
@@ -163,7 +169,7 @@ CASES = [
      "Invalid value for '--image-size': vgg16 cannot take image_size 16: at layer 'pool5': output "
      'height 0 is less than 1: input height 1 + 2 * padding 0 is smaller than the window height 2'),
     ("run_image_size_too_large", ["run", "resnet50", "--image-size", "100000"],
-     '--image-size: the input 1x100000x100000x3 (30,000,000,000 bytes) does not fit the external '
+     '--image-size: a tensor 1x100000x100000x3 (30,000,000,000 bytes) does not fit the external '
      'memory of the tile (4,194,304 bytes)'),
     ("run_batch_negative", ["run", "resnet50", "--batch", "-1"],
      "Invalid value for '--batch': batch must be a positive integer, not -1"),
@@ -189,6 +195,9 @@ CASES = [
      "--json 'nodir/s.json': folder 'nodir' does not exist"),
     ("run_json_under_a_file", [*RUN, "--out", "r", "--json", "afile.txt/s.json"],
      "--json 'afile.txt/s.json': 'afile.txt' is not a folder"),
+    ("run_json_inside_the_run_folder", [*RUN, "--out", "r", "--json", "r/layers/0002.json"],
+     "--json 'r/layers/0002.json' is inside the run directory 'r', which tilelab writes (its stats.json holds "
+     "the same summary); name a file outside it"),
     ("run_resume_nothing", [*RUN, "--out", "r", "--resume"],
      "--resume: 'r' holds no run to resume (no run.json); run without --resume to start one"),
     # noc
@@ -234,7 +243,7 @@ CASES = [
     ("analyze_json_missing_folder", ["analyze", "resnet50", "--json", "nodir/a.json"],
      "--json 'nodir/a.json': folder 'nodir' does not exist"),
     ("estimate_image_size_too_large", ["estimate", "resnet50", "--image-size", "100000"],
-     '--image-size: the input 1x100000x100000x3 (30,000,000,000 bytes) does not fit the external '
+     '--image-size: a tensor 1x100000x100000x3 (30,000,000,000 bytes) does not fit the external '
      'memory of the tile (4,194,304 bytes)'),
     ("estimate_batch_zero", ["estimate", "resnet50", "--batch", "0"],
      "Invalid value for '--batch': batch must be a positive integer, not 0"),
@@ -242,12 +251,16 @@ CASES = [
      "--json 'nodir/e.json': folder 'nodir' does not exist"),
     ("verilog_rows_zero", ["verilog", "mac-array", "--rows", "0", "-o", "m.v"],
      'rows must be an integer in [1, 256], not 0'),
+    ("verilog_top_not_an_identifier", ["verilog", "mac-array", "--rows", "4", "--top", "1bad", "-o", "m.v"],
+     "Invalid value for '--top': top module name must be a Verilog identifier, not '1bad'"),
     ("verilog_output_missing_folder", ["verilog", "mac-array", "--rows", "4", "-o", "nodir/m.v"],
      "-o 'nodir/m.v': folder 'nodir' does not exist"),
     ("verilog_output_is_folder", ["verilog", "mac-array", "--rows", "4", "-o", "notours"],
      "-o 'notours' is a folder; name a file"),
     ("bench_size_zero", ["bench", "sim-speed", "--size", "0x4"],
      "Invalid value for '--size': size must be positive, not '0x4'"),
+    ("bench_size_too_large", ["bench", "sim-speed", "--size", "1000x1000"],
+     "Invalid value for '--size': rows must be an integer in [1, 256], not 1000"),
     ("bench_json_missing_folder", ["bench", "sim-speed", "--size", "8x8", "--json", "nodir/b.json"],
      "--json 'nodir/b.json': folder 'nodir' does not exist"),
     ("demo_rows_zero", ["demo", "--rows", "0"],
@@ -347,3 +360,15 @@ def test_a_run_that_finishes_no_layer_leaves_nothing_behind(monkeypatch, tmp_pat
         assert r.exit_code == 1 and isinstance(r.exception, RuntimeError)
     assert not (tmp_path / "new").exists()
     assert empty.is_dir() and list(empty.iterdir()) == []
+
+
+def test_fst_waves_without_the_lz4_headers_are_refused(files, monkeypatch):
+    import tilelab.sim.builders
+
+    monkeypatch.chdir(files)
+    monkeypatch.setattr(tilelab.sim.builders, "fst_supported", lambda: False)
+    r = CliRunner().invoke(main, ["conv", *X, "--waves", "w.fst"])
+    assert r.exit_code == 2
+    assert r.stderr == ("Error: --waves 'w.fst': FST waveforms need the lz4 headers (apt-get install liblz4-dev); "
+                        "or name a .vcd file\n")
+    assert not (files / "w.fst").exists()

@@ -36,7 +36,15 @@ def sim_speed(sizes, methods, json_path):
     for m in methods:
         if m not in METHODS:
             raise click.BadParameter(f"method must be one of {', '.join(METHODS)}, not {m!r}", param_hint="'--method'")
-    records = run_speed_benchmark([_parse_size(s) for s in sizes], methods or METHODS,
+    from tilelab.hdl.mac import MACArray
+
+    shapes = [_parse_size(s) for s in sizes]
+    for rows, cols in shapes:
+        try:  # the array's own limits, before anything is built
+            MACArray(rows=rows, cols=cols)
+        except (TypeError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="'--size'") from None
+    records = run_speed_benchmark(shapes, methods or METHODS,
                                   log=lambda s: click.echo(s, err=True))
     click.echo(format_table(records))
     if json_path:

@@ -13,6 +13,7 @@ from tilelab.cli.options import (
     SIM_CHOICES,
     BadInput,
     Int,
+    check_input_fits,
     check_inputs_outputs,
     check_simulator,
     given,
@@ -165,11 +166,16 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
                          {"--save": save, "--json": json_path, "--waves": waves, "--plot": plot},
                          suffixes={"--plot": plot_suffixes()} if plot else None)
 
+    capacity, where = config.ext_words * config.ext_bytes, "the external memory of the tile"
+    if mesh_shape is not None:
+        capacity *= mesh_shape[0] * mesh_shape[1]
+        where = f"the node memories of the {mesh_shape[0]}x{mesh_shape[1]} mesh"
     rng = np.random.default_rng(seed)
     if input_path:
         x = _load(input_path, "--input")
     else:
         n, h, w, c = ints(shape, "--shape", count=4, lo=1)
+        check_input_fits("--shape", (n, h, w, c), capacity, where)
         x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
     if weights_path:
         wt = _load(weights_path, "--weights")
@@ -179,6 +185,7 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
         cin = x.shape[-1] if x.ndim == 4 else 1
         if cin % groups:
             raise click.BadParameter(f"input channels {cin} not divisible by groups {groups}", param_hint="--groups")
+        check_input_fits("--out-channels/--kernel", (out_channels, kh, kw, cin // groups), capacity, where)
         wt = rng.integers(-128, 128, (out_channels, kh, kw, cin // groups), dtype=np.int8)
     bias = _load(bias_path, "--bias") if bias_path else rng.integers(-1000, 1000, wt.shape[0], dtype=np.int32) \
         if not weights_path else None

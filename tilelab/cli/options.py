@@ -223,6 +223,11 @@ def check_simulator(option: str, sim: str, waves=None) -> None:
     if suffix not in allowed:
         raise BadInput(f"--waves {str(waves)!r}: {sim} writes {_one_of(allowed)} waveforms; "
                        f"name the file with that suffix")
+    from tilelab.sim.builders import fst_supported
+
+    if suffix == ".fst" and not fst_supported():
+        raise BadInput(f"--waves {str(waves)!r}: FST waveforms need the lz4 headers (apt-get install liblz4-dev); "
+                       f"or name a .vcd file")
 
 
 def plot_suffixes() -> tuple[str, ...]:
@@ -233,7 +238,7 @@ def plot_suffixes() -> tuple[str, ...]:
 
 
 def check_input_fits(option: str, shape, capacity: int, where: str) -> None:
-    """Refuse an int8 input of ``shape`` larger than the ``capacity`` bytes of memory it is loaded into.
+    """Refuse an int8 tensor of ``shape`` larger than the ``capacity`` bytes of memory it is loaded into.
 
     ``where`` names that memory (``"the external memory of the tile"``); the capacity comes from
     the hardware's configuration, so the limit named is the hardware's.
@@ -241,7 +246,7 @@ def check_input_fits(option: str, shape, capacity: int, where: str) -> None:
     need = prod(shape)
     if need > capacity:
         dims = "x".join(str(v) for v in shape)
-        raise BadInput(f"{option}: the input {dims} ({need:,} bytes) does not fit {where} ({capacity:,} bytes)")
+        raise BadInput(f"{option}: a tensor {dims} ({need:,} bytes) does not fit {where} ({capacity:,} bytes)")
 
 
 def tile_config(config, text):

@@ -91,9 +91,10 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     except (ExecutionError, MeshError) as error:
         raise click.BadParameter(str(error), param_hint="'--mesh'") from None
     check_simulator("--sim", sim)
-    check_inputs_outputs({}, {"--json": json_file})
     if out_dir is not None:
         check_run_dir("--out", out_dir)
+        _json_outside(json_file, out_dir)
+    check_inputs_outputs({}, {"--json": json_file})
     from tilelab.net.models import get_model
 
     try:
@@ -118,6 +119,7 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     if out_dir is None:
         out_dir = f"runs/{model}-{manifest['image_size']}-s{seed}"
         check_run_dir("--out", out_dir)
+    _json_outside(json_file, out_dir)
     if resume and not (Path(out_dir) / "run.json").exists():
         raise BadInput(f"--resume: {str(out_dir)!r} holds no run to resume (no run.json); run without --resume "
                        f"to start one")
@@ -164,6 +166,12 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     if bad:
         click.echo(f"not bit-exact: {', '.join(bad)}", err=True)
         sys.exit(1)
+
+
+def _json_outside(json_file, out_dir):
+    if json_file is not None and Path(out_dir).resolve() in Path(json_file).resolve().parents:
+        raise BadInput(f"--json {str(json_file)!r} is inside the run directory {str(out_dir)!r}, which tilelab "
+                       f"writes (its stats.json holds the same summary); name a file outside it")
 
 
 def _forget_unstarted(out_dir, fresh, existed, created):

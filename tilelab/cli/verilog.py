@@ -17,7 +17,10 @@ def _command_for(entry: BlockEntry) -> click.Command:
             component = entry.build(**kwargs)
         except (ValueError, TypeError) as exc:
             raise click.UsageError(str(exc)) from None
-        design = to_verilog(component, name=top)
+        try:
+            design = to_verilog(component, name=top)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--top'") from None
         if output == "-":
             click.echo(design.verilog, nl=False)
         else:
