@@ -372,3 +372,13 @@ def test_fst_waves_without_the_lz4_headers_are_refused(files, monkeypatch):
     assert r.stderr == ("Error: --waves 'w.fst': FST waveforms need the lz4 headers (apt-get install liblz4-dev); "
                         "or name a .vcd file\n")
     assert not (files / "w.fst").exists()
+
+
+def test_a_mesh_that_cannot_take_a_layer_is_bad_input_and_leaves_no_run(tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, [*RUN, "--out", str(out), "--mesh", "3x3"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.stderr.splitlines()[-1].startswith("Error: step 'layer1.0.conv1' (conv2d) fits no sharding of the 3x3 "
+                                                "mesh: height/multicast: output pixels N·Ho·Wo = 64 does not divide "
+                                                "into 9 equal shards")
+    assert not out.exists()

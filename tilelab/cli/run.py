@@ -67,7 +67,7 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     from tilelab.cli.options import tile_config
     from tilelab.compile.mesh import MeshError
     from tilelab.net.backends import ExecutionError, make_backend
-    from tilelab.net.executor import execute, format_eta, parse_layers, prepare
+    from tilelab.net.executor import RunDirError, execute, format_eta, parse_layers, prepare
     from tilelab.net.lowering import LoweringError
     from tilelab.net.report import write_reports
     from tilelab.pe_models.config import DEFAULT_TILE
@@ -143,9 +143,12 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     try:
         result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
                          progress=progress, warn=lambda message: click.echo(f"warning: {message}", err=True))
-    except ExecutionError as error:
+    except RunDirError as error:  # a refused or corrupt run directory: exit status 1
         _forget_unstarted(out_dir, fresh, existed, created)
         raise click.ClickException(str(error)) from None
+    except ExecutionError as error:  # hardware that cannot take a layer of the model: bad input
+        _forget_unstarted(out_dir, fresh, existed, created)
+        raise BadInput(str(error)) from None
     except BaseException:
         _forget_unstarted(out_dir, fresh, existed, created)
         raise
