@@ -18,8 +18,9 @@ from click.core import ParameterSource
 
 from tilelab.checks import check_int
 
-__all__ = ["SEED", "SIM_CHOICES", "TILE_HELP", "BadInput", "Int", "check_inputs_outputs", "check_run_dir",
-           "check_input_fits", "check_simulator", "given", "ints", "refuse_unless", "tile_config"]
+__all__ = ["SEED", "SIM_CHOICES", "TILE_HELP", "BadInput", "Int", "check_input_fits", "check_inputs_outputs",
+           "check_output", "check_run_dir", "check_simulator", "given", "ints", "plot_suffixes", "refuse_unless",
+           "tile_config", "tile_fields_given"]
 
 #: Help text of every command's ``--tile`` option.
 TILE_HELP = "tile fields NAME=VALUE,... (e.g. rows=8,cols=8,ext_bytes=16); see tilelab.pe_models.config.TileConfig"
@@ -72,8 +73,30 @@ SEED = Int(lo=0)
 
 def ints(text: str, option: str, *, count: int | tuple[int, ...] | None = None, lo: int | None = None,
          what: str = "integers") -> list[int]:
-    """``"1,2,3"`` → ``[1, 2, 3]``: comma-separated integers, ``count`` of them (one count or several
-    allowed), each at least ``lo``; anything else is a :class:`BadInput` naming ``option``."""
+    """``"1,2,3"`` → ``[1, 2, 3]``: comma-separated integers.
+
+    Parameters
+    ----------
+    text : str
+        What the user typed.
+    option : str
+        The option's name in the message (``"--shape"``).
+    count : int or tuple of int, optional
+        How many values (one count, or the counts allowed).
+    lo : int, optional
+        The least value allowed.
+    what : str
+        What the values are called in the count message (``"integers (N or H,W)"``).
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    BadInput
+        For text that is not integers, the wrong count, or a value below ``lo``.
+    """
     try:
         values = [int(v, 10) for v in text.split(",")]
     except ValueError:
@@ -83,8 +106,8 @@ def ints(text: str, option: str, *, count: int | tuple[int, ...] | None = None, 
         need = " or ".join(str(c) for c in counts)
         raise BadInput(f"{option} needs {need} comma-separated {what}, not {text!r}")
     if lo is not None and min(values) < lo:
-        kind = {0: "non-negative", 1: "positive"}.get(lo, f">= {lo}:")
-        raise BadInput(f"{option} must be {kind} integers, not {text!r}")
+        kind = {0: "non-negative integers", 1: "positive integers"}.get(lo, f"integers >= {lo}")
+        raise BadInput(f"{option} must be {kind}, not {text!r}")
     return values
 
 
@@ -97,6 +120,20 @@ def refuse_unless(ctx: click.Context, condition: bool, names, why: str) -> None:
     """Refuse each option of ``names`` that was given while ``condition`` is false: ``--x <why>``.
 
     So an option never silently does nothing: it takes effect or is refused by name.
+
+    Parameters
+    ----------
+    ctx : click.Context
+    condition : bool
+        Whether the options take effect.
+    names : iterable of str
+        Parameter names (``"weight_load"``).
+    why : str
+        The rest of the message after the option's flag.
+
+    Raises
+    ------
+    BadInput
     """
     if condition:
         return
@@ -125,10 +162,25 @@ def _one_of(items) -> str:
 
 
 def check_output(option: str, path, *, suffixes=None) -> Path:
-    """Check that the file ``path`` can be written, before anything runs; return it as a ``Path``.
+    """Check that the file ``path`` can be written, before anything runs.
 
-    Its folder must exist and be writable, the path must not be a folder, and with ``suffixes``
-    (lower case, with the dot) it must end in one of them.
+    Parameters
+    ----------
+    option : str
+        The option's name in the message (``"--json"``).
+    path : path-like
+    suffixes : sequence of str, optional
+        The suffixes the writer honours (lower case, with the dot); default any.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    BadInput
+        A suffix not in ``suffixes``, a path that is a folder, a folder that does not exist or is
+        a file, or a place that cannot be written.
     """
     p = Path(path)
     if suffixes is not None and p.suffix.lower() not in suffixes:
@@ -184,6 +236,23 @@ def check_run_dir(option: str, path, *, marker: str = "run.json") -> Path:
 
     A folder with other files in it is not ours and is refused, so nothing of the user's is
     replaced; so is a path under a file, or a folder that cannot be written.
+
+    Parameters
+    ----------
+    option : str
+        The option's name in the message (``"--out"``).
+    path : path-like
+    marker : str
+        The file that makes a folder a run directory.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    BadInput
+        For any of the above.
     """
     p = Path(path)
     if p.exists() and not p.is_dir():
@@ -210,6 +279,21 @@ def check_simulator(option: str, sim: str, waves=None) -> None:
 
     Verilator writes ``.vcd`` or ``.fst`` (by the suffix; FST needs the lz4 headers), Icarus and
     Amaranth's simulator write VCD only, so they need a ``.vcd`` name.
+
+    Parameters
+    ----------
+    option : str
+        The option that chose the simulator (``"--sim"``, ``"--backend"``).
+    sim : str
+        One of :data:`SIM_CHOICES`.
+    waves : path-like, optional
+        The waveform file asked for.
+
+    Raises
+    ------
+    BadInput
+        Icarus chosen but not installed, a waveform suffix the simulator does not write, FST
+        without the lz4 headers.
     """
     from tilelab.sim import icarus_available
 
@@ -240,8 +324,20 @@ def plot_suffixes() -> tuple[str, ...]:
 def check_input_fits(option: str, shape, capacity: int, where: str) -> None:
     """Refuse an int8 tensor of ``shape`` larger than the ``capacity`` bytes of memory it is loaded into.
 
-    ``where`` names that memory (``"the external memory of the tile"``); the capacity comes from
-    the hardware's configuration, so the limit named is the hardware's.
+    Parameters
+    ----------
+    option : str
+        The option that sets the size (``"--image-size"``).
+    shape : sequence of int
+    capacity : int
+        Bytes; from the hardware's configuration, so the limit named is the hardware's.
+    where : str
+        What the memory is called (``"the external memory of the tile"``).
+
+    Raises
+    ------
+    BadInput
+        ``"<option>: a tensor NxHxWxC (B bytes) does not fit <where> (C bytes)"``.
     """
     need = prod(shape)
     if need > capacity:
