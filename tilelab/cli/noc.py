@@ -22,6 +22,11 @@ def _emit(result, json_file, lines):
         click.echo(f"wrote {json_file}")
 
 
+def _checks_line(c):
+    return (f"injected {c['injected']} delivered {c['delivered']} lost {c['lost']} duplicated {c['duplicated']} "
+            f"misrouted {c['misrouted']} reordered or corrupt {c['reordered_or_corrupt']}")
+
+
 def _call(fn, outputs=None, **kwargs):
     check_simulator("--backend", kwargs["backend"])
     check_inputs_outputs({}, outputs or {},
@@ -106,6 +111,7 @@ def multicast(mesh, rect, src, flits, seed, json_file, backend):
         f"{r['mesh']} multicast {r['flits']} flits from {tuple(r['src'])} to {tuple(r['rect'])}: "
         f"{r['cycles']} cycles, bit_exact {r['bit_exact']}, {r['destinations']} destinations, "
         f"min rate {r['min_rate']:.3f} flits/cycle",
+        _checks_line(r["checks"]),
     ])
     if not r["bit_exact"]:
         raise SystemExit(1)
@@ -125,6 +131,7 @@ def reduce(mesh, op, flits, seed, lanes, json_file, backend):
     _emit(r, json_file, [
         f"{r['mesh']} all-reduce {r['op']} of {r['flits']} flits x {r['lanes']} lanes: {r['cycles']} cycles, "
         f"bit_exact {r['bit_exact']}",
+        _checks_line(r["checks"]),
     ])
     if not r["bit_exact"]:
         raise SystemExit(1)
