@@ -200,6 +200,15 @@ CASES = [
      "the same summary); name a file outside it"),
     ("run_resume_nothing", [*RUN, "--out", "r", "--resume"],
      "--resume: 'r' holds no run to resume (no run.json); run without --resume to start one"),
+    ("run_onnx_save_over_the_model", ["run", "m.onnx", "--save", "m.onnx"],
+     "--save 'm.onnx' would overwrite the MODEL file"),
+    ("run_onnx_save_over_the_input", ["run", "m.onnx", "--input", "x.npy", "--save", "x.npy"],
+     "--save 'x.npy' would overwrite the --input file"),
+    ("run_onnx_json_missing_folder", ["run", "m.onnx", "--json", "nodir/s.json"],
+     "--json 'nodir/s.json': folder 'nodir' does not exist"),
+    ("run_onnx_out_not_a_run_folder", ["run", "m.onnx", "--out", "notours"],
+     "--out 'notours' is a folder that holds no tilelab run (run.json) and is not empty; choose a new or empty "
+     "folder"),
     # noc
     ("noc_traffic_mesh_zero", ["noc", "traffic", "--mesh", "0x2"],
      'mesh rows must be an integer in [1, 16], not 0'),

@@ -75,6 +75,12 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     if model.endswith(".onnx"):
         from tilelab.net.onnx.cli import run_onnx
 
+        check_simulator("--sim", sim)
+        if out_dir is not None:
+            check_run_dir("--out", out_dir)
+            _json_outside(json_file, out_dir)
+        check_inputs_outputs({"MODEL": model, "--input": input_file}, {"--save": save, "--json": json_file})
+
         given = click.get_current_context().get_parameter_source("batch") != click.core.ParameterSource.DEFAULT
         return run_onnx(model, input_file=input_file, save=save, batch=batch if given else None,
                         image_size=image_size, mesh=mesh, tile_fields=tile_fields, layers=layers, seed=seed,
