@@ -391,3 +391,23 @@ def test_a_mesh_that_cannot_take_a_layer_is_bad_input_and_leaves_no_run(tmp_path
                                                 "mesh: height/multicast: output pixels N·Ho·Wo = 64 does not divide "
                                                 "into 9 equal shards")
     assert not out.exists()
+
+
+def test_a_run_killed_before_its_first_layer_leaves_nothing_behind(monkeypatch, tmp_path):
+    """SIGTERM (a kill) cleans up like Ctrl-C: the new run directory is gone, the old handler is back."""
+    import os
+    import signal
+
+    from tilelab.net.backends import TileBackend
+
+    def killed(self, step, inputs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(TileBackend, "run", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, [*RUN, "--out", str(out), "--no-plots"])
+    assert r.exit_code == 128 + signal.SIGTERM, r.output
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGTERM) is before

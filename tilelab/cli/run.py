@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -146,6 +148,7 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     created = Path(out_dir)  # the outermost folder this run creates (removed if it finishes no layer)
     while not created.parent.exists():
         created = created.parent
+    previous = _exit_on_sigterm()
     try:
         result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
                          progress=progress, warn=lambda message: click.echo(f"warning: {message}", err=True))
@@ -155,9 +158,12 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     except ExecutionError as error:  # hardware that cannot take a layer of the model: bad input
         _forget_unstarted(out_dir, fresh, existed, created)
         raise BadInput(str(error)) from None
-    except BaseException:
+    except BaseException:  # Ctrl-C, a kill (SIGTERM), a crash
         _forget_unstarted(out_dir, fresh, existed, created)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     summary = dict(manifest, **result.summary())
     summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
                     "fc_output": _fc_output(steps)})
@@ -175,6 +181,17 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     if bad:
         click.echo(f"not bit-exact: {', '.join(bad)}", err=True)
         sys.exit(1)
+
+
+def _exit_on_sigterm():
+    """Turn SIGTERM into ``SystemExit`` (so a killed run cleans up like Ctrl-C); the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _json_outside(json_file, out_dir):
