@@ -411,3 +411,16 @@ def test_a_run_killed_before_its_first_layer_leaves_nothing_behind(monkeypatch, 
     assert r.exit_code == 128 + signal.SIGTERM, r.output
     assert not out.exists()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused(files, monkeypatch):
+    import tilelab.cli.options
+
+    monkeypatch.chdir(files)
+    monkeypatch.setattr(tilelab.cli.options, "_writable", lambda folder: False)
+    before = _snapshot(files)
+    r = CliRunner().invoke(main, ["conv", *X, "--json", "s.json"])
+    assert r.exit_code == 2 and r.stderr == "Error: --json 's.json' cannot be written (permission denied)\n"
+    r = CliRunner().invoke(main, [*RUN, "--out", "new/run"])
+    assert r.exit_code == 2 and r.stderr == "Error: --out 'new/run' cannot be created in '.' (permission denied)\n"
+    assert _snapshot(files) == before

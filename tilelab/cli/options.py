@@ -156,6 +156,11 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder``."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def _one_of(items) -> str:
     items = list(items)
     return " or ".join(items) if len(items) <= 2 else "one of " + ", ".join(items)
@@ -192,7 +197,7 @@ def check_output(option: str, path, *, suffixes=None) -> Path:
         raise BadInput(f"{option} {str(path)!r}: folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise BadInput(f"{option} {str(path)!r}: {str(folder)!r} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    if not _writable(folder) or (p.exists() and not os.access(p, os.W_OK)):
         raise BadInput(f"{option} {str(path)!r} cannot be written (permission denied)")
     return p
 
@@ -261,7 +266,7 @@ def check_run_dir(option: str, path, *, marker: str = "run.json") -> Path:
         if not (p / marker).exists() and any(p.iterdir()):
             raise BadInput(f"{option} {str(path)!r} is a folder that holds no tilelab run ({marker}) and is not "
                            f"empty; choose a new or empty folder")
-        if not os.access(p, os.W_OK | os.X_OK):
+        if not _writable(p):
             raise BadInput(f"{option} {str(path)!r} cannot be written (permission denied)")
         return p
     parent = p.parent
@@ -269,7 +274,7 @@ def check_run_dir(option: str, path, *, marker: str = "run.json") -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise BadInput(f"{option} {str(path)!r}: {str(parent)!r} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _writable(parent):
         raise BadInput(f"{option} {str(path)!r} cannot be created in {str(parent)!r} (permission denied)")
     return p
 
