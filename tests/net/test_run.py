@@ -209,6 +209,27 @@ def test_cli_run_and_resume(tmp_path):
     assert r.exit_code == 0 and r.output.count("resumed") == 2
 
 
+def test_cli_resume_runs_a_changed_stored_output_again(tmp_path):
+    """A stored layer output changed on disk is named and recomputed on --resume, not fed to the later
+    layers (where it would read as a hardware mismatch)."""
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["run", "resnet50", "--image-size", "32", "--layers", "2:3", "--seed", "1", "--out", str(out), "--no-plots"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    stored = out / "layers" / "0002.npy"
+    y = np.load(stored)
+    good = y.copy()
+    y.flat[0] ^= 1
+    np.save(stored, y)
+    r = runner.invoke(cli, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert (f"warning: run directory {str(out)!r}: the stored output layers/0002.npy of layer 2 ('layer1.0.conv1') "
+            f"no longer matches its record; running the layer again\n") in r.stderr
+    assert "resumed" not in r.output and "all bit-exact" in r.output
+    np.testing.assert_array_equal(np.load(stored), good)
+
+
 def test_cli_bad_input_and_mismatch_exit_status(tmp_path, monkeypatch):
     runner = CliRunner()
     r = runner.invoke(cli, ["run", "resnet51"])

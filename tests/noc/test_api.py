@@ -80,6 +80,9 @@ def test_cli_multicast_and_reduce_json(tmp_path):
     res = json.loads(out.read_text())
     assert res["bit_exact"] is True
     assert res["delivered"] == {f"{x},{y}": 6 for y in range(2) for x in range(3)}
+    assert res["checks"] == {"injected": 36, "delivered": 36, "lost": 0, "duplicated": 0, "misrouted": 0,
+                             "reordered_or_corrupt": 0}
+    assert "injected 36 delivered 36 lost 0 duplicated 0 misrouted 0 reordered or corrupt 0" in r.output
     assert res["cycles"] > 0
     out = tmp_path / "red.json"
     r = runner.invoke(command, ["reduce", "--mesh", "2x2", "--op", "max", "--flits", "3", "--seed", "9",
@@ -87,6 +90,8 @@ def test_cli_multicast_and_reduce_json(tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert res["bit_exact"] is True and res["delivered"] == {"0,0": 3, "1,0": 3, "0,1": 3, "1,1": 3}
+    assert res["checks"] == {"injected": 12, "delivered": 12, "lost": 0, "duplicated": 0, "misrouted": 0,
+                             "reordered_or_corrupt": 0}
 
 
 def test_cli_traffic_json(tmp_path):
@@ -111,3 +116,12 @@ def test_cli_usage_errors():
     assert r.exit_code == 2 and "unknown traffic pattern 'zigzag'" in r.output
     r = runner.invoke(command, ["traffic", "--mesh", "4x4", "--rate", "1.5"])
     assert r.exit_code == 2 and "rate must be in (0, 1], not 1.5" in r.output
+
+
+def test_flow_checks_count_each_kind_of_fault():
+    from tilelab.noc.api import _flow_checks
+
+    # four nodes owed 3 flits each, one outside the rectangle: one short by 1, one with 2 extra,
+    # one right count but a wrong hash, and 1 flit at the outside node
+    assert _flow_checks([3, 3, 3, 0], [2, 5, 3, 1], [False, False, False, True]) == {
+        "injected": 9, "delivered": 8, "lost": 1, "duplicated": 2, "misrouted": 1, "reordered_or_corrupt": 1}

@@ -18,12 +18,18 @@ def test_every_rectangle_from_every_source_4x4():
     cases = [(rect, (sx, sy), 5, 3 * i + sx) for i, rect in enumerate(rects) for sy in range(4) for sx in range(4)]
     results = api.multicast_many("4x4", cases)
     assert len(results) == 1600
+    injected = 0
     for (rect, src, flits, _), r in zip(cases, results, strict=True):
         assert r["bit_exact"], (rect, src, r)
+        c = r["checks"]
+        assert c["delivered"] == c["injected"] and c["lost"] == c["duplicated"] == c["misrouted"] == 0, (rect, src, c)
+        assert c["reordered_or_corrupt"] == 0, (rect, src, c)
+        injected += c["injected"]
         x0, y0, x1, y1 = rect
         for key, n in r["delivered"].items():
             x, y = map(int, key.split(","))
             assert n == (flits if x0 <= x <= x1 and y0 <= y <= y1 else 0), (rect, src, key)
+    assert injected == 5 * 16 * sum((x1 - x0 + 1) * (y1 - y0 + 1) for x0, y0, x1, y1 in rects)
 
 
 @pytest.mark.slow

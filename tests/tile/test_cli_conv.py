@@ -60,3 +60,21 @@ def test_conv_bad_inputs(tmp_path):
     assert proc.returncode == 2 and "input channels 6 not divisible by groups 4" in proc.stderr
     proc = run("--shape", "1,4,4", "--out-channels", "4", "--kernel", "3", cwd=tmp_path)
     assert proc.returncode == 2 and "--shape needs 4 comma-separated integers" in proc.stderr
+
+
+def test_conv_writes_outputs_exactly_where_named(tmp_path):
+    """--save writes .npy data to exactly the path given (no ".npy" added); an output over an input is
+    refused before anything runs and the input stays as it was."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, (1, 4, 4, 3), dtype=np.int8)
+    w = rng.integers(-128, 128, (2, 1, 1, 3), dtype=np.int8)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", w)
+    proc = run("--input", "x.npy", "--weights", "w.npy", "--save", "y.bin", *TILE_ARGS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "y.bin.npy").exists()
+    np.testing.assert_array_equal(np.load(tmp_path / "y.bin"), golden.conv2d(x, w, None))
+    before = (tmp_path / "x.npy").read_bytes()
+    proc = run("--input", "x.npy", "--weights", "w.npy", "--save", "x.npy", *TILE_ARGS, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == "Error: --save 'x.npy' would overwrite the --input file\n"
+    assert (tmp_path / "x.npy").read_bytes() == before

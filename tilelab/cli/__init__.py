@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from tilelab import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The ``tilelab`` group: a user's mistake is one line on stderr (``Error: ...``), exit status 2.
+
+    Click prints a usage error after the command's usage and a help hint; here every error is the
+    one line that names the option, the value and the limit, the same for every command.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tilelab")
 def main():
     """tilelab: RTL-level, bit-exact simulation of CNN accelerator tiles, NoCs and networks."""

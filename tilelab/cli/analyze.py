@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tilelab.cli.options import Int, check_inputs_outputs
 from tilelab.net.analysis import analyze
 from tilelab.net.models import MODELS
 
@@ -16,13 +17,13 @@ def _shape(shape) -> str:
 
 @click.command("analyze")
 @click.argument("model", type=click.Choice(sorted(MODELS)))
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Input batch.")
+@click.option("--batch", type=Int(lo=1), default=1, show_default=True, help="Input batch.")
 @click.option(
-    "--bits", type=click.IntRange(1, 32), default=8, show_default=True, help="Bits per weight/activation."
+    "--bits", type=Int(1, 32), default=8, show_default=True, help="Bits per weight/activation."
 )
 @click.option(
     "--image-size",
-    type=click.IntRange(min=1),
+    type=Int(lo=1),
     default=None,
     help="Input height/width [default: the model's own].",
 )
@@ -35,6 +36,7 @@ def command(model, batch, bits, image_size, json_file):
     Weights count multiply weights only (no bias, no batch norm); ops = 2 x MACs; a layer's
     activations are its output elements; intensity = ops / (weight + input + output bytes).
     """
+    check_inputs_outputs({}, {"--json": json_file})
     try:
         result = analyze(model, batch=batch, bits=bits, image_size=image_size)
     except ValueError as error:

@@ -11,9 +11,9 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         r, c = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"size must look like RxC (e.g. 8x8), not {text!r}") from None
+        raise click.BadParameter(f"size must look like RxC (e.g. 8x8), not {text!r}", param_hint="'--size'") from None
     if r < 1 or c < 1:
-        raise click.BadParameter(f"size must be positive, not {text!r}")
+        raise click.BadParameter(f"size must be positive, not {text!r}", param_hint="'--size'")
     return r, c
 
 
@@ -29,12 +29,22 @@ def command():
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the records as JSON")
 def sim_speed(sizes, methods, json_path):
     """Simulated MAC/s of the R×C MAC array under every simulation method vs the C++ ceiling."""
+    from tilelab.cli.options import check_inputs_outputs
     from tilelab.sim.speed import METHODS, format_table, run_speed_benchmark
 
+    check_inputs_outputs({}, {"--json": json_path})
     for m in methods:
         if m not in METHODS:
-            raise click.BadParameter(f"method must be one of {', '.join(METHODS)}, not {m!r}")
-    records = run_speed_benchmark([_parse_size(s) for s in sizes], methods or METHODS,
+            raise click.BadParameter(f"method must be one of {', '.join(METHODS)}, not {m!r}", param_hint="'--method'")
+    from tilelab.hdl.mac import MACArray
+
+    shapes = [_parse_size(s) for s in sizes]
+    for rows, cols in shapes:
+        try:  # the array's own limits, before anything is built
+            MACArray(rows=rows, cols=cols)
+        except (TypeError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="'--size'") from None
+    records = run_speed_benchmark(shapes, methods or METHODS,
                                   log=lambda s: click.echo(s, err=True))
     click.echo(format_table(records))
     if json_path:

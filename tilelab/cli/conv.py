@@ -8,29 +8,39 @@ import sys
 import click
 import numpy as np
 
-from tilelab.cli.options import tile_config
+from tilelab.cli.options import (
+    SEED,
+    SIM_CHOICES,
+    BadInput,
+    Int,
+    check_input_fits,
+    check_inputs_outputs,
+    check_simulator,
+    given,
+    ints,
+    plot_suffixes,
+    refuse_unless,
+    tile_config,
+    tile_fields_given,
+)
 
 
-def _ints(text, name, count=None):
-    try:
-        vals = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{name} must be comma-separated integers, not {text!r}") from None
-    if count is not None and len(vals) != count:
-        raise click.BadParameter(f"{name} needs {count} comma-separated integers, not {text!r}")
-    return vals
-
-
-def _pair(text, name):
-    vals = _ints(text, name)
-    if len(vals) == 1:
-        return vals[0]
-    if len(vals) == 2:
-        return tuple(vals)
-    raise click.BadParameter(f"{name} must be N or H,W, not {text!r}")
+def _pair(text, name, lo=None):
+    vals = ints(text, name, count=(1, 2), lo=lo, what="integers (N or H,W)")
+    return vals[0] if len(vals) == 1 else tuple(vals)
 
 
 def _load(path, what):
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except FileNotFoundError:
+        raise click.BadParameter(f"{path!r} is not a valid .npy file (no such file)", param_hint=what) from None
+    except OSError as exc:
+        raise click.BadParameter(f"{path!r} cannot be read ({exc.strerror})", param_hint=what) from None
+    if magic != b"\x93NUMPY":
+        raise click.BadParameter(f"{path!r} is not a valid .npy file (it does not start with the .npy header)",
+                                 param_hint=what)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -45,18 +55,25 @@ def _requant(text, cout):
 
     if text.endswith(".npz"):
         try:
-            z = np.load(text, allow_pickle=False)
-            m, s = z["multiplier"], z["shift"]
-            zp = int(z["zero_point"]) if "zero_point" in z else 0
-        except (OSError, ValueError, KeyError) as exc:
+            with np.load(text, allow_pickle=False) as z:
+                m, s = z["multiplier"], z["shift"]
+                zp = z["zero_point"] if "zero_point" in z else np.int64(0)
+        except (OSError, ValueError, KeyError, EOFError) as exc:
             raise click.BadParameter(f"{text!r}: need an .npz with arrays 'multiplier', 'shift' (and optionally "
                                      f"'zero_point') ({exc})", param_hint="--requant") from None
         for name, arr in (("multiplier", m), ("shift", s)):
             if arr.shape not in ((), (cout,)):
                 raise click.BadParameter(f"{name} in {text!r} has shape {arr.shape!r}; expected () or ({cout},)",
                                          param_hint="--requant")
-        return Requant(m.astype(np.int64), s.astype(np.int64), zp)
-    m, s, zp = _ints(text, "--requant", 3)
+        for name, arr in (("multiplier", m), ("shift", s), ("zero_point", zp)):
+            if arr.dtype.kind not in "iu":
+                raise click.BadParameter(f"{name} in {text!r} has dtype {str(arr.dtype)!r}; expected integers",
+                                         param_hint="--requant")
+        if zp.shape != ():
+            raise click.BadParameter(f"zero_point in {text!r} has shape {zp.shape!r}; expected () (one zero point "
+                                     f"for the tensor)", param_hint="--requant")
+        return Requant(m.astype(np.int64), s.astype(np.int64), int(zp))
+    m, s, zp = ints(text, "--requant", count=3)
     return Requant(m, s, zp)
 
 
@@ -65,23 +82,23 @@ def _requant(text, cout):
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), help="OHWI int8 weights (.npy)")
 @click.option("--bias", "bias_path", type=click.Path(dir_okay=False), help="int32 bias (.npy, Cout)")
 @click.option("--shape", help="random input N,H,W,C (instead of --input)")
-@click.option("--out-channels", type=int, help="random weights: Cout (with --kernel)")
+@click.option("--out-channels", type=Int(lo=1), help="random weights: Cout (with --kernel)")
 @click.option("--kernel", help="random weights: K or KH,KW")
-@click.option("--seed", default=0, show_default=True, help="seed of random tensors")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed of random tensors")
 @click.option("--stride", default="1", show_default=True, help="N or H,W")
 @click.option("--padding", default="0", show_default=True, help="N or H,W (zero padding, symmetric)")
 @click.option("--dilation", default="1", show_default=True, help="N or H,W")
-@click.option("--groups", default=1, show_default=True)
+@click.option("--groups", type=Int(lo=1), default=1, show_default=True)
 @click.option("--out", "out_type", type=click.Choice(["int8", "int32"]), default="int32", show_default=True)
 @click.option("--requant", help="int8 output: M,SHIFT,ZERO_POINT or an .npz with per-channel arrays")
 @click.option("--relu", is_flag=True, help="ReLU after requantization (int8)")
-@click.option("--sim", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator", show_default=True)
-@click.option("--rows", type=int, help="MAC array rows (default: the default tile)")
-@click.option("--cols", type=int, help="MAC array columns")
+@click.option("--sim", type=click.Choice(SIM_CHOICES), default="verilator", show_default=True)
+@click.option("--rows", type=Int(), help="MAC array rows (default: the default tile)")
+@click.option("--cols", type=Int(), help="MAC array columns")
 @click.option("--tile", "tile_fields", help="tile configuration fields, e.g. rows=8,cols=8,ext_bytes=16 "
               "(see TileConfig)")
 @click.option("--waves", type=click.Path(dir_okay=False), help="waveform file (.fst/.vcd)")
-@click.option("--save", type=click.Path(dir_okay=False), help="save the RTL output (.npy)")
+@click.option("--save", type=click.Path(dir_okay=False), help="save the RTL output (.npy format, to exactly this path)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the statistics as JSON")
 @click.option("--mesh", help="run on a mesh of RxC tiles (e.g. 2x2) instead of one tile")
 @click.option("--shard", type=click.Choice(["height", "width", "block"]), default="height", show_default=True,
@@ -101,35 +118,78 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
     from tilelab.pe_models.config import DEFAULT_TILE
     from tilelab.reference import golden
 
+    ctx = click.get_current_context()
+    # Everything the user gave is checked before any tensor is made, any build or simulation.
+    if input_path and shape:
+        raise BadInput("--shape contradicts --input: the input's shape is the file's; give one of them")
+    if not input_path and not shape:
+        raise click.UsageError("give --input X.npy or --shape N,H,W,C")
+    if weights_path:
+        for name in ("out_channels", "kernel"):
+            if given(ctx, name):
+                raise BadInput(f"--{name.replace('_', '-')} contradicts --weights: the weights' shape is the "
+                               f"file's; give one of them")
+    elif not (out_channels and kernel):
+        raise click.UsageError("give --weights W.npy or --out-channels and --kernel")
+    refuse_unless(ctx, not (input_path and weights_path), ["seed"],
+                  "has no effect: the input and the weights come from files (and the bias from --bias or none)")
+    refuse_unless(ctx, bool(mesh), ["shard", "weight_load"], "applies to a --mesh run only")
+    if plot and not mesh:
+        raise click.UsageError("--plot draws the NoC links of a --mesh run")
+    if out_type != "int8" and (requant or relu):
+        raise click.UsageError("--requant and --relu apply to --out int8")
+    for name in ("rows", "cols"):
+        if given(ctx, name) and name in tile_fields_given(tile_fields):
+            raise BadInput(f"--{name} contradicts --tile {name}=...: give the array size once")
+    config = DEFAULT_TILE
+    for name, value in (("rows", rows), ("cols", cols)):
+        if value is not None:
+            try:
+                config = config.replace(**{name: value})
+            except (TypeError, ValueError) as exc:
+                raise click.BadParameter(str(exc), param_hint=f"'--{name}'") from None
+    if tile_fields:
+        config = tile_config(config, tile_fields)
+    mesh_shape = None
+    if mesh:
+        from tilelab.api.mesh import parse_mesh
+
+        try:
+            mesh_shape = parse_mesh(mesh)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--mesh'") from None
+    kwargs = dict(stride=_pair(stride, "--stride"), padding=_pair(padding, "--padding"),
+                  dilation=_pair(dilation, "--dilation"), groups=groups)
+    check_simulator("--sim", sim, waves)
+    check_inputs_outputs({"--input": input_path, "--weights": weights_path, "--bias": bias_path,
+                          "--requant": requant if requant and requant.endswith(".npz") else None},
+                         {"--save": save, "--json": json_path, "--waves": waves, "--plot": plot},
+                         suffixes={"--plot": plot_suffixes()} if plot else None)
+
+    capacity, where = config.ext_words * config.ext_bytes, "the external memory of the tile"
+    if mesh_shape is not None:
+        capacity *= mesh_shape[0] * mesh_shape[1]
+        where = f"the node memories of the {mesh_shape[0]}x{mesh_shape[1]} mesh"
     rng = np.random.default_rng(seed)
     if input_path:
         x = _load(input_path, "--input")
-    elif shape:
-        n, h, w, c = _ints(shape, "--shape", 4)
-        x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
     else:
-        raise click.UsageError("give --input X.npy or --shape N,H,W,C")
+        n, h, w, c = ints(shape, "--shape", count=4, lo=1)
+        check_input_fits("--shape", (n, h, w, c), capacity, where)
+        x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
     if weights_path:
         wt = _load(weights_path, "--weights")
-    elif out_channels and kernel:
-        k = _pair(kernel, "--kernel")
+    else:
+        k = _pair(kernel, "--kernel", lo=1)
         kh, kw = (k, k) if isinstance(k, int) else k
         cin = x.shape[-1] if x.ndim == 4 else 1
         if cin % groups:
             raise click.BadParameter(f"input channels {cin} not divisible by groups {groups}", param_hint="--groups")
+        check_input_fits("--out-channels/--kernel", (out_channels, kh, kw, cin // groups), capacity, where)
         wt = rng.integers(-128, 128, (out_channels, kh, kw, cin // groups), dtype=np.int8)
-    else:
-        raise click.UsageError("give --weights W.npy or --out-channels and --kernel")
     bias = _load(bias_path, "--bias") if bias_path else rng.integers(-1000, 1000, wt.shape[0], dtype=np.int32) \
         if not weights_path else None
 
-    config = DEFAULT_TILE
-    if rows or cols:
-        config = config.replace(rows=rows or config.rows, cols=cols or config.cols)
-    if tile_fields:
-        config = tile_config(config, tile_fields)
-    kwargs = dict(stride=_pair(stride, "--stride"), padding=_pair(padding, "--padding"),
-                  dilation=_pair(dilation, "--dilation"), groups=groups)
     rq = None
     if out_type == "int8":
         if requant:
@@ -143,16 +203,12 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
                 raise click.UsageError(str(exc)) from None
             m, s = golden.choose_requant(acc)
             rq = Requant(m, s, 0)
-    elif requant or relu:
-        raise click.UsageError("--requant and --relu apply to --out int8")
-    if plot and not mesh:
-        raise click.UsageError("--plot draws the NoC links of a --mesh run")
     try:
         if mesh:
-            from tilelab.api.mesh import conv2d_mesh, parse_mesh
+            from tilelab.api.mesh import conv2d_mesh
             from tilelab.pe_models.config import MeshConfig
 
-            mr, mc = parse_mesh(mesh)
+            mr, mc = mesh_shape
             y, stats = conv2d_mesh(x, wt, bias, requant=rq, activation="relu" if relu else None, out=out_type,
                                    mesh=MeshConfig(rows=mr, cols=mc, tile=config), shard=shard,
                                    weight_load=weight_load, sim=sim, waves=waves, **kwargs)
@@ -162,7 +218,8 @@ def command(input_path, weights_path, bias_path, shape, out_channels, kernel, se
     except (TypeError, ValueError, LayoutError) as exc:
         raise click.UsageError(str(exc)) from None
     if save:
-        np.save(save, y)
+        with open(save, "wb") as f:  # exactly the path given (np.save on a name would add ".npy")
+            np.save(f, y, allow_pickle=False)
     spec_line = f"{tuple(x.shape)} * {tuple(wt.shape)} -> {tuple(y.shape)} {out_type}"
     where = f"{config.rows}x{config.cols} tile"
     if mesh:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
+from tilelab.cli.options import SEED, SIM_CHOICES, Int, check_simulator
+
 
 @click.command("demo")
-@click.option("--rows", default=8, show_default=True, help="MAC array rows")
-@click.option("--cols", default=8, show_default=True, help="MAC array columns")
-@click.option("--sim", "backend", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator",
+@click.option("--rows", type=Int(), default=8, show_default=True, help="MAC array rows")
+@click.option("--cols", type=Int(), default=8, show_default=True, help="MAC array columns")
+@click.option("--sim", "backend", type=click.Choice(SIM_CHOICES), default="verilator",
               show_default=True, help="simulator")
-@click.option("--seed", default=0, show_default=True, help="random seed")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="random seed")
 def command(rows, cols, backend, seed):
     """Run int8 blocks through the MAC array and a conv layer through the compute tile, vs numpy."""
     import numpy as np
@@ -23,6 +25,13 @@ def command(rows, cols, backend, seed):
     from tilelab.sim.mac_check import mac_array_bench
     from tilelab.sim.speed import format_table, measure
 
+    for name, value in (("rows", rows), ("cols", cols)):
+        try:  # the MAC array's and the tile's limits, before anything is built
+            MACArray(**{name: value} | {"rows" if name == "cols" else "cols": 8})
+            DEFAULT_TILE.replace(**{name: value})
+        except (TypeError, ValueError) as error:
+            raise click.BadParameter(str(error), param_hint=f"'--{name}'") from None
+    check_simulator("--sim", backend)
     ks = [rows, 3 * rows, 1, 2 * rows + 1]
     click.echo(f"1. MAC array {rows}x{cols} on {backend}: {len(ks)} int8 blocks (k = {ks}) vs numpy ...")
     r = simulate(MACArray(rows=rows, cols=cols), mac_array_bench, backend=backend, name="mac_array",

@@ -7,17 +7,14 @@ import time
 
 import click
 
-
-class _BadInput(click.ClickException):
-    """Bad input: a one-line error and exit status 2, before anything is estimated."""
-
-    exit_code = 2
+from tilelab.cli.options import BadInput as _BadInput
+from tilelab.cli.options import Int, check_input_fits, check_inputs_outputs
 
 
 @click.command("estimate")
 @click.argument("model")
-@click.option("--image-size", type=int, default=None, help="Input height/width [default: the model's own].")
-@click.option("--batch", type=int, default=1, show_default=True, help="Input batch.")
+@click.option("--image-size", type=Int(lo=1), default=None, help="Input height/width [default: the model's own].")
+@click.option("--batch", type=Int(lo=1), default=1, show_default=True, help="Input batch.")
 @click.option("--tile", "tile_fields", default=None,
               help="Tile configuration fields, e.g. rows=16,cols=16,ext_bytes=32 [default: the default tile].")
 @click.option("--mesh", default="1x1", show_default=True,
@@ -44,10 +41,6 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
 
     if model not in MODELS:
         raise _BadInput(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}")
-    if batch < 1:
-        raise _BadInput(f"batch must be a positive integer, not {batch!r}")
-    if image_size is not None and image_size < 1:
-        raise _BadInput(f"image size must be a positive integer, not {image_size!r}")
     config = DEFAULT_TILE
     if tile_fields is not None:
         try:
@@ -63,6 +56,17 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
             mesh_config = MeshConfig(rows=rows, cols=cols, tile=config, eltwise=True)
     except (MeshError, ValueError) as error:
         raise _BadInput(f"invalid --mesh: {error}") from None
+    check_inputs_outputs({}, {"--json": json_file})
+    from tilelab.net.models import get_model
+
+    try:
+        shape = get_model(model, image_size=image_size, batch=batch).nodes[0].shape
+    except ValueError as error:
+        raise _BadInput(str(error)) from None
+    tiles = rows * cols
+    check_input_fits("--image-size" if image_size is not None else "MODEL", shape,
+                     tiles * config.ext_words * config.ext_bytes,
+                     "the external memory of the tile" if tiles == 1 else f"the node memories of the {tiles} tiles")
     t0 = time.perf_counter()
     try:
         result = estimate_model(model, image_size=image_size, batch=batch, config=config, mesh=mesh_config)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tilelab.cli.options import Int, check_inputs_outputs
 from tilelab.reference.halo import halo_bytes, halo_plan, shard_ranges
 from tilelab.reference.layers import Conv2dSpec
 
@@ -25,10 +26,10 @@ def _parse_input(ctx, param, value):
 @click.option(
     "--input", "shape", required=True, metavar="N,H,W,C", callback=_parse_input, help="Input shape."
 )
-@click.option("--kernel", type=click.IntRange(min=1), required=True, help="Kernel height and width.")
-@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--padding", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--cores", type=click.IntRange(min=1), required=True, help="Cores to shard over.")
+@click.option("--kernel", type=Int(lo=1), required=True, help="Kernel height and width.")
+@click.option("--stride", type=Int(lo=1), default=1, show_default=True)
+@click.option("--padding", type=Int(lo=0), default=0, show_default=True)
+@click.option("--cores", type=Int(lo=1), required=True, help="Cores to shard over.")
 @click.option(
     "--json", "json_file", type=click.Path(dir_okay=False), default=None, help="Write the plan here."
 )
@@ -38,6 +39,7 @@ def command(shape, kernel, stride, padding, cores, json_file):
     Sticks are numbered in the zero-padded input; the non-padded input sticks and the output
     sticks are split into contiguous ceil-sized ranges over the cores.
     """
+    check_inputs_outputs({}, {"--json": json_file})
     n, h, w, c = shape
     try:
         spec = Conv2dSpec(n=n, h=h, w=w, cin=c, cout=c, kh=kernel, kw=kernel, stride=stride, padding=padding)

@@ -4,11 +4,12 @@ import json
 
 import click
 
+from tilelab.cli.options import SIM_CHOICES, check_inputs_outputs, check_simulator, plot_suffixes
 from tilelab.noc import api
 
 __all__ = ["command"]
 
-_BACKEND = click.option("--backend", type=click.Choice(["verilator", "icarus", "amaranth"]), default="verilator",
+_BACKEND = click.option("--backend", type=click.Choice(SIM_CHOICES), default="verilator",
                         show_default=True, help="Simulator.")
 
 
@@ -21,7 +22,15 @@ def _emit(result, json_file, lines):
         click.echo(f"wrote {json_file}")
 
 
-def _call(fn, **kwargs):
+def _checks_line(c):
+    return (f"injected {c['injected']} delivered {c['delivered']} lost {c['lost']} duplicated {c['duplicated']} "
+            f"misrouted {c['misrouted']} reordered or corrupt {c['reordered_or_corrupt']}")
+
+
+def _call(fn, outputs=None, **kwargs):
+    check_simulator("--backend", kwargs["backend"])
+    check_inputs_outputs({}, outputs or {},
+                         {"--plot": plot_suffixes()} if (outputs or {}).get("--plot") else None)
     try:
         return fn(**kwargs)
     except api.NocError as exc:
@@ -46,7 +55,7 @@ def command():
 @_BACKEND
 def traffic(mesh, pattern, rate, packets, seed, packet_flits, source_stall, sink_stall, json_file, backend):
     """Bernoulli traffic with RTL generators and per-flow checkers."""
-    r = _call(api.traffic, mesh=mesh, pattern=pattern, rate=rate, packets=packets, seed=seed,
+    r = _call(api.traffic, {"--json": json_file}, mesh=mesh, pattern=pattern, rate=rate, packets=packets, seed=seed,
               packet_flits=packet_flits, source_stall=source_stall, sink_stall=sink_stall, backend=backend)
     lat = "n/a" if r["avg_latency"] is None else f"{r['avg_latency']:.2f}"
     _emit(r, json_file, [
@@ -70,7 +79,8 @@ def traffic(mesh, pattern, rate, packets, seed, packet_flits, source_stall, sink
 @_BACKEND
 def sweep(mesh, pattern, seed, warmup, measure, json_file, plot_file, backend):
     """Latency against offered load up to saturation."""
-    r = _call(api.sweep, mesh=mesh, pattern=pattern, seed=seed, warmup=warmup, measure=measure, backend=backend)
+    r = _call(api.sweep, {"--json": json_file, "--plot": plot_file}, mesh=mesh, pattern=pattern, seed=seed,
+              warmup=warmup, measure=measure, backend=backend)
     lines = [f"{'offered':>8} {'accepted':>8} {'avg lat':>8} {'p99':>6}  ok"]
     for q in r["points"]:
         avg = "-" if q["avg_latency"] is None else f"{q['avg_latency']:.1f}"
@@ -95,11 +105,13 @@ def sweep(mesh, pattern, seed, warmup, measure, json_file, plot_file, backend):
 @_BACKEND
 def multicast(mesh, rect, src, flits, seed, json_file, backend):
     """Multicast to a rectangle, forked in the routers."""
-    r = _call(api.multicast, mesh=mesh, rect=rect, src=src, flits=flits, seed=seed, backend=backend)
+    r = _call(api.multicast, {"--json": json_file}, mesh=mesh, rect=rect, src=src, flits=flits, seed=seed,
+              backend=backend)
     _emit(r, json_file, [
         f"{r['mesh']} multicast {r['flits']} flits from {tuple(r['src'])} to {tuple(r['rect'])}: "
         f"{r['cycles']} cycles, bit_exact {r['bit_exact']}, {r['destinations']} destinations, "
         f"min rate {r['min_rate']:.3f} flits/cycle",
+        _checks_line(r["checks"]),
     ])
     if not r["bit_exact"]:
         raise SystemExit(1)
@@ -115,10 +127,11 @@ def multicast(mesh, rect, src, flits, seed, json_file, backend):
 @_BACKEND
 def reduce(mesh, op, flits, seed, lanes, json_file, backend):
     """All-reduce (row, column, broadcast back) computed in the routers."""
-    r = _call(api.reduce, mesh=mesh, op=op, flits=flits, seed=seed, lanes=lanes, backend=backend)
+    r = _call(api.reduce, {"--json": json_file}, mesh=mesh, op=op, flits=flits, seed=seed, lanes=lanes, backend=backend)
     _emit(r, json_file, [
         f"{r['mesh']} all-reduce {r['op']} of {r['flits']} flits x {r['lanes']} lanes: {r['cycles']} cycles, "
         f"bit_exact {r['bit_exact']}",
+        _checks_line(r["checks"]),
     ])
     if not r["bit_exact"]:
         raise SystemExit(1)

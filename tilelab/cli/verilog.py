@@ -9,13 +9,18 @@ from tilelab.hdl.registry import BLOCKS, BlockEntry
 
 def _command_for(entry: BlockEntry) -> click.Command:
     def run(output, top, **kwargs):
+        from tilelab.cli.options import check_inputs_outputs
         from tilelab.sim.verilog import to_verilog
 
+        check_inputs_outputs({}, {"-o": None if output == "-" else output})
         try:
             component = entry.build(**kwargs)
         except (ValueError, TypeError) as exc:
             raise click.UsageError(str(exc)) from None
-        design = to_verilog(component, name=top)
+        try:
+            design = to_verilog(component, name=top)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--top'") from None
         if output == "-":
             click.echo(design.verilog, nl=False)
         else:

@@ -15,6 +15,7 @@ one tile and a mesh of tiles. ``flatten`` has no arithmetic: the NHWC output is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -27,8 +28,8 @@ import numpy as np
 from tilelab.net.backends import Backend, ExecutionError
 from tilelab.net.lowering import LoweredModel, Step
 
-__all__ = ["RunDirError", "RunResult", "atomic_write", "execute", "format_eta", "parse_layers", "prepare",
-           "write_json_atomic"]
+__all__ = ["RunDirError", "RunResult", "atomic_write", "execute", "format_eta", "output_digest", "parse_layers",
+           "prepare", "write_json_atomic"]
 
 RUN_FORMAT = "tilelab-run/1"
 MANIFEST = "run.json"
@@ -83,15 +84,26 @@ def write_json_atomic(path, data) -> None:
     atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
+def output_digest(y: np.ndarray) -> str:
+    """SHA-256 of an output's dtype, shape and bytes: what a layer record stores of its ``.npy``."""
+    h = hashlib.sha256(f"{y.dtype.str} {tuple(y.shape)}".encode())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
 class RunDir:
     """A run directory: ``run.json`` (the manifest), ``layers/NNNN.json`` + ``layers/NNNN.npy``.
 
     A layer counts as finished when its record (written last) exists; every file is written to a
-    temporary name and renamed, so no file is ever half-written.
+    temporary name and renamed, so no file is ever half-written. Each record holds the digest of
+    its output (``output_sha256``); a stored output that no longer matches it is not trusted:
+    :meth:`finished` leaves that layer out (so it is run again) and lists it in :attr:`changed`.
     """
 
     def __init__(self, path):
         self.path = Path(path)
+        #: ``(index, file name)`` of each stored output :meth:`finished` found changed on disk.
+        self.changed: list[tuple[int, str]] = []
 
     @property
     def manifest_path(self) -> Path:
@@ -163,13 +175,17 @@ class RunDir:
             want = (tuple(step.shape), np.dtype(np.int32 if step.out == "int32" else np.int8))
             if (y.shape, y.dtype) != want:
                 raise RunDirError(f"{where}: output {y.dtype} {y.shape!r}, expected {want[1]} {want[0]!r}")
+            digest = record.get("output_sha256")
+            if digest is not None and digest != output_digest(y):
+                self.changed.append((i, f"{LAYER_DIR}/{i:04d}.npy"))
+                continue
             done[i] = (record, y)
         return done
 
     def save(self, index: int, record: dict, y: np.ndarray) -> None:
         """Persist one finished step: its output first, then its record (which marks it finished)."""
         atomic_write(self._layer(index, "npy"), lambda f: np.save(f, y, allow_pickle=False))
-        write_json_atomic(self._layer(index, "json"), record)
+        write_json_atomic(self._layer(index, "json"), dict(record, output_sha256=output_digest(y)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +291,7 @@ class _Eta:
 
 
 def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None, resume: bool = False,
-            manifest: dict | None = None, progress=None) -> RunResult:
+            manifest: dict | None = None, progress=None, warn=None) -> RunResult:
     """Run the steps of ``model`` (all, or the range ``layers``) on ``backend``, layer by layer.
 
     Everything that can be checked is checked before the first simulation: the range, the run
@@ -299,6 +315,10 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
     progress : callable, optional
         ``progress(done, total, record, eta_seconds)`` after each step (``eta_seconds`` None when
         unknown); an exception it raises stops the run (the finished steps stay persisted).
+    warn : callable, optional
+        ``warn(message)`` for each stored output of the run directory that no longer matches its
+        record's digest (changed on disk): that step is run again (or, before the range, takes its
+        golden output) instead of feeding the later steps a changed tensor.
 
     Returns
     -------
@@ -319,6 +339,11 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
         full["steps"] = [s.name for s in steps]
         if rd.check(full, resume=resume):
             finished = rd.finished(steps)
+            for i, name in rd.changed:
+                if warn is not None:
+                    warn(f"run directory {str(rd.path)!r}: the stored output {name} of layer {i} "
+                         f"({steps[i].name!r}) no longer matches its record; "
+                         + ("running the layer again" if start <= i < stop else "using its golden output"))
     backend.check([s for i, s in enumerate(steps) if start <= i < stop and i not in finished])
     if rd is not None and not rd.exists():
         rd.create(full)

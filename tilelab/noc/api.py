@@ -442,16 +442,40 @@ def _mc_cfg(rect, src, flits, seed):
         "flits": flits, "seed": seed & 0xFFFFFFFF}).as_bits()
 
 
+def _flow_checks(expected, got, hash_ok):
+    """The per-flow tally of a multicast or a reduction, in the words of :func:`traffic`'s report.
+
+    ``expected`` / ``got``: flits per node; ``hash_ok``: per node, whether the flits that arrived
+    hash to the expected sequence (the hash is order-sensitive, so a reordered or corrupt flit
+    shows there). ``injected`` counts the flits owed to the destinations; ``misrouted`` the flits
+    at nodes outside them.
+    """
+    inside = [e > 0 for e in expected]
+    return {
+        "injected": sum(expected),
+        "delivered": sum(min(g, e) for g, e in zip(got, expected, strict=True)),
+        "lost": sum(max(0, e - g) for g, e in zip(got, expected, strict=True)),
+        "duplicated": sum(max(0, g - e) for g, e, i in zip(got, expected, inside, strict=True) if i),
+        "misrouted": sum(g for g, i in zip(got, inside, strict=True) if not i),
+        "reordered_or_corrupt": sum(1 for g, e, ok, i in zip(got, expected, hash_ok, inside, strict=True)
+                                    if i and g == e and not ok),
+    }
+
+
 def _mc_report(rows, cols, rect, src, flits, seed, v):
     x0, y0, x1, y1 = rect
     want = fnv_hash(multicast_data(seed, flits))
     per = {}
     exact = True
     rates = []
+    expected, got, hash_ok = [], [], []
     for n, node in enumerate(v["nodes"]):
         x, y = n % cols, n // cols
         inside = x0 <= x <= x1 and y0 <= y <= y1
         per[f"{x},{y}"] = node["flits"]
+        expected.append(flits if inside else 0)
+        got.append(node["flits"])
+        hash_ok.append(node["hash"] == want)
         if inside:
             exact &= node["flits"] == flits and node["hash"] == want
             span = node["last_cycle"] - node["first_cycle"] + 1
@@ -461,7 +485,7 @@ def _mc_report(rows, cols, rect, src, flits, seed, v):
     return {
         "mesh": f"{rows}x{cols}", "rect": list(rect), "src": list(src), "flits": flits, "seed": seed,
         "cycles": v["cycles"], "bit_exact": bool(exact and v["done"]),
-        "delivered": per, "destinations": len(rates),
+        "delivered": per, "destinations": len(rates), "checks": _flow_checks(expected, got, hash_ok),
         "min_rate": min(rates) if rates else None,
         "avg_rate": sum(rates) / len(rates) if rates else None,
     }
@@ -586,16 +610,20 @@ def _reduce_report(rows, cols, lanes, specs, v):
         x0, y0, x1, y1 = rect_
         exact = bool(v["done"])
         per = {}
+        expected, got, hash_ok = [], [], []
         for n, node in enumerate(ctx["nodes"]):
             x, y = n % cols, n // cols
             per[f"{x},{y}"] = node["flits"]
+            expected.append(flits_ if x0 <= x <= x1 and y0 <= y <= y1 else 0)
+            got.append(node["flits"])
+            hash_ok.append(node["hash"] == want)
             if x0 <= x <= x1 and y0 <= y <= y1:
                 exact &= node["flits"] == flits_ and node["hash"] == want
             else:
                 exact &= node["flits"] == 0
         reports.append({"mesh": f"{rows}x{cols}", "op": op_.name.lower(), "flits": flits_, "lanes": lanes,
                         "seed": seed_, "rect": list(rect_), "root": list(root_), "cycles": ctx["cycles"],
-                        "bit_exact": exact, "delivered": per})
+                        "bit_exact": exact, "delivered": per, "checks": _flow_checks(expected, got, hash_ok)})
     out = reports[0]
     if len(reports) > 1:
         out["second"] = reports[1]

@@ -20,7 +20,7 @@ from .toolchain import (
 )
 from .verilog import Design
 
-__all__ = ["BuildError", "build_verilator", "build_icarus", "VERILATOR_OPT_FLAGS"]
+__all__ = ["BuildError", "build_verilator", "build_icarus", "fst_supported", "VERILATOR_OPT_FLAGS"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
         raise ValueError(f"visibility must be 'ports' or 'all', not {visibility!r}")
     if waves not in (None, "fst", "vcd"):
         raise ValueError(f"waves must be None, 'fst' or 'vcd', not {waves!r}")
-    if waves == "fst" and not _have_header("lz4.h"):
+    if waves == "fst" and not fst_supported():
         raise ToolchainError("FST waveforms need the lz4 headers (apt-get install liblz4-dev); "
                              "or ask for a .vcd file instead")
     import cocotb_tools.config
@@ -204,6 +204,11 @@ def icarus_time0_fix(verilog: str) -> str:
 
 def _have_header(name: str) -> bool:
     return any(Path(d, name).exists() for d in ("/usr/include", "/usr/local/include"))
+
+
+def fst_supported() -> bool:
+    """Whether Verilator models can write FST waveforms here (they need the lz4 headers)."""
+    return _have_header("lz4.h")
 
 
 def _cocotb_version() -> str:
