@@ -12,10 +12,18 @@ Every count is checked three ways:
 3. against the papers' rounded figures, within the stated relative tolerance.
 """
 
+import math
+
+import numpy as np
 import pytest
 
+from tests.cases import TILE
 from tilelab.net.analysis import analyze
-from tilelab.net.models import get_model
+from tilelab.net.backends import TileBackend
+from tilelab.net.executor import execute
+from tilelab.net.lowering import lower, synthetic_input
+from tilelab.net.models import get_model, init_weights
+from tilelab.pe_models.config import EltwiseConfig
 
 ZOO = ("mobilenet_v2", "efficientnet_b0", "shufflenet_v2", "resnext50_32x4d")
 
@@ -259,3 +267,33 @@ def test_any_positive_image_size_and_bad_sizes(model):
     assert g.output.shape == (2, 7) and all(min(n.shape[1:3]) == 1 for n in g if len(n.shape) == 4 and n.op != "input")
     with pytest.raises(ValueError, match=r"^image_size must be a positive integer, not 0$"):
         get_model(model, image_size=0)
+
+
+# --------------------------------------------------------------------------------------------
+# MobileNetV2 on the RTL
+
+
+def test_mobilenet_v2_end_to_end_on_the_rtl_bit_exact():
+    """Every layer of MobileNetV2 (16×16 image, 10 classes) on the 4×4 test tile, bit-exact.
+
+    Convs, depthwise convs with ReLU6 fused (the pack stage's ReLU and int8 clamp: 6.0 is code
+    127), the fc on the tile; the residual adds and the global pool on the element-wise unit.
+    """
+    g = get_model("mobilenet_v2", image_size=16, num_classes=10)
+    lowered = lower(g, init_weights(g, 3), synthetic_input(g.nodes[0].shape, 3))
+    ops = [s.op for s in lowered.steps]
+    assert (ops.count("conv2d"), ops.count("add"), len(ops)) == (52, 10, 65)
+    dw = lowered.steps[lowered.index("features.2.conv.1.0")]
+    assert dw.spec.groups == 96 and dw.relu and dw.fused == ("features.2.conv.1.0", "features.2.conv.1.1",
+                                                              "features.2.conv.1.2")
+    result = execute(lowered, TileBackend(TILE, ops_config=EltwiseConfig(ext_bytes=16, ext_words=1 << 14)))
+    assert [r["name"] for r in result.records] == [s.name for s in lowered.steps]
+    for r in result.records:
+        assert r["bit_exact"] is True, r["name"]
+        np.testing.assert_array_equal(result.outputs[r["name"]], lowered.reference[r["name"]])
+        if r["op"] != "flatten":
+            assert r["cycles"] > 0, r["name"]
+    summary = result.summary()
+    assert summary["all_bit_exact"] and summary["total_macs"] == sum(s.macs for s in lowered.steps)
+    assert summary["total_macs"] == mobilenet_v2_count(16).macs - 1280 * 1000 + 1280 * 10
+    assert math.isclose(summary["max_clipped_fraction"], max(s.clipped_fraction or 0 for s in lowered.steps))
