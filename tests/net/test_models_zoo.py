@@ -12,12 +12,15 @@ Every count is checked three ways:
 3. against the papers' rounded figures, within the stated relative tolerance.
 """
 
+import json
 import math
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from tests.cases import TILE
+from tilelab.cli import main as cli
 from tilelab.net.analysis import analyze
 from tilelab.net.backends import TileBackend
 from tilelab.net.executor import execute
@@ -193,6 +196,16 @@ def test_counts_match_torchvision_and_the_papers(model):
     (p_pub, p_tol), (m_pub, m_tol) = PAPERS[model]
     assert abs(params - p_pub) / p_pub <= p_tol
     assert abs(macs - m_pub) / m_pub <= m_tol
+
+
+def test_cli_analyze_prints_and_writes_the_counts(tmp_path):
+    out = tmp_path / "a.json"
+    r = CliRunner().invoke(cli, ["analyze", "mobilenet_v2", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "  params              3,504,872  (weights, biases, batch-norm gamma and beta)" in r.output
+    assert "  MACs              300,774,272  (conv 299,494,272 + fc 1,280,000)" in r.output
+    totals = json.loads(out.read_text())["totals"]
+    assert (totals["params"], totals["macs"]) == EXPECTED["mobilenet_v2"]
 
 
 def test_analyze_records_of_the_new_layers():
