@@ -151,7 +151,7 @@ def _se_graph():
     s = g.conv2d("fc1", g.global_avg_pool("pool", y), cout=4, kernel=1)
     s = g.sigmoid("sig", g.conv2d("fc2", g.silu("fc1.act", s), cout=16, kernel=1))
     y = g.mul("mul", y, s)
-    y = g.relu6("r6", y)
+    y = g.hard_swish("hs", g.relu6("r6", y))
     a, b = g.split("a", y, start=0, stop=8), g.split("b", y, start=8, stop=16)
     y = g.channel_shuffle("shuffle", g.concat("cat", [b, a]), groups=2)
     return g
@@ -160,11 +160,11 @@ def _se_graph():
 def test_lowering_of_the_new_node_kinds():
     g = _se_graph()
     steps = {s.name: s for s in plan_steps(g)}
-    assert list(steps) == ["conv", "dw", "silu", "pool", "fc1", "fc1.act", "fc2", "sig", "mul", "r6", "a", "b",
-                           "cat", "shuffle"]
+    assert list(steps) == ["conv", "dw", "silu", "pool", "fc1", "fc1.act", "fc2", "sig", "mul", "r6", "hs", "a",
+                           "b", "cat", "shuffle"]
     assert steps["conv"].fused == ("conv", "bn", "act") and steps["conv"].relu  # ReLU6 fused: ReLU + int8 clamp
-    assert [steps[n].op for n in ("silu", "sig", "mul", "r6", "a", "cat", "shuffle")] == [
-        "table", "table", "mul", "relu", "split", "concat", "channel_shuffle"]
+    assert [steps[n].op for n in ("silu", "sig", "mul", "r6", "hs", "a", "cat", "shuffle")] == [
+        "table", "table", "mul", "relu", "table", "split", "concat", "channel_shuffle"]
     x = np.random.default_rng(seed_of("se-graph")).integers(-128, 128, (1, 4, 4, 8), dtype=np.int8)
     lowered = lower(g, init_weights(g, 0), x)
     by = {s.name: s for s in lowered.steps}
@@ -181,8 +181,10 @@ def test_lowering_of_the_new_node_kinds():
     prod = ref["silu"].astype(np.int64) * (ref["sig"].astype(np.int64) + 128) * 257
     np.testing.assert_array_equal(ref["mul"], (prod + (1 << 15)) >> 16)
     np.testing.assert_array_equal(ref["r6"], np.maximum(ref["mul"], 0))
-    np.testing.assert_array_equal(ref["shuffle"][..., 0::2], ref["r6"][..., 8:])
-    np.testing.assert_array_equal(ref["shuffle"][..., 1::2], ref["r6"][..., :8])
+    v = ref["r6"].astype(np.float64) / 16
+    np.testing.assert_array_equal(ref["hs"], np.clip(np.rint(v * np.clip(v + 3, 0, 6) / 6 * 16), -128, 127))
+    np.testing.assert_array_equal(ref["shuffle"][..., 0::2], ref["hs"][..., 8:])
+    np.testing.assert_array_equal(ref["shuffle"][..., 1::2], ref["hs"][..., :8])
     result = execute(lowered, ReferenceBackend())
     assert result.all_bit_exact and all(r["cycles"] == 0 for r in result.records)
 
