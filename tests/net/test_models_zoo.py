@@ -310,3 +310,22 @@ def test_mobilenet_v2_end_to_end_on_the_rtl_bit_exact():
     assert summary["all_bit_exact"] and summary["total_macs"] == sum(s.macs for s in lowered.steps)
     assert summary["total_macs"] == mobilenet_v2_count(16).macs - 1280 * 1000 + 1280 * 10
     assert math.isclose(summary["max_clipped_fraction"], max(s.clipped_fraction or 0 for s in lowered.steps))
+
+
+def test_resnext_grouped_bottleneck_on_the_rtl_bit_exact():
+    """layer1.0 of ResNeXt-50 32x4d (32 groups of 4 channels in the 3×3 conv) on the 4×4 test tile.
+
+    The whole network does not fit the test tile's external memory (layer4's 2 MB of 1×1 weights);
+    the block's steps take the golden outputs of the steps before them.
+    """
+    g = get_model("resnext50_32x4d", image_size=16, num_classes=10)
+    lowered = lower(g, init_weights(g, 4), synthetic_input(g.nodes[0].shape, 4))
+    a, b = lowered.index("layer1.0.conv1"), lowered.index("layer1.0.add") + 1
+    assert lowered.steps[a + 1].spec.groups == 32 and lowered.steps[a + 1].weight.shape == (128, 3, 3, 4)
+    result = execute(lowered, TileBackend(TILE, ops_config=EltwiseConfig(ext_bytes=16, ext_words=1 << 14)),
+                     layers=(a, b))
+    assert [r["name"] for r in result.records] == ["layer1.0.conv1", "layer1.0.conv2", "layer1.0.conv3",
+                                                   "layer1.0.downsample.0", "layer1.0.add"]
+    for r in result.records:
+        assert r["bit_exact"] is True and r["cycles"] > 0, r["name"]
+        np.testing.assert_array_equal(result.outputs[r["name"]], lowered.reference[r["name"]])
