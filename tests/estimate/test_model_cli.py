@@ -50,7 +50,8 @@ def test_cli_table_and_json(tmp_path):
 def test_cli_bad_input_is_one_line_and_exit_2():
     runner = CliRunner()
     for args, message in [
-        (["resnet51"], "unknown model 'resnet51'; known models: alexnet, resnet18, resnet50, vgg16"),
+        (["resnet51"], "unknown model 'resnet51'; known models: alexnet, efficientnet_b0, mobilenet_v2, resnet18, "
+                       "resnet50, resnext50_32x4d, shufflenet_v2, vgg16"),
         (["vgg16", "--image-size", "16"], "vgg16 cannot take image_size 16"),
         (["resnet50", "--tile", "rows=99"], "invalid --tile: rows must be an integer in [1, 64], not 99"),
         (["resnet50", "--tile", "colour=3"], "invalid --tile: 'colour=3': expected NAME=VALUE"),

@@ -33,7 +33,8 @@ def test_analyze_options_and_errors():
     result = runner.invoke(analyze_command, ["resnet51"])
     assert (
         result.exit_code == 2
-        and "'resnet51' is not one of 'alexnet', 'resnet18', 'resnet50', 'vgg16'" in (result.output)
+        and "'resnet51' is not one of 'alexnet', 'efficientnet_b0', 'mobilenet_v2', 'resnet18', 'resnet50', "
+            "'resnext50_32x4d', 'shufflenet_v2', 'vgg16'" in result.output
     )
     result = runner.invoke(analyze_command, ["vgg16", "--image-size", "16"])
     assert result.exit_code == 2

@@ -143,6 +143,9 @@ def test_published_totals(name, conv_weights, fc_weights, conv_macs, fc_macs):
 
 def test_well_known_rounded_numbers():
     assert analyze("resnet50")["totals"]["weights"] == 25_502_912
+    # parameters as torchvision counts them (weights, biases, batch-norm gamma / beta): its num_params
+    assert analyze("resnet50")["totals"]["params"] == 25_557_032
+    assert analyze("resnet18")["totals"]["params"] == 11_689_512
     # ResNet-50 v1.5 (torchvision): the familiar 4.09 G MACs
     assert analyze_graph(resnet50(stride_in_1x1=False))["totals"]["macs"] == 4_089_184_256
     assert analyze("vgg16")["totals"]["weights"] == 138_344_128
@@ -159,6 +162,7 @@ def test_analyze_records_batch_and_bits():
         "kind": "conv",
         "shape": [1, 112, 112, 64],
         "weights": 9408,
+        "params": 9408,
         "activations": 802_816,
         "input_activations": 150_528,
         "macs": 118_013_952,
@@ -190,7 +194,8 @@ def test_analyze_records_batch_and_bits():
 def test_get_model_errors():
     with pytest.raises(
         ValueError,
-        match=re.escape("unknown model 'resnet51'; known models: 'alexnet', 'resnet18', 'resnet50', 'vgg16'"),
+        match=re.escape("unknown model 'resnet51'; known models: 'alexnet', 'efficientnet_b0', 'mobilenet_v2', "
+                        "'resnet18', 'resnet50', 'resnext50_32x4d', 'shufflenet_v2', 'vgg16'"),
     ):
         get_model("resnet51")
     with pytest.raises(
@@ -219,7 +224,8 @@ def test_get_model_errors():
         get_model("vgg16", num_classes=10.0)
     assert get_model("vgg16", image_size=32).output.shape == (1, 1000)
     assert get_model("resnet50", image_size=1)["layer4.2.add"].shape == (1, 1, 1, 2048)
-    assert sorted(MODELS) == ["alexnet", "resnet18", "resnet50", "vgg16"]
+    assert sorted(MODELS) == ["alexnet", "efficientnet_b0", "mobilenet_v2", "resnet18", "resnet50", "resnext50_32x4d",
+                             "shufflenet_v2", "vgg16"]
 
 
 def test_graph_errors():

@@ -155,7 +155,7 @@ def test_bad_runs_fail_before_any_simulation(r50, tmp_path):
     assert parse_layers(":5", n) == (0, 5) and parse_layers("70:", n) == (70, n)
     with pytest.raises(ExecutionError, match=r"mesh 20x20 does not fit the NoC: rows must be 1..16 and cols 1..15"):
         make_backend((20, 20))
-    with pytest.raises(ValueError, match=r"unknown model 'resnet51'; known models: 'alexnet', 'resnet18'"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet51'; known models: 'alexnet', 'efficientnet_b0'"):
         prepare("resnet51")
     with pytest.raises(ValueError, match=r"vgg16 cannot take image_size 16: at layer 'pool5'"):
         prepare("vgg16", image_size=16)
@@ -233,7 +233,8 @@ def test_cli_resume_runs_a_changed_stored_output_again(tmp_path):
 def test_cli_bad_input_and_mismatch_exit_status(tmp_path, monkeypatch):
     runner = CliRunner()
     r = runner.invoke(cli, ["run", "resnet51"])
-    assert r.exit_code == 2 and "unknown model 'resnet51'; known models: alexnet, resnet18, resnet50, vgg16" in r.output
+    known = "alexnet, efficientnet_b0, mobilenet_v2, resnet18, resnet50, resnext50_32x4d, shufflenet_v2, vgg16"
+    assert r.exit_code == 2 and f"unknown model 'resnet51'; known models: {known}" in r.output
     r = runner.invoke(cli, ["run", "vgg16", "--image-size", "16"])
     assert r.exit_code == 2 and "vgg16 cannot take image_size 16" in r.output
     r = runner.invoke(cli, ["run", "resnet50", "--image-size", "32", "--layers", "0:99"])

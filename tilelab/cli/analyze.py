@@ -60,6 +60,7 @@ def command(model, batch, bits, image_size, json_file):
         f"  weights      {t['weights']:>16,}  (conv {t['conv_weights']:,} + fc {t['fc_weights']:,}), "
         f"{t['weight_bytes']:,} bytes"
     )
+    click.echo(f"  params       {t['params']:>16,}  (weights, biases, batch-norm gamma and beta)")
     click.echo(f"  MACs         {t['macs']:>16,}  (conv {t['conv_macs']:,} + fc {t['fc_macs']:,})")
     click.echo(f"  ops          {t['ops']:>16,}  (conv {t['conv_ops']:,} + fc {t['fc_ops']:,})")
     click.echo(

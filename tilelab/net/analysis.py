@@ -3,6 +3,10 @@
 Conventions
 -----------
 - **weights**: multiply weights only -- no bias, no batch-norm parameters.
+- **params**: trainable parameters as torchvision counts them (``sum(p.numel() for p in
+  model.parameters())``): the weights, plus a bias per output channel of a conv2d / linear with
+  bias, plus ``gamma`` and ``beta`` per channel of a batch norm (its running statistics are not
+  parameters).
 - **macs**: multiply-accumulates of conv2d and linear layers (all other layers: 0);
   **ops** ``= 2 · macs``.
 - **activations** of a layer: its *output* element count (batch included); its input is the
@@ -47,8 +51,9 @@ def analyze_graph(graph: Graph, *, bits: int = 8) -> dict:
     -------
     dict
         ``{"model", "bits", "batch", "image_size", "layers": [record, ...], "totals": {...}}``;
-        each record has ``name, op, kind, shape, weights, activations, input_activations, macs,
-        ops, weight_bytes, activation_bytes, input_bytes, intensity``.
+        each record has ``name, op, kind, shape, weights, params, activations, input_activations,
+        macs, ops, weight_bytes, activation_bytes, input_bytes, intensity``; the totals sum
+        ``params`` over every layer.
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"graph must be a Graph, not {type(graph).__name__}")
@@ -63,6 +68,9 @@ def analyze_graph(graph: Graph, *, bits: int = 8) -> dict:
             continue
         weights = node.spec.weights if node.op in _KINDS else 0
         macs = node.spec.macs if node.op in _KINDS else 0
+        params = weights + (node.shape[-1] if node.op in _KINDS and node.bias else 0)
+        if node.op == "batch_norm":
+            params = 2 * node.shape[-1]
         activations = math.prod(node.shape)
         inputs = sum(math.prod(graph[name].shape) for name in node.inputs)
         weight_bytes, activation_bytes, input_bytes = (
@@ -75,6 +83,7 @@ def analyze_graph(graph: Graph, *, bits: int = 8) -> dict:
                 "kind": _KINDS.get(node.op, "other"),
                 "shape": list(node.shape),
                 "weights": weights,
+                "params": params,
                 "activations": activations,
                 "input_activations": inputs,
                 "macs": macs,
@@ -92,6 +101,7 @@ def analyze_graph(graph: Graph, *, bits: int = 8) -> dict:
             totals[f"{kind}_{key}"] = sum(layer[key] for layer in chosen)
     for key in ("weights", "macs", "ops", "weight_bytes"):
         totals[key] = totals[f"conv_{key}"] + totals[f"fc_{key}"]
+    totals["params"] = sum(layer["params"] for layer in layers)
     totals["activations"] = totals["conv_activations"] + totals["fc_activations"]
     totals["activation_bytes"] = _bytes(totals["activations"], bits)
     totals["all_activations"] = sum(layer["activations"] for layer in layers)

@@ -18,11 +18,12 @@ from tilelab.compile.mesh import MeshError
 from tilelab.compile.tile import LayoutError
 from tilelab.drive import SimServer, eltwise_unit, tile_unit
 from tilelab.drive.mesh import MESH_SIMS
-from tilelab.net.lowering import Step
+from tilelab.net.lowering import GOLDEN_STEPS, RTL_MISSING_STEPS, Step, run_golden_step
 from tilelab.pe_models.config import DEFAULT_ELTWISE, DEFAULT_TILE, EltwiseConfig, MeshConfig, TileConfig
 from tilelab.sim import BACKENDS
 
-__all__ = ["Backend", "ExecutionError", "MeshBackend", "OPS_STEPS", "TileBackend", "make_backend"]
+__all__ = ["Backend", "ExecutionError", "MeshBackend", "OPS_STEPS", "ReferenceBackend", "TileBackend",
+           "make_backend"]
 
 #: Steps that run on the element-wise / pooling unit, and the :mod:`tilelab.api.ops` function of each.
 OPS_STEPS = {"max_pool": ops.max_pool2d, "avg_pool": ops.avg_pool2d, "global_avg_pool": ops.global_avg_pool,
@@ -125,6 +126,9 @@ class TileBackend(Backend):
             if s.op in RTL_MISSING:
                 raise ExecutionError(f"step {s.name!r} (op {s.op!r}): the RTL has no {RTL_MISSING[s.op]} yet; "
                                      f"the golden backend (--sim golden) runs it without hardware")
+            if s.op in RTL_MISSING_STEPS:
+                raise ExecutionError(f"step {s.name!r} (op {s.op!r}): the RTL has no {RTL_MISSING_STEPS[s.op]} "
+                                     f"yet; ReferenceBackend (the golden model) runs it without hardware")
             if s.op not in OPS_STEPS and s.op not in MATRIX_STEPS and s.op != "flatten":
                 raise ExecutionError(f"step {s.name!r}: the {self.name} backend cannot run op {s.op!r}")
 
@@ -243,6 +247,29 @@ class MeshBackend(TileBackend):
             return (y.reshape(step.shape) if step.op == "linear" else y), stats
         raise ExecutionError(f"step {step.name!r} ({step.op}) fits no sharding of the {self.mesh.rows}x"
                              f"{self.mesh.cols} mesh: " + "; ".join(errors))
+
+
+class ReferenceBackend(Backend):
+    """The numpy golden model of a built-in network's steps: **no hardware is simulated** (no stats).
+
+    Runs every step op of :data:`~tilelab.net.lowering.GOLDEN_STEPS` with
+    :func:`~tilelab.net.lowering.run_golden_step`, including those no hardware unit has yet
+    (:data:`~tilelab.net.lowering.RTL_MISSING_STEPS`): for checking a network's lowering end to end.
+    """
+
+    name = "golden"
+
+    def check(self, steps):
+        for s in steps:
+            if s.op not in GOLDEN_STEPS:
+                raise ExecutionError(f"step {s.name!r}: the {self.name} backend cannot run op {s.op!r}")
+
+    def run(self, step, inputs):
+        return run_golden_step(step, inputs), None
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "simulated": False, "note": "numpy golden model, no hardware simulated",
+                "peak_macs_per_cycle": 0}
 
 
 def make_backend(mesh=(1, 1), *, config: TileConfig = DEFAULT_TILE, sim: str = "verilator", ops_config=None):

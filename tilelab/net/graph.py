@@ -22,17 +22,28 @@ Node kinds (:data:`OPS`), each computed by one function of :mod:`tilelab.referen
 - ``max_pool``, ``avg_pool``: ``spec`` a :class:`~tilelab.reference.layers.PoolSpec`;
 - ``add``: residual add of two same-shape tensors (:func:`~tilelab.reference.golden.add_requant`),
   fused ``relu``;
+- ``relu6``: ``min(max(x, 0), 6)`` (:func:`~tilelab.reference.golden.relu6`);
+- ``hard_swish``, ``silu``, ``sigmoid``: element-wise nonlinearities, each a 256-entry int8 table
+  of its float function (:func:`~tilelab.reference.golden.activation_table`);
+- ``mul``: ``x`` (NHWC) times ``s`` of shape ``(N, 1, 1, C)`` broadcast over H and W, or of
+  ``x``'s shape (:func:`~tilelab.reference.golden.mul_channel`: squeeze-and-excitation's scale);
+- ``concat``: NHWC inputs of equal N, H, W side by side along C
+  (:func:`~tilelab.reference.golden.concat_channels`);
+- ``split``: the channels ``attrs["start"] .. attrs["stop"] - 1`` of its input
+  (:func:`~tilelab.reference.golden.channel_split`; a split into k parts is k such nodes);
+- ``channel_shuffle``: ShuffleNet's shuffle of ``attrs["groups"]`` channel groups
+  (:func:`~tilelab.reference.golden.channel_shuffle`);
 - ``input``: the graph input.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tilelab.checks import check_int
 from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec, as_pair
 
-__all__ = ["OPS", "Graph", "GraphError", "Node"]
+__all__ = ["ACTIVATION_OPS", "OPS", "Graph", "GraphError", "Node"]
 
 OPS = (
     "input",
@@ -45,7 +56,18 @@ OPS = (
     "add",
     "linear",
     "flatten",
+    "relu6",
+    "hard_swish",
+    "silu",
+    "sigmoid",
+    "mul",
+    "concat",
+    "split",
+    "channel_shuffle",
 )
+
+#: Element-wise nonlinearities that keep their input's shape.
+ACTIVATION_OPS = ("relu", "relu6", "hard_swish", "silu", "sigmoid")
 
 
 class GraphError(ValueError):
@@ -76,6 +98,8 @@ class Node:
         The layer's shape and parameters, for conv2d, linear, max_pool and avg_pool.
     bias, requant, relu : bool
         Fused steps of conv2d and linear (``relu`` also for add).
+    attrs : dict
+        Parameters of the other kinds: ``start`` / ``stop`` (split), ``groups`` (channel_shuffle).
     """
 
     name: str
@@ -86,6 +110,7 @@ class Node:
     bias: bool = False
     requant: bool = False
     relu: bool = False
+    attrs: dict = field(default_factory=dict, hash=False)
 
 
 class Graph:
@@ -273,6 +298,119 @@ class Graph:
                 f"inputs must have the same shape, not {shape_a!r} from {a!r} and {shape_b!r} from {b!r}",
             )
         return self._add(Node(name, "add", (a, b), shape_a, relu=bool(relu)))
+
+    def relu6(self, name, x) -> str:
+        """Add a ReLU6, ``min(max(x, 0), 6)``, of ``x`` (any shape).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._add(Node(name, "relu6", (x,), self._shape_of(name, "relu6", x)))
+
+    def hard_swish(self, name, x) -> str:
+        """Add a hard-swish, ``x · relu6(x + 3) / 6``, of ``x`` (any shape).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._add(Node(name, "hard_swish", (x,), self._shape_of(name, "hard_swish", x)))
+
+    def silu(self, name, x) -> str:
+        """Add a SiLU (swish), ``x · sigmoid(x)``, of ``x`` (any shape).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._add(Node(name, "silu", (x,), self._shape_of(name, "silu", x)))
+
+    def sigmoid(self, name, x) -> str:
+        """Add a logistic sigmoid of ``x`` (any shape).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        return self._add(Node(name, "sigmoid", (x,), self._shape_of(name, "sigmoid", x)))
+
+    def mul(self, name, x, s) -> str:
+        """Add a channel-wise multiply: ``x`` (NHWC) times ``s``, ``(N, 1, 1, C)`` or ``x``'s shape.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        n, h, w, c = self._nhwc(name, "mul", x)
+        shape_s = self._shape_of(name, "mul", s)
+        if shape_s not in ((n, 1, 1, c), (n, h, w, c)):
+            raise GraphError(
+                name, "mul",
+                f"scale {s!r} must have shape {(n, 1, 1, c)!r} or {(n, h, w, c)!r} to multiply {x!r}, "
+                f"not {shape_s!r}",
+            )  # fmt: skip
+        return self._add(Node(name, "mul", (x, s), (n, h, w, c)))
+
+    def concat(self, name, inputs) -> str:
+        """Add a concatenation of NHWC tensors along the channels (equal N, H and W).
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        if isinstance(inputs, str) or not isinstance(inputs, (tuple, list)) or len(inputs) < 2:
+            raise GraphError(name, "concat", f"needs a list of at least two inputs, not {inputs!r}")
+        shapes = [self._nhwc(name, "concat", x) for x in inputs]
+        for x, shape in zip(inputs, shapes, strict=True):
+            if shape[:3] != shapes[0][:3]:
+                raise GraphError(
+                    name, "concat",
+                    f"inputs must have the same (N, H, W), not {shapes[0][:3]!r} from {inputs[0]!r} and "
+                    f"{shape[:3]!r} from {x!r}",
+                )  # fmt: skip
+        shape = shapes[0][:3] + (sum(s[3] for s in shapes),)
+        return self._add(Node(name, "concat", tuple(inputs), shape))
+
+    def split(self, name, x, *, start, stop) -> str:
+        """Add a channel slice of ``x`` (NHWC): channels ``start .. stop - 1``.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        n, h, w, c = self._nhwc(name, "split", x)
+        for key, v in (("start", start), ("stop", stop)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise GraphError(name, "split", f"{key} must be an integer, not {v!r}")
+        if not 0 <= start < stop <= c:
+            raise GraphError(
+                name, "split", f"channels {start!r}:{stop!r} must satisfy 0 <= start < stop <= {c} ({x!r}'s channels)"
+            )
+        return self._add(Node(name, "split", (x,), (n, h, w, stop - start), attrs={"start": start, "stop": stop}))
+
+    def channel_shuffle(self, name, x, *, groups) -> str:
+        """Add ShuffleNet's channel shuffle of ``x`` (NHWC) over ``groups`` groups.
+
+        Returns
+        -------
+        str
+            ``name``.
+        """
+        shape = self._nhwc(name, "channel_shuffle", x)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or shape[3] % groups:
+            raise GraphError(
+                name, "channel_shuffle", f"groups must be a positive divisor of {x!r}'s {shape[3]} channels, "
+                f"not {groups!r}"
+            )
+        return self._add(Node(name, "channel_shuffle", (x,), shape, attrs={"groups": groups}))
 
     def flatten(self, name, x) -> str:
         """Add a flatten, ``(N, H, W, C)`` to ``(N, H·W·C)`` in NHWC order.

@@ -22,6 +22,27 @@ hardware executes:
 - ``max_pool``, ``avg_pool``, ``global_avg_pool``, a ``relu`` that could not be fused: one step
   each (the element-wise / pooling unit).
 - ``flatten``: a step without arithmetic (NHWC memory read as ``(N, H·W·C)``).
+- ``relu6``: the synthetic networks carry no float scales, so a ReLU6 *defines* its input's
+  scale: 6.0 is the int8 code 127 (a step is ``6 / 127``, as a quantized network stores a ReLU6
+  output). ReLU6 is then ``min(max(t, 0), 127)`` (:func:`~tilelab.reference.golden.relu6` with
+  ``six=127``): the ReLU followed by the int8 clamp every requantization ends with. After a conv
+  (→ batch norm) it is fused like a ReLU (``relu=True``: the tile's pack stage does it); alone it
+  is a ``relu`` step on the element-wise unit.
+- ``hard_swish``, ``silu``, ``sigmoid``: a ``table`` step, the 256-entry int8 table of the float
+  function (:func:`~tilelab.reference.golden.activation_table`) applied with
+  :func:`~tilelab.reference.golden.apply_table`. The input scale is :data:`TABLE_INPUT_SCALE`
+  (int8 covers ``[-8, 8)``) with zero point 0; SiLU and hard-swish write the same scale, sigmoid
+  writes ``[0, 1]`` as ``1/255`` steps from zero point -128 (1.0 is 127: nothing clamps).
+- ``mul`` (squeeze-and-excitation): :func:`~tilelab.reference.golden.mul_channel` of ``x`` and a
+  sigmoid output ``s`` (zero point -128), ``M = 257``, ``shift = 16`` (``257 / 2**16`` is
+  ``1 / 255`` to 0.002 %): ``round(x · σ)`` in ``x``'s steps (σ <= 1, so nothing clips).
+- ``concat``, ``split``, ``channel_shuffle``: one step each, a copy without arithmetic (the
+  channel-wise golden ops).
+
+The tile and the element-wise unit cannot run ``table``, ``mul``, ``concat``, ``split`` or
+``channel_shuffle`` steps yet (:data:`RTL_MISSING_STEPS` says what each lacks): a hardware
+backend refuses them by name before any simulation; the golden model runs them
+(:class:`~tilelab.net.backends.ReferenceBackend`).
 
 Every step records the fraction of its outputs the int8 clamp changes (``clipped_fraction``) on
 the calibration input, and the golden output of the whole chain (:attr:`LoweredModel.reference`),
@@ -41,8 +62,8 @@ from tilelab.net.graph import Graph
 from tilelab.reference import golden
 from tilelab.reference.layers import Conv2dSpec, LinearSpec, PoolSpec
 
-__all__ = ["BN_EPS", "BN_MIN_COUNT", "LoweredModel", "LoweringError", "Step", "lower", "plan_steps",
-           "run_golden_step"]
+__all__ = ["BN_EPS", "BN_MIN_COUNT", "GOLDEN_STEPS", "RTL_MISSING_STEPS", "TABLE_INPUT_SCALE", "LoweredModel",
+           "LoweringError", "Step", "lower", "plan_steps", "run_golden_step"]
 
 #: Variance epsilon of the folded batch norms, in accumulator steps squared.
 BN_EPS = 1e-5
@@ -50,6 +71,24 @@ BN_EPS = 1e-5
 BN_MIN_COUNT = 16
 #: Fractional bits of the synthetic batch-norm ``gamma`` (as in ``batch_norm_train``'s default).
 _GAMMA_FRAC_BITS = 8
+#: Real value of one int8 step at the input of a table activation (the int8 range is [-8, 8)).
+TABLE_INPUT_SCALE = 1 / 16
+#: Output quantization (scale, zero point) of each table activation.
+_TABLE_OUTPUT = {"silu": (TABLE_INPUT_SCALE, 0), "hard_swish": (TABLE_INPUT_SCALE, 0), "sigmoid": (1 / 255, -128)}
+#: Requantization of the channel-wise multiply by a sigmoid output: ``round(x · (s + 128) · 257 / 2**16)``.
+_MUL_MULTIPLIER, _MUL_SHIFT, _MUL_S_ZERO_POINT = 257, 16, -128
+
+#: Step ops of the built-in networks that no hardware unit runs yet → what the hardware lacks.
+RTL_MISSING_STEPS = {
+    "table": "256-entry lookup table mode in the element-wise unit (SiLU, sigmoid, hard-swish)",
+    "mul": "channel-wise multiply with broadcast (squeeze-and-excitation) in the element-wise unit",
+    "concat": "channel concatenation (each producer writing its channel slice of the output)",
+    "split": "channel slice read (a reader offset and stride over the input's channels)",
+    "channel_shuffle": "channel permutation (ShuffleNet's shuffle) in the writer or a copy engine",
+}
+#: Every step op :func:`run_golden_step` computes.
+GOLDEN_STEPS = ("conv2d", "linear", "max_pool", "avg_pool", "global_avg_pool", "add", "relu", "flatten",
+                *RTL_MISSING_STEPS)
 
 class LoweringError(ValueError):
     """The graph has a node the inference lowering cannot map to hardware steps."""
@@ -64,8 +103,9 @@ class Step:
     name : str
         The name of the first graph node it covers (the conv for a fused conv + BN + ReLU).
     op : str
-        One of ``conv2d``, ``linear``, ``max_pool``, ``avg_pool``, ``global_avg_pool``, ``add``,
-        ``relu``, ``flatten``.
+        One of :data:`GOLDEN_STEPS`: ``conv2d``, ``linear``, ``max_pool``, ``avg_pool``,
+        ``global_avg_pool``, ``add``, ``relu``, ``flatten``, ``table``, ``mul``, ``concat``,
+        ``split``, ``channel_shuffle``.
     inputs : tuple of str
         Step names it reads (``"input"`` for the model input).
     shape : tuple of int
@@ -92,6 +132,10 @@ class Step:
         Output dtype.
     clipped_fraction : float or None
         Fraction of the calibration outputs the int8 clamp changed (None: the step has no clamp).
+    attrs : dict
+        Parameters of the other steps: ``table`` (int8 ``(256,)``), ``function``, ``x_scale``,
+        ``y_scale``, ``y_zero_point`` (table); ``multiplier``, ``shift``, ``s_zero_point`` (mul);
+        ``start``, ``stop`` (split); ``groups`` (channel_shuffle).
     """
 
     name: str
@@ -110,6 +154,7 @@ class Step:
     relu: bool = False
     out: str = "int8"
     clipped_fraction: float | None = None
+    attrs: dict = field(default_factory=dict, repr=False)
 
     @property
     def macs(self) -> int:
@@ -201,6 +246,18 @@ def run_golden_step(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
         return golden.add_requant(inputs[0], inputs[1], a_mult=step.multiplier, a_shift=step.shift,
                                   b_mult=step.multiplier, b_shift=step.shift, zero_point=step.zero_point,
                                   relu=step.relu)
+    elif op == "table":
+        return golden.apply_table(inputs[0], step.attrs["table"])
+    elif op == "mul":
+        a = step.attrs
+        return golden.mul_channel(inputs[0], inputs[1], multiplier=a["multiplier"], shift=a["shift"],
+                                  zero_point=step.zero_point, s_zero_point=a["s_zero_point"])
+    elif op == "concat":
+        return golden.concat_channels(inputs)
+    elif op == "split":
+        return golden.channel_split(inputs[0], step.attrs["start"], step.attrs["stop"])
+    elif op == "channel_shuffle":
+        return golden.channel_shuffle(inputs[0], step.attrs["groups"])
     else:  # pragma: no cover - Step ops are closed
         raise LoweringError(f"step {step.name!r}: unknown op {op!r}")
     if step.out == "int32":
@@ -229,7 +286,7 @@ def plan_steps(graph: Graph) -> list[Step]:
     Raises
     ------
     LoweringError
-        A node the lowering cannot map (a batch norm not after a conv, an unknown op).
+        A node the lowering cannot map (a batch norm not after a conv, an unknown op), naming it.
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"graph must be a Graph, not {type(graph).__name__}")
@@ -241,9 +298,9 @@ def plan_steps(graph: Graph) -> list[Step]:
         for i in n.inputs:
             consumers[i].append(n.name)
 
-    def only_consumer(name, op):
+    def only_consumer(name, *ops):
         c = consumers[name]
-        return graph[c[0]] if len(c) == 1 and graph[c[0]].op == op else None
+        return graph[c[0]] if len(c) == 1 and graph[c[0]].op in ops else None
 
     alias = {nodes[0].name: "input"}  # graph node → the step whose output it is
     steps: list[Step] = []
@@ -256,7 +313,7 @@ def plan_steps(graph: Graph) -> list[Step]:
             # conv → batch norm (folded) → ReLU (fused into the requantization); a ReLU needs int8 outputs
             bn = only_consumer(node.name, "batch_norm") if node.op == "conv2d" else None
             tail = bn.name if bn is not None else node.name
-            relu = only_consumer(tail, "relu") if (bn is not None or node.requant) else None
+            relu = only_consumer(tail, "relu", "relu6") if (bn is not None or node.requant) else None
             fused = (node.name,) + ((bn.name,) if bn is not None else ()) + ((relu.name,) if relu is not None else ())
             step = Step(node.name, node.op, ins, node.shape, fused, spec=node.spec,
                         relu=node.relu or relu is not None,
@@ -265,6 +322,12 @@ def plan_steps(graph: Graph) -> list[Step]:
             step = Step(node.name, "add", ins, node.shape, (node.name,), relu=node.relu)
         elif node.op in ("max_pool", "avg_pool", "global_avg_pool", "relu", "flatten"):
             step = Step(node.name, node.op, ins, node.shape, (node.name,), spec=node.spec)
+        elif node.op == "relu6":  # 6.0 is the code 127: the ReLU and the int8 clamp (module docstring)
+            step = Step(node.name, "relu", ins, node.shape, (node.name,))
+        elif node.op in _TABLE_OUTPUT:
+            step = Step(node.name, "table", ins, node.shape, (node.name,), attrs={"function": node.op})
+        elif node.op in ("mul", "concat", "split", "channel_shuffle"):
+            step = Step(node.name, node.op, ins, node.shape, (node.name,), attrs=dict(node.attrs))
         elif node.op == "batch_norm":
             raise LoweringError(
                 f"node {node.name!r} (batch_norm): inference lowering folds a batch norm into the conv "
@@ -319,6 +382,10 @@ def lower(graph: Graph, params: dict, x: np.ndarray) -> LoweredModel:
             out = _lower_matrix(step, graph, params, args)
         elif step.op == "add":
             _lower_add(step, args)
+        elif step.op == "table":
+            _lower_table(step, args)
+        elif step.op == "mul":
+            _lower_mul(step, graph, args)
         values[step.name] = run_golden_step(step, args) if out is None else out
     return LoweredModel(graph.name, x, steps, values)
 
@@ -398,3 +465,34 @@ def _lower_add(step: Step, args) -> None:
     top = golden.add_requant(a, b, zero_point=-1, **kw) == golden.INT8_MAX
     bottom = golden.add_requant(a, b, zero_point=1, **kw) == golden.INT8_MIN
     step.clipped_fraction = float(np.count_nonzero(top | bottom) / top.size) if top.size else 0.0
+
+
+def _lower_table(step: Step, args) -> None:
+    # Fills in the table of a planned table step and the fraction of its inputs whose entry clamps.
+    function = step.attrs["function"]
+    y_scale, y_zero_point = _TABLE_OUTPUT[function]
+    x = args[0]
+    if x.dtype != np.int8:
+        raise LoweringError(f"node {step.name!r} ({function}): the input must be int8, not {x.dtype}")
+    table = golden.activation_table(function, TABLE_INPUT_SCALE, 0, y_scale, y_zero_point)
+    q = np.arange(golden.INT8_MIN, golden.INT8_MAX + 1, dtype=np.float64)
+    raw = np.rint(golden.ACTIVATIONS[function](TABLE_INPUT_SCALE * q) / y_scale) + y_zero_point
+    clamps = (raw < golden.INT8_MIN) | (raw > golden.INT8_MAX)
+    step.attrs.update(table=table, x_scale=TABLE_INPUT_SCALE, y_scale=y_scale, y_zero_point=y_zero_point)
+    step.clipped_fraction = float(np.count_nonzero(clamps[x.astype(np.int32) + 128]) / x.size) if x.size else 0.0
+
+
+def _lower_mul(step: Step, graph: Graph, args) -> None:
+    # The channel-wise multiply scales x by a sigmoid output (codes -128..127 for [0, 1)).
+    node = graph[step.name]
+    source = graph[node.inputs[1]]
+    if source.op != "sigmoid":
+        raise LoweringError(
+            f"node {step.name!r} (mul): the scale must come from a sigmoid (squeeze-and-excitation), not from "
+            f"{source.name!r} ({source.op})"
+        )
+    x, s = args
+    if x.dtype != np.int8 or s.dtype != np.int8:
+        raise LoweringError(f"node {step.name!r} (mul): both inputs must be int8, not {x.dtype} and {s.dtype}")
+    step.attrs.update(multiplier=_MUL_MULTIPLIER, shift=_MUL_SHIFT, s_zero_point=_MUL_S_ZERO_POINT)
+    step.clipped_fraction = 0.0  # |x| · 255 · 257 / 2**16 < |x| + 1/2: never outside int8

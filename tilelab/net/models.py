@@ -1,5 +1,5 @@
-"""Model builders (ResNet-50/18, VGG-16, AlexNet) as :class:`~tilelab.net.graph.Graph`, and
-synthetic weights.
+"""Model builders (ResNet-50/18, VGG-16, AlexNet, MobileNetV2, EfficientNet-B0, ShuffleNetV2
+x1.0, ResNeXt-50 32x4d) as :class:`~tilelab.net.graph.Graph`, and synthetic weights.
 
 The builders follow the original papers:
 
@@ -17,6 +17,33 @@ The builders follow the original papers:
   conv1, conv2 and conv5, fc 4096/4096/classes. The native input is 227×227 (the paper's "224"
   does not give its 55×55 conv1 output without padding), so ``image_size`` defaults to 227.
   Local response normalization and dropout are left out (no weights, no MACs to speak of).
+
+The mobile and grouped families follow torchvision's definitions (``torchvision.models``), whose
+module names the nodes take (dropout and stochastic depth are identities at inference and left
+out):
+
+- :func:`mobilenet_v2` -- Sandler et al. 2018: stem 3×3/2 conv to 32, 17 inverted residual blocks
+  (expansion t, channels c, repeats n, first stride s: ``(1, 16, 1, 1), (6, 24, 2, 2),
+  (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)``): 1×1 expansion
+  (if t > 1), 3×3 depthwise with the stride, linear 1×1 projection, a residual add when the
+  stride is 1 and the channels stay; every conv has a batch norm, ReLU6 after all but the
+  projection; 1×1 conv to 1280, global pool, fc with bias.
+- :func:`efficientnet_b0` -- Tan & Le 2019: stem 3×3/2 to 32, MBConv stages (expansion, kernel,
+  stride, channels, repeats) ``(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2),
+  (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)``, SiLU after every
+  conv but the projection, squeeze-and-excitation on the depthwise output (global pool, 1×1 conv
+  with bias to ``max(1, block input channels // 4)``, SiLU, 1×1 conv with bias back, sigmoid,
+  channel-wise multiply), residual add when the stride is 1 and the channels stay; 1×1 conv to
+  1280, global pool, fc with bias.
+- :func:`shufflenet_v2` -- Ma et al. 2018, x1.0: stem 3×3/2 to 24 + max pool 3×3/2, stages of
+  [4, 8, 4] units to 116, 232, 464 channels, 1×1 conv to 1024, global pool, fc with bias. A
+  stride-2 unit concatenates two branches (3×3/2 depthwise + BN, 1×1 + BN + ReLU; and 1×1 + BN +
+  ReLU, 3×3/2 depthwise + BN, 1×1 + BN + ReLU) of half the output channels each; a stride-1 unit
+  splits the channels in halves, runs the second branch on the second half and concatenates;
+  then a channel shuffle of 2 groups.
+- :func:`resnext50_32x4d` -- Xie et al. 2017: ResNet-50's bottlenecks [3, 4, 6, 3] with the 3×3
+  conv grouped (32 groups of 4 · 2^stage channels: widths 128, 256, 512, 1024), the stride on the
+  3×3 conv as in torchvision.
 
 Convs followed by batch norm (ResNets) have no bias; they requantize to int8, which the batch
 norm node reads (training mode, :func:`~tilelab.reference.golden.batch_norm_train`; for inference a
@@ -37,7 +64,8 @@ import numpy as np
 from tilelab.checks import check_int
 from tilelab.net.graph import Graph, GraphError
 
-__all__ = ["MODELS", "alexnet", "get_model", "init_weights", "resnet18", "resnet50", "vgg16"]
+__all__ = ["MODELS", "alexnet", "efficientnet_b0", "get_model", "init_weights", "mobilenet_v2", "resnet18",
+           "resnet50", "resnext50_32x4d", "shufflenet_v2", "vgg16"]
 
 #: name → builder; filled by the ``_model`` decorator.
 MODELS: dict = {}
@@ -74,7 +102,8 @@ def get_model(name: str, **kwargs) -> Graph:
     Parameters
     ----------
     name : str
-        One of :data:`MODELS`: ``"alexnet"``, ``"resnet18"``, ``"resnet50"``, ``"vgg16"``.
+        One of :data:`MODELS`: ``"alexnet"``, ``"efficientnet_b0"``, ``"mobilenet_v2"``,
+        ``"resnet18"``, ``"resnet50"``, ``"resnext50_32x4d"``, ``"shufflenet_v2"``, ``"vgg16"``.
     **kwargs
         Passed to the builder: ``image_size`` (default: the model's native size, 224 or 227 for
         AlexNet), ``batch``, ``num_classes``, and model-specific options.
@@ -241,6 +270,207 @@ def alexnet(*, image_size=227, batch=1, num_classes=1000) -> Graph:
     x = g.linear("fc6", x, nout=4096, relu=True)
     x = g.linear("fc7", x, nout=4096, relu=True)
     g.linear("fc8", x, nout=num_classes)
+    return g
+
+
+def _conv_bn(g: Graph, p: str, x: str, cout: int, kernel: int, stride: int = 1, *, groups: int = 1,
+             act: str | None = None) -> str:
+    """conv (no bias, padding ``kernel // 2``) ``p.0`` → batch norm ``p.1`` (→ activation ``p.2``)."""
+    x = g.conv2d(f"{p}.0", x, cout=cout, kernel=kernel, stride=stride, padding=kernel // 2, groups=groups,
+                 bias=False)
+    x = g.batch_norm(f"{p}.1", x)
+    if act is None:
+        return x
+    return getattr(g, act)(f"{p}.2", x)
+
+
+def _classifier(g: Graph, x: str, num_classes: int, fc: str = "classifier.1") -> str:
+    x = g.global_avg_pool("avgpool", x)
+    x = g.flatten("flatten", x)
+    return g.linear(fc, x, nout=num_classes)
+
+
+#: MobileNetV2's inverted residual settings: expansion t, output channels c, repeats n, first stride s.
+MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                         (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+@_model("mobilenet_v2")
+def mobilenet_v2(*, image_size=224, batch=1, num_classes=1000) -> Graph:
+    """MobileNetV2 (Sandler et al. 2018) as torchvision defines it (width 1.0).
+
+    Parameters
+    ----------
+    image_size, batch, num_classes : int
+        As in :func:`resnet50`.
+
+    Returns
+    -------
+    Graph
+        ``features.0`` (stem), ``features.1`` ... ``features.17`` (blocks: ``features.i.conv.j.k``,
+        the projection ``features.i.conv.{2,3}``, the residual ``features.i.add``), ``features.18``,
+        ``avgpool``, ``flatten``, ``classifier.1``.
+    """
+    g = Graph("mobilenet_v2")
+    x = g.input("input", (batch, image_size, image_size, 3))
+    x = _conv_bn(g, "features.0", x, 32, 3, 2, act="relu6")
+    cin, index = 32, 1
+    for t, c, n, s in MOBILENET_V2_SETTINGS:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            p = f"features.{index}.conv"
+            hidden = cin * t
+            y, j = x, 0
+            if t != 1:
+                y, j = _conv_bn(g, f"{p}.0", y, hidden, 1, act="relu6"), 1
+            y = _conv_bn(g, f"{p}.{j}", y, hidden, 3, stride, groups=hidden, act="relu6")
+            y = g.conv2d(f"{p}.{j + 1}", y, cout=c, kernel=1, bias=False)
+            y = g.batch_norm(f"{p}.{j + 2}", y)
+            x = g.add(f"features.{index}.add", x, y) if stride == 1 and cin == c else y
+            cin, index = c, index + 1
+    x = _conv_bn(g, f"features.{index}", x, 1280, 1, act="relu6")
+    _classifier(g, x, num_classes)
+    return g
+
+
+#: EfficientNet-B0's MBConv stages: expansion, kernel, first stride, output channels, repeats.
+EFFICIENTNET_B0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+
+
+def _squeeze_excitation(g: Graph, p: str, x: str, channels: int, squeeze: int) -> str:
+    s = g.global_avg_pool(f"{p}.avgpool", x)
+    s = g.conv2d(f"{p}.fc1", s, cout=squeeze, kernel=1)
+    s = g.silu(f"{p}.activation", s)
+    s = g.conv2d(f"{p}.fc2", s, cout=channels, kernel=1)
+    s = g.sigmoid(f"{p}.scale_activation", s)
+    return g.mul(f"{p}.mul", x, s)
+
+
+@_model("efficientnet_b0")
+def efficientnet_b0(*, image_size=224, batch=1, num_classes=1000) -> Graph:
+    """EfficientNet-B0 (Tan & Le 2019) as torchvision defines it.
+
+    Parameters
+    ----------
+    image_size, batch, num_classes : int
+        As in :func:`resnet50`.
+
+    Returns
+    -------
+    Graph
+        ``features.0`` (stem), ``features.S.B.block.J`` (MBConv blocks; the squeeze-and-excitation
+        ``...block.J.avgpool / fc1 / activation / fc2 / scale_activation / mul``, the residual
+        ``features.S.B.add``), ``features.8``, ``avgpool``, ``flatten``, ``classifier.1``.
+    """
+    g = Graph("efficientnet_b0")
+    x = g.input("input", (batch, image_size, image_size, 3))
+    x = _conv_bn(g, "features.0", x, 32, 3, 2, act="silu")
+    cin = 32
+    for stage, (t, k, s, c, n) in enumerate(EFFICIENTNET_B0_STAGES, start=1):
+        for b in range(n):
+            stride = s if b == 0 else 1
+            p = f"features.{stage}.{b}.block"
+            hidden = cin * t
+            y, j = x, 0
+            if t != 1:
+                y, j = _conv_bn(g, f"{p}.0", y, hidden, 1, act="silu"), 1
+            y = _conv_bn(g, f"{p}.{j}", y, hidden, k, stride, groups=hidden, act="silu")
+            y = _squeeze_excitation(g, f"{p}.{j + 1}", y, hidden, max(1, cin // 4))
+            y = _conv_bn(g, f"{p}.{j + 2}", y, c, 1)
+            x = g.add(f"features.{stage}.{b}.add", x, y) if stride == 1 and cin == c else y
+            cin = c
+    x = _conv_bn(g, "features.8", x, 1280, 1, act="silu")
+    _classifier(g, x, num_classes)
+    return g
+
+
+#: ShuffleNetV2 x1.0: units per stage and the channels of the stem, the three stages and conv5.
+SHUFFLENET_V2_REPEATS = (4, 8, 4)
+SHUFFLENET_V2_CHANNELS = (24, 116, 232, 464, 1024)
+
+
+@_model("shufflenet_v2")
+def shufflenet_v2(*, image_size=224, batch=1, num_classes=1000) -> Graph:
+    """ShuffleNetV2 x1.0 (Ma et al. 2018) as torchvision defines it (``shufflenet_v2_x1_0``).
+
+    Parameters
+    ----------
+    image_size, batch, num_classes : int
+        As in :func:`resnet50`.
+
+    Returns
+    -------
+    Graph
+        ``conv1``, ``maxpool``, ``stageS.U.branch1.J`` / ``.branch2.J`` (torchvision's Sequential
+        indices), ``stageS.U.split.{0,1}``, ``stageS.U.concat``, ``stageS.U.shuffle``, ``conv5``,
+        ``avgpool``, ``flatten``, ``fc``.
+    """
+    g = Graph("shufflenet_v2")
+    x = g.input("input", (batch, image_size, image_size, 3))
+    x = g.conv2d("conv1.0", x, cout=SHUFFLENET_V2_CHANNELS[0], kernel=3, stride=2, padding=1, bias=False)
+    x = g.relu("conv1.2", g.batch_norm("conv1.1", x))
+    x = g.max_pool("maxpool", x, kernel=3, stride=2, padding=1)
+    cin = SHUFFLENET_V2_CHANNELS[0]
+    for stage, (repeats, cout) in enumerate(zip(SHUFFLENET_V2_REPEATS, SHUFFLENET_V2_CHANNELS[1:4], strict=True),
+                                            start=2):
+        half = cout // 2
+        for u in range(repeats):
+            p = f"stage{stage}.{u}"
+            stride = 2 if u == 0 else 1
+            if stride == 2:
+                left = g.conv2d(f"{p}.branch1.0", x, cout=cin, kernel=3, stride=2, padding=1, groups=cin, bias=False)
+                left = g.batch_norm(f"{p}.branch1.1", left)
+                left = g.conv2d(f"{p}.branch1.2", left, cout=half, kernel=1, bias=False)
+                left = g.relu(f"{p}.branch1.4", g.batch_norm(f"{p}.branch1.3", left))
+                right = x
+            else:
+                left = g.split(f"{p}.split.0", x, start=0, stop=half)
+                right = g.split(f"{p}.split.1", x, start=half, stop=cout)
+            y = g.conv2d(f"{p}.branch2.0", right, cout=half, kernel=1, bias=False)
+            y = g.relu(f"{p}.branch2.2", g.batch_norm(f"{p}.branch2.1", y))
+            y = g.conv2d(f"{p}.branch2.3", y, cout=half, kernel=3, stride=stride, padding=1, groups=half, bias=False)
+            y = g.batch_norm(f"{p}.branch2.4", y)
+            y = g.conv2d(f"{p}.branch2.5", y, cout=half, kernel=1, bias=False)
+            y = g.relu(f"{p}.branch2.7", g.batch_norm(f"{p}.branch2.6", y))
+            x = g.channel_shuffle(f"{p}.shuffle", g.concat(f"{p}.concat", [left, y]), groups=2)
+            cin = cout
+    x = g.conv2d("conv5.0", x, cout=SHUFFLENET_V2_CHANNELS[4], kernel=1, bias=False)
+    x = g.relu("conv5.2", g.batch_norm("conv5.1", x))
+    _classifier(g, x, num_classes, fc="fc")
+    return g
+
+
+@_model("resnext50_32x4d")
+def resnext50_32x4d(*, image_size=224, batch=1, num_classes=1000) -> Graph:
+    """ResNeXt-50 32x4d (Xie et al. 2017) as torchvision defines it (stride on the 3×3 conv).
+
+    Parameters
+    ----------
+    image_size, batch, num_classes : int
+        As in :func:`resnet50`.
+
+    Returns
+    -------
+    Graph
+        Nodes named like :func:`resnet50`'s; ``layerS.B.conv2`` is the grouped 3×3 conv.
+    """
+    groups, width_per_group = 32, 4
+    g = Graph("resnext50_32x4d")
+    x = _stem(g, g.input("input", (batch, image_size, image_size, 3)))
+    for stage, (planes, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3)), start=1):
+        width = planes * width_per_group // 64 * groups
+        for block in range(blocks):
+            p = f"layer{stage}.{block}"
+            stride = 2 if stage > 1 and block == 0 else 1
+            y = g.conv2d(f"{p}.conv1", x, cout=width, kernel=1, bias=False)
+            y = g.relu(f"{p}.relu1", g.batch_norm(f"{p}.bn1", y))
+            y = g.conv2d(f"{p}.conv2", y, cout=width, kernel=3, stride=stride, padding=1, groups=groups, bias=False)
+            y = g.relu(f"{p}.relu2", g.batch_norm(f"{p}.bn2", y))
+            y = g.batch_norm(f"{p}.bn3", g.conv2d(f"{p}.conv3", y, cout=4 * planes, kernel=1, bias=False))
+            shortcut = _shortcut(g, p, x, 4 * planes, stride) if block == 0 else x
+            x = g.add(f"{p}.add", y, shortcut, relu=True)
+    _head(g, x, num_classes)
     return g
 
 

@@ -48,6 +48,15 @@ from ._common import (
     rdiv,
     wrap_int32,
 )
+from .activations import (
+    ACTIVATIONS,
+    activation_table,
+    channel_shuffle,
+    channel_split,
+    concat_channels,
+    mul_channel,
+    relu6,
+)
 from .conv import (
     check_float_scale,
     choose_requant,
@@ -80,6 +89,13 @@ from .onnx_ops import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "activation_table",
+    "channel_shuffle",
+    "channel_split",
+    "concat_channels",
+    "mul_channel",
+    "relu6",
     "BN_INVSTD_FRAC_BITS",
     "BN_MAX_COUNT",
     "BN_MEAN_FRAC_BITS",
