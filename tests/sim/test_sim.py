@@ -211,12 +211,12 @@ def test_design_cache_is_not_used_when_sources_changed_after_import(tmp_path, mo
     from tilelab.hdl.mac import MACArray
 
     monkeypatch.setenv("TILELAB_CACHE_DIR", str(tmp_path))
-    design = cached_design("mac", "k", lambda: MACArray(2, 2), "mac_top")
+    design = cached_design("mac", "k", lambda: MACArray(rows=2, cols=2), "mac_top")
     assert "module mac_top" in design.verilog and (tmp_path / "verilog").exists()
     written = sorted((tmp_path / "verilog").iterdir())
     monkeypatch.setattr(tilelab, "LOADED_AT", 0.0)      # every source is newer than the process
     for p in written:
         p.write_text("stale")
-    again = cached_design("mac", "k", lambda: MACArray(2, 2), "mac_top")
+    again = cached_design("mac", "k", lambda: MACArray(rows=2, cols=2), "mac_top")
     assert again.verilog == design.verilog              # converted, not the stale entry
     assert sorted((tmp_path / "verilog").iterdir()) == written
