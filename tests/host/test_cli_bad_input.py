@@ -162,7 +162,8 @@ CASES = [
      "--plot 'nodir/p.png': folder 'nodir' does not exist"),
     # run
     ("run_unknown_model", ["run", "resnet51"],
-     "Invalid value for 'MODEL': unknown model 'resnet51'; known models: alexnet, efficientnet_b0, mobilenet_v2, resnet18, resnet50, resnext50_32x4d, shufflenet_v2, vgg16"),
+     "Invalid value for 'MODEL': unknown model 'resnet51'; known models: alexnet, efficientnet_b0, mobilenet_v2, "
+     "resnet18, resnet50, resnext50_32x4d, shufflenet_v2, vgg16"),
     ("run_image_size_zero", ["run", "resnet50", "--image-size", "0"],
      "Invalid value for '--image-size': image size must be a positive integer, not 0"),
     ("run_image_size_too_small", ["run", "vgg16", "--image-size", "16"],

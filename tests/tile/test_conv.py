@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cases import CASE_IDS, CONV_CASES, TILE, requant_for, tensors
+from tests.cases import CASE_IDS, CONV_CASES, TILE, requant_for, seed_of, tensors
 from tests.conftest import requires_icarus
 from tilelab.api.conv import Requant, conv2d, linear, run_program
 from tilelab.compile.tile import LayoutError, compile_conv, row_block_tiles
@@ -274,3 +274,13 @@ def test_requant_extremes(relu):
     acc = golden.conv2d(x, wt, b)
     np.testing.assert_array_equal(y, golden.requantize(acc, mult, shift, -7, relu=relu))
     assert stats.bit_exact
+
+
+def test_float_requant_needs_a_tile_built_with_it():
+    """onnxruntime's requantization on a tile without it: refused before anything is built."""
+    x, wt, b = tensors(1, 5, 5, 4, 4, 3, seed=seed_of("no-float-requant"))
+    cfg = TILE.replace(float_requant=False)
+    with pytest.raises(ValueError, match=re.escape("Requant(scale=...) (onnxruntime's float requantization) needs a "
+                                                   "tile built with float_requant=True; this tile has "
+                                                   "float_requant=False")):
+        conv2d(x, wt, b, padding=1, requant=Requant(zero_point=0, scale=np.float32(0.01)), config=cfg)

@@ -20,7 +20,8 @@ from tilelab.reference import golden
 from tilelab.reference.layers import Conv2dSpec, LinearSpec
 from tilelab.sim import BACKENDS
 
-__all__ = ["Requant", "check_conv_args", "conv2d", "conv_golden", "linear", "requant_kwargs", "run_program"]
+__all__ = ["Requant", "check_conv_args", "check_float_requant", "conv2d", "conv_golden", "linear", "requant_kwargs",
+           "run_program"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,13 @@ def check_conv_args(x, w, bias, *, stride, padding, dilation, groups, requant, a
     return spec, bias, Requant(mult, shift, int(requant.zero_point))
 
 
+def check_float_requant(requant: Requant | None, config: TileConfig) -> None:
+    """Refuse a float requantization on a tile built without it (before anything is built)."""
+    if requant is not None and requant.is_float and not config.float_requant:
+        raise ValueError("Requant(scale=...) (onnxruntime's float requantization) needs a tile built with "
+                         "float_requant=True; this tile has float_requant=False")
+
+
 def requant_kwargs(requant: Requant | None) -> dict:
     """The compiler's keyword arguments for a checked :class:`Requant` (or None: int32 output)."""
     if requant is None:
@@ -178,6 +186,7 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, requan
         raise TypeError(f"config must be a TileConfig, not {config!r}")
     spec, bias, rq = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                      requant=requant, activation=activation, out=out, pad_value=pad_value)
+    check_float_requant(rq, config)
     program = compile_conv(x, w, bias, spec, config, relu=activation == "relu", out_int32=out == "int32",
                            pad_value=int(pad_value), **requant_kwargs(rq))
     y, run = run_program(program, config, sim=sim, waves=waves, workdir=workdir, stall_cycles=stall_cycles,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tilelab.api.conv import Requant, check_conv_args, conv_golden, requant_kwargs
+from tilelab.api.conv import Requant, check_conv_args, check_float_requant, conv_golden, requant_kwargs
 from tilelab.compile.mesh import SHARDS, WEIGHT_LOADS, MeshError, MeshImage, compile_conv_mesh
 from tilelab.drive import MeshStats, mesh_unit, run_image
 from tilelab.drive.mesh import MESH_SIMS
@@ -80,6 +80,7 @@ def conv2d_mesh(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, r
     config = _as_config(mesh, tile)
     spec, bias, rq = check_conv_args(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                      requant=requant, activation=activation, out=out, pad_value=pad_value)
+    check_float_requant(rq, config.tile)
     program = compile_conv_mesh(x, w, bias, spec, config, shard=shard, weight_load=weight_load,
                                 relu=activation == "relu", out_int32=out == "int32", pad_value=int(pad_value),
                                 **requant_kwargs(rq))

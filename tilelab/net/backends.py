@@ -131,6 +131,9 @@ class TileBackend(Backend):
                                      f"yet; ReferenceBackend (the golden model) runs it without hardware")
             if s.op not in OPS_STEPS and s.op not in MATRIX_STEPS and s.op != "flatten":
                 raise ExecutionError(f"step {s.name!r}: the {self.name} backend cannot run op {s.op!r}")
+            if s.op in MATRIX_STEPS and s.scale is not None and not self.config.float_requant:
+                raise ExecutionError(f"step {s.name!r} ({s.op}) uses onnxruntime's float requantization: the tile "
+                                     f"must be built with float_requant=True (--tile float_requant=1)")
 
     def run(self, step, inputs):
         if step.op == "flatten":

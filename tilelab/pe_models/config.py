@@ -65,6 +65,11 @@ class TileConfig(Config):
         Output circular buffer entries (one output row of C channels each).
     depthwise : bool
         Build the element-wise (depthwise) mode of the MAC array.
+    float_requant : bool
+        Build onnxruntime's float32 requantization into the pack stage
+        (:class:`~tilelab.hdl.fpscale.FloatScaleRound` per column), for quantized ONNX models
+        (``Requant(scale=...)``). Off by default: it costs about a fifth of the simulation speed
+        of the default tile, and the integer requantization needs none of it.
     mem_impl : {"verilog", "amaranth"}
         Memory models: behavioural Verilog (Verilator / Icarus) or Amaranth (Amaranth's simulator).
     """
@@ -78,6 +83,7 @@ class TileConfig(Config):
     param_lane_bytes: int = 1024
     out_entries: int = 64
     depthwise: bool = True
+    float_requant: bool = False
     mem_impl: str = "verilog"
 
     def __post_init__(self):
@@ -91,6 +97,7 @@ class TileConfig(Config):
                 raise ValueError(f"{name} must be a multiple of 2*ext_bytes ({2 * W}) up to 2**24, not {v!r}")
         check_int("out_entries", self.out_entries, 2, 4096)
         check_bool("depthwise", self.depthwise)
+        check_bool("float_requant", self.float_requant)
         check_choice("mem_impl", self.mem_impl, MEM_IMPLS)
         if self.depthwise and W % self.cols:
             raise ValueError(f"depthwise mode needs cols ({self.cols!r}) to divide ext_bytes ({W!r})")

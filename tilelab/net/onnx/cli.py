@@ -68,7 +68,9 @@ def run_onnx(path, *, input_file=None, save=None, batch=None, image_size=None, m
     if sim == "golden":
         backend = GoldenBackend()
     else:
-        config = DEFAULT_TILE if tile_fields is None else tile_config(DEFAULT_TILE, tile_fields)
+        # quantized ONNX models need onnxruntime's requantization in the pack stage
+        base = DEFAULT_TILE.replace(float_requant=True)
+        config = base if tile_fields is None else tile_config(base, tile_fields)
         try:
             backend = make_backend(parse_mesh(mesh), config=config, sim=sim)
         except (ExecutionError, MeshError) as error:

@@ -22,9 +22,10 @@ class Pack(wiring.Component):
     Each transfer on ``acc`` is ``config.out_banks`` rows of one tile; the tile's job (``tile``,
     one per tile, taken with its last rows) holds the channels' parameter records and the output
     format. Pack adds the bias (int32 wrap, as the accumulator), requantizes per channel (the
-    numerics contract in the README: the integer ``(M, s)`` requantization, or with the job's
-    ``float_requant`` onnxruntime's float32 one, :class:`~tilelab.hdl.fpscale.FloatScaleRound`
-    with the scale's float32 bits in the record's ``multiplier``), applies ReLU and writes int8
+    numerics contract in the README: the integer ``(M, s)`` requantization, or, on a tile built
+    with ``config.float_requant``, with the job's ``float_requant`` onnxruntime's float32 one,
+    :class:`~tilelab.hdl.fpscale.FloatScaleRound` with the scale's float32 bits in the record's
+    ``multiplier``), applies ReLU and writes int8
     (or int32) rows: a tile that
     pushes writes its rows to the next free entries; an earlier tile of a packed group writes row
     ``r`` to the ``r``-th free entry, in byte slot ``slot``. It holds a row while the output CB has
@@ -101,10 +102,13 @@ class Pack(wiring.Component):
                 m.d.comb += q.eq(x >> sm1)
                 rounded = Signal(signed(64), name=f"pack_rnd{i}_{c}")
                 m.d.comb += rounded.eq((q >> 1)[:63].as_signed() + q[0])
-                fs = m.submodules[f"pack_fscale{i}_{c}"] = FloatScaleRound(16)
-                m.d.comb += [fs.value.eq(v), fs.scale.eq(p.multiplier.as_unsigned())]
+                scaled = rounded[:63].as_signed()
+                if self.config.float_requant:
+                    fs = m.submodules[f"pack_fscale{i}_{c}"] = FloatScaleRound(16)
+                    m.d.comb += [fs.value.eq(v), fs.scale.eq(p.multiplier.as_unsigned())]
+                    scaled = Mux(info.float_requant, fs.result, scaled)
                 t = Signal(signed(64), name=f"pack_t{i}_{c}")
-                m.d.comb += t.eq(Mux(info.float_requant, fs.result, rounded[:63].as_signed()) + info.zero_point)
+                m.d.comb += t.eq(scaled + info.zero_point)
                 t2 = Signal(signed(64), name=f"pack_r{i}_{c}")
                 m.d.comb += t2.eq(Mux(info.relu & (t < info.zero_point), info.zero_point, t))
                 q8 = Signal(signed(8), name=f"pack_q8_{i}_{c}")
