@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from tests.cases import TILE
 from tilelab.cli import main
 
-TILE_OPTION = ",".join(f"{k}={v}" for k, v in asdict(TILE).items() if k not in ("mem_impl", "depthwise"))
+TILE_OPTION = ",".join(f"{k}={int(v)}" for k, v in asdict(TILE).items() if k not in ("mem_impl", "depthwise"))
 
 
 def test_conv_on_a_mesh(tmp_path):

@@ -369,9 +369,9 @@ def tile_config(config, text):
             raise click.BadParameter(f"{key} is given twice", param_hint="--tile")
         if key == "mem_impl":
             changes[key] = value
-        elif key == "depthwise":
+        elif isinstance(getattr(config, key), bool):      # depthwise, float_requant
             if value.lower() not in _TRUE + _FALSE:
-                raise click.BadParameter(f"depthwise must be true or false, not {value!r}", param_hint="--tile")
+                raise click.BadParameter(f"{key} must be true or false, not {value!r}", param_hint="--tile")
             changes[key] = value.lower() in _TRUE
         else:
             try:
