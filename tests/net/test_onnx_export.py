@@ -62,3 +62,15 @@ def test_cli_export_writes_a_model_that_tilelab_run_imports(tmp_path):
                              f"1x3x32x32 (NCHW) -> {out}\n")
     m = load_onnx(out)
     assert m.steps[0].op == "conv2d" and m.steps[-1].op == "linear"
+
+
+def test_a_layer_too_large_for_the_tiles_memory_is_refused_before_any_run():
+    from tilelab.net.backends import ExecutionError, TileBackend
+    from tilelab.net.lowering import plan_steps
+    from tilelab.pe_models.config import DEFAULT_TILE
+
+    steps = plan_steps(get_model("alexnet"))
+    with pytest.raises(ExecutionError, match=r"^step 'fc6' \(linear\): the layer needs 37868928 bytes of external "
+                                             r"memory \(input 9216, weights 37748736, output 4096, program 41024\); "
+                                             r"the tile has 4194304$"):
+        TileBackend(DEFAULT_TILE).check(steps)

@@ -134,6 +134,23 @@ class TileBackend(Backend):
             if s.op in MATRIX_STEPS and s.scale is not None and not self.config.float_requant:
                 raise ExecutionError(f"step {s.name!r} ({s.op}) uses onnxruntime's float requantization: the tile "
                                      f"must be built with float_requant=True (--tile float_requant=1)")
+            if s.op in MATRIX_STEPS:
+                self._check_fits(s)
+
+    def _check_fits(self, step):
+        """The step's program, input, weights and output fit the tile's external memory (the
+        compiler's own memory map, without tensors), or an error naming the step before any run."""
+        from tilelab.compile.tile import memory_map, program_streams
+        from tilelab.reference.layers import Conv2dSpec
+
+        s = step.spec
+        spec = s if step.op == "conv2d" else Conv2dSpec(n=s.n, h=1, w=1, cin=s.k, cout=s.nout, kh=1, kw=1)
+        out_int32 = step.out == "int32"
+        try:
+            memory_map(program_streams(spec, self.config, out_int32=out_int32), spec, self.config,
+                       out_int32=out_int32)
+        except LayoutError as error:
+            raise ExecutionError(f"step {step.name!r} ({step.op}): {error}") from None
 
     def run(self, step, inputs):
         if step.op == "flatten":
@@ -192,6 +209,11 @@ class MeshBackend(TileBackend):
     """
 
     name = "mesh"
+
+    def _check_fits(self, step):
+        # a layer is split over the nodes' memories; the mesh compiler checks them (and a layer no
+        # sharding fits is an error naming it)
+        return
 
     def __init__(self, mesh, config: TileConfig = DEFAULT_TILE, *, sim: str = "verilator", ops_config=None,
                  persistent: bool = True, shards=(("height", "multicast"), ("block", "multicast"),
