@@ -34,6 +34,7 @@ from tilelab.hdl.formats.eltwise import (
     MAX_WINDOW,
     PARAM_WORDS,
     STATS_WORDS,
+    TABLE_ENTRIES,
     TERMS_WORDS,
     EltwiseOp,
     unpack_stats,
@@ -45,7 +46,7 @@ from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "global_avg_pool", "max_pool2d", "noc_all_reduce",
-           "reciprocal", "relu"]
+           "qlinear_add", "qlinear_table", "reciprocal", "relu"]
 
 
 def _check_config(config, sim, mesh=None):
@@ -311,6 +312,134 @@ def relu(x, *, zero_point=0, sim="verilator", config=None, mesh=None, server=Non
     _limit("C", channels, MAX_CHANNELS)
     fields = {"op": EltwiseOp.RELU, **tensor_desc(1, rows, 1, channels), "zero_point": zero_point}
     return _run_single(fields, rx, None, want, config, sim, mesh=mesh, server=server)
+
+
+def qlinear_table(x, table, *, sim="verilator", config=None, mesh=None, server=None):
+    """A 256-entry int8 lookup table applied to every element, on the element-wise unit.
+
+    onnxruntime's table ops (``QLinearSigmoid``, ``QLinearLeakyRelu``, a requantizing input of
+    ``QLinearConcat``: :func:`tilelab.reference.golden.qlinear_table` builds their tables) and any
+    other unary int8 → int8 function. The unit reads the table once per channel chunk and looks
+    every value up in it, W values a cycle (golden: :func:`tilelab.reference.golden.apply_table`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8, any shape (channels last).
+    table : numpy.ndarray
+        int8 ``(256,)``: ``table[v + 128]`` is the output for the input ``v``.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the shape of ``x``, and the run's statistics.
+    """
+    config = _check_config(config, sim, mesh)
+    want = golden.apply_table(x, table)
+    _check_nonempty(x)
+    rx = _rows(x)
+    rows, channels = rx.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    params = np.zeros(PARAM_WORDS[EltwiseOp.TABLE] * config.ext_bytes, np.int8)
+    params[:TABLE_ENTRIES] = table
+    fields = {"op": EltwiseOp.TABLE, **tensor_desc(1, rows, 1, channels)}
+    return _run_single(fields, rx, None, want, config, sim, params=params, mesh=mesh, server=server)
+
+
+#: Largest magnitude of QADD's float32 constants: far from overflow, whatever the 8-bit values.
+QADD_MAX_CONSTANT = 2.0 ** 100
+
+
+def _qadd_constant(name, value, *, zero_ok=False):
+    v = np.float32(value)
+    tiny = np.finfo(np.float32).tiny
+    ok = np.isfinite(v) and abs(v) <= QADD_MAX_CONSTANT and (abs(v) >= tiny or (zero_ok and v == 0))
+    if not ok:
+        what = "finite float32" if zero_ok else "normal float32"
+        raise ValueError(f"{name} = {float(v)!r} must be a {what} of magnitude at most 2**100 on the element-wise "
+                         f"unit")
+    return v
+
+
+def qadd_constants(a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, *, unsigned=False,
+                   b_value=None):
+    """QADD's per-layer float32 constants ``(ra, rb, k)`` as MLAS computes them.
+
+    ``ra = as / ys``, ``rb = bs / ys``, ``k = float(zy) - fma(ra, float(za), rb·float(zb))`` on the
+    raw zero points; with one value ``b`` (``b_value``, stored int8) its term joins the constant
+    as MLAS's scalar kernel adds it: ``k + rb·float(b)`` (two roundings), and ``rb`` becomes 0.
+    The arguments are those of :func:`tilelab.reference.golden.qlinear_add` (checked there).
+
+    Returns
+    -------
+    (numpy.float32, numpy.float32, numpy.float32)
+
+    Raises
+    ------
+    ValueError
+        A constant the unit cannot take (not normal, or beyond 2**100 in magnitude), naming it.
+    """
+    off = 128 if unsigned else 0
+    f32 = np.float32
+    ra = _qadd_constant("a_scale / y_scale", f32(a_scale) / f32(y_scale))
+    rb = _qadd_constant("b_scale / y_scale", f32(b_scale) / f32(y_scale))
+    k = f32(y_zero_point + off) - golden.fma_f32(ra, f32(a_zero_point + off), rb * f32(b_zero_point + off))
+    if b_value is not None:
+        k, rb = k + f32(int(b_value) + off) * rb, f32(0)
+    return ra, rb, _qadd_constant("the constant term k", k, zero_ok=True)
+
+
+def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, unsigned=False,
+                sim="verilator", config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearAdd`` on the element-wise unit, bit for bit.
+
+    The unit computes MLAS's AVX2 kernel per element in float32 with fused multiply-adds and no
+    floating-point unit (:class:`~tilelab.hdl.fpfma.IntFloatFma`): on the raw 8-bit values
+    ``t = fma(a, ra, fma(b, rb, k))``, then ``rint(t)`` saturated (golden:
+    :func:`tilelab.reference.golden.qlinear_add`); the host computes the layer's constants
+    (:func:`qadd_constants`). A ``b`` that broadcasts to ``a`` (a constant per channel, say) is
+    streamed at ``a``'s shape, as onnxruntime runs it; a single value ``b`` (or ``a``) is MLAS's
+    scalar kernel: its term is folded into ``k`` and the unit reads one input.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        int8 storage, channels last; ``b`` broadcasts to ``a`` (or ``a`` is one value).
+    a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, unsigned
+        As in :func:`tilelab.reference.golden.qlinear_add`.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the broadcast shape, and the run's statistics.
+    """
+    config = _check_config(config, sim, mesh)
+    with np.errstate(over="ignore", invalid="ignore"):   # constants out of range are refused below
+        want = golden.qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
+                                  unsigned=unsigned)
+    if a.size == 1 and b.size != 1:     # MLAS swaps the operands: the tensor is the one streamed
+        a, b = b, a
+        a_scale, a_zero_point, b_scale, b_zero_point = b_scale, b_zero_point, a_scale, a_zero_point
+    scalar = b.size == 1 and a.size != 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        ra, rb, k = qadd_constants(a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point,
+                                   unsigned=unsigned, b_value=int(b.reshape(-1)[0]) if scalar else None)
+    a = np.broadcast_to(a, want.shape)
+    rows_a = _rows(np.ascontiguousarray(a))
+    rows, channels = rows_a.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    rows_b = None if scalar else _rows(np.ascontiguousarray(np.broadcast_to(b, want.shape)))
+    params = np.zeros(PARAM_WORDS[EltwiseOp.QADD] * config.ext_bytes, np.uint8)
+    params[:12] = np.array([ra, rb, k], np.float32).view(np.uint8)
+    fields = {"op": EltwiseOp.QADD, **tensor_desc(1, rows, 1, channels), "uint8": int(unsigned),
+              "scalar_b": int(scalar)}
+    return _run_single(fields, rows_a, rows_b, want, config, sim, params=params, mesh=mesh, server=server)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,13 +9,20 @@ from byte 0; the one with ``last`` set ends it. Tensors are NHWC int8 at any byt
 ``C`` bytes per pixel. The unit works on channel chunks of W bytes (W = the port width); for each
 chunk it first reads :data:`PARAM_WORDS` ``[op]`` parameter words (W bytes each) from
 ``params + chunk · PARAM_WORDS[op] · W`` — the per-channel tables below, channels of the chunk
-in lane order.
+in lane order (the ops of :data:`SHARED_PARAMS` read one table from ``params`` for every chunk).
+The host computes the tables, QADD's float32 constants included (as it computes the compute
+tile's float requantization scales); the unit does every per-element operation.
 
 Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = channel
 ``chunk · W + l``; an int32 array over the W lanes spans 4 words, an int64 array 8):
 
 - ``ADD``: words 0-3 ``a_mult`` int32, 4-7 ``b_mult`` int32, 8 ``a_shift`` uint8, 9 ``b_shift`` uint8.
 - ``BN_APPLY``: words 0-3 ``mean`` int32 (Q.8), 4-11 ``a = gamma · inv`` int64, 12-15 ``beta`` int32.
+- ``TABLE``: one table for every chunk (read from ``params`` itself for each): bytes 0-255 (of the
+  16 words) are the int8 outputs for the int8 inputs -128 … 127, in that order
+  (:func:`table_params_layout`).
+- ``QADD``: one word for every chunk (from ``params`` itself): bytes 0-3 ``ra``, 4-7 ``rb``, 8-11
+  ``k``, IEEE float32 (:func:`qadd_params_layout`).
 - ``BN_TERMS`` reads two tables per chunk: the chunk's statistics in the **statistics layout**
   below (:data:`STATS_WORDS` words from ``params + chunk · STATS_WORDS · W``: the all-reduce
   totals, as the collective plane writes them back) and its affine table
@@ -41,7 +48,8 @@ from . import field_max
 __all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "AFFINE_WORDS", "DESC_BYTES", "DESC_BITS", "PARAM_WORDS",
            "EltwiseOp", "EltwiseDesc", "EltwiseState", "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING",
            "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats",
-           "add_params_layout", "bn_apply_params_layout", "bn_terms_params_layout"]
+           "add_params_layout", "bn_apply_params_layout", "bn_terms_params_layout", "QLINEAR_OPS",
+           "SHARED_PARAMS", "TABLE_ENTRIES", "qadd_params_layout", "table_params_layout"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -61,6 +69,13 @@ class EltwiseOp(enum.Enum, shape=4):
     BN_STATS = 5        #: per-channel Σx and Σx² over all pixels of the input (statistics layout)
     BN_APPLY = 6        #: batch-norm step 8 with per-channel mean, a = gamma·inv, beta
     BN_TERMS = 7        #: batch-norm steps 2-7 per channel (two divisions, a square root) → BN_APPLY table
+    TABLE = 8           #: a 256-entry int8 lookup table per element (onnxruntime's QLinearSigmoid / LeakyRelu)
+    QADD = 9            #: onnxruntime's QLinearAdd: two float32 fused multiply-adds per element, rounded
+
+
+#: Ops run by the unit's onnxruntime lanes (:class:`~tilelab.pe_models.eltwise.qlinear.QLinearLanes`, on
+#: a clock of their own that ticks only while one of them runs).
+QLINEAR_OPS = (EltwiseOp.TABLE, EltwiseOp.QADD)
 
 
 #: Words per channel chunk of the statistics layout (BN_STATS' output, BN_TERMS' first table): 4 of
@@ -72,7 +87,12 @@ AFFINE_WORDS = 8
 STATS_SPLIT_BITS = 16
 #: Parameter words (W bytes each) read per channel chunk, by op (BN_TERMS: both of its tables).
 PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16,
-                                             EltwiseOp.BN_TERMS: STATS_WORDS + AFFINE_WORDS}
+                                             EltwiseOp.BN_TERMS: STATS_WORDS + AFFINE_WORDS,
+                                             EltwiseOp.TABLE: 16, EltwiseOp.QADD: 1}
+#: Ops whose parameter table is one table for every channel chunk (read from ``params`` for each).
+SHARED_PARAMS = (EltwiseOp.TABLE, EltwiseOp.QADD)
+#: Entries of TABLE's lookup table (one per int8 value).
+TABLE_ENTRIES = 256
 #: Result words written per channel chunk by BN_TERMS (a BN_APPLY table).
 TERMS_WORDS = 16
 
@@ -103,6 +123,13 @@ class EltwiseDesc(data.Struct):
     ``div_shift`` so this equals ``(S + count // 2) // count`` exactly (see
     :func:`tilelab.api.ops.reciprocal`).
 
+    QADD (onnxruntime's QLinearAdd on the raw 8-bit values ``a + 128·uint8``, ``b`` likewise)::
+
+        t = fma(a, ra, fma(b, rb, k))       (scalar_b: b is not read, rb = 0 and k holds k + rb·b)
+        y = clamp(rint(t) - 128·uint8, -128, 127)
+
+    every operation IEEE float32 with one rounding, round half to even.
+
     ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
     inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
     :func:`tilelab.reference.golden.batch_norm_train` (BN_APPLY); ``bn_count`` is its ``n`` (values
@@ -129,6 +156,8 @@ class EltwiseDesc(data.Struct):
     src_b: 32
     dst: 32
     params: 32
+    uint8: 1
+    scalar_b: 1
     zero_point: signed(8)
     a_zero_point: signed(8)
     b_zero_point: signed(8)
@@ -171,6 +200,16 @@ def bn_apply_params_layout(width_bytes: int) -> data.StructLayout:
     })
 
 
+def table_params_layout(width_bytes: int) -> data.StructLayout:
+    """A ``TABLE``'s lookup table: ``entries[v + 128]`` is the output for the int8 input ``v``."""
+    return data.StructLayout({"entries": data.ArrayLayout(signed(8), TABLE_ENTRIES)})
+
+
+def qadd_params_layout(width_bytes: int) -> data.StructLayout:
+    """A ``QADD``'s constants: ``ra``, ``rb``, ``k`` as float32 bits."""
+    return data.StructLayout({"ra": 32, "rb": 32, "k": 32})
+
+
 def bn_terms_params_layout(width_bytes: int) -> data.StructLayout:
     """``BN_TERMS``' two tables of a chunk as read: the statistics layout (``sum`` = Σx,
     ``sq_low`` / ``sq_high`` = Σx² mod 2**16 / Σx² >> 16), then the affine table (``gamma``,
@@ -186,6 +225,8 @@ for _w in (16, 32, 64):
     for _op, _layout in ((EltwiseOp.ADD, add_params_layout), (EltwiseOp.BN_APPLY, bn_apply_params_layout),
                          (EltwiseOp.BN_TERMS, bn_terms_params_layout)):
         assert _layout(_w).size == PARAM_WORDS[_op] * 8 * _w, (_op, _w)
+    for _op, _layout in ((EltwiseOp.TABLE, table_params_layout), (EltwiseOp.QADD, qadd_params_layout)):
+        assert _layout(_w).size <= PARAM_WORDS[_op] * 8 * _w, (_op, _w)
 
 
 def unpack_stats(raw, channels: int, word_bytes: int):

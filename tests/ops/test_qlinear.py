@@ -1,0 +1,173 @@
+"""onnxruntime's element-wise kernels on the element-wise unit's QLinear lanes, bit-exact against the golden.
+
+TABLE (``ops.qlinear_table``: QLinearSigmoid / QLinearLeakyRelu tables, any int8 → int8 function)
+and QADD (``ops.qlinear_add``: QLinearAdd's two float32 FMAs per element) run on the tests' unit;
+QADD is checked on every pair of 8-bit values for several layers' constants.
+"""
+
+import re
+import zlib
+
+import numpy as np
+import pytest
+
+from tests.ops.test_ops import UNIT
+from tilelab.api import ops
+from tilelab.drive import SimServer, eltwise_unit
+from tilelab.hdl.formats.eltwise import PARAM_WORDS, EltwiseOp
+from tilelab.reference import golden
+
+W = UNIT.ext_bytes
+
+
+def seed(name):
+    return zlib.crc32(name.encode())
+
+
+def tensor(shape, name):
+    return np.random.default_rng(seed(name)).integers(-128, 128, shape, dtype=np.int8)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = SimServer(eltwise_unit(UNIT), sim="verilator")
+    yield s
+    s.close()
+
+
+def all_pairs():
+    """Every pair of int8 values: a (256, 256) tensor of a's (rows) and one of b's (channels)."""
+    v = np.arange(-128, 128, dtype=np.int16).astype(np.int8)
+    return np.repeat(v[:, None], 256, axis=1), np.repeat(v[None, :], 256, axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# TABLE
+
+TABLE_CASES = [
+    # id,             shape,           table
+    ("sigmoid",       (2, 3, 5, 37),   lambda: golden.qlinear_sigmoid_table(0.05, 3, 1 / 256, -128)),
+    ("sigmoid-uint8", (1, 4, 4, 16),   lambda: golden.qlinear_sigmoid_table(0.1, -10, 1 / 256, -128, unsigned=True)),
+    ("leaky-relu",    (1, 2, 7, 20),   lambda: golden.qlinear_leaky_relu_table(0.1, 0.02, -5, 0.015, 7)),
+    ("random",        (45, 9),         lambda: tensor(256, "random-table")),
+]
+
+
+@pytest.mark.parametrize("case", TABLE_CASES, ids=[c[0] for c in TABLE_CASES])
+def test_qlinear_table_bit_exact(case, server):
+    name, shape, make = case
+    x, table = tensor(shape, name), make()
+    y, stats = ops.qlinear_table(x, table, config=UNIT, server=server)
+    np.testing.assert_array_equal(y, golden.apply_table(x, table))
+    assert stats.bit_exact and y.dtype == np.int8 and y.shape == x.shape
+    rows, chunks = x.size // shape[-1], -(-shape[-1] // W)
+    assert stats.counters["busy"] == rows * chunks
+    # one input word per row and chunk, and the table's 16 words per chunk
+    assert stats.ext_bytes_read == rows * chunks * W + chunks * PARAM_WORDS[EltwiseOp.TABLE] * W
+    assert stats.ext_bytes_written == x.size
+
+
+def test_qlinear_table_every_value_in_every_lane(server):
+    x = np.tile(np.arange(-128, 128, dtype=np.int16).astype(np.int8).reshape(256, 1), (1, 2 * W + 3))
+    table = tensor(256, "every-value")
+    y, stats = ops.qlinear_table(x, table, config=UNIT, server=server)
+    np.testing.assert_array_equal(y, golden.apply_table(x, table))
+    assert stats.bit_exact
+
+
+def test_qlinear_table_on_amaranth_simulator():
+    x, table = tensor((1, 2, 3, 18), "amaranth-table"), tensor(256, "amaranth-table-t")
+    y, stats = ops.qlinear_table(x, table, config=UNIT, sim="amaranth")
+    np.testing.assert_array_equal(y, golden.apply_table(x, table))
+    assert stats.bit_exact and stats.simulator == "amaranth"
+
+
+# ---------------------------------------------------------------------------------------------
+# QADD
+
+ADD_CASES = [
+    # id,               (a_scale, a_zp, b_scale, b_zp, y_scale, y_zp),     unsigned
+    ("resnet-residual", (0.0213, -3, 0.0478, 5, 0.0561, -9),               False),
+    ("uint8",           (0.0213, -3, 0.0478, 5, 0.0561, -9),               True),
+    ("ties",            (0.5, 0, 0.5, 0, 1.0, 0),                          False),   # t = (a + b) / 2
+    ("ties-uint8",      (0.25, 0, 0.75, 0, 1.0, 0),                        True),
+    ("extreme-zps",     (0.013, -128, 0.4, 127, 0.003, 5),                 False),   # mostly saturated
+    ("tiny-scales",     (1e-20, 7, 3e-21, -1, 2e-20, 100),                 False),
+]
+
+
+def _want(a, b, case_args, unsigned):
+    sa, za, sb, zb, sy, zy = case_args
+    return golden.qlinear_add(a, sa, za, b, sb, zb, sy, zy, unsigned=unsigned)
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=[c[0] for c in ADD_CASES])
+def test_qlinear_add_every_pair_of_values(case, server):
+    _, args, unsigned = case
+    a, b = all_pairs()
+    sa, za, sb, zb, sy, zy = args
+    y, stats = ops.qlinear_add(a, sa, za, b, sb, zb, sy, zy, unsigned=unsigned, config=UNIT, server=server)
+    want = _want(a, b, args, unsigned)
+    np.testing.assert_array_equal(y, want)
+    assert stats.bit_exact
+    rows, chunks = 256, 256 // W
+    assert stats.counters["busy"] == rows * chunks
+    assert stats.ext_bytes_read == 2 * rows * chunks * W + chunks * PARAM_WORDS[EltwiseOp.QADD] * W
+    assert stats.ext_bytes_written == a.size
+
+
+def test_qlinear_add_ties_round_half_to_even(server):
+    a, b = all_pairs()
+    y, stats = ops.qlinear_add(a, 0.5, 0, b, 0.5, 0, 1.0, 0, config=UNIT, server=server)
+    s = a.astype(np.int64) + b
+    odd = s % 2 != 0
+    assert odd.sum() == 32768
+    np.testing.assert_array_equal(y[odd], np.rint(s[odd] / 2).astype(np.int8))   # half to even
+    assert stats.bit_exact
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_qlinear_add_of_one_value_and_of_a_broadcast_constant(unsigned, server):
+    a = tensor((2, 3, 4, 21), "const-a")
+    args = (0.031, 4, 0.0125, -2, 0.04, 3)
+    sa, za, sb, zb, sy, zy = args
+    # one value: MLAS's scalar kernel (its term in k, one input streamed), on either side
+    one = np.full((1, 1, 1, 1), -77, np.int8)
+    for lhs, rhs in ((a, one), (one, a)):
+        y, stats = ops.qlinear_add(lhs, sa, za, rhs, sb, zb, sy, zy, unsigned=unsigned, config=UNIT, server=server)
+        np.testing.assert_array_equal(y, _want(lhs, rhs, args, unsigned))
+        assert stats.bit_exact and y.shape == a.shape
+        assert stats.ext_bytes_read == 24 * 2 * W + 2 * W       # a alone, one constant word per chunk
+    # a constant per channel, broadcast: the tensor kernel on the broadcast values
+    per_channel = tensor((1, 1, 1, 21), "const-b")
+    y, stats = ops.qlinear_add(a, sa, za, per_channel, sb, zb, sy, zy, unsigned=unsigned, config=UNIT,
+                               server=server)
+    np.testing.assert_array_equal(y, _want(a, per_channel, args, unsigned))
+    assert stats.bit_exact
+
+
+def test_qlinear_add_on_amaranth_simulator():
+    a, b = tensor((1, 2, 2, 20), "amaranth-a"), tensor((1, 2, 2, 20), "amaranth-b")
+    args = (0.02, 1, 0.03, -1, 0.025, 0)
+    y, stats = ops.qlinear_add(a, *args[:2], b, *args[2:], config=UNIT, sim="amaranth")
+    np.testing.assert_array_equal(y, _want(a, b, args, False))
+    assert stats.bit_exact and stats.simulator == "amaranth"
+
+
+def test_bad_inputs():
+    x = tensor((1, 4, 4, 8), "bad")
+    with pytest.raises(ValueError, match=re.escape("table must have shape (256,), not (255,)")):
+        ops.qlinear_table(x, np.zeros(255, np.int8), config=UNIT)
+    with pytest.raises(TypeError, match=re.escape("table must have dtype 'int8', not 'int64'")):
+        ops.qlinear_table(x, np.zeros(256, np.int64), config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("a_scale / y_scale = inf must be a normal float32 of magnitude "
+                                                   "at most 2**100 on the element-wise unit")):
+        ops.qlinear_add(x, 1e30, 0, x, 1.0, 0, 1e-30, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("b_scale / y_scale = 1.401298464324817e-45 must be a normal "
+                                                   "float32 of magnitude at most 2**100")):
+        ops.qlinear_add(x, 1.0, 0, x, 1e-35, 0, 1e10, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("b of shape (1, 4, 4, 9) does not broadcast with a of shape "
+                                                   "(1, 4, 4, 8)")):
+        ops.qlinear_add(x, 1.0, 0, tensor((1, 4, 4, 9), "bad-b"), 1.0, 0, 1.0, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("a_scale must be a positive normal float32, not -1.0")):
+        ops.qlinear_add(x, -1.0, 0, x, 1.0, 0, 1.0, 0, config=UNIT)
