@@ -26,7 +26,8 @@ __all__ = ["Backend", "ExecutionError", "MeshBackend", "OPS_STEPS", "TileBackend
 
 #: Steps that run on the element-wise / pooling unit, and the :mod:`tilelab.api.ops` function of each.
 OPS_STEPS = {"max_pool": ops.max_pool2d, "avg_pool": ops.avg_pool2d, "global_avg_pool": ops.global_avg_pool,
-             "add": ops.add_requant, "relu": ops.relu}
+             "add": ops.add_requant, "relu": ops.relu, "qlinear_table": ops.qlinear_table,
+             "qlinear_add": ops.qlinear_add}
 #: Steps that run on the MAC array.
 MATRIX_STEPS = ("conv2d", "linear")
 
@@ -155,6 +156,13 @@ class TileBackend(Backend):
             return fn(inputs[0], **where)
         if step.op == "relu":
             return fn(inputs[0], zero_point=step.zero_point, **where)
+        if step.op == "qlinear_table":        # an imported model's step (net.onnx.OnnxStep)
+            return fn(inputs[0], step.params["table"], **where)
+        if step.op == "qlinear_add":
+            p = step.params
+            b = p["b_const"] if "b_const" in p else inputs[1]
+            return fn(inputs[0], p["a_scale"], p["a_zp"], b, p["b_scale"], p["b_zp"], p["y_scale"], p["y_zp"],
+                      unsigned=p["unsigned"], **where)
         return fn(inputs[0], inputs[1], a_mult=step.multiplier, a_shift=step.shift, b_mult=step.multiplier,
                   b_shift=step.shift, zero_point=step.zero_point, relu=step.relu, **where)
 
