@@ -73,6 +73,28 @@ def test_residual_add_and_sigmoid_on_the_rtl_equal_onnxruntime(tmp_path, activat
                                   session(path).run(None, {"x": m.random_input()})[0])
 
 
+def silu_cnn(name):
+    """Conv, SiLU (QLinearSigmoid, then QLinearMul of two computed tensors), GAP, Flatten, Gemm."""
+    b = Builder(name, (1, 4, 6, 6))
+    x = b.conv("x", 4, 8)
+    x = b.op("Mul", [x, b.op("Sigmoid", [x])])
+    x = b.op("GlobalAveragePool", [b.conv(x, 8, 8)])
+    x = b.op("Flatten", [x])
+    return b.model(b.op("Gemm", [x, b.weight((5, 8)), b.weight((5,), 0.1)], transB=1))
+
+
+@pytest.mark.parametrize("activations", ["u8", "s8"])
+def test_silu_on_the_rtl_equals_onnxruntime(tmp_path, activations):
+    path = quantize(silu_cnn(f"rtl-silu-{activations}"), tmp_path, activations=activations)
+    m = load_onnx(path)
+    ops = [s.op for s in m.steps]
+    assert ops.count("qlinear_mul") == 1 and ops.count("qlinear_table") == 1, ops
+    result = execute(m, TileBackend(TILE, sim="verilator", ops_config=UNIT))
+    assert result.all_bit_exact, [r["name"] for r in result.records if not r["bit_exact"]]
+    np.testing.assert_array_equal(m.to_output(result.outputs[m.output_step]),
+                                  session(path).run(None, {"x": m.random_input()})[0])
+
+
 def test_add_of_a_constant_bias_on_the_rtl_equals_onnxruntime(tmp_path):
     from tests.net.test_onnx_import import matmul_add
 

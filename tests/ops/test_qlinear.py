@@ -1,8 +1,9 @@
 """onnxruntime's element-wise kernels on the element-wise unit's QLinear lanes, bit-exact against the golden.
 
-TABLE (``ops.qlinear_table``: QLinearSigmoid / QLinearLeakyRelu tables, any int8 → int8 function)
-and QADD (``ops.qlinear_add``: QLinearAdd's two float32 FMAs per element) run on the tests' unit;
-QADD is checked on every pair of 8-bit values for several layers' constants.
+TABLE (``ops.qlinear_table``: QLinearSigmoid / QLinearLeakyRelu tables, any int8 → int8 function),
+QADD (``ops.qlinear_add``: QLinearAdd's two float32 FMAs per element) and QMUL
+(``ops.qlinear_mul``: QLinearMul's scaled integer product) run on the tests' unit; QADD and QMUL
+are checked on every pair of 8-bit values for several layers' constants.
 """
 
 import re
@@ -154,6 +155,43 @@ def test_qlinear_add_on_amaranth_simulator():
     assert stats.bit_exact and stats.simulator == "amaranth"
 
 
+# ---------------------------------------------------------------------------------------------
+# QMUL
+
+MUL_CASES = [
+    # id,               (a_scale, a_zp, b_scale, b_zp, y_scale, y_zp),     unsigned
+    ("silu",            (0.047, -20, 1 / 256, -128, 0.031, -11),            False),
+    ("silu-uint8",      (0.047, -20, 1 / 256, -128, 0.031, -11),            True),
+    ("ties",            (0.5, 0, 0.5, 0, 16.0, 0),                          False),   # t = ab / 64: halves
+    ("saturating",      (0.2, 3, 0.3, -4, 0.01, 100),                       False),
+]
+
+
+@pytest.mark.parametrize("case", MUL_CASES, ids=[c[0] for c in MUL_CASES])
+def test_qlinear_mul_every_pair_of_values(case, server):
+    _, args, unsigned = case
+    a, b = all_pairs()
+    sa, za, sb, zb, sy, zy = args
+    y, stats = ops.qlinear_mul(a, sa, za, b, sb, zb, sy, zy, unsigned=unsigned, config=UNIT, server=server)
+    want = golden.qlinear_mul(a, sa, za, b, sb, zb, sy, zy, unsigned=unsigned)
+    np.testing.assert_array_equal(y, want)
+    assert stats.bit_exact
+    assert stats.ext_bytes_read == 2 * 256 * (256 // W) * W + (256 // W) * PARAM_WORDS[EltwiseOp.QMUL] * W
+    if case[0] == "ties":
+        p = a.astype(np.int64) * b
+        halves = p % 64 == 32
+        assert halves.sum() > 1000
+        np.testing.assert_array_equal(y[halves], np.clip(np.rint(p[halves] / 64), -128, 127).astype(np.int8))
+
+
+def test_qlinear_mul_by_a_broadcast_tensor(server):
+    a, b = tensor((2, 3, 4, 21), "mul-a"), tensor((1, 1, 1, 21), "mul-b")
+    args = (0.031, 4, 0.0125, -2, 0.004, 3)
+    y, stats = ops.qlinear_mul(a, *args[:2], b, *args[2:], config=UNIT, server=server)
+    np.testing.assert_array_equal(y, golden.qlinear_mul(a, *args[:2], b, *args[2:]))
+    assert stats.bit_exact
+
+
 def test_bad_inputs():
     x = tensor((1, 4, 4, 8), "bad")
     with pytest.raises(ValueError, match=re.escape("table must have shape (256,), not (255,)")):
@@ -171,3 +209,8 @@ def test_bad_inputs():
         ops.qlinear_add(x, 1.0, 0, tensor((1, 4, 4, 9), "bad-b"), 1.0, 0, 1.0, 0, config=UNIT)
     with pytest.raises(ValueError, match=re.escape("a_scale must be a positive normal float32, not -1.0")):
         ops.qlinear_add(x, -1.0, 0, x, 1.0, 0, 1.0, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("(a_scale · b_scale) / y_scale = 0.0 must be a positive normal "
+                                                   "float32 on the element-wise unit")):
+        ops.qlinear_mul(x, 1e-30, 0, x, 1e-30, 0, 1e10, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("qlinear_mul of a tensor and a single value is not modelled")):
+        ops.qlinear_mul(x, 1.0, 0, x[:1, :1, :1, :1], 1.0, 0, 1.0, 0, config=UNIT)

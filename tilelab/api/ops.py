@@ -46,7 +46,7 @@ from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "global_avg_pool", "max_pool2d", "noc_all_reduce",
-           "qlinear_add", "qlinear_table", "reciprocal", "relu"]
+           "qadd_constants", "qlinear_add", "qlinear_mul", "qlinear_table", "reciprocal", "relu"]
 
 
 def _check_config(config, sim, mesh=None):
@@ -439,6 +439,55 @@ def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_z
     params[:12] = np.array([ra, rb, k], np.float32).view(np.uint8)
     fields = {"op": EltwiseOp.QADD, **tensor_desc(1, rows, 1, channels), "uint8": int(unsigned),
               "scalar_b": int(scalar)}
+    return _run_single(fields, rows_a, rows_b, want, config, sim, params=params, mesh=mesh, server=server)
+
+
+def qlinear_mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, unsigned=False,
+                sim="verilator", config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearMul`` of two tensors on the element-wise unit, bit for bit.
+
+    Per element the unit multiplies the centred values ``(a - za)·(b - zb)`` (an integer, exact
+    in float32), scales it by ``r = (as·bs) / ys`` and rounds half to even exactly as the compute
+    tile's float requantization does (:class:`~tilelab.hdl.fpscale.FloatScaleRound`), adds ``zy``
+    and saturates (golden: :func:`tilelab.reference.golden.qlinear_mul`). The host computes ``r``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        int8 storage, channels last; ``b`` broadcasts to ``a`` (not a single value: MLAS has another
+        kernel for that).
+    a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, unsigned
+        As in :func:`tilelab.reference.golden.qlinear_mul`.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the shape of ``a``, and the run's statistics.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (the golden's checks), or a scale ``r`` that is not a positive normal float32.
+    """
+    config = _check_config(config, sim, mesh)
+    with np.errstate(over="ignore", under="ignore"):    # a scale out of range is refused below
+        want = golden.qlinear_mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
+                                  unsigned=unsigned)
+        r = (np.float32(a_scale) * np.float32(b_scale)) / np.float32(y_scale)
+    if not (np.isfinite(r) and r >= np.finfo(np.float32).tiny):
+        raise ValueError(f"(a_scale · b_scale) / y_scale = {float(r)!r} must be a positive normal float32 on the "
+                         f"element-wise unit")
+    rows_a = _rows(np.ascontiguousarray(np.broadcast_to(a, want.shape)))
+    rows, channels = rows_a.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    rows_b = _rows(np.ascontiguousarray(np.broadcast_to(b, want.shape)))
+    params = np.zeros(PARAM_WORDS[EltwiseOp.QMUL] * config.ext_bytes, np.uint8)
+    params[:4] = np.array([r], np.float32).view(np.uint8)
+    params[4:7] = np.array([a_zero_point, b_zero_point, y_zero_point], np.int8).view(np.uint8)
+    fields = {"op": EltwiseOp.QMUL, **tensor_desc(1, rows, 1, channels)}
     return _run_single(fields, rows_a, rows_b, want, config, sim, params=params, mesh=mesh, server=server)
 
 

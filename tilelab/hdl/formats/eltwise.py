@@ -23,6 +23,8 @@ Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = cha
   (:func:`table_params_layout`).
 - ``QADD``: one word for every chunk (from ``params`` itself): bytes 0-3 ``ra``, 4-7 ``rb``, 8-11
   ``k``, IEEE float32 (:func:`qadd_params_layout`).
+- ``QMUL``: one word for every chunk (from ``params`` itself): bytes 0-3 the scale ``r`` (float32),
+  4 ``a_zp``, 5 ``b_zp``, 6 ``y_zp`` (int8) (:func:`qmul_params_layout`).
 - ``BN_TERMS`` reads two tables per chunk: the chunk's statistics in the **statistics layout**
   below (:data:`STATS_WORDS` words from ``params + chunk · STATS_WORDS · W``: the all-reduce
   totals, as the collective plane writes them back) and its affine table
@@ -49,7 +51,7 @@ __all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "AFFINE_WORDS", "DESC_BYTES", "
            "EltwiseOp", "EltwiseDesc", "EltwiseState", "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING",
            "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats",
            "add_params_layout", "bn_apply_params_layout", "bn_terms_params_layout", "QLINEAR_OPS",
-           "SHARED_PARAMS", "TABLE_ENTRIES", "qadd_params_layout", "table_params_layout"]
+           "SHARED_PARAMS", "TABLE_ENTRIES", "qadd_params_layout", "qmul_params_layout", "table_params_layout"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -71,11 +73,12 @@ class EltwiseOp(enum.Enum, shape=4):
     BN_TERMS = 7        #: batch-norm steps 2-7 per channel (two divisions, a square root) → BN_APPLY table
     TABLE = 8           #: a 256-entry int8 lookup table per element (onnxruntime's QLinearSigmoid / LeakyRelu)
     QADD = 9            #: onnxruntime's QLinearAdd: two float32 fused multiply-adds per element, rounded
+    QMUL = 10           #: onnxruntime's QLinearMul: an integer product times a float32 scale, rounded
 
 
 #: Ops run by the unit's onnxruntime lanes (:class:`~tilelab.pe_models.eltwise.qlinear.QLinearLanes`, on
 #: a clock of their own that ticks only while one of them runs).
-QLINEAR_OPS = (EltwiseOp.TABLE, EltwiseOp.QADD)
+QLINEAR_OPS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL)
 
 
 #: Words per channel chunk of the statistics layout (BN_STATS' output, BN_TERMS' first table): 4 of
@@ -88,9 +91,9 @@ STATS_SPLIT_BITS = 16
 #: Parameter words (W bytes each) read per channel chunk, by op (BN_TERMS: both of its tables).
 PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16,
                                              EltwiseOp.BN_TERMS: STATS_WORDS + AFFINE_WORDS,
-                                             EltwiseOp.TABLE: 16, EltwiseOp.QADD: 1}
+                                             EltwiseOp.TABLE: 16, EltwiseOp.QADD: 1, EltwiseOp.QMUL: 1}
 #: Ops whose parameter table is one table for every channel chunk (read from ``params`` for each).
-SHARED_PARAMS = (EltwiseOp.TABLE, EltwiseOp.QADD)
+SHARED_PARAMS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL)
 #: Entries of TABLE's lookup table (one per int8 value).
 TABLE_ENTRIES = 256
 #: Result words written per channel chunk by BN_TERMS (a BN_APPLY table).
@@ -128,7 +131,10 @@ class EltwiseDesc(data.Struct):
         t = fma(a, ra, fma(b, rb, k))       (scalar_b: b is not read, rb = 0 and k holds k + rb·b)
         y = clamp(rint(t) - 128·uint8, -128, 127)
 
-    every operation IEEE float32 with one rounding, round half to even.
+    every operation IEEE float32 with one rounding, round half to even. QMUL (onnxruntime's
+    QLinearMul; the differences are the same on stored and raw values)::
+
+        y = clamp(rint(float((a - a_zp) · (b - b_zp)) · r) + y_zp, -128, 127)
 
     ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
     inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
@@ -210,6 +216,11 @@ def qadd_params_layout(width_bytes: int) -> data.StructLayout:
     return data.StructLayout({"ra": 32, "rb": 32, "k": 32})
 
 
+def qmul_params_layout(width_bytes: int) -> data.StructLayout:
+    """A ``QMUL``'s constants: the scale ``r`` (float32 bits) and the three zero points."""
+    return data.StructLayout({"r": 32, "a_zp": signed(8), "b_zp": signed(8), "y_zp": signed(8)})
+
+
 def bn_terms_params_layout(width_bytes: int) -> data.StructLayout:
     """``BN_TERMS``' two tables of a chunk as read: the statistics layout (``sum`` = Σx,
     ``sq_low`` / ``sq_high`` = Σx² mod 2**16 / Σx² >> 16), then the affine table (``gamma``,
@@ -225,7 +236,8 @@ for _w in (16, 32, 64):
     for _op, _layout in ((EltwiseOp.ADD, add_params_layout), (EltwiseOp.BN_APPLY, bn_apply_params_layout),
                          (EltwiseOp.BN_TERMS, bn_terms_params_layout)):
         assert _layout(_w).size == PARAM_WORDS[_op] * 8 * _w, (_op, _w)
-    for _op, _layout in ((EltwiseOp.TABLE, table_params_layout), (EltwiseOp.QADD, qadd_params_layout)):
+    for _op, _layout in ((EltwiseOp.TABLE, table_params_layout), (EltwiseOp.QADD, qadd_params_layout),
+                         (EltwiseOp.QMUL, qmul_params_layout)):
         assert _layout(_w).size <= PARAM_WORDS[_op] * 8 * _w, (_op, _w)
 
 

@@ -13,10 +13,9 @@ __all__ = ["RTL_MISSING", "OnnxStep"]
 
 #: Step ops of imported models that have no RTL implementation yet → what the hardware lacks.
 #: A hardware backend refuses them by name (they never silently run on numpy in a hardware run).
-#: ``qlinear_table`` and ``qlinear_add`` run on the element-wise unit (``ops.qlinear_table``,
-#: ``ops.qlinear_add``).
+#: ``qlinear_table``, ``qlinear_add`` and ``qlinear_mul`` run on the element-wise unit
+#: (``ops.qlinear_table``, ``ops.qlinear_add``, ``ops.qlinear_mul``).
 RTL_MISSING = {
-    "qlinear_mul": "float32 multiply per element (onnxruntime's QLinearMul)",
     "qlinear_avg_pool": "float32 accumulation of dequantized values (onnxruntime's QLinearAveragePool); the "
                         "element-wise unit averages integers",
     "qlinear_concat": "channel concatenation with per-input lookup tables (onnxruntime's QLinearConcat)",

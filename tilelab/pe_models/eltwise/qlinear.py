@@ -9,9 +9,11 @@ from tilelab.hdl.formats.eltwise import (
     QLINEAR_OPS,
     EltwiseOp,
     qadd_params_layout,
+    qmul_params_layout,
     table_params_layout,
 )
 from tilelab.hdl.fpfma import FloatRoundInt, IntFloatFma
+from tilelab.hdl.fpscale import FloatScaleRound
 
 from .lanes import clamp8
 
@@ -36,6 +38,10 @@ class QLinearLanes(wiring.Component):
         :class:`~tilelab.hdl.fpfma.IntFloatFma` per lane, then ``rint(t)``
         (:class:`~tilelab.hdl.fpfma.FloatRoundInt`), ``- 128·uint8`` and saturated to int8
         (:func:`~tilelab.hdl.formats.eltwise.qadd_params_layout`).
+    QMUL
+        onnxruntime's QLinearMul: ``p = (a - a_zp)·(b - b_zp)`` (an integer, exact in float32),
+        ``rint(float32(p)·r)`` (:class:`~tilelab.hdl.fpscale.FloatScaleRound`, the tile's
+        requantization), ``+ y_zp``, saturated (:func:`~tilelab.hdl.formats.eltwise.qmul_params_layout`).
 
     Parameters
     ----------
@@ -95,6 +101,8 @@ class QLinearLanes(wiring.Component):
         table = table_layout(params[:table_layout.size])
         qadd_layout = qadd_params_layout(W)
         qadd = qadd_layout(params[:qadd_layout.size])
+        qmul_layout = qmul_params_layout(W)
+        qmul = qmul_layout(params[:qmul_layout.size])
         a_bytes = data.ArrayLayout(signed(8), W)(a)
         b_bytes = data.ArrayLayout(signed(8), W)(b)
         offset = Mux(uint8, 128, 0)
@@ -115,7 +123,14 @@ class QLinearLanes(wiring.Component):
                 fma_a.x.eq(a_bytes[lane] + offset), fma_a.y.eq(qadd.ra), fma_a.z.eq(fma_b.result),
                 rnd.value.eq(fma_a.result),
             ]
+            # QMUL: the product of the centred values, scaled and rounded as the tile's pack stage does
+            scale = FloatScaleRound(16)
+            m.submodules[f"scale_{lane}"] = scale
+            m.d.comb += [scale.value.eq((a_bytes[lane] - qmul.a_zp) * (b_bytes[lane] - qmul.b_zp)),
+                         scale.scale.eq(qmul.r)]
             with m.Switch(op):
+                with m.Case(EltwiseOp.QMUL):
+                    m.d.comb += byte.eq(clamp8(scale.result + qmul.y_zp))
                 with m.Case(EltwiseOp.TABLE):
                     m.d.comb += byte.eq(table.entries[index])
                 with m.Case(EltwiseOp.QADD):

@@ -199,7 +199,8 @@ class EltwiseUnit(wiring.Component):
                 m.d.comb += [
                     taps.step.eq(1),
                     ext.ra_en.eq(~pad), ext.ra_addr.eq(d.src_a + taps.offset),
-                    ext.rb_en.eq(~pad & ((d.op == EltwiseOp.ADD) | ((d.op == EltwiseOp.QADD) & ~d.scalar_b))),
+                    ext.rb_en.eq(~pad & ((d.op == EltwiseOp.ADD) | (d.op == EltwiseOp.QMUL)
+                                         | ((d.op == EltwiseOp.QADD) & ~d.scalar_b))),
                     ext.rb_addr.eq(d.src_b + taps.offset),
                 ]
                 m.d.sync += [
