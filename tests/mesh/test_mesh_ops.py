@@ -79,6 +79,21 @@ def test_residual_add_and_relu_split_pixels():
     assert stats.counters["elt.ext_bytes_written"] == a.size
 
 
+def test_onnxruntime_kernels_split_pixels():
+    """TABLE, QADD (two tensors and one value) and QMUL on the nodes' element-wise units (their gated lanes)."""
+    a, b = _x((2, 5, 5, 24), seed=8), _x((2, 5, 5, 24), seed=9)
+    table = _x(256, seed=10)
+    y, stats = ops.qlinear_table(a, table, mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.apply_table(a, table)) and stats.noc_flits == 0
+    args = (0.0213, -3, 0.0478, 5, 0.0561, -9)
+    for rhs in (b, np.full((1, 1, 1, 1), 17, np.int8)):
+        y, stats = ops.qlinear_add(a, *args[:2], rhs, *args[2:], unsigned=True, mesh=MESH)
+        assert stats.bit_exact and np.array_equal(y, golden.qlinear_add(a, *args[:2], rhs, *args[2:], unsigned=True))
+    y, stats = ops.qlinear_mul(a, *args[:2], b, *args[2:], mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.qlinear_mul(a, *args[:2], b, *args[2:]))
+    assert stats.counters["elt.ext_bytes_written"] == a.size
+
+
 def test_more_nodes_than_output_rows():
     """Nodes without output rows stay idle (no ELT), the rest still produce the exact result."""
     x = _x((1, 4, 4, 16), seed=7)

@@ -12,8 +12,9 @@ descriptor fields that :mod:`tilelab.api.ops` builds for a single unit) over the
     hold (its halo) are PUT into its memory by their owners over the NoC before its unit starts, so
     each unit pools from its own node memory only. Its descriptors (one per image) see the local
     rows with the top padding that is left after the halo; the bottom padding follows from ``ho``.
-``rows`` (residual add, ReLU)
-    The ``N·H·W`` pixels in ``T`` near-equal ranges; no data moves between nodes.
+``rows`` (residual add, ReLU, and onnxruntime's TABLE / QADD / QMUL)
+    The ``N·H·W`` pixels in ``T`` near-equal ranges; no data moves between nodes (every node gets
+    its own copy of the op's parameter table).
 ``channels`` (global average pooling)
     Channels in ``T`` near-equal slices; node ``t`` holds its slice of every pixel.
 
@@ -45,7 +46,8 @@ __all__ = ["BatchNormMeshProgram", "EltwiseMeshProgram", "compile_batch_norm_mes
 
 #: How each op is split over a mesh.
 _SHARD = {EltwiseOp.MAXPOOL: "height", EltwiseOp.AVGPOOL: "height", EltwiseOp.ADD: "rows",
-          EltwiseOp.RELU: "rows", EltwiseOp.GLOBAL_AVGPOOL: "channels"}
+          EltwiseOp.RELU: "rows", EltwiseOp.GLOBAL_AVGPOOL: "channels", EltwiseOp.TABLE: "rows",
+          EltwiseOp.QADD: "rows", EltwiseOp.QMUL: "rows"}
 #: Semaphore the halo PUTs count on.
 SEM_HALO = 0
 
