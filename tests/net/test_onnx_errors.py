@@ -100,12 +100,13 @@ def test_tile_backend_refuses_steps_the_rtl_lacks(tmp_path):
     backend = TileBackend(TILE)
     lacking = [s for s in m.steps if s.op in ("qlinear_table", "qlinear_mul", "qlinear_concat", "qlinear_avg_pool")]
     assert len(lacking) == 4
-    backend.check([s for s in m.steps if s.op in ("qlinear_table", "qlinear_mul")])   # the element-wise unit's
+    backend.check([s for s in m.steps if s.op in ("qlinear_table", "qlinear_mul", "qlinear_concat")])
     with pytest.raises(ExecutionError) as info:
-        backend.check([s for s in m.steps if s.op == "qlinear_concat"])
+        backend.check([s for s in m.steps if s.op == "qlinear_avg_pool"])
     assert str(info.value) == (
-        "step 'Concat_5' (op 'qlinear_concat'): the RTL has no channel concatenation with per-input lookup tables "
-        "(onnxruntime's QLinearConcat) yet; the golden backend (--sim golden) runs it without hardware")
+        "step 'AveragePool_6' (op 'qlinear_avg_pool'): the RTL has no float32 accumulation and division of "
+        "dequantized values (onnxruntime's QLinearAveragePool; the element-wise unit's AVGPOOL averages integers) "
+        "yet; the golden backend (--sim golden) runs it without hardware")
     convs = [s for s in m.steps if s.op == "conv2d"]
     if "scale" not in {f.name for f in dataclasses.fields(Requant)}:     # until the pack stage's float mode lands
         with pytest.raises(ExecutionError) as info:
@@ -151,10 +152,10 @@ def test_cli_bad_onnx_input(cnn_path, tmp_path):
     assert r.exit_code == 2 and "cannot read ONNX model" in r.output
     r = runner.invoke(cli, ["run", "resnet18", "--save", str(tmp_path / "y.npy")])
     assert r.exit_code == 2 and "--input, --save and --sim golden are for ONNX models" in r.output
-    # on the hardware: refused before any simulation (the element-wise unit has no QLinearConcat yet)
+    # on the hardware: refused before any simulation (the element-wise unit has no QLinearAveragePool yet)
     branches_path = quantize(branches("branches-cli"), tmp_path)
     r = runner.invoke(cli, ["run", str(branches_path), "--sim", "amaranth", "--out", str(tmp_path / "hw"),
                             "--tile", "rows=4,cols=4"])
     assert r.exit_code == 1
-    assert "step 'Concat_5' (op 'qlinear_concat'): the RTL has no channel concatenation" in r.output
+    assert "step 'AveragePool_6' (op 'qlinear_avg_pool'): the RTL has no float32 accumulation" in r.output
     assert not (tmp_path / "hw").exists()

@@ -95,6 +95,29 @@ def test_silu_on_the_rtl_equals_onnxruntime(tmp_path, activations):
                                   session(path).run(None, {"x": m.random_input()})[0])
 
 
+def concat_cnn(name):
+    """Two convs and a pooled branch, Concat (QLinearConcat: copies and requantized inputs), GAP, Flatten, Gemm."""
+    b = Builder(name, (1, 4, 6, 6))
+    a = b.op("Relu", [b.conv("x", 4, 8)])
+    c = b.conv("x", 4, 5, k=1, pad=0)
+    d = b.op("MaxPool", [b.conv("x", 4, 3)], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
+    x = b.op("Concat", [a, c, d], axis=1)
+    x = b.op("GlobalAveragePool", [b.conv(x, 16, 8)])
+    x = b.op("Flatten", [x])
+    return b.model(b.op("Gemm", [x, b.weight((5, 8)), b.weight((5,), 0.1)], transB=1))
+
+
+@pytest.mark.parametrize("activations", ["u8", "s8"])
+def test_concat_on_the_rtl_equals_onnxruntime(tmp_path, activations):
+    path = quantize(concat_cnn(f"rtl-concat-{activations}"), tmp_path, activations=activations)
+    m = load_onnx(path)
+    assert [s.op for s in m.steps].count("qlinear_concat") == 1
+    result = execute(m, TileBackend(TILE, sim="verilator", ops_config=UNIT))
+    assert result.all_bit_exact, [r["name"] for r in result.records if not r["bit_exact"]]
+    np.testing.assert_array_equal(m.to_output(result.outputs[m.output_step]),
+                                  session(path).run(None, {"x": m.random_input()})[0])
+
+
 def test_add_of_a_constant_bias_on_the_rtl_equals_onnxruntime(tmp_path):
     from tests.net.test_onnx_import import matmul_add
 

@@ -1,9 +1,10 @@
 """onnxruntime's element-wise kernels on the element-wise unit's QLinear lanes, bit-exact against the golden.
 
-TABLE (``ops.qlinear_table``: QLinearSigmoid / QLinearLeakyRelu tables, any int8 → int8 function),
-QADD (``ops.qlinear_add``: QLinearAdd's two float32 FMAs per element) and QMUL
-(``ops.qlinear_mul``: QLinearMul's scaled integer product) run on the tests' unit; QADD and QMUL
-are checked on every pair of 8-bit values for several layers' constants.
+TABLE (``ops.qlinear_table``: QLinearSigmoid / QLinearLeakyRelu tables, any int8 → int8 function;
+``ops.qlinear_concat``: one TABLE per input into its channel slice), QADD (``ops.qlinear_add``:
+QLinearAdd's two float32 FMAs per element) and QMUL (``ops.qlinear_mul``: QLinearMul's scaled
+integer product) run on the tests' unit; QADD and QMUL are checked on every pair of 8-bit values
+for several layers' constants.
 """
 
 import re
@@ -192,6 +193,25 @@ def test_qlinear_mul_by_a_broadcast_tensor(server):
     assert stats.bit_exact
 
 
+# ---------------------------------------------------------------------------------------------
+# QLinearConcat: TABLEs into channel slices
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_qlinear_concat_copies_and_requantizes_into_channel_slices(unsigned, server):
+    channels = (13, 16, 37, 1)                  # slices that start anywhere in a word, one over three words
+    xs = [tensor((2, 3, 5, c), f"concat-{c}") for c in channels]
+    # inputs 1 and 3 have the output's scale and zero point (copies), 0 and 2 are requantized
+    scales, zps = [0.02, 0.05, 0.031, 0.05], [3, -7, 0, -7]
+    y, stats = ops.qlinear_concat(xs, scales, zps, 0.05, -7, unsigned=unsigned, config=UNIT, server=server)
+    np.testing.assert_array_equal(y, golden.qlinear_concat(xs, scales, zps, 0.05, -7, unsigned=unsigned))
+    assert stats.bit_exact and y.shape == (2, 3, 5, sum(channels))
+    chunks = [-(-c // W) for c in channels]
+    assert stats.counters["descs_done"] == 4 and stats.counters["busy"] == 30 * sum(chunks)
+    assert stats.ext_bytes_written == y.size
+    assert stats.ext_bytes_read == sum(30 * k * W + k * PARAM_WORDS[EltwiseOp.TABLE] * W for k in chunks)
+
+
 def test_bad_inputs():
     x = tensor((1, 4, 4, 8), "bad")
     with pytest.raises(ValueError, match=re.escape("table must have shape (256,), not (255,)")):
@@ -214,3 +234,9 @@ def test_bad_inputs():
         ops.qlinear_mul(x, 1e-30, 0, x, 1e-30, 0, 1e10, 0, config=UNIT)
     with pytest.raises(ValueError, match=re.escape("qlinear_mul of a tensor and a single value is not modelled")):
         ops.qlinear_mul(x, 1.0, 0, x[:1, :1, :1, :1], 1.0, 0, 1.0, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("inputs[1] of shape (1, 4, 3, 8) differs from inputs[0] of shape "
+                                                   "(1, 4, 4, 8) in more than the channels (the last axis)")):
+        ops.qlinear_concat([x, x[:, :, :3]], [1.0, 1.0], [0, 0], 1.0, 0, config=UNIT)
+    with pytest.raises(TypeError, match=re.escape("inputs[0] must be an int8 numpy array with a channel axis, not "
+                                                  "int16 of shape (1, 4, 4, 8)")):
+        ops.qlinear_concat([x.astype(np.int16)], [1.0], [0], 1.0, 0, config=UNIT)

@@ -35,6 +35,7 @@ from tilelab.hdl.formats.eltwise import (
     PARAM_WORDS,
     STATS_WORDS,
     TABLE_ENTRIES,
+    TABLE_WORDS,
     TERMS_WORDS,
     EltwiseOp,
     unpack_stats,
@@ -46,7 +47,7 @@ from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "global_avg_pool", "max_pool2d", "noc_all_reduce",
-           "qadd_constants", "qlinear_add", "qlinear_mul", "qlinear_table", "reciprocal", "relu"]
+           "qadd_constants", "qlinear_add", "qlinear_concat", "qlinear_mul", "qlinear_table", "reciprocal", "relu"]
 
 
 def _check_config(config, sim, mesh=None):
@@ -343,10 +344,83 @@ def qlinear_table(x, table, *, sim="verilator", config=None, mesh=None, server=N
     rows, channels = rx.shape
     _limit("rows (elements / channels)", rows, MAX_DIM)
     _limit("C", channels, MAX_CHANNELS)
-    params = np.zeros(PARAM_WORDS[EltwiseOp.TABLE] * config.ext_bytes, np.int8)
-    params[:TABLE_ENTRIES] = table
     fields = {"op": EltwiseOp.TABLE, **tensor_desc(1, rows, 1, channels)}
-    return _run_single(fields, rx, None, want, config, sim, params=params, mesh=mesh, server=server)
+    return _run_single(fields, rx, None, want, config, sim, params=_table_params(config, table), mesh=mesh,
+                       server=server)
+
+
+def _table_params(config, table, out_c=0):
+    """TABLE's parameter words: the 256 entries, then the output's bytes per pixel (0: the input's)."""
+    W = config.ext_bytes
+    params = np.zeros(PARAM_WORDS[EltwiseOp.TABLE] * W, np.uint8)
+    params[:TABLE_ENTRIES] = np.asarray(table, np.int8).view(np.uint8)
+    params[TABLE_WORDS * W:TABLE_WORDS * W + 4] = np.array([out_c], np.uint32).view(np.uint8)
+    return params
+
+
+def qlinear_concat(inputs, x_scales, x_zero_points, y_scale, y_zero_point, *, unsigned=False, sim="verilator",
+                   config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearConcat`` along the channels, on the element-wise unit.
+
+    One TABLE descriptor per input writes its channel slice of the output (the table's output
+    stride is the output's channel count): the identity table for an input whose scale and zero
+    point equal the output's (a copy), else onnxruntime's requantization table of the identity
+    (:func:`tilelab.reference.golden.qlinear_table`). Golden:
+    :func:`tilelab.reference.golden.qlinear_concat`.
+
+    Parameters
+    ----------
+    inputs : sequence of numpy.ndarray
+        int8, the same shape but for the last axis (channels).
+    x_scales, x_zero_points, y_scale, y_zero_point, unsigned
+        As in :func:`tilelab.reference.golden.qlinear_concat`.
+    sim, config, server
+        As in :func:`max_pool2d`.
+    mesh : MeshConfig, optional
+        Not supported: a :class:`~tilelab.compile.mesh.MeshError` before any simulation.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the concatenation's shape, and the run's statistics.
+    """
+    if mesh is not None:
+        from tilelab.compile.mesh import MeshError
+
+        raise MeshError("QLinearConcat does not run sharded over a mesh (one unit runs it)")
+    config = _check_config(config, sim)
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError("inputs must hold at least one tensor")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim < 1:
+            raise TypeError(f"inputs[{i}] must be an int8 numpy array with a channel axis, not "
+                            f"{getattr(x, 'dtype', type(x).__name__)} of shape {getattr(x, 'shape', None)!r}")
+        if x.shape[:-1] != inputs[0].shape[:-1]:
+            raise ValueError(f"inputs[{i}] of shape {x.shape!r} differs from inputs[0] of shape "
+                             f"{inputs[0].shape!r} in more than the channels (the last axis)")
+    want = golden.qlinear_concat(inputs, x_scales, x_zero_points, y_scale, y_zero_point, unsigned=unsigned)
+    _check_nonempty(want)
+    out_c = want.shape[-1]
+    rows = want.size // out_c
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", out_c, MAX_CHANNELS)
+    img = EltwiseImage(config, len(inputs))
+    sources = [img.alloc(_rows(x)) for x in inputs]
+    dst = img.alloc(want.size)
+    c0 = 0
+    for x, src, s, z in zip(inputs, sources, x_scales, x_zero_points, strict=True):
+        c = x.shape[-1] if x.ndim else 1
+        if np.float32(s) == np.float32(y_scale) and int(z) == int(y_zero_point):
+            table = np.arange(-128, 128).astype(np.int8)          # a copy
+        else:
+            table = golden.qlinear_table(lambda v: v, s, z, y_scale, y_zero_point, unsigned=unsigned)
+        img.desc(op=EltwiseOp.TABLE, **tensor_desc(1, rows, 1, c), src_a=src, dst=dst + c0,
+                 params=img.alloc(_table_params(config, table, out_c)))
+        c0 += c
+    out, run = _run_program(img.build(), dst, want.size, config, sim, server)
+    y = out.view(np.int8).reshape(want.shape).copy()
+    return y, LayerStats.from_run(run, bit_exact=_exact(y, want))
 
 
 #: Largest magnitude of QADD's float32 constants: far from overflow, whatever the 8-bit values.

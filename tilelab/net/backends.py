@@ -27,7 +27,7 @@ __all__ = ["Backend", "ExecutionError", "MeshBackend", "OPS_STEPS", "TileBackend
 #: Steps that run on the element-wise / pooling unit, and the :mod:`tilelab.api.ops` function of each.
 OPS_STEPS = {"max_pool": ops.max_pool2d, "avg_pool": ops.avg_pool2d, "global_avg_pool": ops.global_avg_pool,
              "add": ops.add_requant, "relu": ops.relu, "qlinear_table": ops.qlinear_table,
-             "qlinear_add": ops.qlinear_add, "qlinear_mul": ops.qlinear_mul}
+             "qlinear_add": ops.qlinear_add, "qlinear_mul": ops.qlinear_mul, "qlinear_concat": ops.qlinear_concat}
 #: Steps that run on the MAC array.
 MATRIX_STEPS = ("conv2d", "linear")
 
@@ -158,6 +158,9 @@ class TileBackend(Backend):
             return fn(inputs[0], zero_point=step.zero_point, **where)
         if step.op == "qlinear_table":        # an imported model's step (net.onnx.OnnxStep)
             return fn(inputs[0], step.params["table"], **where)
+        if step.op == "qlinear_concat":
+            p = step.params
+            return fn(inputs, p["x_scales"], p["x_zps"], p["y_scale"], p["y_zp"], unsigned=p["unsigned"], **where)
         if step.op in ("qlinear_add", "qlinear_mul"):
             p = step.params
             b = p["b_const"] if "b_const" in p else inputs[1]

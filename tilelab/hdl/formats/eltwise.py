@@ -18,9 +18,11 @@ Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = cha
 
 - ``ADD``: words 0-3 ``a_mult`` int32, 4-7 ``b_mult`` int32, 8 ``a_shift`` uint8, 9 ``b_shift`` uint8.
 - ``BN_APPLY``: words 0-3 ``mean`` int32 (Q.8), 4-11 ``a = gamma · inv`` int64, 12-15 ``beta`` int32.
-- ``TABLE``: one table for every chunk (read from ``params`` itself for each): bytes 0-255 (of the
-  16 words) are the int8 outputs for the int8 inputs -128 … 127, in that order
-  (:func:`table_params_layout`).
+- ``TABLE``: one table for every chunk (read from ``params`` itself for each): bytes 0-255 (of
+  words 0-15) are the int8 outputs for the int8 inputs -128 … 127, in that order
+  (:func:`table_params_layout`); word 16, bytes 0-3: the output's bytes per pixel (uint32; 0: ``c``,
+  the input's), so that a TABLE can write a channel slice of a wider tensor (QLinearConcat: one
+  TABLE per input, ``dst`` at its first channel).
 - ``QADD``: one word for every chunk (from ``params`` itself): bytes 0-3 ``ra``, 4-7 ``rb``, 8-11
   ``k``, IEEE float32 (:func:`qadd_params_layout`).
 - ``QMUL``: one word for every chunk (from ``params`` itself): bytes 0-3 the scale ``r`` (float32),
@@ -51,7 +53,8 @@ __all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "AFFINE_WORDS", "DESC_BYTES", "
            "EltwiseOp", "EltwiseDesc", "EltwiseState", "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING",
            "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats",
            "add_params_layout", "bn_apply_params_layout", "bn_terms_params_layout", "QLINEAR_OPS",
-           "SHARED_PARAMS", "TABLE_ENTRIES", "qadd_params_layout", "qmul_params_layout", "table_params_layout"]
+           "SHARED_PARAMS", "TABLE_ENTRIES", "TABLE_WORDS", "qadd_params_layout", "qmul_params_layout",
+           "table_params_layout"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -91,11 +94,13 @@ STATS_SPLIT_BITS = 16
 #: Parameter words (W bytes each) read per channel chunk, by op (BN_TERMS: both of its tables).
 PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16,
                                              EltwiseOp.BN_TERMS: STATS_WORDS + AFFINE_WORDS,
-                                             EltwiseOp.TABLE: 16, EltwiseOp.QADD: 1, EltwiseOp.QMUL: 1}
+                                             EltwiseOp.TABLE: 17, EltwiseOp.QADD: 1, EltwiseOp.QMUL: 1}
 #: Ops whose parameter table is one table for every channel chunk (read from ``params`` for each).
 SHARED_PARAMS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL)
-#: Entries of TABLE's lookup table (one per int8 value).
+#: Entries of TABLE's lookup table (one per int8 value), and the words it takes (at W = 16; fewer are used at
+#: larger W). TABLE's parameter word TABLE_WORDS holds the output's pixel stride.
 TABLE_ENTRIES = 256
+TABLE_WORDS = 16
 #: Result words written per channel chunk by BN_TERMS (a BN_APPLY table).
 TERMS_WORDS = 16
 
@@ -207,8 +212,11 @@ def bn_apply_params_layout(width_bytes: int) -> data.StructLayout:
 
 
 def table_params_layout(width_bytes: int) -> data.StructLayout:
-    """A ``TABLE``'s lookup table: ``entries[v + 128]`` is the output for the int8 input ``v``."""
-    return data.StructLayout({"entries": data.ArrayLayout(signed(8), TABLE_ENTRIES)})
+    """A ``TABLE``'s parameters: ``entries[v + 128]`` is the output for the int8 input ``v``; ``out_c``
+    the output's bytes per pixel (0: the input's ``c``)."""
+    W = width_bytes
+    return data.StructLayout({"entries": data.ArrayLayout(signed(8), TABLE_ENTRIES),
+                              "unused": TABLE_WORDS * 8 * W - 8 * TABLE_ENTRIES, "out_c": 32})
 
 
 def qadd_params_layout(width_bytes: int) -> data.StructLayout:

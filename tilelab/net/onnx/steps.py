@@ -13,12 +13,11 @@ __all__ = ["RTL_MISSING", "OnnxStep"]
 
 #: Step ops of imported models that have no RTL implementation yet → what the hardware lacks.
 #: A hardware backend refuses them by name (they never silently run on numpy in a hardware run).
-#: ``qlinear_table``, ``qlinear_add`` and ``qlinear_mul`` run on the element-wise unit
-#: (``ops.qlinear_table``, ``ops.qlinear_add``, ``ops.qlinear_mul``).
+#: ``qlinear_table``, ``qlinear_add``, ``qlinear_mul`` and ``qlinear_concat`` run on the element-wise
+#: unit (``ops.qlinear_table``, ``ops.qlinear_add``, ``ops.qlinear_mul``, ``ops.qlinear_concat``).
 RTL_MISSING = {
-    "qlinear_avg_pool": "float32 accumulation of dequantized values (onnxruntime's QLinearAveragePool); the "
-                        "element-wise unit averages integers",
-    "qlinear_concat": "channel concatenation with per-input lookup tables (onnxruntime's QLinearConcat)",
+    "qlinear_avg_pool": "float32 accumulation and division of dequantized values (onnxruntime's "
+                        "QLinearAveragePool; the element-wise unit's AVGPOOL averages integers)",
 }
 
 

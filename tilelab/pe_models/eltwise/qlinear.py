@@ -7,10 +7,11 @@ from amaranth.lib.wiring import In, Out
 from tilelab.hdl.formats.eltwise import (
     PARAM_WORDS,
     QLINEAR_OPS,
+    TABLE_ENTRIES,
+    TABLE_WORDS,
     EltwiseOp,
     qadd_params_layout,
     qmul_params_layout,
-    table_params_layout,
 )
 from tilelab.hdl.fpfma import FloatRoundInt, IntFloatFma
 from tilelab.hdl.fpscale import FloatScaleRound
@@ -56,8 +57,10 @@ class QLinearLanes(wiring.Component):
         QADD: the values are uint8 stored as ``q - 128``; ``b`` is not an input (its constant is
         in ``k``).
     load : In(1)
-        ``load_data`` is parameter word ``load_index`` of the op's table.
-    load_index : In(range(max(PARAM_WORDS of QLINEAR_OPS)))
+        ``load_data`` is parameter word ``load_index`` of the op's table (words from
+        :data:`~tilelab.hdl.formats.eltwise.TABLE_WORDS` on are not kept: TABLE's output stride is the
+        unit's business).
+    load_index : In(range(TABLE_WORDS + 1))
     load_data : In(8W)
     valid : In(1)
         ``a`` and ``b`` are the next input words.
@@ -71,10 +74,10 @@ class QLinearLanes(wiring.Component):
         if width_bytes not in (16, 32, 64):
             raise ValueError(f"width_bytes must be 16, 32 or 64, not {width_bytes!r}")
         self.width_bytes = W = width_bytes
-        self.param_words = max(PARAM_WORDS[op] for op in QLINEAR_OPS)
+        self.param_words = max(min(PARAM_WORDS[op], TABLE_WORDS) for op in QLINEAR_OPS)
         super().__init__({
             "op": In(EltwiseOp), "uint8": In(1), "scalar_b": In(1),
-            "load": In(1), "load_index": In(range(self.param_words)), "load_data": In(8 * W),
+            "load": In(1), "load_index": In(range(TABLE_WORDS + 1)), "load_data": In(8 * W),
             "valid": In(1), "a": In(8 * W), "b": In(8 * W), "out": Out(8 * W),
         })
 
@@ -97,8 +100,7 @@ class QLinearLanes(wiring.Component):
         with m.If(self.valid):
             m.d.sync += [a.eq(self.a), b.eq(self.b)]
 
-        table_layout = table_params_layout(W)
-        table = table_layout(params[:table_layout.size])
+        entries = data.ArrayLayout(signed(8), TABLE_ENTRIES)(params[:8 * TABLE_ENTRIES])
         qadd_layout = qadd_params_layout(W)
         qadd = qadd_layout(params[:qadd_layout.size])
         qmul_layout = qmul_params_layout(W)
@@ -132,7 +134,7 @@ class QLinearLanes(wiring.Component):
                 with m.Case(EltwiseOp.QMUL):
                     m.d.comb += byte.eq(clamp8(scale.result + qmul.y_zp))
                 with m.Case(EltwiseOp.TABLE):
-                    m.d.comb += byte.eq(table.entries[index])
+                    m.d.comb += byte.eq(entries[index])
                 with m.Case(EltwiseOp.QADD):
                     m.d.comb += byte.eq(clamp8(rnd.result - offset))
             out_bytes.append(byte)

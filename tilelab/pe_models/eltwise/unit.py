@@ -20,6 +20,7 @@ from tilelab.hdl.formats.eltwise import (
     EltwiseOp,
     EltwiseState,
     bn_terms_params_layout,
+    table_params_layout,
 )
 
 from ..config import DEFAULT_ELTWISE, EltwiseConfig
@@ -164,6 +165,10 @@ class EltwiseUnit(wiring.Component):
         m.submodules.terms = terms = BnTerms(W)
         m.submodules.taps = taps = EltwiseTaps()
         m.d.comb += [taps.desc.eq(d), taps.chunk_base.eq(chunk_base)]
+        # the output's bytes per pixel: c, or TABLE's own (a channel slice of a wider tensor)
+        table_out_c = table_params_layout(W)(params[:table_params_layout(W).size]).out_c
+        out_c = Signal(32)
+        m.d.comb += out_c.eq(Mux((d.op == EltwiseOp.TABLE) & (table_out_c != 0), table_out_c, d.c))
         m.d.comb += [lanes.desc.eq(d), lanes.params.eq(params), terms.desc.eq(d), terms.params.eq(params),
                      terms.lanes.eq(nvalid)]
 
@@ -205,7 +210,7 @@ class EltwiseUnit(wiring.Component):
                 ]
                 m.d.sync += [
                     ret_kind.eq(_RET_DATA), ret_pad.eq(pad), ret_first.eq(taps.first), ret_last.eq(taps.last),
-                    ret_addr.eq(d.dst + (taps.out_pix * d.c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
+                    ret_addr.eq(d.dst + (taps.out_pix * out_c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
                     counters["busy"].eq(counters["busy"] + 1),
                 ]
                 with m.If(~pad):
