@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tilelab.hdl.fpfma import FloatRoundInt, IntFloatFma
+from tilelab.hdl.fpfma import FloatDivide, FloatRoundInt, IntFloatFma
 from tilelab.hdl.lint import lint_component
 from tilelab.reference import golden
 from tilelab.sim.testbench import run_simulation, with_clock
@@ -113,8 +113,20 @@ def fma_cases():
     return np.array(xs, np.int64), np.array(ys, F32), np.array(zs, F32)
 
 
-def test_golden_fma_emulation_is_exact_for_these_operands():
-    x, y, z = fma_cases()
+def sum_cases():
+    """x = ±1 or 0 (a float32 sum, QLinearAveragePool's): every alignment of the two terms, cancellation."""
+    rng = np.random.default_rng(zlib.crc32(b"fpfma-sum"))
+    n = 1500
+    y = _random_floats(rng, n, -20, 20)
+    z = (y * (2.0 ** rng.integers(-30, 31, n)) * rng.uniform(0.5, 2, n)).astype(F32)
+    z[:200] = -y[:200] * F32(rng.uniform(0.9, 1.1))            # near cancellation
+    x = rng.choice([1, 1, 1, -1, 0], n)
+    return x.astype(np.int64), y, z
+
+
+@pytest.mark.parametrize("cases", [fma_cases, sum_cases])
+def test_golden_fma_emulation_is_exact_for_these_operands(cases):
+    x, y, z = cases()
     # the product of a 10-bit integer and a float32 (24-bit significand) is exact in float64
     assert all(Fraction(float(xv) * float(yv)) == Fraction(int(xv)) * Fraction(float(yv))
                for xv, yv in zip(x.tolist(), y.tolist(), strict=True))
@@ -125,8 +137,8 @@ def test_golden_fma_emulation_is_exact_for_these_operands():
     assert np.array_equal(emulated, exact)
 
 
-def _run_fma(x, y, z):
-    dut = IntFloatFma(X_WIDTH)
+def _run_fma(x, y, z, x_width=X_WIDTH):
+    dut = IntFloatFma(x_width)
     got = []
 
     async def tb(ctx):
@@ -140,17 +152,19 @@ def _run_fma(x, y, z):
     return np.array(got, np.uint32).view(F32)
 
 
-def test_fma_matches_ieee_float32():
-    x, y, z = fma_cases()
+@pytest.mark.parametrize("x_width", [X_WIDTH, 2])
+def test_fma_matches_ieee_float32(x_width):
+    x, y, z = fma_cases() if x_width == X_WIDTH else sum_cases()
     with np.errstate(over="ignore"):
         want = golden.fma_f32(x.astype(F32), y, z)
-    got = _run_fma(x, y, z)
+    got = _run_fma(x, y, z, x_width)
     # bit for bit; a zero result is +0 (its sign never matters downstream)
     same = (got.view(np.uint32) == want.view(np.uint32)) | ((want == 0) & (got.view(np.uint32) == 0))
     bad = np.flatnonzero(~same)
     assert not bad.size, [(int(x[i]), float(y[i]), float(z[i]), float(got[i]), float(want[i])) for i in bad[:5]]
-    assert np.isinf(want).sum() >= 2 and (want == 0).sum() >= 3
-    assert (np.abs(want[want != 0]) < np.finfo(F32).tiny).sum() >= 100, "subnormal results must be covered"
+    if x_width == X_WIDTH:
+        assert np.isinf(want).sum() >= 2 and (want == 0).sum() >= 3
+        assert (np.abs(want[want != 0]) < np.finfo(F32).tiny).sum() >= 100, "subnormal results must be covered"
 
 
 def round_cases():
@@ -192,3 +206,39 @@ def test_rejects_bad_widths():
 def test_lint_clean():
     assert "module fpfma" in lint_component(IntFloatFma(X_WIDTH), "fpfma")
     assert "module fpround" in lint_component(FloatRoundInt(ROUND_WIDTH), "fpround")
+
+
+def divide_cases():
+    rng = np.random.default_rng(zlib.crc32(b"fpdivide"))
+    a = list(_random_floats(rng, 2500, -40, 40))
+    b = list(np.abs(_random_floats(rng, 2500, -40, 40)))
+    # sums of dequantized values over window sizes (QLinearAveragePool), exact quotients, ties cannot occur
+    for count in (1, 2, 3, 4, 6, 9, 25, 49, 65536, 12544):
+        for _ in range(40):
+            a.append(F32(rng.integers(-4000, 4000) * F32(0.0123)))
+            b.append(F32(count))
+    a += [0.0, 1.0, -3.0, 6.0, 1.0, 2.0 ** 100, 2.0 ** -100, 1.0, 3.0e38]
+    b += [3.0, 3.0, 3.0, 3.0, 1.0, 2.0 ** -100, 2.0 ** 100, 3.0e38, 0.5]
+    return np.array(a, F32), np.array(b, F32)
+
+
+def test_divide_matches_numpy_float32():
+    a, b = divide_cases()
+    with np.errstate(over="ignore", under="ignore"):
+        want = a / b
+    want = np.where(np.abs(want) < np.finfo(F32).tiny, F32(0), want)      # flushed below the normal range
+    dut = FloatDivide()
+    got = []
+
+    async def tb(ctx):
+        for x, y in zip(a.view(np.uint32).tolist(), b.view(np.uint32).tolist(), strict=True):
+            ctx.set(dut.a, x)
+            ctx.set(dut.b, y)
+            got.append(ctx.get(dut.result))
+
+    run_simulation(with_clock(dut), tb)
+    got = np.array(got, np.uint32).view(F32)
+    same = (got.view(np.uint32) == want.view(np.uint32)) | ((want == 0) & (got.view(np.uint32) == 0))
+    bad = np.flatnonzero(~same)
+    assert not bad.size, [(float(a[i]), float(b[i]), float(got[i]), float(want[i])) for i in bad[:5]]
+    assert np.isinf(want).sum() >= 1 and (want == 0).sum() >= 2
