@@ -80,7 +80,8 @@ def test_residual_add_and_relu_split_pixels():
 
 
 def test_onnxruntime_kernels_split_pixels():
-    """TABLE, QADD (two tensors and one value) and QMUL on the nodes' element-wise units (their gated lanes)."""
+    """TABLE, QADD (two tensors and one value), QMUL and QAVGPOOL on the nodes' element-wise units (their gated
+    lanes)."""
     a, b = _x((2, 5, 5, 24), seed=8), _x((2, 5, 5, 24), seed=9)
     table = _x(256, seed=10)
     y, stats = ops.qlinear_table(a, table, mesh=MESH)
@@ -92,6 +93,14 @@ def test_onnxruntime_kernels_split_pixels():
     y, stats = ops.qlinear_mul(a, *args[:2], b, *args[2:], mesh=MESH)
     assert stats.bit_exact and np.array_equal(y, golden.qlinear_mul(a, *args[:2], b, *args[2:]))
     assert stats.counters["elt.ext_bytes_written"] == a.size
+    # QLinearAveragePool splits output rows like the other pooling ops, halo rows over the NoC
+    x = _x((2, 8, 8, 16), seed=11)
+    kw = dict(stride=1, padding=1, count_include_pad=False, x_scale=0.0371, x_zero_point=-3, y_scale=0.0213,
+              y_zero_point=5)
+    y, stats = ops.qlinear_avg_pool(x, 3, mesh=MESH, **kw)
+    want = golden.qlinear_avg_pool(x, (3, 3), **dict(kw, stride=(1, 1), padding=(1, 1)))
+    assert stats.bit_exact and np.array_equal(y, want) and stats.halo_bytes > 0
+    _check_traffic(stats)
 
 
 def test_more_nodes_than_output_rows():

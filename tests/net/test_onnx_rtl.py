@@ -129,3 +129,21 @@ def test_add_of_a_constant_bias_on_the_rtl_equals_onnxruntime(tmp_path):
     assert result.all_bit_exact, [r["name"] for r in result.records if not r["bit_exact"]]
     np.testing.assert_array_equal(m.to_output(result.outputs[m.output_step]),
                                   session(path).run(None, {"x": m.random_input()})[0])
+
+
+@pytest.mark.parametrize("activations", ["u8", "s8"])
+def test_every_onnx_step_on_the_rtl_equals_onnxruntime(tmp_path, activations):
+    """Grouped conv, SiLU (QLinearSigmoid · QLinearMul), QLinearConcat, QLinearAveragePool without the padding in
+    the count, dilation, MaxPool with padding, Flatten + Gemm: all on the tile and the element-wise unit."""
+    from tests.net.test_onnx_import import branches
+
+    path = quantize(branches(f"rtl-branches-{activations}"), tmp_path, activations=activations)
+    m = load_onnx(path)
+    assert {"qlinear_table", "qlinear_mul", "qlinear_concat", "qlinear_avg_pool"} <= {s.op for s in m.steps}
+    result = execute(m, TileBackend(TILE, sim="verilator", ops_config=UNIT))
+    assert result.all_bit_exact, [r["name"] for r in result.records if not r["bit_exact"]]
+    assert all(r["cycles"] > 0 for r in result.records if r["op"] != "flatten")
+    # onnxruntime with its int8 QDQ fusions (its default x86 session keeps two int8 convs in float:
+    # test_onnx_import.test_optimized_model_against_the_original_under_default_settings)
+    np.testing.assert_array_equal(m.to_output(result.outputs[m.output_step]),
+                                  session(path, int8_fusions=True).run(None, {"x": m.random_input()})[0])

@@ -3,8 +3,9 @@
 TABLE (``ops.qlinear_table``: QLinearSigmoid / QLinearLeakyRelu tables, any int8 → int8 function;
 ``ops.qlinear_concat``: one TABLE per input into its channel slice), QADD (``ops.qlinear_add``:
 QLinearAdd's two float32 FMAs per element) and QMUL (``ops.qlinear_mul``: QLinearMul's scaled
-integer product) run on the tests' unit; QADD and QMUL are checked on every pair of 8-bit values
-for several layers' constants.
+integer product) and QAVGPOOL (``ops.qlinear_avg_pool``: QLinearAveragePool's float32 sums and
+divisions) run on the tests' unit; QADD and QMUL are checked on every pair of 8-bit values for
+several layers' constants.
 """
 
 import re
@@ -212,6 +213,42 @@ def test_qlinear_concat_copies_and_requantizes_into_channel_slices(unsigned, ser
     assert stats.ext_bytes_read == sum(30 * k * W + k * PARAM_WORDS[EltwiseOp.TABLE] * W for k in chunks)
 
 
+# ---------------------------------------------------------------------------------------------
+# QAVGPOOL
+
+AVG_CASES = [
+    # id,                shape,           kernel,  stride,  padding,  include_pad, (xs, zx, ys, zy),          unsigned
+    ("3x3-pad-real",     (2, 7, 6, 20),   3,       1,       1,        False,       (0.0371, -3, 0.0213, 5),   False),
+    ("3x3-s2-with-pad",  (1, 9, 8, 19),   3,       2,       1,        True,        (0.0371, -3, 0.0213, 5),   True),
+    ("rect-window",      (1, 6, 9, 33),   (2, 3),  (1, 2),  (1, 1),   False,       (0.5, 0, 0.25, 0),         False),
+    ("7x7-global",       (2, 7, 7, 16),   7,       1,       0,        False,       (0.11, 17, 0.004, -100),   True),
+    ("saturating",       (1, 5, 5, 18),   2,       1,       0,        False,       (0.3, -128, 0.001, 127),   False),
+]
+
+
+@pytest.mark.parametrize("case", AVG_CASES, ids=[c[0] for c in AVG_CASES])
+def test_qlinear_avg_pool_bit_exact(case, server):
+    name, shape, kernel, stride, padding, include_pad, (xs, zx, ys, zy), unsigned = case
+    x = tensor(shape, name)
+    kw = dict(stride=stride, padding=padding, count_include_pad=include_pad, x_scale=xs, x_zero_point=zx,
+              y_scale=ys, y_zero_point=zy, unsigned=unsigned)
+    y, stats = ops.qlinear_avg_pool(x, kernel, config=UNIT, server=server, **kw)
+
+    def pair(v):
+        return (v, v) if isinstance(v, int) else v
+
+    want = golden.qlinear_avg_pool(x, pair(kernel), **dict(kw, stride=pair(stride), padding=pair(padding)))
+    np.testing.assert_array_equal(y, want)
+    assert stats.bit_exact
+    n, ho, wo, c = want.shape
+    kh, kw_ = pair(kernel)
+    chunks = -(-c // W)
+    assert stats.counters["busy"] == n * ho * wo * kh * kw_ * chunks
+    assert stats.ext_bytes_written == want.size
+    if name == "saturating":
+        assert np.mean((want == 127) | (want == -128)) > 0.5
+
+
 def test_bad_inputs():
     x = tensor((1, 4, 4, 8), "bad")
     with pytest.raises(ValueError, match=re.escape("table must have shape (256,), not (255,)")):
@@ -234,6 +271,9 @@ def test_bad_inputs():
         ops.qlinear_mul(x, 1e-30, 0, x, 1e-30, 0, 1e10, 0, config=UNIT)
     with pytest.raises(ValueError, match=re.escape("qlinear_mul of a tensor and a single value is not modelled")):
         ops.qlinear_mul(x, 1.0, 0, x[:1, :1, :1, :1], 1.0, 0, 1.0, 0, config=UNIT)
+    with pytest.raises(ValueError, match=re.escape("y_scale must lie in [2**-40, 2**40] on the element-wise unit, "
+                                                   "not 1.0000000200408773e+20")):
+        ops.qlinear_avg_pool(x, 2, x_scale=1.0, x_zero_point=0, y_scale=1e20, y_zero_point=0, config=UNIT)
     with pytest.raises(ValueError, match=re.escape("inputs[1] of shape (1, 4, 3, 8) differs from inputs[0] of shape "
                                                    "(1, 4, 4, 8) in more than the channels (the last axis)")):
         ops.qlinear_concat([x, x[:, :, :3]], [1.0, 1.0], [0, 0], 1.0, 0, config=UNIT)

@@ -47,7 +47,8 @@ from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "global_avg_pool", "max_pool2d", "noc_all_reduce",
-           "qadd_constants", "qlinear_add", "qlinear_concat", "qlinear_mul", "qlinear_table", "reciprocal", "relu"]
+           "qadd_constants", "qlinear_add", "qlinear_avg_pool", "qlinear_concat", "qlinear_mul", "qlinear_table",
+           "reciprocal", "relu"]
 
 
 def _check_config(config, sim, mesh=None):
@@ -356,6 +357,67 @@ def _table_params(config, table, out_c=0):
     params[:TABLE_ENTRIES] = np.asarray(table, np.int8).view(np.uint8)
     params[TABLE_WORDS * W:TABLE_WORDS * W + 4] = np.array([out_c], np.uint32).view(np.uint8)
     return params
+
+
+#: QAVGPOOL's scales lie in [2**-QAVG_SCALE_EXP, 2**QAVG_SCALE_EXP]: then no sum, quotient or
+#: result leaves the normal float32 range, whatever the 8-bit values and the window (≤ 2**16 values).
+QAVG_SCALE_EXP = 40
+
+
+def qlinear_avg_pool(x, kernel, *, stride=None, padding=0, count_include_pad=False, x_scale, x_zero_point,
+                     y_scale, y_zero_point, unsigned=False, sim="verilator", config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearAveragePool`` on the element-wise unit, bit for bit.
+
+    Per window the unit dequantizes each real tap (``xs·float(x - zx)``), adds it to a float32
+    sum tap by tap (rows, then columns), divides by ``float(count)`` and by ``ys``, adds the
+    output zero point and rounds half to even, every step one float32 rounding
+    (:mod:`tilelab.hdl.fpfma`; golden: :func:`tilelab.reference.golden.qlinear_avg_pool`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8 ``(N, H, W, C)``.
+    kernel, stride, padding
+        As in :func:`max_pool2d`.
+    count_include_pad : bool
+        Divide by the window size (else by the real values in the window).
+    x_scale, x_zero_point, y_scale, y_zero_point, unsigned
+        As in the golden function; the scales lie in ``[2**-40, 2**40]``.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, output rows are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8 ``(N, Ho, Wo, C)`` and the run's statistics.
+    """
+    config = _check_config(config, sim, mesh)
+    if not isinstance(count_include_pad, bool):
+        raise TypeError(f"count_include_pad must be a bool, not {count_include_pad!r}")
+    spec = PoolSpec.from_tensor(x, kernel, stride=stride, padding=padding)
+    want = golden.qlinear_avg_pool(x, (spec.kh, spec.kw), stride=spec.stride, padding=spec.padding,
+                                   count_include_pad=count_include_pad, x_scale=x_scale, x_zero_point=x_zero_point,
+                                   y_scale=y_scale, y_zero_point=y_zero_point, unsigned=unsigned)
+    for name, value in (("x_scale", x_scale), ("y_scale", y_scale)):
+        v = np.float32(value)
+        if not 2.0 ** -QAVG_SCALE_EXP <= v <= 2.0 ** QAVG_SCALE_EXP:
+            raise ValueError(f"{name} must lie in [2**-{QAVG_SCALE_EXP}, 2**{QAVG_SCALE_EXP}] on the element-wise "
+                             f"unit, not {float(v)!r}")
+    _tensor_limits(spec.n, spec.h, spec.w, spec.c)
+    _limit("kernel height", spec.kh, MAX_DIM)
+    _limit("kernel width", spec.kw, MAX_DIM)
+    _limit("window (kernel height · width)", spec.kh * spec.kw, MAX_WINDOW)
+    _limit("stride", max(spec.stride), MAX_STRIDE)
+    _limit("padding", max(spec.padding), MAX_PADDING)
+    off = 128 if unsigned else 0
+    params = np.zeros(PARAM_WORDS[EltwiseOp.QAVGPOOL] * config.ext_bytes, np.uint8)
+    params[:12] = np.array([x_scale, y_scale, y_zero_point + off], np.float32).view(np.uint8)
+    params[12] = np.int8(x_zero_point).view(np.uint8)
+    params[13] = int(count_include_pad)
+    fields = {"op": EltwiseOp.QAVGPOOL, "n": spec.n, "h": spec.h, "w": spec.w, "c": spec.c, "ho": spec.ho,
+              "wo": spec.wo, "kh": spec.kh, "kw": spec.kw, "sh": spec.stride[0], "sw": spec.stride[1],
+              "ph": spec.padding[0], "pw": spec.padding[1], "uint8": int(unsigned)}
+    return _run_single(fields, x, None, want, config, sim, params=params, mesh=mesh, server=server)
 
 
 def qlinear_concat(inputs, x_scales, x_zero_points, y_scale, y_zero_point, *, unsigned=False, sim="verilator",

@@ -27,6 +27,9 @@ Per-channel parameter table of one chunk (word ``k`` = W bytes, lane ``l`` = cha
   ``k``, IEEE float32 (:func:`qadd_params_layout`).
 - ``QMUL``: one word for every chunk (from ``params`` itself): bytes 0-3 the scale ``r`` (float32),
   4 ``a_zp``, 5 ``b_zp``, 6 ``y_zp`` (int8) (:func:`qmul_params_layout`).
+- ``QAVGPOOL``: one word for every chunk (from ``params`` itself): bytes 0-3 ``x_scale``, 4-7
+  ``y_scale``, 8-11 ``float(y_zp)`` (the raw zero point), all float32; byte 12 ``x_zp`` (int8),
+  byte 13 bit 0 ``count_include_pad`` (:func:`qavg_params_layout`).
 - ``BN_TERMS`` reads two tables per chunk: the chunk's statistics in the **statistics layout**
   below (:data:`STATS_WORDS` words from ``params + chunk · STATS_WORDS · W``: the all-reduce
   totals, as the collective plane writes them back) and its affine table
@@ -53,8 +56,8 @@ __all__ = ["ELTWISE_COUNTERS", "ELTWISE_STATUS", "AFFINE_WORDS", "DESC_BYTES", "
            "EltwiseOp", "EltwiseDesc", "EltwiseState", "MAX_BATCH", "MAX_CHANNELS", "MAX_DIM", "MAX_PADDING",
            "MAX_STRIDE", "MAX_WINDOW", "STATS_SPLIT_BITS", "STATS_WORDS", "TERMS_WORDS", "unpack_stats",
            "add_params_layout", "bn_apply_params_layout", "bn_terms_params_layout", "QLINEAR_OPS",
-           "SHARED_PARAMS", "TABLE_ENTRIES", "TABLE_WORDS", "qadd_params_layout", "qmul_params_layout",
-           "table_params_layout"]
+           "SHARED_PARAMS", "TABLE_ENTRIES", "TABLE_WORDS", "qadd_params_layout", "qavg_params_layout",
+           "qmul_params_layout", "table_params_layout"]
 
 #: Size of one descriptor slot in external memory.
 DESC_BYTES = 64
@@ -77,11 +80,12 @@ class EltwiseOp(enum.Enum, shape=4):
     TABLE = 8           #: a 256-entry int8 lookup table per element (onnxruntime's QLinearSigmoid / LeakyRelu)
     QADD = 9            #: onnxruntime's QLinearAdd: two float32 fused multiply-adds per element, rounded
     QMUL = 10           #: onnxruntime's QLinearMul: an integer product times a float32 scale, rounded
+    QAVGPOOL = 11       #: onnxruntime's QLinearAveragePool: float32 sums of dequantized values, two divisions
 
 
 #: Ops run by the unit's onnxruntime lanes (:class:`~tilelab.pe_models.eltwise.qlinear.QLinearLanes`, on
 #: a clock of their own that ticks only while one of them runs).
-QLINEAR_OPS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL)
+QLINEAR_OPS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL, EltwiseOp.QAVGPOOL)
 
 
 #: Words per channel chunk of the statistics layout (BN_STATS' output, BN_TERMS' first table): 4 of
@@ -94,9 +98,10 @@ STATS_SPLIT_BITS = 16
 #: Parameter words (W bytes each) read per channel chunk, by op (BN_TERMS: both of its tables).
 PARAM_WORDS = {op: 0 for op in EltwiseOp} | {EltwiseOp.ADD: 10, EltwiseOp.BN_APPLY: 16,
                                              EltwiseOp.BN_TERMS: STATS_WORDS + AFFINE_WORDS,
-                                             EltwiseOp.TABLE: 17, EltwiseOp.QADD: 1, EltwiseOp.QMUL: 1}
+                                             EltwiseOp.TABLE: 17, EltwiseOp.QADD: 1, EltwiseOp.QMUL: 1,
+                                             EltwiseOp.QAVGPOOL: 1}
 #: Ops whose parameter table is one table for every channel chunk (read from ``params`` for each).
-SHARED_PARAMS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL)
+SHARED_PARAMS = (EltwiseOp.TABLE, EltwiseOp.QADD, EltwiseOp.QMUL, EltwiseOp.QAVGPOOL)
 #: Entries of TABLE's lookup table (one per int8 value), and the words it takes (at W = 16; fewer are used at
 #: larger W). TABLE's parameter word TABLE_WORDS holds the output's pixel stride.
 TABLE_ENTRIES = 256
@@ -140,6 +145,13 @@ class EltwiseDesc(data.Struct):
     QLinearMul; the differences are the same on stored and raw values)::
 
         y = clamp(rint(float((a - a_zp) · (b - b_zp)) · r) + y_zp, -128, 127)
+
+    QAVGPOOL (onnxruntime's QLinearAveragePool) over each window, taps in the window's order::
+
+        s = 0;  s = s + x_scale · float(x - x_zp)          (each real tap: a product, a sum)
+        y = clamp(rint((s / float(count)) / y_scale + float(y_zp)) - 128·uint8, -128, 127)
+
+    with ``count`` the window size (``count_include_pad``) or its real taps.
 
     ``zero_point`` is the output zero point (ADD, RELU), ``a_zero_point``/``b_zero_point`` the
     inputs' (ADD); ``relu`` applies ``max(t, zero_point)`` (ADD); ``bn_shift`` is ``T`` of
@@ -229,6 +241,11 @@ def qmul_params_layout(width_bytes: int) -> data.StructLayout:
     return data.StructLayout({"r": 32, "a_zp": signed(8), "b_zp": signed(8), "y_zp": signed(8)})
 
 
+def qavg_params_layout(width_bytes: int) -> data.StructLayout:
+    """A ``QAVGPOOL``'s constants: the scales and the output zero point (float32 bits), ``x_zp``, the flag."""
+    return data.StructLayout({"x_scale": 32, "y_scale": 32, "y_zp": 32, "x_zp": signed(8), "include_pad": 1})
+
+
 def bn_terms_params_layout(width_bytes: int) -> data.StructLayout:
     """``BN_TERMS``' two tables of a chunk as read: the statistics layout (``sum`` = Σx,
     ``sq_low`` / ``sq_high`` = Σx² mod 2**16 / Σx² >> 16), then the affine table (``gamma``,
@@ -245,7 +262,7 @@ for _w in (16, 32, 64):
                          (EltwiseOp.BN_TERMS, bn_terms_params_layout)):
         assert _layout(_w).size == PARAM_WORDS[_op] * 8 * _w, (_op, _w)
     for _op, _layout in ((EltwiseOp.TABLE, table_params_layout), (EltwiseOp.QADD, qadd_params_layout),
-                         (EltwiseOp.QMUL, qmul_params_layout)):
+                         (EltwiseOp.QMUL, qmul_params_layout), (EltwiseOp.QAVGPOOL, qavg_params_layout)):
         assert _layout(_w).size <= PARAM_WORDS[_op] * 8 * _w, (_op, _w)
 
 

@@ -13,12 +13,9 @@ __all__ = ["RTL_MISSING", "OnnxStep"]
 
 #: Step ops of imported models that have no RTL implementation yet → what the hardware lacks.
 #: A hardware backend refuses them by name (they never silently run on numpy in a hardware run).
-#: ``qlinear_table``, ``qlinear_add``, ``qlinear_mul`` and ``qlinear_concat`` run on the element-wise
-#: unit (``ops.qlinear_table``, ``ops.qlinear_add``, ``ops.qlinear_mul``, ``ops.qlinear_concat``).
-RTL_MISSING = {
-    "qlinear_avg_pool": "float32 accumulation and division of dequantized values (onnxruntime's "
-                        "QLinearAveragePool; the element-wise unit's AVGPOOL averages integers)",
-}
+#: Every step of an imported model has its RTL now: ``qlinear_table``, ``qlinear_add``, ``qlinear_mul``,
+#: ``qlinear_concat`` and ``qlinear_avg_pool`` run on the element-wise unit (``tilelab.api.ops``).
+RTL_MISSING: dict[str, str] = {}
 
 
 @dataclass

@@ -11,9 +11,10 @@ from tilelab.hdl.formats.eltwise import (
     TABLE_WORDS,
     EltwiseOp,
     qadd_params_layout,
+    qavg_params_layout,
     qmul_params_layout,
 )
-from tilelab.hdl.fpfma import FloatRoundInt, IntFloatFma
+from tilelab.hdl.fpfma import FloatDivide, FloatRoundInt, IntFloatFma, small_uint_to_float
 from tilelab.hdl.fpscale import FloatScaleRound
 
 from .lanes import clamp8
@@ -43,6 +44,12 @@ class QLinearLanes(wiring.Component):
         onnxruntime's QLinearMul: ``p = (a - a_zp)·(b - b_zp)`` (an integer, exact in float32),
         ``rint(float32(p)·r)`` (:class:`~tilelab.hdl.fpscale.FloatScaleRound`, the tile's
         requantization), ``+ y_zp``, saturated (:func:`~tilelab.hdl.formats.eltwise.qmul_params_layout`).
+    QAVGPOOL
+        onnxruntime's QLinearAveragePool: per real tap ``s = s + fma(x - x_zp, x_scale, 0)`` (two
+        float32 roundings, on :class:`~tilelab.hdl.fpfma.IntFloatFma`), the real taps (or all of
+        them) counted; the window's result ``rint((s / float(count)) / y_scale + float(y_zp))`` on two
+        :class:`~tilelab.hdl.fpfma.FloatDivide` and an FMA (:func:`~tilelab.hdl.formats.eltwise.qavg_params_layout`).
+        The sum and the count of the taps before the last are registers; ``out`` adds the last.
 
     Parameters
     ----------
@@ -63,7 +70,9 @@ class QLinearLanes(wiring.Component):
     load_index : In(range(TABLE_WORDS + 1))
     load_data : In(8W)
     valid : In(1)
-        ``a`` and ``b`` are the next input words.
+        ``a`` and ``b`` are the next input words (or a padding tap, ``pad``).
+    pad, first : In(1)
+        QAVGPOOL: the word is a padding tap (not read); it is the window's first.
     a, b : In(8W)
         The input words (``b``: QADD's second input).
     out : Out(8W)
@@ -78,7 +87,7 @@ class QLinearLanes(wiring.Component):
         super().__init__({
             "op": In(EltwiseOp), "uint8": In(1), "scalar_b": In(1),
             "load": In(1), "load_index": In(range(TABLE_WORDS + 1)), "load_data": In(8 * W),
-            "valid": In(1), "a": In(8 * W), "b": In(8 * W), "out": Out(8 * W),
+            "valid": In(1), "pad": In(1), "first": In(1), "a": In(8 * W), "b": In(8 * W), "out": Out(8 * W),
         })
 
     def elaborate(self, platform):
@@ -97,8 +106,12 @@ class QLinearLanes(wiring.Component):
                         m.d.sync += params[w * WB:(w + 1) * WB].eq(self.load_data)
         a = Signal(WB)
         b = Signal(WB)
+        pad = Signal()
+        first = Signal()
+        pending = Signal()      # a, pad and first are a tap that the sums do not hold yet
+        m.d.sync += pending.eq(self.valid)
         with m.If(self.valid):
-            m.d.sync += [a.eq(self.a), b.eq(self.b)]
+            m.d.sync += [a.eq(self.a), b.eq(self.b), pad.eq(self.pad), first.eq(self.first)]
 
         entries = data.ArrayLayout(signed(8), TABLE_ENTRIES)(params[:8 * TABLE_ENTRIES])
         qadd_layout = qadd_params_layout(W)
@@ -108,6 +121,15 @@ class QLinearLanes(wiring.Component):
         a_bytes = data.ArrayLayout(signed(8), W)(a)
         b_bytes = data.ArrayLayout(signed(8), W)(b)
         offset = Mux(uint8, 128, 0)
+        qavg_layout = qavg_params_layout(W)
+        qavg = qavg_layout(params[:qavg_layout.size])
+        # QAVGPOOL's tap count (the same in every lane), with the registered tap
+        count = Signal(17)
+        count_now = Signal(17)
+        m.d.comb += count_now.eq(Mux(first, 0, count) + (qavg.include_pad | ~pad))
+        with m.If(pending):
+            m.d.sync += count.eq(count_now)
+        count_f = small_uint_to_float(m, count_now, "qavg_count")
         out_bytes = []
         for lane in range(W):
             byte = Signal(8, name=f"q_out_{lane}")
@@ -130,7 +152,29 @@ class QLinearLanes(wiring.Component):
             m.submodules[f"scale_{lane}"] = scale
             m.d.comb += [scale.value.eq((a_bytes[lane] - qmul.a_zp) * (b_bytes[lane] - qmul.b_zp)),
                          scale.scale.eq(qmul.r)]
+            # QAVGPOOL: dequantize, add to the window's float32 sum, divide twice, add the zero point
+            deq, add, by_count, by_scale, plus_zp = (IntFloatFma(10), IntFloatFma(2), FloatDivide(), FloatDivide(),
+                                                     IntFloatFma(2))
+            avg_round = FloatRoundInt(12)
+            for part, unit in (("deq", deq), ("add", add), ("div_count", by_count), ("div_scale", by_scale),
+                               ("zp", plus_zp), ("avg_round", avg_round)):
+                m.submodules[f"qavg_{part}_{lane}"] = unit
+            acc = Signal(32, name=f"qavg_sum_{lane}")
+            acc_now = Signal(32, name=f"qavg_sum_now_{lane}")
+            m.d.comb += [
+                deq.x.eq(a_bytes[lane] - qavg.x_zp), deq.y.eq(qavg.x_scale), deq.z.eq(0),
+                add.x.eq(1), add.y.eq(deq.result), add.z.eq(Mux(first, 0, acc)),
+                acc_now.eq(Mux(pad, Mux(first, 0, acc), add.result)),
+                by_count.a.eq(acc_now), by_count.b.eq(count_f),
+                by_scale.a.eq(by_count.result), by_scale.b.eq(qavg.y_scale),
+                plus_zp.x.eq(1), plus_zp.y.eq(by_scale.result), plus_zp.z.eq(qavg.y_zp),
+                avg_round.value.eq(plus_zp.result),
+            ]
+            with m.If(pending):
+                m.d.sync += acc.eq(acc_now)
             with m.Switch(op):
+                with m.Case(EltwiseOp.QAVGPOOL):
+                    m.d.comb += byte.eq(clamp8(avg_round.result - offset))
                 with m.Case(EltwiseOp.QMUL):
                     m.d.comb += byte.eq(clamp8(scale.result + qmul.y_zp))
                 with m.Case(EltwiseOp.TABLE):

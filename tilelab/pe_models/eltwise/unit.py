@@ -264,8 +264,8 @@ class EltwiseUnit(wiring.Component):
         m.d.comb += [qlanes.op.eq(d.op), qlanes.uint8.eq(d.uint8), qlanes.scalar_b.eq(d.scalar_b),
                      qlanes.load.eq(ret_kind == _RET_PARAM), qlanes.load_index.eq(ret_idx),
                      qlanes.load_data.eq(ext.ra_data), qlanes.valid.eq(data_in), qlanes.a.eq(ext.ra_data),
-                     qlanes.b.eq(ext.rb_data)]
-        with m.If(data_in & is_q):
+                     qlanes.b.eq(ext.rb_data), qlanes.pad.eq(ret_pad), qlanes.first.eq(ret_first)]
+        with m.If(data_in & ret_last & is_q):
             m.d.sync += [q_pending.eq(1), q_addr.eq(ret_addr), q_nbytes.eq(ret_nvalid)]
         with m.If(q_pending):
             m.d.sync += [wr_valid.eq(1), wr_addr.eq(q_addr), wr_data.eq(qlanes.out), wr_nbytes.eq(q_nbytes)]

@@ -32,9 +32,8 @@ What each op computes, and what the RTL needs
     to even, ``+ zc``, saturate. RTL: the element-wise unit's QMUL (``ops.qlinear_mul``).
 ``QLinearAveragePool`` (:func:`qlinear_avg_pool`)
     float: every input dequantized (``xs·float(x - zx)``), summed in float32 tap by tap (rows,
-    then columns), divided by ``float(count)``, then ``rint(y / ys + zy)`` saturated. RTL:
-    needs float32 accumulation; the element-wise unit's integer average does not round the
-    same way; missing.
+    then columns), divided by ``float(count)``, then ``rint(y / ys + zy)`` saturated. RTL: the
+    element-wise unit's QAVGPOOL (``ops.qlinear_avg_pool``).
 ``QLinearSigmoid``, ``QLinearLeakyRelu`` (:func:`qlinear_sigmoid_table`, :func:`qlinear_leaky_relu_table`)
     a 256-entry table (``QlinearBuildLookupTable``): each 8-bit value dequantized
     (``xs·float(x - zx)``), the float function applied (sigmoid: MLAS's rational polynomial with
