@@ -79,6 +79,30 @@ def test_residual_add_and_relu_split_pixels():
     assert stats.counters["elt.ext_bytes_written"] == a.size
 
 
+def test_onnxruntime_kernels_split_pixels():
+    """TABLE, QADD (two tensors and one value), QMUL and QAVGPOOL on the nodes' element-wise units (their gated
+    lanes)."""
+    a, b = _x((2, 5, 5, 24), seed=8), _x((2, 5, 5, 24), seed=9)
+    table = _x(256, seed=10)
+    y, stats = ops.qlinear_table(a, table, mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.apply_table(a, table)) and stats.noc_flits == 0
+    args = (0.0213, -3, 0.0478, 5, 0.0561, -9)
+    for rhs in (b, np.full((1, 1, 1, 1), 17, np.int8)):
+        y, stats = ops.qlinear_add(a, *args[:2], rhs, *args[2:], unsigned=True, mesh=MESH)
+        assert stats.bit_exact and np.array_equal(y, golden.qlinear_add(a, *args[:2], rhs, *args[2:], unsigned=True))
+    y, stats = ops.qlinear_mul(a, *args[:2], b, *args[2:], mesh=MESH)
+    assert stats.bit_exact and np.array_equal(y, golden.qlinear_mul(a, *args[:2], b, *args[2:]))
+    assert stats.counters["elt.ext_bytes_written"] == a.size
+    # QLinearAveragePool splits output rows like the other pooling ops, halo rows over the NoC
+    x = _x((2, 8, 8, 16), seed=11)
+    kw = dict(stride=1, padding=1, count_include_pad=False, x_scale=0.0371, x_zero_point=-3, y_scale=0.0213,
+              y_zero_point=5)
+    y, stats = ops.qlinear_avg_pool(x, 3, mesh=MESH, **kw)
+    want = golden.qlinear_avg_pool(x, (3, 3), **dict(kw, stride=(1, 1), padding=(1, 1)))
+    assert stats.bit_exact and np.array_equal(y, want) and stats.halo_bytes > 0
+    _check_traffic(stats)
+
+
 def test_more_nodes_than_output_rows():
     """Nodes without output rows stay idle (no ELT), the rest still produce the exact result."""
     x = _x((1, 4, 4, 16), seed=7)

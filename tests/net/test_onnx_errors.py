@@ -20,6 +20,7 @@ from tilelab.cli import main as cli  # noqa: E402
 from tilelab.net.backends import ExecutionError, TileBackend  # noqa: E402
 from tilelab.net.onnx import OnnxError, load_onnx  # noqa: E402
 from tilelab.net.onnx.importer import SUPPORTED_OPS  # noqa: E402
+from tilelab.net.onnx.steps import RTL_MISSING  # noqa: E402
 
 SUPPORTED = ", ".join(SUPPORTED_OPS)
 
@@ -95,20 +96,19 @@ def test_asymmetric_pads_and_weight_zero_points(tmp_path):
             _qlinear_conv(tmp_path, ws=2e-38))
 
 
-def test_tile_backend_refuses_steps_the_rtl_lacks(tmp_path):
+def test_tile_backend_refuses_steps_the_rtl_lacks(tmp_path, monkeypatch):
     m = load_onnx(quantize(branches("branches-rtl"), tmp_path))
     backend = TileBackend(TILE)
-    lacking = [s for s in m.steps if s.op in ("qlinear_table", "qlinear_mul", "qlinear_concat", "qlinear_avg_pool")]
-    assert len(lacking) == 4
+    onnx_ops = [s for s in m.steps if s.op in ("qlinear_table", "qlinear_mul", "qlinear_concat", "qlinear_avg_pool")]
+    assert len(onnx_ops) == 4
+    backend.check(m.steps)      # every step has its RTL now
+    # a step in RTL_MISSING is refused by name, before any simulation
+    monkeypatch.setitem(RTL_MISSING, "qlinear_avg_pool", "float32 average pooling")
     with pytest.raises(ExecutionError) as info:
-        backend.check([s for s in m.steps if s.op == "qlinear_table"])
+        backend.check(m.steps)
     assert str(info.value) == (
-        "step 'Sigmoid_2' (op 'qlinear_table'): the RTL has no 256-entry lookup table mode (onnxruntime's "
-        "QLinearSigmoid / QLinearLeakyRelu) in the element-wise unit yet; the golden backend (--sim golden) runs it "
-        "without hardware")
-    with pytest.raises(ExecutionError) as info:
-        backend.check([s for s in m.steps if s.op == "qlinear_mul"])
-    assert str(info.value).startswith("step 'Mul_3' (op 'qlinear_mul'): the RTL has no float32 multiply per element")
+        "step 'AveragePool_6' (op 'qlinear_avg_pool'): the RTL has no float32 average pooling yet; the golden "
+        "backend (--sim golden) runs it without hardware")
     convs = [s for s in m.steps if s.op == "conv2d"]
     if "scale" not in {f.name for f in dataclasses.fields(Requant)}:     # until the pack stage's float mode lands
         with pytest.raises(ExecutionError) as info:
@@ -141,7 +141,7 @@ def test_cli_run_golden_with_input_and_save(cnn_path, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y2.npy"), session(cnn_path).run(None, {"x": m.random_input()})[0])
 
 
-def test_cli_bad_onnx_input(cnn_path, tmp_path):
+def test_cli_bad_onnx_input(cnn_path, tmp_path, monkeypatch):
     runner = CliRunner()
     np.save(tmp_path / "bad.npy", np.zeros((1, 3, 8, 8), np.float32))
     r = runner.invoke(cli, ["run", str(cnn_path), "--sim", "golden", "--input", str(tmp_path / "bad.npy")])
@@ -154,9 +154,10 @@ def test_cli_bad_onnx_input(cnn_path, tmp_path):
     assert r.exit_code == 2 and "cannot read ONNX model" in r.output
     r = runner.invoke(cli, ["run", "resnet18", "--save", str(tmp_path / "y.npy")])
     assert r.exit_code == 2 and "--input, --save and --sim golden are for ONNX models" in r.output
-    # on the hardware: refused before any simulation (the element-wise unit has no QLinearAdd yet)
+    # on the hardware: a step the RTL lacks is refused before any simulation
+    monkeypatch.setitem(RTL_MISSING, "qlinear_add", "float32 residual add")
     r = runner.invoke(cli, ["run", str(cnn_path), "--sim", "amaranth", "--out", str(tmp_path / "hw"),
                             "--tile", "rows=4,cols=4"])
     assert r.exit_code == 1
-    assert "the RTL has no" in r.output or "float requantization" in r.output
+    assert "(op 'qlinear_add'): the RTL has no float32 residual add yet" in r.output
     assert not (tmp_path / "hw").exists()

@@ -34,6 +34,8 @@ from tilelab.hdl.formats.eltwise import (
     MAX_WINDOW,
     PARAM_WORDS,
     STATS_WORDS,
+    TABLE_ENTRIES,
+    TABLE_WORDS,
     TERMS_WORDS,
     EltwiseOp,
     unpack_stats,
@@ -45,6 +47,7 @@ from tilelab.reference.layers import PoolSpec
 from tilelab.sim import BACKENDS
 
 __all__ = ["add_requant", "avg_pool2d", "batch_norm_train", "global_avg_pool", "max_pool2d", "noc_all_reduce",
+           "qadd_constants", "qlinear_add", "qlinear_avg_pool", "qlinear_concat", "qlinear_mul", "qlinear_table",
            "reciprocal", "relu"]
 
 
@@ -311,6 +314,317 @@ def relu(x, *, zero_point=0, sim="verilator", config=None, mesh=None, server=Non
     _limit("C", channels, MAX_CHANNELS)
     fields = {"op": EltwiseOp.RELU, **tensor_desc(1, rows, 1, channels), "zero_point": zero_point}
     return _run_single(fields, rx, None, want, config, sim, mesh=mesh, server=server)
+
+
+def qlinear_table(x, table, *, sim="verilator", config=None, mesh=None, server=None):
+    """A 256-entry int8 lookup table applied to every element, on the element-wise unit.
+
+    onnxruntime's table ops (``QLinearSigmoid``, ``QLinearLeakyRelu``, a requantizing input of
+    ``QLinearConcat``: :func:`tilelab.reference.golden.qlinear_table` builds their tables) and any
+    other unary int8 → int8 function. The unit reads the table once per channel chunk and looks
+    every value up in it, W values a cycle (golden: :func:`tilelab.reference.golden.apply_table`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8, any shape (channels last).
+    table : numpy.ndarray
+        int8 ``(256,)``: ``table[v + 128]`` is the output for the input ``v``.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the shape of ``x``, and the run's statistics.
+    """
+    config = _check_config(config, sim, mesh)
+    want = golden.apply_table(x, table)
+    _check_nonempty(x)
+    rx = _rows(x)
+    rows, channels = rx.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    fields = {"op": EltwiseOp.TABLE, **tensor_desc(1, rows, 1, channels)}
+    return _run_single(fields, rx, None, want, config, sim, params=_table_params(config, table), mesh=mesh,
+                       server=server)
+
+
+def _table_params(config, table, out_c=0):
+    """TABLE's parameter words: the 256 entries, then the output's bytes per pixel (0: the input's)."""
+    W = config.ext_bytes
+    params = np.zeros(PARAM_WORDS[EltwiseOp.TABLE] * W, np.uint8)
+    params[:TABLE_ENTRIES] = np.asarray(table, np.int8).view(np.uint8)
+    params[TABLE_WORDS * W:TABLE_WORDS * W + 4] = np.array([out_c], np.uint32).view(np.uint8)
+    return params
+
+
+#: QAVGPOOL's scales lie in [2**-QAVG_SCALE_EXP, 2**QAVG_SCALE_EXP]: then no sum, quotient or
+#: result leaves the normal float32 range, whatever the 8-bit values and the window (≤ 2**16 values).
+QAVG_SCALE_EXP = 40
+
+
+def qlinear_avg_pool(x, kernel, *, stride=None, padding=0, count_include_pad=False, x_scale, x_zero_point,
+                     y_scale, y_zero_point, unsigned=False, sim="verilator", config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearAveragePool`` on the element-wise unit, bit for bit.
+
+    Per window the unit dequantizes each real tap (``xs·float(x - zx)``), adds it to a float32
+    sum tap by tap (rows, then columns), divides by ``float(count)`` and by ``ys``, adds the
+    output zero point and rounds half to even, every step one float32 rounding
+    (:mod:`tilelab.hdl.fpfma`; golden: :func:`tilelab.reference.golden.qlinear_avg_pool`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        int8 ``(N, H, W, C)``.
+    kernel, stride, padding
+        As in :func:`max_pool2d`.
+    count_include_pad : bool
+        Divide by the window size (else by the real values in the window).
+    x_scale, x_zero_point, y_scale, y_zero_point, unsigned
+        As in the golden function; the scales lie in ``[2**-40, 2**40]``.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, output rows are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8 ``(N, Ho, Wo, C)`` and the run's statistics.
+    """
+    config = _check_config(config, sim, mesh)
+    if not isinstance(count_include_pad, bool):
+        raise TypeError(f"count_include_pad must be a bool, not {count_include_pad!r}")
+    spec = PoolSpec.from_tensor(x, kernel, stride=stride, padding=padding)
+    want = golden.qlinear_avg_pool(x, (spec.kh, spec.kw), stride=spec.stride, padding=spec.padding,
+                                   count_include_pad=count_include_pad, x_scale=x_scale, x_zero_point=x_zero_point,
+                                   y_scale=y_scale, y_zero_point=y_zero_point, unsigned=unsigned)
+    for name, value in (("x_scale", x_scale), ("y_scale", y_scale)):
+        v = np.float32(value)
+        if not 2.0 ** -QAVG_SCALE_EXP <= v <= 2.0 ** QAVG_SCALE_EXP:
+            raise ValueError(f"{name} must lie in [2**-{QAVG_SCALE_EXP}, 2**{QAVG_SCALE_EXP}] on the element-wise "
+                             f"unit, not {float(v)!r}")
+    _tensor_limits(spec.n, spec.h, spec.w, spec.c)
+    _limit("kernel height", spec.kh, MAX_DIM)
+    _limit("kernel width", spec.kw, MAX_DIM)
+    _limit("window (kernel height · width)", spec.kh * spec.kw, MAX_WINDOW)
+    _limit("stride", max(spec.stride), MAX_STRIDE)
+    _limit("padding", max(spec.padding), MAX_PADDING)
+    off = 128 if unsigned else 0
+    params = np.zeros(PARAM_WORDS[EltwiseOp.QAVGPOOL] * config.ext_bytes, np.uint8)
+    params[:12] = np.array([x_scale, y_scale, y_zero_point + off], np.float32).view(np.uint8)
+    params[12] = np.int8(x_zero_point).view(np.uint8)
+    params[13] = int(count_include_pad)
+    fields = {"op": EltwiseOp.QAVGPOOL, "n": spec.n, "h": spec.h, "w": spec.w, "c": spec.c, "ho": spec.ho,
+              "wo": spec.wo, "kh": spec.kh, "kw": spec.kw, "sh": spec.stride[0], "sw": spec.stride[1],
+              "ph": spec.padding[0], "pw": spec.padding[1], "uint8": int(unsigned)}
+    return _run_single(fields, x, None, want, config, sim, params=params, mesh=mesh, server=server)
+
+
+def qlinear_concat(inputs, x_scales, x_zero_points, y_scale, y_zero_point, *, unsigned=False, sim="verilator",
+                   config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearConcat`` along the channels, on the element-wise unit.
+
+    One TABLE descriptor per input writes its channel slice of the output (the table's output
+    stride is the output's channel count): the identity table for an input whose scale and zero
+    point equal the output's (a copy), else onnxruntime's requantization table of the identity
+    (:func:`tilelab.reference.golden.qlinear_table`). Golden:
+    :func:`tilelab.reference.golden.qlinear_concat`.
+
+    Parameters
+    ----------
+    inputs : sequence of numpy.ndarray
+        int8, the same shape but for the last axis (channels).
+    x_scales, x_zero_points, y_scale, y_zero_point, unsigned
+        As in :func:`tilelab.reference.golden.qlinear_concat`.
+    sim, config, server
+        As in :func:`max_pool2d`.
+    mesh : MeshConfig, optional
+        Not supported: a :class:`~tilelab.compile.mesh.MeshError` before any simulation.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the concatenation's shape, and the run's statistics.
+    """
+    if mesh is not None:
+        from tilelab.compile.mesh import MeshError
+
+        raise MeshError("QLinearConcat does not run sharded over a mesh (one unit runs it)")
+    config = _check_config(config, sim)
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError("inputs must hold at least one tensor")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim < 1:
+            raise TypeError(f"inputs[{i}] must be an int8 numpy array with a channel axis, not "
+                            f"{getattr(x, 'dtype', type(x).__name__)} of shape {getattr(x, 'shape', None)!r}")
+        if x.shape[:-1] != inputs[0].shape[:-1]:
+            raise ValueError(f"inputs[{i}] of shape {x.shape!r} differs from inputs[0] of shape "
+                             f"{inputs[0].shape!r} in more than the channels (the last axis)")
+    want = golden.qlinear_concat(inputs, x_scales, x_zero_points, y_scale, y_zero_point, unsigned=unsigned)
+    _check_nonempty(want)
+    out_c = want.shape[-1]
+    rows = want.size // out_c
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", out_c, MAX_CHANNELS)
+    img = EltwiseImage(config, len(inputs))
+    sources = [img.alloc(_rows(x)) for x in inputs]
+    dst = img.alloc(want.size)
+    c0 = 0
+    for x, src, s, z in zip(inputs, sources, x_scales, x_zero_points, strict=True):
+        c = x.shape[-1] if x.ndim else 1
+        if np.float32(s) == np.float32(y_scale) and int(z) == int(y_zero_point):
+            table = np.arange(-128, 128).astype(np.int8)          # a copy
+        else:
+            table = golden.qlinear_table(lambda v: v, s, z, y_scale, y_zero_point, unsigned=unsigned)
+        img.desc(op=EltwiseOp.TABLE, **tensor_desc(1, rows, 1, c), src_a=src, dst=dst + c0,
+                 params=img.alloc(_table_params(config, table, out_c)))
+        c0 += c
+    out, run = _run_program(img.build(), dst, want.size, config, sim, server)
+    y = out.view(np.int8).reshape(want.shape).copy()
+    return y, LayerStats.from_run(run, bit_exact=_exact(y, want))
+
+
+#: Largest magnitude of QADD's float32 constants: far from overflow, whatever the 8-bit values.
+QADD_MAX_CONSTANT = 2.0 ** 100
+
+
+def _qadd_constant(name, value, *, zero_ok=False):
+    v = np.float32(value)
+    tiny = np.finfo(np.float32).tiny
+    ok = np.isfinite(v) and abs(v) <= QADD_MAX_CONSTANT and (abs(v) >= tiny or (zero_ok and v == 0))
+    if not ok:
+        what = "finite float32" if zero_ok else "normal float32"
+        raise ValueError(f"{name} = {float(v)!r} must be a {what} of magnitude at most 2**100 on the element-wise "
+                         f"unit")
+    return v
+
+
+def qadd_constants(a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, *, unsigned=False,
+                   b_value=None):
+    """QADD's per-layer float32 constants ``(ra, rb, k)`` as MLAS computes them.
+
+    ``ra = as / ys``, ``rb = bs / ys``, ``k = float(zy) - fma(ra, float(za), rb·float(zb))`` on the
+    raw zero points; with one value ``b`` (``b_value``, stored int8) its term joins the constant
+    as MLAS's scalar kernel adds it: ``k + rb·float(b)`` (two roundings), and ``rb`` becomes 0.
+    The arguments are those of :func:`tilelab.reference.golden.qlinear_add` (checked there).
+
+    Returns
+    -------
+    (numpy.float32, numpy.float32, numpy.float32)
+
+    Raises
+    ------
+    ValueError
+        A constant the unit cannot take (not normal, or beyond 2**100 in magnitude), naming it.
+    """
+    off = 128 if unsigned else 0
+    f32 = np.float32
+    ra = _qadd_constant("a_scale / y_scale", f32(a_scale) / f32(y_scale))
+    rb = _qadd_constant("b_scale / y_scale", f32(b_scale) / f32(y_scale))
+    k = f32(y_zero_point + off) - golden.fma_f32(ra, f32(a_zero_point + off), rb * f32(b_zero_point + off))
+    if b_value is not None:
+        k, rb = k + f32(int(b_value) + off) * rb, f32(0)
+    return ra, rb, _qadd_constant("the constant term k", k, zero_ok=True)
+
+
+def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, unsigned=False,
+                sim="verilator", config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearAdd`` on the element-wise unit, bit for bit.
+
+    The unit computes MLAS's AVX2 kernel per element in float32 with fused multiply-adds and no
+    floating-point unit (:class:`~tilelab.hdl.fpfma.IntFloatFma`): on the raw 8-bit values
+    ``t = fma(a, ra, fma(b, rb, k))``, then ``rint(t)`` saturated (golden:
+    :func:`tilelab.reference.golden.qlinear_add`); the host computes the layer's constants
+    (:func:`qadd_constants`). A ``b`` that broadcasts to ``a`` (a constant per channel, say) is
+    streamed at ``a``'s shape, as onnxruntime runs it; a single value ``b`` (or ``a``) is MLAS's
+    scalar kernel: its term is folded into ``k`` and the unit reads one input.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        int8 storage, channels last; ``b`` broadcasts to ``a`` (or ``a`` is one value).
+    a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, unsigned
+        As in :func:`tilelab.reference.golden.qlinear_add`.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the broadcast shape, and the run's statistics.
+    """
+    config = _check_config(config, sim, mesh)
+    with np.errstate(over="ignore", invalid="ignore"):   # constants out of range are refused below
+        want = golden.qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
+                                  unsigned=unsigned)
+    if a.size == 1 and b.size != 1:     # MLAS swaps the operands: the tensor is the one streamed
+        a, b = b, a
+        a_scale, a_zero_point, b_scale, b_zero_point = b_scale, b_zero_point, a_scale, a_zero_point
+    scalar = b.size == 1 and a.size != 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        ra, rb, k = qadd_constants(a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point,
+                                   unsigned=unsigned, b_value=int(b.reshape(-1)[0]) if scalar else None)
+    a = np.broadcast_to(a, want.shape)
+    rows_a = _rows(np.ascontiguousarray(a))
+    rows, channels = rows_a.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    rows_b = None if scalar else _rows(np.ascontiguousarray(np.broadcast_to(b, want.shape)))
+    params = np.zeros(PARAM_WORDS[EltwiseOp.QADD] * config.ext_bytes, np.uint8)
+    params[:12] = np.array([ra, rb, k], np.float32).view(np.uint8)
+    fields = {"op": EltwiseOp.QADD, **tensor_desc(1, rows, 1, channels), "uint8": int(unsigned),
+              "scalar_b": int(scalar)}
+    return _run_single(fields, rows_a, rows_b, want, config, sim, params=params, mesh=mesh, server=server)
+
+
+def qlinear_mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, unsigned=False,
+                sim="verilator", config=None, mesh=None, server=None):
+    """onnxruntime's ``QLinearMul`` of two tensors on the element-wise unit, bit for bit.
+
+    Per element the unit multiplies the centred values ``(a - za)·(b - zb)`` (an integer, exact
+    in float32), scales it by ``r = (as·bs) / ys`` and rounds half to even exactly as the compute
+    tile's float requantization does (:class:`~tilelab.hdl.fpscale.FloatScaleRound`), adds ``zy``
+    and saturates (golden: :func:`tilelab.reference.golden.qlinear_mul`). The host computes ``r``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        int8 storage, channels last; ``b`` broadcasts to ``a`` (not a single value: MLAS has another
+        kernel for that).
+    a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, unsigned
+        As in :func:`tilelab.reference.golden.qlinear_mul`.
+    sim, config, mesh, server
+        As in :func:`max_pool2d` (on a mesh, the pixels are split over the nodes).
+
+    Returns
+    -------
+    (numpy.ndarray, LayerStats)
+        int8, the shape of ``a``, and the run's statistics.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (the golden's checks), or a scale ``r`` that is not a positive normal float32.
+    """
+    config = _check_config(config, sim, mesh)
+    with np.errstate(over="ignore", under="ignore"):    # a scale out of range is refused below
+        want = golden.qlinear_mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
+                                  unsigned=unsigned)
+        r = (np.float32(a_scale) * np.float32(b_scale)) / np.float32(y_scale)
+    if not (np.isfinite(r) and r >= np.finfo(np.float32).tiny):
+        raise ValueError(f"(a_scale · b_scale) / y_scale = {float(r)!r} must be a positive normal float32 on the "
+                         f"element-wise unit")
+    rows_a = _rows(np.ascontiguousarray(np.broadcast_to(a, want.shape)))
+    rows, channels = rows_a.shape
+    _limit("rows (elements / channels)", rows, MAX_DIM)
+    _limit("C", channels, MAX_CHANNELS)
+    rows_b = _rows(np.ascontiguousarray(np.broadcast_to(b, want.shape)))
+    params = np.zeros(PARAM_WORDS[EltwiseOp.QMUL] * config.ext_bytes, np.uint8)
+    params[:4] = np.array([r], np.float32).view(np.uint8)
+    params[4:7] = np.array([a_zero_point, b_zero_point, y_zero_point], np.int8).view(np.uint8)
+    fields = {"op": EltwiseOp.QMUL, **tensor_desc(1, rows, 1, channels)}
+    return _run_single(fields, rows_a, rows_b, want, config, sim, params=params, mesh=mesh, server=server)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,14 +6,15 @@ Every tile node of a mesh built with ``eltwise=True`` has an element-wise unit
 descriptor of the node's data mover. :func:`compile_eltwise_mesh` splits one op (the full
 descriptor fields that :mod:`tilelab.api.ops` builds for a single unit) over the nodes:
 
-``height`` (max / average pooling)
+``height`` (max / average pooling, onnxruntime's QAVGPOOL)
     Output rows of every image in ``T`` near-equal ranges. Node ``t`` holds input rows
     ``[t·H/T, (t+1)·H/T)`` of every image at the start; the rows of its windows that other nodes
     hold (its halo) are PUT into its memory by their owners over the NoC before its unit starts, so
     each unit pools from its own node memory only. Its descriptors (one per image) see the local
     rows with the top padding that is left after the halo; the bottom padding follows from ``ho``.
-``rows`` (residual add, ReLU)
-    The ``N·H·W`` pixels in ``T`` near-equal ranges; no data moves between nodes.
+``rows`` (residual add, ReLU, and onnxruntime's TABLE / QADD / QMUL)
+    The ``N·H·W`` pixels in ``T`` near-equal ranges; no data moves between nodes (every node gets
+    its own copy of the op's parameter table).
 ``channels`` (global average pooling)
     Channels in ``T`` near-equal slices; node ``t`` holds its slice of every pixel.
 
@@ -45,7 +46,8 @@ __all__ = ["BatchNormMeshProgram", "EltwiseMeshProgram", "compile_batch_norm_mes
 
 #: How each op is split over a mesh.
 _SHARD = {EltwiseOp.MAXPOOL: "height", EltwiseOp.AVGPOOL: "height", EltwiseOp.ADD: "rows",
-          EltwiseOp.RELU: "rows", EltwiseOp.GLOBAL_AVGPOOL: "channels"}
+          EltwiseOp.RELU: "rows", EltwiseOp.GLOBAL_AVGPOOL: "channels", EltwiseOp.TABLE: "rows",
+          EltwiseOp.QADD: "rows", EltwiseOp.QMUL: "rows", EltwiseOp.QAVGPOOL: "height"}
 #: Semaphore the halo PUTs count on.
 SEM_HALO = 0
 
@@ -196,8 +198,11 @@ def compile_eltwise_mesh(fields: dict, a: np.ndarray, b: np.ndarray | None, para
                 expect[key] += 1
                 halo_in[key] += n * (s1 - s0) * rb
             for img in range(n):
-                descs[key].append(dict(fields, n=1, h=hi - lo, ho=r1 - r0, ph=max(0, -top),
-                                       src_a=("a", (img * h + lo) * rb), dst=("out", (img * ho + r0) * orb)))
+                d = dict(fields, n=1, h=hi - lo, ho=r1 - r0, ph=max(0, -top), src_a=("a", (img * h + lo) * rb),
+                         dst=("out", (img * ho + r0) * orb))
+                if params is not None:
+                    d["params"] = ("params", 0)
+                descs[key].append(d)
                 pieces[key].append(("out", (img * ho + r0) * orb, (r1 - r0, wo, c), (img, slice(r0, r1))))
     elif shard == "rows":
         rows = h                            # the ops describe (1, rows, 1, C)

@@ -27,7 +27,9 @@ __all__ = ["Backend", "ExecutionError", "MeshBackend", "OPS_STEPS", "ReferenceBa
 
 #: Steps that run on the element-wise / pooling unit, and the :mod:`tilelab.api.ops` function of each.
 OPS_STEPS = {"max_pool": ops.max_pool2d, "avg_pool": ops.avg_pool2d, "global_avg_pool": ops.global_avg_pool,
-             "add": ops.add_requant, "relu": ops.relu}
+             "add": ops.add_requant, "relu": ops.relu, "qlinear_table": ops.qlinear_table,
+             "qlinear_add": ops.qlinear_add, "qlinear_mul": ops.qlinear_mul, "qlinear_concat": ops.qlinear_concat,
+             "qlinear_avg_pool": ops.qlinear_avg_pool}
 #: Steps that run on the MAC array.
 MATRIX_STEPS = ("conv2d", "linear")
 
@@ -179,6 +181,21 @@ class TileBackend(Backend):
             return fn(inputs[0], **where)
         if step.op == "relu":
             return fn(inputs[0], zero_point=step.zero_point, **where)
+        if step.op == "qlinear_table":        # an imported model's step (net.onnx.OnnxStep)
+            return fn(inputs[0], step.params["table"], **where)
+        if step.op == "qlinear_avg_pool":
+            p = step.params
+            return fn(inputs[0], p["kernel"], stride=p["stride"], padding=p["padding"],
+                      count_include_pad=p["count_include_pad"], x_scale=p["x_scale"], x_zero_point=p["x_zp"],
+                      y_scale=p["y_scale"], y_zero_point=p["y_zp"], unsigned=p["unsigned"], **where)
+        if step.op == "qlinear_concat":
+            p = step.params
+            return fn(inputs, p["x_scales"], p["x_zps"], p["y_scale"], p["y_zp"], unsigned=p["unsigned"], **where)
+        if step.op in ("qlinear_add", "qlinear_mul"):
+            p = step.params
+            b = p["b_const"] if "b_const" in p else inputs[1]
+            return fn(inputs[0], p["a_scale"], p["a_zp"], b, p["b_scale"], p["b_zp"], p["y_scale"], p["y_zp"],
+                      unsigned=p["unsigned"], **where)
         return fn(inputs[0], inputs[1], a_mult=step.multiplier, a_shift=step.shift, b_mult=step.multiplier,
                   b_shift=step.shift, zero_point=step.zero_point, relu=step.relu, **where)
 

@@ -13,16 +13,9 @@ __all__ = ["RTL_MISSING", "OnnxStep"]
 
 #: Step ops of imported models that have no RTL implementation yet → what the hardware lacks.
 #: A hardware backend refuses them by name (they never silently run on numpy in a hardware run).
-RTL_MISSING = {
-    "qlinear_add": "float32 multiply-add per element (onnxruntime's QLinearAdd); the element-wise unit "
-                   "adds with integer multipliers only",
-    "qlinear_mul": "float32 multiply per element (onnxruntime's QLinearMul)",
-    "qlinear_avg_pool": "float32 accumulation of dequantized values (onnxruntime's QLinearAveragePool); the "
-                        "element-wise unit averages integers",
-    "qlinear_table": "256-entry lookup table mode (onnxruntime's QLinearSigmoid / QLinearLeakyRelu) in the "
-                     "element-wise unit",
-    "qlinear_concat": "channel concatenation with per-input lookup tables (onnxruntime's QLinearConcat)",
-}
+#: Every step of an imported model has its RTL now: ``qlinear_table``, ``qlinear_add``, ``qlinear_mul``,
+#: ``qlinear_concat`` and ``qlinear_avg_pool`` run on the element-wise unit (``tilelab.api.ops``).
+RTL_MISSING: dict[str, str] = {}
 
 
 @dataclass

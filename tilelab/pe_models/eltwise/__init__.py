@@ -1,4 +1,5 @@
-"""The element-wise / pooling unit: pooling, residual add, ReLU and batch norm on NHWC int8 tensors.
+"""The element-wise / pooling unit: pooling, residual add, ReLU, batch norm and onnxruntime's element-wise
+kernels (lookup tables, QLinearAdd, QLinearMul, QLinearAveragePool) on NHWC int8 tensors.
 
 An autonomous engine beside the compute tile's engines. After ``start`` it fetches
 :class:`~tilelab.hdl.formats.eltwise.EltwiseDesc` descriptors from external memory (byte 0 on)
@@ -6,7 +7,7 @@ and runs each one over a tensor in external memory, W channels (one port word) p
 
     for chunk of W channels:            (parameter table of the chunk read first, if the op has one)
       for n, oh, ow:                    (output pixels; one for GLOBAL_AVGPOOL / BN_STATS per image)
-        for i, j in the window:         one W-byte read per cycle on port a (and b for ADD);
+        for i, j in the window:         one W-byte read per cycle on port a (and b for ADD, QADD, QMUL);
                                         padding taps read nothing and count as the op's pad value
           accumulate per lane (max, sum, Σx and Σx²)
         on the last tap: finish per lane (divide, requantize, normalize, clamp) and write W bytes
@@ -19,10 +20,16 @@ runs batch-norm steps 2-7 for each channel of the chunk in turn on one sequentia
 square-root unit (:mod:`tilelab.hdl.arith`, about 290 cycles per channel) and writes the chunk's
 BN_APPLY table (16 words).
 
+TABLE, QADD, QMUL and QAVGPOOL (:data:`~tilelab.hdl.formats.eltwise.QLINEAR_OPS`) run on
+:class:`~.qlinear.QLinearLanes`, a component on a gated clock of its own (``eltq``) that ticks only
+in the cycles it takes a parameter or data word: its lookup tables and float32 multiply-adds
+(:mod:`tilelab.hdl.fpfma`) cost the simulation nothing while the unit runs the other ops. Their
+results come a cycle later, so these ops write three stages after the read.
+
 :class:`EltwiseUnit` is the control (descriptor and parameter fetch, the read / accumulate /
 write pipeline); the window walk is :class:`~.taps.EltwiseTaps`, the per-lane math
-:class:`~.lanes.EltwiseLanes` and BN_TERMS' sequential unit :class:`~.terms.BnTerms`, components of
-their own.
+:class:`~.lanes.EltwiseLanes` (and :class:`~.qlinear.QLinearLanes`) and BN_TERMS' sequential unit
+:class:`~.terms.BnTerms`, components of their own.
 
 :class:`EltwiseTop` joins the unit to an :class:`~tilelab.hdl.memories.ExtMemory` for simulation,
 like :class:`~tilelab.pe_models.tile.TileTop`.

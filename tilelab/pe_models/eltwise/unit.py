@@ -1,15 +1,18 @@
 """The element-wise unit's control: descriptor and parameter fetch, the tap sequence, the writes."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tilelab.hdl.clockgate import gated_domain
 from tilelab.hdl.formats.eltwise import (
     AFFINE_WORDS,
     DESC_BITS,
     DESC_BYTES,
     ELTWISE_COUNTERS,
     PARAM_WORDS,
+    QLINEAR_OPS,
+    SHARED_PARAMS,
     STATS_SPLIT_BITS,
     STATS_WORDS,
     TERMS_WORDS,
@@ -17,11 +20,13 @@ from tilelab.hdl.formats.eltwise import (
     EltwiseOp,
     EltwiseState,
     bn_terms_params_layout,
+    table_params_layout,
 )
 
 from ..config import DEFAULT_ELTWISE, EltwiseConfig
 from ..tile import ExtMemoryTop, ext_port_signature
 from .lanes import EltwiseLanes
+from .qlinear import QLinearLanes
 from .taps import EltwiseTaps
 from .terms import BnTerms
 
@@ -87,6 +92,9 @@ class EltwiseUnit(wiring.Component):
         # ---- derived per-descriptor values
         is_stats = d.op == EltwiseOp.BN_STATS
         is_terms = d.op == EltwiseOp.BN_TERMS
+        is_q = Signal()
+        m.d.comb += is_q.eq(Cat(*(d.op == op for op in QLINEAR_OPS)).any())
+        is_shared = Cat(*(d.op == op for op in SHARED_PARAMS)).any()
         n_params = Signal(range(param_words + 1))
         with m.Switch(d.op):
             for op, words in PARAM_WORDS.items():
@@ -123,6 +131,11 @@ class EltwiseUnit(wiring.Component):
         wr_data = Signal(WB)
         wr_nbytes = Signal(range(W + 1))
         m.d.sync += wr_valid.eq(0)
+        # the onnxruntime lanes' results are one cycle later: their write waits a stage here
+        q_pending = Signal()
+        q_addr = Signal(32)
+        q_nbytes = Signal(range(W + 1))
+        m.d.sync += q_pending.eq(0)
 
         descs_done = Signal(16)
         m.d.comb += self.descs_done.eq(descs_done)
@@ -152,6 +165,10 @@ class EltwiseUnit(wiring.Component):
         m.submodules.terms = terms = BnTerms(W)
         m.submodules.taps = taps = EltwiseTaps()
         m.d.comb += [taps.desc.eq(d), taps.chunk_base.eq(chunk_base)]
+        # the output's bytes per pixel: c, or TABLE's own (a channel slice of a wider tensor)
+        table_out_c = table_params_layout(W)(params[:table_params_layout(W).size]).out_c
+        out_c = Signal(32)
+        m.d.comb += out_c.eq(Mux((d.op == EltwiseOp.TABLE) & (table_out_c != 0), table_out_c, d.c))
         m.d.comb += [lanes.desc.eq(d), lanes.params.eq(params), terms.desc.eq(d), terms.params.eq(params),
                      terms.lanes.eq(nvalid)]
 
@@ -174,7 +191,7 @@ class EltwiseUnit(wiring.Component):
                 with m.If(k < n_params):
                     # BN_TERMS: the statistics table at params, then the affine table at src_b
                     affine = is_terms & (k >= STATS_WORDS)
-                    table_words = Mux(is_terms, STATS_WORDS, n_params)
+                    table_words = Mux(is_terms, STATS_WORDS, Mux(is_shared, 0, n_params))
                     m.d.comb += [ext.ra_en.eq(1),
                                  ext.ra_addr.eq(Mux(affine, d.src_b + (chunk * AFFINE_WORDS + k - STATS_WORDS) * W,
                                                     d.params + (chunk * table_words + k) * W))]
@@ -187,11 +204,13 @@ class EltwiseUnit(wiring.Component):
                 m.d.comb += [
                     taps.step.eq(1),
                     ext.ra_en.eq(~pad), ext.ra_addr.eq(d.src_a + taps.offset),
-                    ext.rb_en.eq(~pad & (d.op == EltwiseOp.ADD)), ext.rb_addr.eq(d.src_b + taps.offset),
+                    ext.rb_en.eq(~pad & ((d.op == EltwiseOp.ADD) | (d.op == EltwiseOp.QMUL)
+                                         | ((d.op == EltwiseOp.QADD) & ~d.scalar_b))),
+                    ext.rb_addr.eq(d.src_b + taps.offset),
                 ]
                 m.d.sync += [
                     ret_kind.eq(_RET_DATA), ret_pad.eq(pad), ret_first.eq(taps.first), ret_last.eq(taps.last),
-                    ret_addr.eq(d.dst + (taps.out_pix * d.c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
+                    ret_addr.eq(d.dst + (taps.out_pix * out_c)[:32] + chunk_base), ret_nvalid.eq(nvalid),
                     counters["busy"].eq(counters["busy"] + 1),
                 ]
                 with m.If(~pad):
@@ -199,7 +218,7 @@ class EltwiseUnit(wiring.Component):
                 with m.If(taps.end):
                     m.d.sync += state.eq(EltwiseState.DRAIN)
             with m.Case(EltwiseState.DRAIN):
-                with m.If((ret_kind == _RET_NONE) & ~wr_valid):
+                with m.If((ret_kind == _RET_NONE) & ~wr_valid & ~q_pending):
                     with m.If(is_stats):
                         m.d.sync += [state.eq(EltwiseState.WRITE), stats_k.eq(0)]
                     with m.Else():
@@ -235,9 +254,21 @@ class EltwiseUnit(wiring.Component):
                      lanes.pad.eq(ret_pad), lanes.first.eq(ret_first)]
         s1, s2 = lanes.s1, lanes.s2
 
-        with m.If(data_in & ret_last & ~is_stats):
+        with m.If(data_in & ret_last & ~is_stats & ~is_q):
             m.d.sync += [wr_valid.eq(1), wr_addr.eq(ret_addr), wr_data.eq(lanes.out),
                          wr_nbytes.eq(ret_nvalid)]
+
+        # ---- the onnxruntime lanes, on a clock that ticks only when they load a word
+        gated_domain(m, "eltq", is_q & ((ret_kind == _RET_DATA) | (ret_kind == _RET_PARAM)))
+        m.submodules.qlanes = qlanes = DomainRenamer("eltq")(QLinearLanes(W))
+        m.d.comb += [qlanes.op.eq(d.op), qlanes.uint8.eq(d.uint8), qlanes.scalar_b.eq(d.scalar_b),
+                     qlanes.load.eq(ret_kind == _RET_PARAM), qlanes.load_index.eq(ret_idx),
+                     qlanes.load_data.eq(ext.ra_data), qlanes.valid.eq(data_in), qlanes.a.eq(ext.ra_data),
+                     qlanes.b.eq(ext.rb_data), qlanes.pad.eq(ret_pad), qlanes.first.eq(ret_first)]
+        with m.If(data_in & ret_last & is_q):
+            m.d.sync += [q_pending.eq(1), q_addr.eq(ret_addr), q_nbytes.eq(ret_nvalid)]
+        with m.If(q_pending):
+            m.d.sync += [wr_valid.eq(1), wr_addr.eq(q_addr), wr_data.eq(qlanes.out), wr_nbytes.eq(q_nbytes)]
 
         # ---- writes: the pipeline's output, or a chunk's BN_STATS sums / BN_TERMS table
         # the statistics layout: Σx, Σx² mod 2**16, Σx² >> 16 as int32 lanes; lanes past C zero

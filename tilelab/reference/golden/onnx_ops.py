@@ -25,28 +25,26 @@ What each op computes, and what the RTL needs
 ``QLinearAdd`` (:func:`qlinear_add`)
     MLAS's AVX2 kernel, float32 on raw values: ``ra = as / cs``, ``rb = bs / cs``,
     ``k = zc - (ra·za + rb·zb)`` (the inner sum one FMA), ``t = fma(a, ra, fma(b, rb, k))``
-    (a one-value ``b``: ``fma(a, ra, k + rb·b)``), round half to even, saturate. RTL: needs a
-    float32 multiply-add per element; the element-wise unit has no such mode yet (its
-    ``add_requant`` is integer M/shift).
+    (a one-value ``b``: ``fma(a, ra, k + rb·b)``), round half to even, saturate. RTL: the
+    element-wise unit's QADD (``ops.qlinear_add``, :mod:`tilelab.hdl.fpfma`).
 ``QLinearMul`` (:func:`qlinear_mul`)
     MLAS: ``r = (as·bs) / cs`` in float32; ``t = (float(a - za)·float(b - zb))·r``, round half
-    to even, ``+ zc``, saturate. RTL: needs a float32 multiply per element; missing.
+    to even, ``+ zc``, saturate. RTL: the element-wise unit's QMUL (``ops.qlinear_mul``).
 ``QLinearAveragePool`` (:func:`qlinear_avg_pool`)
     float: every input dequantized (``xs·float(x - zx)``), summed in float32 tap by tap (rows,
-    then columns), divided by ``float(count)``, then ``rint(y / ys + zy)`` saturated. RTL:
-    needs float32 accumulation; the element-wise unit's integer average does not round the
-    same way; missing.
+    then columns), divided by ``float(count)``, then ``rint(y / ys + zy)`` saturated. RTL: the
+    element-wise unit's QAVGPOOL (``ops.qlinear_avg_pool``).
 ``QLinearSigmoid``, ``QLinearLeakyRelu`` (:func:`qlinear_sigmoid_table`, :func:`qlinear_leaky_relu_table`)
     a 256-entry table (``QlinearBuildLookupTable``): each 8-bit value dequantized
     (``xs·float(x - zx)``), the float function applied (sigmoid: MLAS's rational polynomial with
     FMAs, :func:`mlas_logistic`; LeakyRelu: ``x if x >= 0 else alpha·x``), then
     :func:`quantize_linear`. The table is exact here; on the hardware the element-wise unit's
-    lookup table replays it (:func:`apply_table`). RTL: a 256-entry table mode in the
-    element-wise unit; missing.
+    lookup table replays it (:func:`apply_table`). RTL: the element-wise unit's TABLE
+    (``ops.qlinear_table``).
 ``QLinearConcat`` (:func:`qlinear_concat`)
     per input: a copy when its scale and zero point equal the output's, else the 256-entry
-    table of the identity (dequantize, quantize). RTL: copies are the writer's channel slice;
-    requantizing inputs need the table mode; missing.
+    table of the identity (dequantize, quantize). RTL: one TABLE of the element-wise unit per
+    input into its channel slice (``ops.qlinear_concat``; the identity table for a copy).
 ``QuantizeLinear`` (:func:`quantize_linear`), ``DequantizeLinear`` (:func:`dequantize_linear`)
     host-side conversion of the model's float input and output: ``rint(clamp(x / s)) + zp`` and
     ``float(q - zp) · s``.
