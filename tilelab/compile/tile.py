@@ -119,19 +119,24 @@ def _ceil(a, b):
 
 def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     """Choose blocks for ``spec`` on ``config``; raise :class:`LayoutError` when nothing fits."""
-    R, C = config.rows, config.cols
-    M = spec.n * spec.ho * spec.wo
-    taps = spec.kh * spec.kw
     if spec.groups > 1 and spec.groups == spec.cin == spec.cout and config.depthwise:
         return _plan_depthwise(spec, config)
-    cg = spec.cin // spec.groups
     if grouped_fits(spec, config):
         # Small conv groups in the depthwise mode: C output channels of C / g groups per weight
-        # tile instead of g; when its windows or weights do not fit L1, the dense mapping below.
+        # tile instead of g; when its windows or weights do not fit L1, the dense mapping.
         try:
             return _plan_depthwise(spec, config)
         except LayoutError:
             pass
+    return _plan_dense(spec, config)
+
+
+def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
+    """The dense (im2col) mapping, group by group."""
+    R, C = config.rows, config.cols
+    M = spec.n * spec.ho * spec.wo
+    taps = spec.kh * spec.kw
+    cg = spec.cin // spec.groups
     k, chunk, row_bytes = taps * cg, cg, taps * cg
     groups, cols = spec.groups, spec.cout // spec.groups
     w_row = k
@@ -432,15 +437,17 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
     cout = spec.cout
     p_lo, p_hi = pixels if pixels is not None else (0, M)
     c_lo, c_hi = channels if channels is not None else (0, cout)
+    g = b.group_size
+    if g > 1 and (p_lo % spec.wo or p_hi % spec.wo or c_lo % g or c_hi % g):
+        # the grouped form computes whole output rows of whole groups; a part cut elsewhere (a
+        # mesh shard) runs on the dense path
+        b = _plan_dense(spec, config)
     if not (0 <= p_lo < p_hi <= M and 0 <= c_lo < c_hi <= cout):
         raise LayoutError(f"pixels {p_lo}..{p_hi} / channels {c_lo}..{c_hi} outside the layer's {M} output "
                           f"pixels / {cout} channels (or empty)")
     if b.depthwise and (p_lo % spec.wo or p_hi % spec.wo):
         raise LayoutError(f"a depthwise layer computes whole output rows: pixels {p_lo}..{p_hi} are not multiples "
                           f"of the output width {spec.wo}")
-    if b.depthwise and (c_lo % b.group_size or c_hi % b.group_size):
-        raise LayoutError(f"a grouped layer in the depthwise mode computes whole conv groups: channels "
-                          f"{c_lo}..{c_hi} are not multiples of the {b.group_size} channels per group")
 
 
     reader, compute, writer = [], [], []
