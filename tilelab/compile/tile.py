@@ -88,7 +88,7 @@ class Blocking:
 
     depthwise: bool     #: element-wise MAC mode, channel groups of up to W channels
     groups: int         #: independent problems (conv groups, or channel groups in depthwise mode)
-    k: int              #: reduction steps per output (K, or Kh·Kw taps in depthwise mode)
+    k: int              #: reduction steps per output (K, or Kh·Kw taps × group_size in depthwise mode)
     row_bytes: int      #: bytes per activation lane row (K), or per window pixel (W) in depthwise mode
     chunk: int          #: bytes gathered per tap (Cin/groups), or per window pixel (W)
     cols_per_group: int  #: output channels per problem
