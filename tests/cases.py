@@ -120,10 +120,19 @@ CONV_CASES = [ConvCase(*row) for row in [
     ("dw-5x5-s2-pad2",   1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8"),
     ("odd-channels-n2",  2, 5,  5,  7,   9,    3, 1,      1,   1,   1,      "int8"),
     ("blocked",          1, 16, 16, 32,  16,   3, 1,      1,   1,   1,      "int8"),
+    # grouped convs with g = Cin/groups = Cout/groups channels per group: g a power of two up to C
+    # runs in the depthwise mode's grouped form; other groups (g > C, g not a power of two) fall
+    # back to the dense path, group by group
+    ("grouped-g2",       1, 7,  6,  8,   8,    3, 1,      1,   1,   4,      "int8"),
+    ("grouped-g4-s2",    1, 9,  8,  16,  16,   3, 2,      1,   1,   4,      "int32"),
+    ("grouped-g4-n2-c12-dil2", 2, 6, 7, 12, 12, 3, 1,     2,   2,   3,      "int8"),
+    ("grouped-g8-dense", 1, 6,  6,  16,  16,   3, 1,      1,   1,   2,      "int8"),
+    ("grouped-g3-dense", 1, 6,  6,  12,  12,   3, 1,      1,   1,   4,      "int32"),
     # onnxruntime's requantization (float32 scales) and padding with the input's zero point
     ("ort-7x7-s2-pad3",  1, 12, 12, 3,   8,    7, 2,      3,   1,   1,      "int8", "ort"),
     ("ort-groups2",      1, 6,  6,  6,   10,   3, 1,      1,   1,   2,      "int8", "ort"),
     ("ort-depthwise",    1, 8,  7,  8,   8,    3, 1,      1,   1,   8,      "int8", "ort"),
     ("ort-dw-s2-pad2",   1, 9,  10, 4,   4,    5, 2,      2,   1,   4,      "int8", "ort"),
+    ("ort-grouped-g2",   1, 7,  7,  8,   8,    3, 1,      1,   1,   4,      "int8", "ort"),
 ]]
 CASE_IDS = [c.name for c in CONV_CASES]

@@ -20,6 +20,8 @@ CASES = [
     ("1x1-int32", (1, 8, 8, 32, 64, 1, 1, 0, 1, "int32"), "height", "multicast"),
     ("1x1-int32", (1, 8, 8, 32, 64, 1, 1, 0, 1, "int32"), "block", "stream"),
     ("dw-c32", (1, 8, 8, 32, 32, 3, 1, 1, 32, "int32"), "block", "stream"),
+    ("grouped-g4-c32", (1, 8, 8, 32, 32, 3, 1, 1, 8, "int8"), "block", "stream"),     # the grouped form
+    ("grouped-g2-c16", (1, 8, 8, 16, 16, 3, 1, 1, 8, "int8"), "height", "multicast"),
     ("5x5-c16", (1, 4, 4, 16, 16, 5, 1, 2, 1, "int8"), "height", "multicast"),
 ]
 

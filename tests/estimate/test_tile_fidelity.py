@@ -2,8 +2,8 @@
 and step counts exact, and every RTL cycle count above the physical bounds the estimate reports.
 
 One simulator process of the small test tile runs the whole table (the conv case table every level
-replays, plus larger dense layers with several blocks, a layer the writer sets, a linear layer and
-depthwise layers with several channel groups).
+replays, plus larger dense layers with several blocks, a layer the writer sets, a linear layer,
+depthwise layers with several channel groups and grouped layers in the depthwise mode).
 """
 
 import pytest
@@ -24,6 +24,9 @@ LARGER = [ConvCase(*row) for row in [
     ("linear-n3-k200",      3, 1,  1,  200, 40,   1, 1,      0,   1,   1,      "int8"),
     ("dw-c32",              1, 12, 12, 32,  32,   3, 1,      1,   1,   32,     "int8"),
     ("dw-c48-s2-int32",     1, 9,  11, 48,  48,   3, 2,      1,   1,   48,     "int32"),
+    ("grouped-g4-c32",      1, 12, 12, 32,  32,   3, 1,      1,   1,   8,      "int8"),
+    ("grouped-g2-c24-s2-int32", 1, 9, 11, 24, 24,  3, 2,      1,   1,   12,     "int32"),
+    ("grouped-g4-wide",     1, 5,  40, 8,   8,    3, 1,      1,   1,   2,      "int8"),    # a tight ring
 ]]
 CASES = CONV_CASES + LARGER
 
@@ -61,6 +64,18 @@ def test_estimate_within_tolerance_of_rtl(case, runs):
                  "ext_bytes_written", "cmd_bytes_read"):
         assert est.counters[name] == stats.counters[name], name
     assert est.bound in BOUNDS
+
+
+GROUPED = [c for c in CASES if "grouped" in c.name]
+
+
+@pytest.mark.parametrize("case", GROUPED, ids=[c.name for c in GROUPED])
+def test_grouped_estimate_is_exact(case, runs):
+    """Grouped layers (the depthwise mode's grouped form, and the dense fallbacks): the estimate
+    models every engine as the RTL runs it, to the cycle."""
+    _, stats, est = runs[case.name]
+    assert est.cycles == stats.cycles
+    assert est.counters["compute_wait_cb"] == stats.counters["compute_wait_cb"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

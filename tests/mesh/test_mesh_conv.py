@@ -180,7 +180,8 @@ def test_mesh_verilog_has_one_module_per_kind_of_node():
 MESH_ACCEPTS = {("7x7-s2-pad3", "height"), ("3x3-dil2", "height"), ("groups2", "height"), ("depthwise", "height"),
                 ("dw-s2-pad0-c10", "height"), ("dw-s2-pad1-n2-c5", "height"), ("blocked", "height"),
                 ("blocked", "block"), ("ort-7x7-s2-pad3", "height"), ("ort-groups2", "height"),
-                ("ort-depthwise", "height")}
+                ("ort-depthwise", "height"), ("grouped-g4-s2", "height"), ("grouped-g4-n2-c12-dil2", "height"),
+                ("grouped-g8-dense", "height"), ("grouped-g3-dense", "height")}
 
 
 @pytest.mark.parametrize("shard", ["height", "block"])

@@ -284,3 +284,48 @@ def test_float_requant_needs_a_tile_built_with_it():
                                                    "tile built with float_requant=True; this tile has "
                                                    "float_requant=False")):
         conv2d(x, wt, b, padding=1, requant=Requant(zero_point=0, scale=np.float32(0.01)), config=cfg)
+
+
+#: The case table's grouped cases and the mapping each must get on the test tile (C = 4):
+#: channels per group in the depthwise mode's grouped form (0: the dense path).
+GROUPED_FORM = {"grouped-g2": 2, "grouped-g4-s2": 4, "grouped-g4-n2-c12-dil2": 4, "ort-grouped-g2": 2,
+                "grouped-g8-dense": 0, "grouped-g3-dense": 0, "groups2": 0}
+
+
+@pytest.mark.parametrize("name", list(GROUPED_FORM))
+def test_grouped_layers_take_the_grouped_form_when_it_fits(name):
+    """g = Cin/groups = Cout/groups a power of two up to C: the depthwise mode with taps·g steps a
+    tile, each of the C columns computing its own output channel (C / g groups at once); g > C,
+    g = 3 and unequal groups fall back to the dense path, group by group. The RTL issues exactly
+    the steps the mapping implies."""
+    case = next(c for c in CONV_CASES if c.name == name)
+    x, wt, b, rq, act = case.layer()
+    spec = Conv2dSpec.from_tensors(x, wt, b, **case.conv)
+    g = GROUPED_FORM[name]
+    y, stats = conv2d(x, wt, b, requant=rq, activation=act, out=case.out, config=TILE, pad_value=case.pad_value,
+                      **case.conv)
+    np.testing.assert_array_equal(y, case.golden(x, wt, b, rq))
+    blk = stats.blocking
+    assert blk["depthwise"] == bool(g) and blk["group_size"] == max(g, 1)
+    taps = spec.kh * spec.kw
+    if g:
+        assert blk["k"] == taps * g
+        tiles = sum(-(-rows * spec.wo // TILE.rows) for _, _, _, rows in blk["dw_blocks"])
+        assert stats.counters["mac_steps"] == taps * g * tiles * blk["n"]
+    else:
+        cpg = spec.cout // spec.groups
+        assert stats.counters["mac_steps"] == (spec.groups * -(-spec.n * spec.ho * spec.wo // TILE.rows)
+                                               * -(-cpg // TILE.cols) * taps * spec.cin // spec.groups)
+
+
+def test_grouped_part_not_in_whole_rows_runs_dense():
+    """A part of a grouped layer cut inside an output row or a group (a mesh shard) runs on the
+    dense path; whole rows of whole groups keep the grouped form."""
+    from tilelab.compile.tile import program_streams
+
+    spec = Conv2dSpec(n=1, h=8, w=6, cin=16, cout=16, kh=3, kw=3, padding=(1, 1), groups=4)
+    assert program_streams(spec, TILE).blocking.group_size == 4
+    assert program_streams(spec, TILE, pixels=(6, 18), channels=(4, 12)).blocking.group_size == 4
+    for part in (dict(pixels=(0, 5)), dict(channels=(2, 16))):
+        b = program_streams(spec, TILE, **part).blocking
+        assert not b.depthwise and b.group_size == 1, part

@@ -54,3 +54,37 @@ def test_depthwise_default_tile_bit_exact(case):
     if out == "int8":
         # One store per pixel and channel group: the group's weight tiles share output entries.
         assert stats.counters["writer_busy"] == pixels * blk["groups"]
+
+
+GROUPED = [
+    # id,                       n, h,  w,  c,   g,  k, stride, pad, out
+    ("grouped-g4-c128-int8",    1, 10, 9,  128, 4,  3, 1,      1,   "int8"),     # ResNeXt's first stage
+    ("grouped-g32-c96-s2-int32", 1, 9, 9,  96,  32, 3, 2,      1,   "int32"),    # g = C, a partial group of 32
+    ("grouped-g8-c64-5x5-int8", 1, 8,  8,  64,  8,  5, 1,      2,   "int8"),
+]
+
+
+@pytest.mark.parametrize("case", GROUPED, ids=[c[0] for c in GROUPED])
+def test_grouped_default_tile_bit_exact(case):
+    """Grouped convs in the depthwise mode on the 32-column array: the column select's five
+    butterfly stages, packed int8 stores, every input byte read once."""
+    name, n, h, w, c, g, k, stride, pad, out = case
+    rng = np.random.default_rng(sum(map(ord, name)))
+    x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
+    wt = rng.integers(-128, 128, (c, k, k, g), dtype=np.int8)
+    b = rng.integers(-5000, 5000, c, dtype=np.int32)
+    groups = c // g
+    acc = golden.conv2d(x, wt, b, stride=stride, padding=pad, groups=groups)
+    rq = None
+    if out == "int8":
+        m, s = golden.choose_requant(acc)
+        rq = Requant(m, s, zero_point=5)
+    y, stats = conv2d(x, wt, b, stride=stride, padding=pad, groups=groups, requant=rq,
+                      activation="relu" if rq else None, out=out, config=DEFAULT_TILE)
+    want = acc if out == "int32" else golden.requantize(acc, rq.multiplier, rq.shift, rq.zero_point, relu=True)
+    np.testing.assert_array_equal(y, want)
+    spec = Conv2dSpec.from_tensors(x, wt, b, stride=stride, padding=pad, groups=groups)
+    blk = stats.blocking
+    assert blk["depthwise"] and blk["group_size"] == g and blk["k"] == k * k * g
+    assert stats.bit_exact and stats.macs == spec.macs
+    assert stats.ext_bytes_read == c * (16 + k * k * g) + x.size

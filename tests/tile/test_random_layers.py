@@ -1,7 +1,8 @@
 """Constrained-random conv layers on two small tiles, checked bit for bit against a direct reference.
 
 A seeded generator (seeds from ``zlib.crc32`` of the case name, so a failure names a reproducible
-case) draws dense, grouped and depthwise layers: kernels 1-7 and rectangular, strides 1-3 and
+case) draws dense, grouped (also with equal input and output channels per group, 2, 3, 4 or 8 of
+them) and depthwise layers: kernels 1-7 and rectangular, strides 1-3 and
 padding up to kernel-1 per axis, dilation, batch 1-2, channel counts that are not multiples of the
 array or the port width, int32 and int8 outputs (per-tensor and per-channel requantization, ReLU,
 zero points). Every output is compared with a loop-by-loop convolution and requantization written
@@ -34,7 +35,7 @@ MAX_MACS = 150_000
 def random_layer(rng: random.Random) -> dict:
     """One layer within the bounds of the module docstring and at most ``MAX_MACS`` MACs."""
     while True:
-        kind = rng.choice(["dense", "grouped", "depthwise"])
+        kind = rng.choice(["dense", "grouped", "grouped-equal", "depthwise"])
         kh, kw = rng.randint(1, 7), rng.randint(1, 7)
         sh, sw = rng.randint(1, 3), rng.randint(1, 3)
         ph, pw = rng.randint(0, kh - 1), rng.randint(0, kw - 1)
@@ -43,6 +44,10 @@ def random_layer(rng: random.Random) -> dict:
         h, w = rng.randint(1, 12), rng.randint(1, 12)
         if kind == "depthwise":
             cin = cout = groups = rng.randint(1, 72)
+        elif kind == "grouped-equal":     # as many input as output channels per group (ResNeXt)
+            cg = rng.choice([2, 3, 4, 8])
+            groups = rng.randint(2, 72 // cg)
+            cin = cout = groups * cg
         elif kind == "grouped":
             groups = rng.randint(2, 4)
             cin, cout = groups * rng.randint(1, 72 // groups), groups * rng.randint(1, 72 // groups)

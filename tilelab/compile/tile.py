@@ -5,7 +5,7 @@ the L1 limits, and emits the three descriptor streams (reader, compute, writer) 
 memory image holding the program, the input, the weights and the per-channel parameters. The
 hardware does the rest: im2col addressing, multiply-accumulate, requantization, the stores.
 
-Blocking (per group, or per channel tile in depthwise mode)::
+Blocking (per group, or per channel group of up to W channels in depthwise mode)::
 
     for each column block of bN = n·C output channels:     weights [K, bN] loaded once (page),
         params for the block                               reused down the column
@@ -37,6 +37,16 @@ pixel's taps out of the window and feeds zeros for taps in the padding. For int8
 W / C weight tiles of an activation tile share their output entries (``packed``), so the writer
 stores a pixel's group of channels in one W-byte write. Weights and parameters load several rows
 per read (``gang``), on both memory ports when the command fetcher leaves the second one free.
+
+Grouped convs whose groups have ``g`` input and ``g`` output channels, ``g`` a power of two from
+2 to C (:func:`grouped_fits`; ResNeXt, RegNet), use the same mapping with ``k = taps · g`` steps
+per tile: in step ``tap · g + j`` column ``c`` multiplies input channel ``(c - c % g) + j`` of its
+lane's tap by weight ``w[c, tap, j]`` (the OHWI row of its channel, ``taps · g`` bytes), so the
+C columns compute C output channels of C / g groups at once instead of g of one group. Since the
+steps per tile are many, the row blocks may also be equal from the first row on (the plan with the
+fewest math cycles plus the first tile's wait). Other grouped convs — ``g > C`` (the dense path
+already fills the columns), ``g`` not a power of two, different input and output channels per
+group, or windows / weights that do not fit L1 — run group by group on the dense path.
 """
 
 from __future__ import annotations
@@ -62,7 +72,7 @@ from tilelab.hdl.formats.tile import (
 from tilelab.pe_models.config import TileConfig
 from tilelab.reference.layers import Conv2dSpec
 
-__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "ProgramStreams", "plan_blocking",
+__all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "ProgramStreams", "plan_blocking", "grouped_fits",
            "program_streams", "memory_map", "compile_conv", "param_records", "requant_vectors"]
 
 _ALIGN = 64
@@ -78,7 +88,7 @@ class Blocking:
 
     depthwise: bool     #: element-wise MAC mode, channel groups of up to W channels
     groups: int         #: independent problems (conv groups, or channel groups in depthwise mode)
-    k: int              #: reduction steps per output (K, or Kh·Kw taps in depthwise mode)
+    k: int              #: reduction steps per output (K, or Kh·Kw taps × group_size in depthwise mode)
     row_bytes: int      #: bytes per activation lane row (K), or per window pixel (W) in depthwise mode
     chunk: int          #: bytes gathered per tap (Cin/groups), or per window pixel (W)
     cols_per_group: int  #: output channels per problem
@@ -90,6 +100,7 @@ class Blocking:
     dw_blocks: tuple = ()   #: depthwise: every row block as (channel group, image, first output row, rows)
     window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
     window_cols: int = 0    #: depthwise: pixels per window row (the input width)
+    group_size: int = 1     #: depthwise mode: input (= output) channels per conv group (1: depthwise)
 
 
 def row_block_tiles(tiles: int, m: int) -> list[int]:
@@ -108,12 +119,23 @@ def _ceil(a, b):
 
 def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     """Choose blocks for ``spec`` on ``config``; raise :class:`LayoutError` when nothing fits."""
+    if spec.groups > 1 and spec.groups == spec.cin == spec.cout and config.depthwise:
+        return _plan_depthwise(spec, config)
+    if grouped_fits(spec, config):
+        # Small conv groups in the depthwise mode: C output channels of C / g groups per weight
+        # tile instead of g; when its windows or weights do not fit L1, the dense mapping.
+        try:
+            return _plan_depthwise(spec, config)
+        except LayoutError:
+            pass
+    return _plan_dense(spec, config)
+
+
+def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
+    """The dense (im2col) mapping, group by group."""
     R, C = config.rows, config.cols
     M = spec.n * spec.ho * spec.wo
     taps = spec.kh * spec.kw
-    depthwise = config.depthwise and spec.groups > 1 and spec.groups == spec.cin == spec.cout
-    if depthwise:
-        return _plan_depthwise(spec, config)
     cg = spec.cin // spec.groups
     k, chunk, row_bytes = taps * cg, cg, taps * cg
     groups, cols = spec.groups, spec.cout // spec.groups
@@ -162,6 +184,19 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
                     col_blocks=_ceil(cols, n * C))
 
 
+def grouped_fits(spec: Conv2dSpec, config: TileConfig) -> bool:
+    """Whether a grouped conv runs in the depthwise mode's grouped form on ``config``.
+
+    It needs the depthwise mode, as many output as input channels per group, and ``g`` = channels
+    per group a power of two from 2 to ``C`` (the array's column select swaps bytes within
+    aligned g-byte groups of a lane's C-byte slot). Other grouped convs run group by group on the
+    dense (im2col) path. A depthwise conv (``g == 1``) is not counted here.
+    """
+    g = spec.cin // spec.groups
+    return (config.depthwise and spec.groups > 1 and spec.cout // spec.groups == g and 2 <= g <= config.cols
+            and g & (g - 1) == 0)
+
+
 def _flat_geometry(npix: int) -> dict:
     """ReadDesc geometry of ``npix`` consecutive rows (weights, parameters): a 1×npix image, 1×1 kernel."""
     return dict(kh=1, kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, h=1, w=npix, ho=1,
@@ -194,8 +229,9 @@ def _window_rows(spec: Conv2dSpec, out_rows: int) -> int:
 
 
 def _dw_weight_pitch(taps: int, W: int) -> int:
-    """Bytes between a depthwise channel's taps in its weight lane: a power of two up to W (so
-    rows load ganged), else ``taps``."""
+    """Bytes between two channels' weights in a weight lane in the depthwise mode, for ``taps``
+    weight bytes per channel (taps · g for groups of g channels): a power of two up to W (so rows
+    load ganged), else ``taps``."""
     pitch = 1
     while pitch < taps:
         pitch *= 2
@@ -204,6 +240,7 @@ def _dw_weight_pitch(taps: int, W: int) -> int:
 
 def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     R, C, W = config.rows, config.cols, config.ext_bytes
+    cg = spec.cin // spec.groups                # channels per conv group (1: depthwise)
     taps = spec.kh * spec.kw
     ring = config.act_lane_bytes // W           # the activation ring in words: window pixels
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
@@ -214,9 +251,9 @@ def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
             f"({one * W} bytes) per activation lane for one output row, but an activation lane holds "
             f"{config.act_lane_bytes} bytes")
     n_t = _ceil(min(W, spec.cout), C)
-    if n_t * _dw_weight_pitch(taps, W) > config.wgt_page_bytes:
-        raise LayoutError(f"depthwise layer needs {n_t * _dw_weight_pitch(taps, W)} bytes per weight lane, but an "
-                          f"L1 page holds {config.wgt_page_bytes}")
+    if n_t * _dw_weight_pitch(taps * cg, W) > config.wgt_page_bytes:
+        raise LayoutError(f"depthwise layer needs {n_t * _dw_weight_pitch(taps * cg, W)} bytes per weight lane, but "
+                          f"an L1 page holds {config.wgt_page_bytes}")
     # Blocks: a window and the rows the next block adds fit the ring together (the reader streams
     # them while the block computes); among those sizes the one with the fewest activation tiles
     # (every tile of R pixels costs R / 2 pack cycles per weight tile, real pixels or not), then
@@ -249,11 +286,25 @@ def _plan_depthwise(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     best = min((r for r in range(1, max(rest, 1) + 1) if r == 1 or fits(r)),
                key=lambda r: (sum(_ceil(x * spec.wo, R) for x in split(r)), -r))
     sizes = [1] + split(best) + ([tail] if tail else [])
+    if cg > 1:
+        # Grouped: a tile's taps·g steps per weight tile outweigh the wait for its rows, so the
+        # plan may also be blocks of equal size from the first row on; the one with the fewest
+        # math cycles plus the rows the first tile waits for.
+        def uniform(rows):
+            parts = _ceil(spec.ho, rows)
+            return [rows] * (parts - 1) + [spec.ho - rows * (parts - 1)]
+
+        def cost(plan):
+            first = _window_rows(spec, min(plan[0], _ceil(R, spec.wo))) * spec.w
+            return sum(_ceil(x * spec.wo, R) for x in plan) * n_t * max(taps * cg, R // 2) + first
+
+        plans = [sizes] + [uniform(r) for r in range(1, spec.ho + 1) if r == 1 or ok(r)]
+        sizes = min(plans, key=lambda plan: (cost(plan), -plan[0]))
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     groups = _ceil(spec.cout, W)
     blocks = [(g, n, oh0, rows) for g in range(groups) for n in range(spec.n)
               for oh0, rows in zip(starts, sizes, strict=True)]
-    return Blocking(depthwise=True, groups=groups, k=taps, row_bytes=W, chunk=W,
+    return Blocking(depthwise=True, groups=groups, k=taps * cg, row_bytes=W, chunk=W, group_size=cg,
                     cols_per_group=min(W, spec.cout), m=_ceil(max(sizes) * spec.wo, R), n=n_t,
                     row_blocks=spec.n * len(sizes), col_blocks=1, block_rows=max(sizes),
                     window_rows=_window_rows(spec, max(sizes)), window_cols=spec.w, dw_blocks=tuple(blocks))
@@ -386,6 +437,11 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
     cout = spec.cout
     p_lo, p_hi = pixels if pixels is not None else (0, M)
     c_lo, c_hi = channels if channels is not None else (0, cout)
+    g = b.group_size
+    if g > 1 and (p_lo % spec.wo or p_hi % spec.wo or c_lo % g or c_hi % g):
+        # the grouped form computes whole output rows of whole groups; a part cut elsewhere (a
+        # mesh shard) runs on the dense path
+        b = _plan_dense(spec, config)
     if not (0 <= p_lo < p_hi <= M and 0 <= c_lo < c_hi <= cout):
         raise LayoutError(f"pixels {p_lo}..{p_hi} / channels {c_lo}..{c_hi} outside the layer's {M} output "
                           f"pixels / {cout} channels (or empty)")
@@ -547,7 +603,7 @@ def compile_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, spec: Conv2dSpe
 
     where = memory_map(streams, spec, config, out_int32=out_int32, layout=layout)
     r_base, c_base, wr_base = where["reader_base"], where["compute_base"], where["writer_base"]
-    w_row_bytes = spec.kh * spec.kw * (1 if b.depthwise else spec.cin // spec.groups)
+    w_row_bytes = spec.kh * spec.kw * (spec.cin // spec.groups)
     if layout is not None:
         image = np.zeros(where["program_bytes"], np.uint8)
         base = {x_sym: layout.x_addr, w_sym: layout.w_addr, p_sym: layout.p_addr}
@@ -608,7 +664,8 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
     ph, pw = spec.padding
     dh, dw = spec.dilation
     taps = spec.kh * spec.kw
-    w_pitch = _dw_weight_pitch(taps, W)
+    g = b.group_size
+    w_pitch = _dw_weight_pitch(taps * g, W)
     eb = 4 if out_int32 else 1
     wo, w = spec.wo, spec.w
     P = W                                   # bytes per window pixel (one lane word)
@@ -641,7 +698,7 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
         packed = not out_int32 and 1 < n_t <= PACK_SLOTS and config.out_entries >= R
         reader.append(_flat_read(Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
                                  PARAM_RECORD_BYTES, nch, C, W))
-        reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps), taps, w_pitch, nch, C, W))
+        reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps * g), taps * g, w_pitch, nch, C, W))
         reader.extend(held)
         held = []
         # The activation CB is a ring of input rows (whole rows of the image, W bytes per pixel,
@@ -671,8 +728,9 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
                 p0 = (n * spec.ho + oh0) * wo
                 npix = rows * wo
                 m_t = _ceil(npix, R)
-                compute.append(dict(m=m_t, n=n_t, k=taps, a_row_bytes=0, w_row_bytes=w_pitch, valid_rows=npix,
-                                    valid_cols=nch, zero_point=zero_point, dw=1, out_int32=int(out_int32),
+                compute.append(dict(m=m_t, n=n_t, k=taps * g, a_row_bytes=0, w_row_bytes=w_pitch, valid_rows=npix,
+                                    valid_cols=nch, zero_point=zero_point, dw=1, dw_group=g.bit_length() - 1,
+                                    out_int32=int(out_int32),
                                     relu=int(relu), packed=int(packed), act_wait=max(0, bottom - top + 1) * w,
                                     act_pop=(tops[j + 1] - top) * w, pop_wgt=int(last), pop_param=int(last),
                                     dw_origin=((first - top) * w - pw) * P, dw_ih0=first,

@@ -15,7 +15,8 @@ it, with the cost of every descriptor in closed form:
   weight tile: steps reach the MAC array three cycles later through a four-entry credit queue; a
   tile's last step waits until the array's shadow bank has drained the previous tile (R / D
   cycles, D rows a cycle); a new tile starts only when fewer than four tiles wait for pack; a
-  depthwise tile waits for the window rows its last lane reads; three cycles between blocks;
+  depthwise tile waits for the window rows its last lane reads (a grouped conv in the depthwise
+  mode is the same engine with ``taps · g`` steps a tile); three cycles between blocks;
 * **pack** drains D rows a cycle into the output circular buffer while it has room;
 * the **writer** stores a row in ``ceil(bytes / W)`` cycles, pops the rows past the valid ones in
   one cycle, and takes its next descriptor in the cycle of the last pop when it is there.

@@ -157,6 +157,12 @@ class ComputeDesc(data.Struct):
     and ``dw_iw_wrap`` columns less. ``tap_k`` adds ``dw_dw`` words (``dw_dw`` columns) per kernel
     column and ``dw_tap_row`` bytes more (next kernel row: ``dw_dh`` rows) after each ``dw_kw``
     columns.
+
+    Grouped convs with ``g = 2**dw_group`` input and output channels per group (g ≤ cols) use the
+    same mode with ``k = taps · g``: step ``k = tap · g + j`` reads tap ``tap`` as above, and
+    column ``c`` multiplies byte ``(c - c % g) + j`` of its lane's ``cols``-byte slot (the j-th
+    input channel of its own group) by byte ``k`` of its weight row — the OHWI row
+    ``w[channel, tap, j]``. ``dw_group = 0`` is depthwise: column ``c`` takes byte ``c``.
     """
 
     m: 8
@@ -174,7 +180,7 @@ class ComputeDesc(data.Struct):
     pop_wgt: 1
     pop_param: 1
     float_requant: 1  #: onnxruntime's float32 requantization (scale bits in ParamRecord.multiplier)
-    _pad0: 1
+    dw_group: 3       #: depthwise mode: log2 of the input channels per conv group (0: depthwise)
     act_wait: 24      #: activation CB words the block reads (from the CB's read position)
     act_pop: 24       #: activation CB words popped when the block is done
     dw_wo: 16         #: output pixels per output row (depthwise addressing)

@@ -41,7 +41,10 @@ class Compute(wiring.Component):
     tile's first step it reads the tile's parameter records and sends pack a job (``tile``). In
     depthwise mode each activation lane reads C bytes at its own address: a per-lane address
     generator follows the lane's output pixel through the window, tap by tap, and unpack feeds
-    zeros for taps in the padding. Lane reads take one cycle; queues of :data:`_QUEUE` entries in
+    zeros for taps in the padding. For a grouped conv of g channels per group (``dw_group``) each
+    tap takes g steps, and in step j unpack gives column c byte ``(c - c % g) + j`` of the lane's
+    slot (a butterfly of log2(C) byte-swap stages), so every column reads its own group's input
+    channels. Lane reads take one cycle; queues of :data:`_QUEUE` entries in
     front of ``o`` and ``tile`` (with credits for the reads in flight) absorb the array's and
     pack's backpressure.
 
@@ -132,6 +135,9 @@ class Compute(wiring.Component):
         lane_layout = data.StructLayout({"ow": 16, "pix": 32, "ih": signed(20), "iw": signed(20)})
         dw_lane = [Signal(lane_layout, name=f"dw_lane{r}") for r in range(R)]
         dw_kj = Signal(8)
+        dw_j = Signal(8)            # grouped mode: the input channel of the group this step reads
+        g_last = Signal(8)          # 2**dw_group - 1: the last of them
+        m.d.comb += g_last.eq((1 << d.dw_group) - 1)
         dw_tap = Signal(32)
         dw_tih = Signal(16)
         dw_tiw = Signal(16)
@@ -168,6 +174,10 @@ class Compute(wiring.Component):
         p_loff = [Signal(range(W), name=f"p_loff{r}") for r in range(R)]
         p_lzero = [Signal(name=f"p_lzero{r}") for r in range(R)]
         p_pad = Signal(8)           # the padding byte of the block's depthwise taps
+        # grouped mode: per stage b of the column select, the bytes that take their partner's
+        # (the byte 2**b away): bit b of the column index replaced by bit b of the step's channel j
+        logc = exact_log2(C) if cfg.depthwise else 0
+        p_sel = [Signal(8 * C, name=f"p_sel{b}") for b in range(logc)]
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
@@ -202,7 +212,7 @@ class Compute(wiring.Component):
                 events("compute_wait_cb")
                 for r, lane in enumerate(dw_start):
                     m.d.sync += dw_lane[r].eq(lane)
-                m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
+                m.d.sync += [dw_kj.eq(0), dw_j.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
                 with m.If(cb_act.can_wait & cb_wgt.can_wait & cb_par.can_wait):
                     m.d.sync += [
                         state.eq(EngineState.RUN),
@@ -237,14 +247,23 @@ class Compute(wiring.Component):
                         m.d.comb += [bank.en.eq(1), bank.addr.eq(lane_addr >> logw)]
                     if cfg.depthwise:
                         m.d.sync += p_pad.eq(d.pad_value)
-                        # Next tap; after the last tap of a tile every lane moves on by R pixels.
-                        tap_col = d.dw_dw << logw      # one window pixel is one word
-                        m.d.sync += [dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + tap_col), dw_tiw.eq(dw_tiw + d.dw_dw)]
-                        with m.If(dw_kj + 1 >= d.dw_kw):
-                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + tap_col + d.dw_tap_row.as_unsigned()),
-                                         dw_tiw.eq(0), dw_tih.eq(dw_tih + d.dw_dh)]
+                        for b, sel in enumerate(p_sel):
+                            m0 = sum(0xFF << (8 * c) for c in range(C) if not c >> b & 1)
+                            m1 = sum(0xFF << (8 * c) for c in range(C) if c >> b & 1)
+                            grouped = d.dw_group > b
+                            m.d.sync += sel.eq(Mux(grouped & dw_j[b], m0, 0) | Mux(grouped & ~dw_j[b], m1, 0))
+                        # Next input channel of the group; after the last one the next tap; after
+                        # the last tap of a tile every lane moves on by R pixels.
+                        m.d.sync += dw_j.eq(dw_j + 1)
+                        with m.If(dw_j == g_last):
+                            tap_col = d.dw_dw << logw      # one window pixel is one word
+                            m.d.sync += [dw_j.eq(0), dw_kj.eq(dw_kj + 1), dw_tap.eq(dw_tap + tap_col),
+                                         dw_tiw.eq(dw_tiw + d.dw_dw)]
+                            with m.If(dw_kj + 1 >= d.dw_kw):
+                                m.d.sync += [dw_kj.eq(0), dw_tap.eq(dw_tap + tap_col + d.dw_tap_row.as_unsigned()),
+                                             dw_tiw.eq(0), dw_tih.eq(dw_tih + d.dw_dh)]
                         with m.If(last_step):
-                            m.d.sync += [dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
+                            m.d.sync += [dw_j.eq(0), dw_kj.eq(0), dw_tap.eq(0), dw_tih.eq(0), dw_tiw.eq(0)]
                             with m.If(last_tw):
                                 for r in range(R):
                                     m.d.sync += dw_lane[r].eq(dw_next[r])
@@ -292,6 +311,15 @@ class Compute(wiring.Component):
             if cfg.depthwise:
                 # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
                 slot = bank.data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.data
+                # Grouped mode: column c takes byte (c - c % g) + j of the slot, a butterfly of
+                # log2(C) stages, stage b swapping the bytes 2**b apart where p_sel[b] says.
+                for b, sel in enumerate(p_sel):
+                    v = Signal(8 * C, name=f"a2_sel{r}_{b}")
+                    m0 = sum(0xFF << (8 * c) for c in range(C) if not c >> b & 1)
+                    m1 = sum(0xFF << (8 * c) for c in range(C) if c >> b & 1)
+                    partner = ((slot >> (8 << b)) & m0) | ((slot << (8 << b)) & m1)
+                    m.d.comb += v.eq((slot & ~sel) | (partner & sel))
+                    slot = v
                 m.d.comb += a2q.i.payload[r].eq(Mux(p_lzero[r], p_pad.replicate(C), slot))
         for c, bank in enumerate(self.wgt):
             m.d.comb += step.b[c].eq(bank.data.word_select(p_woff, 8))
