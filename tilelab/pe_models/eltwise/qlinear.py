@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tilelab.hdl.formats.eltwise import (
+    MAX_WINDOW,
     PARAM_WORDS,
     QLINEAR_OPS,
     TABLE_ENTRIES,
@@ -20,6 +21,15 @@ from tilelab.hdl.fpscale import FloatScaleRound
 from .lanes import clamp8
 
 __all__ = ["QLinearLanes"]
+
+#: Bits of the integer operands: an 8-bit value (raw 0..255 or stored -128..127) minus a zero point.
+INT_BITS = 10
+#: Bits of the rounded results before the offset and the int8 saturation (anything beyond saturates).
+ROUND_BITS = 12
+#: Bits of QMUL's scaled product (FloatScaleRound's result; beyond it saturates).
+SCALED_BITS = 16
+#: uint8 values are stored as q - UINT8_OFFSET.
+UINT8_OFFSET = 128
 
 
 class QLinearLanes(wiring.Component):
@@ -120,12 +130,12 @@ class QLinearLanes(wiring.Component):
         qmul = qmul_layout(params[:qmul_layout.size])
         a_bytes = data.ArrayLayout(signed(8), W)(a)
         b_bytes = data.ArrayLayout(signed(8), W)(b)
-        offset = Mux(uint8, 128, 0)
+        offset = Mux(uint8, UINT8_OFFSET, 0)
         qavg_layout = qavg_params_layout(W)
         qavg = qavg_layout(params[:qavg_layout.size])
         # QAVGPOOL's tap count (the same in every lane), with the registered tap
-        count = Signal(17)
-        count_now = Signal(17)
+        count = Signal(range(MAX_WINDOW + 1))
+        count_now = Signal(range(MAX_WINDOW + 1))
         m.d.comb += count_now.eq(Mux(first, 0, count) + (qavg.include_pad | ~pad))
         with m.If(pending):
             m.d.sync += count.eq(count_now)
@@ -136,9 +146,9 @@ class QLinearLanes(wiring.Component):
             # TABLE: the entry of the int8 value v is number v + 128 (v with its sign bit flipped)
             index = a_bytes[lane].as_unsigned() ^ 0x80
             # QADD: two fused multiply-adds on the raw values, rounded to an integer
-            fma_b = IntFloatFma(10)
-            fma_a = IntFloatFma(10)
-            rnd = FloatRoundInt(12)
+            fma_b = IntFloatFma(INT_BITS)
+            fma_a = IntFloatFma(INT_BITS)
+            rnd = FloatRoundInt(ROUND_BITS)
             m.submodules[f"fma_b_{lane}"] = fma_b
             m.submodules[f"fma_a_{lane}"] = fma_a
             m.submodules[f"round_{lane}"] = rnd
@@ -148,14 +158,14 @@ class QLinearLanes(wiring.Component):
                 rnd.value.eq(fma_a.result),
             ]
             # QMUL: the product of the centred values, scaled and rounded as the tile's pack stage does
-            scale = FloatScaleRound(16)
+            scale = FloatScaleRound(SCALED_BITS)
             m.submodules[f"scale_{lane}"] = scale
             m.d.comb += [scale.value.eq((a_bytes[lane] - qmul.a_zp) * (b_bytes[lane] - qmul.b_zp)),
                          scale.scale.eq(qmul.r)]
             # QAVGPOOL: dequantize, add to the window's float32 sum, divide twice, add the zero point
-            deq, add, by_count, by_scale, plus_zp = (IntFloatFma(10), IntFloatFma(2), FloatDivide(), FloatDivide(),
-                                                     IntFloatFma(2))
-            avg_round = FloatRoundInt(12)
+            deq, add, by_count, by_scale, plus_zp = (IntFloatFma(INT_BITS), IntFloatFma(2), FloatDivide(),
+                                                     FloatDivide(), IntFloatFma(2))      # x = 1: sums
+            avg_round = FloatRoundInt(ROUND_BITS)
             for part, unit in (("deq", deq), ("add", add), ("div_count", by_count), ("div_scale", by_scale),
                                ("zp", plus_zp), ("avg_round", avg_round)):
                 m.submodules[f"qavg_{part}_{lane}"] = unit
