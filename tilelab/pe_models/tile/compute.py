@@ -43,10 +43,10 @@ class Compute(wiring.Component):
     generator follows the lane's output pixel through the window, tap by tap, and unpack feeds
     zeros for taps in the padding. For a grouped conv of g channels per group (``dw_group``) each
     tap takes g steps, and in step j unpack gives column c byte ``(c - c % g) + j`` of the lane's
-    slot (a butterfly of log2(C) byte-swap stages), so every column reads its own group's input
-    channels. Lane reads take one cycle; queues of :data:`_QUEUE` entries in
-    front of ``o`` and ``tile`` (with credits for the reads in flight) absorb the array's and
-    pack's backpressure.
+    slot (the slot read from byte j on, every g-th byte kept and copied over its group in log2(g)
+    doubling stages), so every column reads its own group's input channels. Lane reads take one
+    cycle; queues of :data:`_QUEUE` entries in front of ``o`` and ``tile`` (with credits for the
+    reads in flight) absorb the array's and pack's backpressure.
 
     Parameters
     ----------
@@ -174,10 +174,11 @@ class Compute(wiring.Component):
         p_loff = [Signal(range(W), name=f"p_loff{r}") for r in range(R)]
         p_lzero = [Signal(name=f"p_lzero{r}") for r in range(R)]
         p_pad = Signal(8)           # the padding byte of the block's depthwise taps
-        # grouped mode: per stage b of the column select, the bytes that take their partner's
-        # (the byte 2**b away): bit b of the column index replaced by bit b of the step's channel j
+        # grouped mode's column select: the bytes of the group bases (every g-th byte), and which
+        # of the log2(C) doubling stages spread them over their groups (stage b: b < log2 g)
         logc = exact_log2(C) if cfg.depthwise else 0
-        p_sel = [Signal(8 * C, name=f"p_sel{b}") for b in range(logc)]
+        p_gbase = Signal(8 * C)
+        p_fill = Signal(max(logc, 1))
         p_woff = Signal(range(W))
         p_tile = Signal()
         p_poff = Signal(range(W))
@@ -243,15 +244,17 @@ class Compute(wiring.Component):
                             ih = lane.ih + dw_tih
                             iw = lane.iw + dw_tiw
                             inside = (ih >= 0) & (ih < d.dw_h) & (iw >= 0) & (iw < d.dw_w)
-                            m.d.sync += [p_loff[r].eq(lane_addr[:logw]), p_lzero[r].eq(d.dw & ~inside)]
+                            # (grouped: from the step's channel j of the group on, j < g ≤ C)
+                            m.d.sync += [p_loff[r].eq(lane_addr[:logw] + dw_j), p_lzero[r].eq(d.dw & ~inside)]
                         m.d.comb += [bank.en.eq(1), bank.addr.eq(lane_addr >> logw)]
                     if cfg.depthwise:
                         m.d.sync += p_pad.eq(d.pad_value)
-                        for b, sel in enumerate(p_sel):
-                            m0 = sum(0xFF << (8 * c) for c in range(C) if not c >> b & 1)
-                            m1 = sum(0xFF << (8 * c) for c in range(C) if c >> b & 1)
-                            grouped = d.dw_group > b
-                            m.d.sync += sel.eq(Mux(grouped & dw_j[b], m0, 0) | Mux(grouped & ~dw_j[b], m1, 0))
+                        base = sum(0xFF << (8 * c) for c in range(C))
+                        for lg in range(1, logc + 1):
+                            base = Mux(d.dw_group == lg, sum(0xFF << (8 * c) for c in range(0, C, 1 << lg)), base)
+                        m.d.sync += p_gbase.eq(base)
+                        for b in range(logc):
+                            m.d.sync += p_fill[b].eq(d.dw_group > b)
                         # Next input channel of the group; after the last one the next tap; after
                         # the last tap of a tile every lane moves on by R pixels.
                         m.d.sync += dw_j.eq(dw_j + 1)
@@ -309,17 +312,17 @@ class Compute(wiring.Component):
         for r, bank in enumerate(self.act):
             m.d.comb += step.a[r].eq(bank.data.word_select(p_aoff, 8))
             if cfg.depthwise:
-                # Depthwise pixels are C-byte aligned (C divides W): pick the lane's C-byte slot.
-                slot = bank.data.word_select(p_loff[r] >> (C.bit_length() - 1), 8 * C) if W > C else bank.data
-                # Grouped mode: column c takes byte (c - c % g) + j of the slot, a butterfly of
-                # log2(C) stages, stage b swapping the bytes 2**b apart where p_sel[b] says.
-                for b, sel in enumerate(p_sel):
-                    v = Signal(8 * C, name=f"a2_sel{r}_{b}")
-                    m0 = sum(0xFF << (8 * c) for c in range(C) if not c >> b & 1)
-                    m1 = sum(0xFF << (8 * c) for c in range(C) if c >> b & 1)
-                    partner = ((slot >> (8 << b)) & m0) | ((slot << (8 << b)) & m1)
-                    m.d.comb += v.eq((slot & ~sel) | (partner & sel))
-                    slot = v
+                # Depthwise pixels are C-byte aligned (C divides W): the lane's C-byte slot. Grouped
+                # mode: the slot from byte j of the pixel's slot on, so that every group base holds
+                # channel j of its group; doubling stages then copy each base over its g columns
+                # (column c takes byte (c - c % g) + j of the pixel's slot).
+                slot = bank.data.bit_select(p_loff[r] << 3, 8 * C) if W > C or logc else bank.data
+                if logc:
+                    slot = slot & p_gbase
+                for b in range(logc):
+                    spread = Signal(8 * C, name=f"a2_fill{r}_{b}")
+                    m.d.comb += spread.eq(Mux(p_fill[b], slot | (slot << (8 << b)), slot))
+                    slot = spread
                 m.d.comb += a2q.i.payload[r].eq(Mux(p_lzero[r], p_pad.replicate(C), slot))
         for c, bank in enumerate(self.wgt):
             m.d.comb += step.b[c].eq(bank.data.word_select(p_woff, 8))
