@@ -46,6 +46,10 @@ def _register():
     for name in ("verilog", "bench", "demo", "conv", "analyze", "halo", "noc", "run", "estimate", "export"):
         module = importlib.import_module(f"tilelab.cli.{name}")
         main.add_command(module.command)
+    from tilelab.cli.build import build_command, cache_command
+
+    main.add_command(build_command)
+    main.add_command(cache_command)
 
 
 _register()

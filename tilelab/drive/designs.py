@@ -71,7 +71,11 @@ def cached_design(kind: str, key: str, build, top: str) -> Design:
     if path.exists() and ports_path.exists():
         ports = tuple(tuple(p) for p in json.loads(ports_path.read_text()))
         return Design(top=top, verilog=path.read_text(), extra_sources=models, ports=ports)
-    design = to_verilog(build(), name=top)
+    from tilelab.sim.progress import BuildProgress
+
+    with BuildProgress(f"{top} ({kind})") as progress:
+        progress.phase("Amaranth to Verilog")
+        design = to_verilog(build(), name=top)
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, text in ((ports_path, json.dumps(design.ports)), (path, design.verilog)):
         tmp = target.with_suffix(f".{time.time_ns()}.tmp")

@@ -29,9 +29,37 @@ from tilelab.sim.memimage import read_hex, write_hex
 from .run import Run
 from .unit import Unit
 
-__all__ = ["SimServer"]
+__all__ = ["SimServer", "build_unit"]
 
 _RAISE = {"SimulationStalled": SimulationStalled, "SimulationTimeout": SimulationTimeout, "ValueError": ValueError}
+
+
+def build_unit(unit: Unit, sim: str = "verilator"):
+    """Build (or find in the cache) the simulator a :class:`SimServer` of ``unit`` runs.
+
+    Parameters
+    ----------
+    unit : Unit
+        The unit.
+    sim : {"verilator", "icarus"}
+        The simulator.
+
+    Returns
+    -------
+    (Design, Path, bool)
+        The clocked design, the simulator executable (Verilator) or ``.vvp`` file (Icarus), and
+        whether the build came from the cache.
+    """
+    from tilelab.sim.builders import build_icarus, build_verilator
+    from tilelab.sim.verilog import clocked_wrapper
+
+    design = clocked_wrapper(unit.design(), period_ns=10)
+    label = f"{unit.name} {unit.key}"
+    if sim == "verilator":
+        exe, cached = build_verilator(design, visibility="ports", waves=None, timing=True, label=label)
+    else:
+        exe, cached = build_icarus(design, waves=False, label=label)
+    return design, exe, cached
 
 
 class SimServer:
@@ -85,19 +113,12 @@ class SimServer:
         return self.work / f"{name}.hex"
 
     def _start(self):
-        from tilelab.sim.builders import build_icarus, build_verilator
         from tilelab.sim.runner import icarus_vpi
         from tilelab.sim.toolchain import cocotb_run_env
-        from tilelab.sim.verilog import clocked_wrapper
 
         t0 = time.perf_counter()
-        design = clocked_wrapper(self.unit.design(), period_ns=10)
-        if self.sim == "verilator":
-            exe, self.build_cached = build_verilator(design, visibility="ports", waves=None, timing=True)
-            cmd = [str(exe)]
-        else:
-            vvp, self.build_cached = build_icarus(design, waves=False)
-            cmd = ["vvp", "-m", icarus_vpi(), str(vvp)]
+        design, exe, self.build_cached = build_unit(self.unit, self.sim)
+        cmd = [str(exe)] if self.sim == "verilator" else ["vvp", "-m", icarus_vpi(), str(exe)]
         w = self.work
         for mem in self.unit.memories:
             # Every memory loads its init file at time 0 too: start with empty ones.

@@ -434,7 +434,8 @@ class MeshTop(wiring.Component):
             for j in range(cfg.cols):
                 node = TileNode(cfg)
                 node.x, node.y = cfg.tile_coord(i, j)
-                m.submodules[f"tile_{i}_{j}"] = shared.instance(node, kind="tilelab_tile_node", key=cfg.key())
+                m.submodules[f"tile_{i}_{j}"] = shared.instance(node, kind="tilelab_tile_node", key=cfg.key(),
+                                                                    inline=False)
                 mem = m.submodules[f"mem_{i}_{j}"] = NodeMemory(width_bytes=W, depth=cfg.tile.ext_words,
                                                                  name=node_memory_name(i, j))
                 for port, member in node.mem.signature.members.items():

@@ -12,13 +12,15 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
 
-__all__ = ["BuildCache", "CacheStats", "default_cache_dir", "stats"]
+__all__ = ["BuildCache", "CacheEntry", "CacheStats", "clear_cache", "default_cache_dir", "list_cache", "stats",
+           "write_info"]
 
 
 def default_cache_dir() -> Path:
@@ -92,3 +94,89 @@ class BuildCache:
             stats.build_seconds += time.perf_counter() - start
             stats.keys.append(key)
         return final, False
+
+
+def write_info(folder: Path, info: dict) -> None:
+    """Describe a build in its folder (``info.json``: what it is, when it was made, phase times)."""
+    (Path(folder) / "info.json").write_text(json.dumps({**info, "created": time.time()}, default=str))
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry of the build cache, as :func:`list_cache` finds it.
+
+    Attributes
+    ----------
+    name : str
+        The entry's key (a build folder) or file name (converted Verilog).
+    kind : str
+        ``"verilator"``, ``"icarus"``, ``"verilator-runtime"``, ``"verilog"`` (a unit converted
+        to Verilog) or ``"unknown"``.
+    top : str
+        The unit (``tile``, ``mesh``, ...) or top module it holds, where known.
+    bytes : int
+        Size on disk.
+    created : float
+        Modification time (seconds since the epoch).
+    path : Path
+        Where it is.
+    """
+
+    name: str
+    kind: str
+    top: str
+    bytes: int
+    created: float
+    path: Path
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def list_cache(root: str | os.PathLike | None = None) -> list[CacheEntry]:
+    """Every finished build and converted design in the cache, oldest first."""
+    root = Path(root) if root is not None else default_cache_dir()
+    found = []
+    if not root.is_dir():
+        return found
+    for path in root.iterdir():
+        if path.name.startswith(".") or path.suffix == ".lock":
+            continue
+        if path.name == "verilog" and path.is_dir():
+            for v in path.glob("*.v"):
+                ports = v.with_suffix(".ports.json")
+                size = _size(v) + (_size(ports) if ports.exists() else 0)
+                found.append(CacheEntry(v.name, "verilog", v.name.split("-")[0], size, v.stat().st_mtime, v))
+            continue
+        if not path.is_dir() or not (path / "BUILD_OK").exists():
+            continue
+        info = {}
+        if (path / "info.json").exists():
+            try:
+                info = json.loads((path / "info.json").read_text())
+            except ValueError:
+                info = {}
+        kind = info.get("kind") or path.name.rsplit("-", 1)[0]
+        sources = (v.stem for v in sorted(path.glob("*.v")) if not v.name.startswith("extra"))
+        top = (info.get("label") or "").split(" ")[0] or info.get("top") or next(sources, "")
+        found.append(CacheEntry(path.name, kind if kind in ("verilator", "icarus", "verilator-runtime") else "unknown",
+                                str(top), _size(path), path.stat().st_mtime, path))
+    return sorted(found, key=lambda e: e.created)
+
+
+def clear_cache(root: str | os.PathLike | None = None) -> tuple[int, int]:
+    """Remove every build and converted design from the cache; return ``(entries, bytes)`` removed.
+
+    Builds in progress in other processes (their temporary folders and locks) are left alone.
+    """
+    entries = list_cache(root)
+    for entry in entries:
+        if entry.path.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            entry.path.unlink(missing_ok=True)
+            entry.path.with_suffix(".ports.json").unlink(missing_ok=True)
+    return len(entries), sum(e.bytes for e in entries)

@@ -155,16 +155,17 @@ def simulate(design: wiring.Component | Design, bench: Callable | str, *, backen
         raise ValueError(f"clock must be 'internal' or 'cocotb', not {clock!r}")
     if isinstance(design, wiring.Component):
         design = to_verilog(design, name=name)
+    label = design.top
     if clock == "internal":
         design = clocked_wrapper(design, period_ns=clock_period_ns)
     if backend == "verilator":
         exe, hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves), cache=cache,
-                                   timing=clock == "internal")
+                                   timing=clock == "internal", label=label)
         cmd = [str(exe)]
         if waves is not None:
             cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
     else:
-        vvp, hit = build_icarus(design, waves=waves is not None, cache=cache)
+        vvp, hit = build_icarus(design, waves=waves is not None, cache=cache, label=label)
         cmd = ["vvp", "-m", icarus_vpi(), str(vvp)]
         if waves is not None:
             cmd += [f"+waves={Path(waves).resolve()}"]

@@ -11,6 +11,8 @@ from amaranth.lib import wiring
 
 from tilelab.hdl.lint import waive_in_file
 
+from .netcheck import fast_comb_check
+
 __all__ = ["Design", "clocked_wrapper", "to_verilog", "port_names"]
 
 
@@ -74,7 +76,8 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
         raise TypeError(f"only wiring.Component designs can be simulated, not {component!r}")
     if not name.isidentifier():
         raise ValueError(f"top module name must be a Verilog identifier, not {name!r}")
-    text = top_text = _verilog.convert(component, name=name, emit_src=False)
+    with fast_comb_check():
+        text = top_text = _verilog.convert(component, name=name, emit_src=False)
     # Modules the design elaborated once and instantiated by name (tilelab.hdl.shared).
     shared = getattr(component, "shared_modules", None)
     if shared is not None:
