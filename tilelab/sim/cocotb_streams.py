@@ -3,7 +3,10 @@
 Amaranth flattens a stream port ``o`` into ``o__valid``, ``o__ready`` and ``o__payload``. The
 classes here drive and observe such ports the way cocotbext-axi drives AXI-Stream: a
 :class:`StreamSource` with idle insertion, a :class:`StreamSink` with backpressure, a passive
-:class:`StreamMonitor`, and ``empty()`` on each so a test can end by asserting nothing is left.
+:class:`StreamMonitor`, and ``empty()`` on each so a test can end by asserting nothing is left. The
+sink and the monitor share one reading interface (``recv`` awaits the next payload, ``recv_nowait``
+takes one that arrived, ``count`` / ``empty`` tell how many wait), as cocotbext-axi's do. Payloads
+are integers: :class:`tilelab.hdl.formats.Format` packs a struct payload into one and back.
 
 Every driver samples the handshake when the design has settled in the second half of the clock
 cycle and drives new values right after the rising edge, so the same testbench behaves the same on
@@ -100,6 +103,7 @@ class StreamSource:
         self._idle = idle or itertools.repeat(False)
         self._idle_event = Event()
         self.sent = 0
+        self._offering = False
         self._p.valid.value = 0
         self._task = cocotb.start_soon(self._run())
 
@@ -109,8 +113,16 @@ class StreamSource:
         self._idle_event.clear()
 
     async def send(self, payload: int) -> None:
-        """Queue one payload (returns at once; use :meth:`wait` to wait for the transfer)."""
+        """Queue one payload.
+
+        The queue has no bound, so this awaits nothing and returns before the transfer (as
+        cocotbext-axi's ``send`` with an unbounded queue); :meth:`wait` waits for the transfers.
+        """
         self.send_nowait(payload)
+
+    def idle(self) -> bool:
+        """Return True when nothing is queued and no payload is being offered."""
+        return not self._queue and not self._offering
 
     def empty(self) -> bool:
         """Return True when every queued payload has been transferred."""
@@ -133,6 +145,7 @@ class StreamSource:
                 p.payload.value = self._queue[0]
                 valid = 1
             p.valid.value = valid
+            self._offering = bool(valid)
             await FallingEdge(p.clock)
             await ReadOnly()
             fire = valid and _int(p.ready.value)
@@ -217,14 +230,26 @@ class StreamMonitor:
     def __init__(self, dut, prefix: str, *, clk: str = "clk"):
         self._p = _Port(dut, prefix, clk)
         self.transfers: deque[int] = deque()
+        self._event = Event()
         self._task = cocotb.start_soon(self._run())
 
     def empty(self) -> bool:
         """Return True when no recorded transfer is waiting to be read."""
         return not self.transfers
 
+    def count(self) -> int:
+        """Return the number of recorded transfers not read yet."""
+        return len(self.transfers)
+
     def recv_nowait(self) -> int:
-        """Return the oldest recorded transfer."""
+        """Return the oldest recorded transfer; raise IndexError when there is none."""
+        return self.transfers.popleft()
+
+    async def recv(self) -> int:
+        """Wait for and return the next recorded transfer (as :meth:`StreamSink.recv`)."""
+        while not self.transfers:
+            self._event.clear()
+            await self._event.wait()
         return self.transfers.popleft()
 
     async def _run(self):
@@ -234,4 +259,5 @@ class StreamMonitor:
             await ReadOnly()
             if _int(p.valid.value) and _int(p.ready.value):
                 self.transfers.append(_int(p.payload.value))
+                self._event.set()
             await RisingEdge(p.clock)
