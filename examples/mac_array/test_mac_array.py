@@ -18,7 +18,10 @@ from tilelab.hdl.formats import Format
 from tilelab.hdl.mac import mac_array_layouts
 from tilelab.sim.cocotb_streams import StreamSink, StreamSource, bernoulli, start_clock_and_reset
 
-ROWS = COLS = 4
+#: The array's size (``MAC_EXAMPLE_SIZE``, default 4: ``--rows 4 --cols 4``) and how many times the
+#: tests' block counts are repeated (``MAC_EXAMPLE_SCALE``, default 1; benchmarks run longer benches).
+ROWS = COLS = int(os.environ.get("MAC_EXAMPLE_SIZE", "4"))
+SCALE = int(os.environ.get("MAC_EXAMPLE_SCALE", "1"))
 
 
 def model(a, b):
@@ -57,9 +60,9 @@ async def run_blocks(dut, *, blocks, idle, backpressure, seed):
 
 @cocotb.test()
 async def blocks_without_stalls(dut):
-    await run_blocks(dut, blocks=4, idle=0.0, backpressure=0.0, seed=zlib.crc32(b"blocks_without_stalls"))
+    await run_blocks(dut, blocks=4 * SCALE, idle=0.0, backpressure=0.0, seed=zlib.crc32(b"blocks_without_stalls"))
 
 
 @cocotb.test()
 async def blocks_with_idle_and_backpressure(dut):
-    await run_blocks(dut, blocks=6, idle=0.3, backpressure=0.5, seed=zlib.crc32(b"idle_and_backpressure"))
+    await run_blocks(dut, blocks=6 * SCALE, idle=0.3, backpressure=0.5, seed=zlib.crc32(b"idle_and_backpressure"))

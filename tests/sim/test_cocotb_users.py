@@ -19,6 +19,7 @@ from tests.conftest import requires_icarus
 from tilelab.cli import main
 from tilelab.drive.export import describe_ports, export, unit_component
 from tilelab.drive.tile import tile_unit
+from tilelab.hdl.cbuf import CircularBufferController
 from tilelab.hdl.formats import Format, ReadDesc
 from tilelab.hdl.lint import verilator_executable
 from tilelab.hdl.mac import MACArray, mac_array_layouts
@@ -89,25 +90,60 @@ def _results(path):
             for c in cases}
 
 
-@pytest.mark.parametrize("sim", ["verilator", pytest.param("icarus", marks=requires_icarus)])
-def test_mac_array_example_under_cocotbs_runner(sim, tmp_path):
-    for f in ("test_mac_array.py", "run_with_cocotb_runner.py"):
-        shutil.copy(EXAMPLES / "mac_array" / f, tmp_path / f)
-    res = CliRunner().invoke(main, ["verilog", "mac-array", "--rows", "4", "--cols", "4",
-                                    "-o", str(tmp_path / "mac_array.v")])
+#: Each example: the ``tilelab verilog`` arguments that export its unit, the component run_cocotb_tests builds
+#: (the same unit), and the tests its bench holds.
+EXAMPLE_UNITS = {
+    "mac_array": (["mac-array", "--rows", "4", "--cols", "4"], lambda: MACArray(rows=4, cols=4), MAC_TESTS),
+    "circular_buffer": (["circular-buffer", "--pages", "4"], lambda: CircularBufferController(pages=4),
+                        {"counters_follow_the_model"}),
+    "router": (["router", "--tile", TILE_FIELDS, "--mesh", "2x2"],
+               lambda: unit_component("router", tile=TILE, mesh=(2, 2))[0],
+               {"random_packets", "random_packets_with_idle_and_backpressure"}),
+    "tile_conv": (["tile", "--no-memory", "--tile", TILE_FIELDS],
+                  lambda: unit_component("tile", tile=TILE, memory=False)[0], {"conv_layer_is_bit_exact"}),
+}
+#: Examples also run on Icarus (the tile's bench is Python-bound every cycle: Verilator only).
+ICARUS_EXAMPLES = ("mac_array", "circular_buffer", "router")
+
+
+def _runner_cases():
+    for name in EXAMPLE_UNITS:
+        yield pytest.param(name, "verilator", id=f"{name}-verilator")
+        if name in ICARUS_EXAMPLES:
+            yield pytest.param(name, "icarus", marks=requires_icarus, id=f"{name}-icarus")
+
+
+@pytest.mark.parametrize(("name", "sim"), list(_runner_cases()))
+def test_example_under_cocotbs_runner(name, sim, tmp_path):
+    args, _component, tests = EXAMPLE_UNITS[name]
+    shutil.copy(EXAMPLES / "run_with_cocotb_runner.py", tmp_path)
+    folder = tmp_path / name
+    shutil.copytree(EXAMPLES / name, folder, ignore=shutil.ignore_patterns("build_*", "*.v", "__pycache__"))
+    res = CliRunner().invoke(main, ["verilog", *args, "--top", name, "-o", str(folder / f"{name}.v")])
     assert res.exit_code == 0, res.output
-    proc = subprocess.run([sys.executable, "run_with_cocotb_runner.py", sim], cwd=tmp_path, env=_env(),
+    proc = subprocess.run([sys.executable, "run_with_cocotb_runner.py", name, sim], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert _results(tmp_path / f"build_{sim}" / "results.xml") == dict.fromkeys(MAC_TESTS, "pass")
+    assert _results(folder / f"build_{sim}" / "results.xml") == dict.fromkeys(tests, "pass")
 
 
-def test_mac_array_example_under_run_cocotb_tests(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXAMPLES / "mac_array"))
-    outcome = run_cocotb_tests(MACArray(rows=4, cols=4), "test_mac_array", name="mac_array", seed=5)
-    assert outcome == dict.fromkeys(MAC_TESTS, "pass")
+@pytest.mark.parametrize("name", EXAMPLE_UNITS)
+def test_example_under_run_cocotb_tests(name, monkeypatch):
+    _args, component, tests = EXAMPLE_UNITS[name]
+    monkeypatch.syspath_prepend(str(EXAMPLES / name))
+    outcome = run_cocotb_tests(component(), f"test_{name}", name=name, seed=5)
+    assert outcome == dict.fromkeys(tests, "pass")
     assert outcome.workdir is None                                        # the temporary folder is gone
     assert "Seeding Python random module with 5\n" in outcome.log
+
+
+def test_tile_example_is_of_the_test_tile():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tile_conv_bench", EXAMPLES / "tile_conv" / "test_tile_conv.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.TILE == TILE
 
 
 def test_a_broken_model_fails_and_names_the_log(monkeypatch, tmp_path):
