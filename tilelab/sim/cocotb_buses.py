@@ -86,6 +86,8 @@ class ExtMemoryModel:
             "ra_en", "ra_addr", "ra_data", "rb_en", "rb_addr", "rb_data", "wr_en", "wr_addr", "wr_data", "wr_mask")}
         self.width = len(self._ports["wr_mask"])
         self._clock = getattr(dut, clk)
+        for port in ("ra_data", "rb_data"):         # defined from the start (no X on Icarus)
+            self._ports[port].value = 0
         self._task = cocotb.start_soon(self._run())
 
     def write(self, addr: int, data) -> None:
