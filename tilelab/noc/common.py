@@ -153,7 +153,9 @@ def round_robin(m, requests, *, name="rr"):
     # requests at or after the pointer win; if there are none, the lowest request wins
     masked = [Signal(name=f"{name}_masked{i}") for i in range(n)]
     for i in range(n):
-        m.d.comb += masked[i].eq(requests[i] & (ptr <= i))
+        # ``ptr <= i`` holds for every pointer value from the widest one on: no constant comparison
+        at_or_after = (ptr <= i) if i < (1 << len(ptr)) - 1 else 1
+        m.d.comb += masked[i].eq(requests[i] & at_or_after)
     upper = Signal(name=f"{name}_upper")
     m.d.comb += upper.eq(Cat(*masked).any())
     for i in range(n):

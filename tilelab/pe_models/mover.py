@@ -184,6 +184,9 @@ class DataMover(wiring.Component):
         nwords = max(1, MOVE_DESC_BYTES // W)
 
         m.submodules.streamer = st = Streamer(8 * W, cfg.max_packet)
+        # The template's address is the first destination word (the streamer sets it per flit); driven
+        # here so that no bit of the template is a constant.
+        m.d.comb += st.hdr.addr.eq(st.dst)
 
         # --- semaphores ----------------------------------------------------------------------
         sems = [Signal(16, name=f"sem{k}") for k in range(SEMAPHORES)]

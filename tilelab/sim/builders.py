@@ -67,7 +67,7 @@ def _vlt_ports(design: Design) -> str:
 
 def build_verilator(design: Design, *, visibility: str = "ports", waves: str | None = None, jobs: int = 2,
                     cache: BuildCache | None = None, timing: bool = False,
-                    label: str | None = None) -> tuple[Path, bool]:
+                    label: str | None = None, extra_args: tuple[str, ...] = ()) -> tuple[Path, bool]:
     """Build a cocotb-enabled Verilator simulator of ``design`` (cached).
 
     Parameters
@@ -88,6 +88,8 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
     label : str, optional
         What the build is, for the progress line and the cache listing (e.g. the unit's name and
         configuration); the top module's name when omitted.
+    extra_args : sequence of str
+        More Verilator arguments (``-DNAME=VALUE``, ``-GPARAM=VALUE``, ...); part of the cache key.
 
     Returns
     -------
@@ -111,6 +113,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
         flags += ["--trace-fst", "--trace-structs"]
     elif waves == "vcd":
         flags += ["--trace", "--trace-structs"]
+    flags += [str(a) for a in extra_args]
     key = cache.key(
         "verilator",
         {
@@ -224,16 +227,19 @@ def _cxx_version() -> str:
 
 
 def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | None = None,
-                 label: str | None = None) -> tuple[Path, bool]:
+                 label: str | None = None, extra_args: tuple[str, ...] = ()) -> tuple[Path, bool]:
     """Compile ``design`` with Icarus Verilog (cached); return ``(vvp file, hit)``.
 
-    ``label`` says what the build is in the cache listing (the top module's name when omitted).
+    ``label`` says what the build is in the cache listing (the top module's name when omitted);
+    ``extra_args`` are more ``iverilog`` arguments (``-DNAME=VALUE``, ...), part of the cache key.
     """
     if not icarus_available():
         raise ToolchainError("Icarus Verilog is not installed: apt-get install iverilog")
     cache = cache or BuildCache()
-    key = cache.key("icarus", {"top": design.top, "src": design.sources_text(), "waves": waves, "fix": 1,
-                               "iverilog": icarus_version()})
+    what = {"top": design.top, "src": design.sources_text(), "waves": waves, "fix": 1, "iverilog": icarus_version()}
+    if extra_args:
+        what["args"] = [str(a) for a in extra_args]
+    key = cache.key("icarus", what)
 
     def build(tmp: Path):
         (tmp / f"{design.top}.v").write_text(icarus_time0_fix(design.verilog))
@@ -255,7 +261,8 @@ def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | Non
             )
             sources.append(str(tmp / "dump.v"))
             tops += ["-s", "tilelab_iverilog_dump"]
-        _run(["iverilog", "-g2012", "-f", str(tmp / "cmds.f"), "-o", str(tmp / "sim.vvp"), *tops, *sources],
+        _run(["iverilog", "-g2012", "-f", str(tmp / "cmds.f"), "-o", str(tmp / "sim.vvp"), *tops,
+              *[str(a) for a in extra_args], *sources],
              what=f"iverilog ({design.top})")
         write_info(tmp, {"kind": "icarus", "top": design.top, "label": label})
 

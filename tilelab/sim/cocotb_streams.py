@@ -3,7 +3,11 @@
 Amaranth flattens a stream port ``o`` into ``o__valid``, ``o__ready`` and ``o__payload``. The
 classes here drive and observe such ports the way cocotbext-axi drives AXI-Stream: a
 :class:`StreamSource` with idle insertion, a :class:`StreamSink` with backpressure, a passive
-:class:`StreamMonitor`, and ``empty()`` on each so a test can end by asserting nothing is left.
+:class:`StreamMonitor`, and ``empty()`` on each so a test can end by asserting nothing is left. The
+sink and the monitor share one reading interface (``recv`` awaits the next payload, ``recv_nowait``
+takes one that arrived, ``count`` / ``empty`` tell how many wait), as cocotbext-axi's do. Payloads
+are integers, or with ``format=`` (a :class:`tilelab.hdl.formats.Format`, or a layout it is made
+from) dicts of field values that the driver packs and unpacks.
 
 Every driver samples the handshake when the design has settled in the second half of the clock
 cycle and drives new values right after the rising edge, so the same testbench behaves the same on
@@ -72,6 +76,13 @@ class _Port:
         self.prefix = prefix
 
 
+def as_format(format):
+    """``format`` as a :class:`~tilelab.hdl.formats.Format` (None stays None)."""
+    from tilelab.hdl.formats.bits import Format
+
+    return format if format is None or isinstance(format, Format) else Format(format)
+
+
 def _int(value) -> int:
     try:
         return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
@@ -79,7 +90,87 @@ def _int(value) -> int:
         return int("".join(ch if ch in "01" else "0" for ch in str(value)), 2)
 
 
-class StreamSource:
+class QueuedSender:
+    """What every source here shares: an unbounded queue of what waits to go out.
+
+    Subclasses call :meth:`_start_queue`, put packed items on ``self._queue``, set
+    ``self._offering`` while an item is on the wires and call :meth:`_sent` after each transfer.
+    """
+
+    def _start_queue(self, idle: Iterator[bool] | None, format) -> None:
+        self._format = as_format(format)
+        self._queue: deque = deque()
+        self._idle = idle or itertools.repeat(False)
+        self._done = Event()
+        self._offering = False
+        self.sent = 0
+
+    def _pack(self, payload) -> int:
+        return self._format.pack(payload) if self._format is not None else int(payload)
+
+    def _queued(self, item) -> None:
+        self._queue.append(item)
+        self._done.clear()
+
+    def _sent(self) -> None:
+        self.sent += 1
+        if not self._queue:
+            self._done.set()
+
+    def idle(self) -> bool:
+        """Return True when nothing is queued and nothing is being offered."""
+        return not self._queue and not self._offering
+
+    def empty(self) -> bool:
+        """Return True when every queued item has been sent."""
+        return not self._queue
+
+    def count(self) -> int:
+        """Return the number of items still queued."""
+        return len(self._queue)
+
+    async def wait(self) -> None:
+        """Wait until every queued item has been sent."""
+        while self._queue:
+            await self._done.wait()
+
+
+class QueuedReceiver:
+    """What every sink and monitor here shares: what arrived, read with ``recv`` / ``recv_nowait``."""
+
+    def _start_queue(self, format) -> None:
+        self._format = as_format(format)
+        self._queue: deque = deque()
+        self._event = Event()
+
+    def _arrived(self, item) -> None:
+        self._queue.append(item)
+        self._event.set()
+
+    def _decode(self, item):
+        return item if self._format is None else self._format.unpack(item)
+
+    def empty(self) -> bool:
+        """Return True when nothing that arrived is waiting to be read."""
+        return not self._queue
+
+    def count(self) -> int:
+        """Return the number of arrivals not read yet."""
+        return len(self._queue)
+
+    def recv_nowait(self):
+        """Return the oldest arrival (an int, or a dict with ``format``); raise IndexError when there is none."""
+        return self._decode(self._queue.popleft())
+
+    async def recv(self):
+        """Wait for and return the next arrival."""
+        while not self._queue:
+            self._event.clear()
+            await self._event.wait()
+        return self.recv_nowait()
+
+
+class StreamSource(QueuedSender):
     """Drives a stream input of the design.
 
     Parameters
@@ -92,38 +183,27 @@ class StreamSource:
         Each cycle, True keeps ``valid`` low (idle insertion), e.g. :func:`bernoulli`.
     clk : str
         Clock port name.
+    format : Format or shape-castable, optional
+        Payloads are dicts of this format's fields (:meth:`~tilelab.hdl.formats.Format.pack`).
     """
 
-    def __init__(self, dut, prefix: str, *, idle: Iterator[bool] | None = None, clk: str = "clk"):
+    def __init__(self, dut, prefix: str, *, idle: Iterator[bool] | None = None, clk: str = "clk", format=None):
         self._p = _Port(dut, prefix, clk)
-        self._queue: deque[int] = deque()
-        self._idle = idle or itertools.repeat(False)
-        self._idle_event = Event()
-        self.sent = 0
+        self._start_queue(idle, format)
         self._p.valid.value = 0
         self._task = cocotb.start_soon(self._run())
 
-    def send_nowait(self, payload: int) -> None:
-        """Queue one payload."""
-        self._queue.append(int(payload))
-        self._idle_event.clear()
+    def send_nowait(self, payload) -> None:
+        """Queue one payload (an int, or a dict of fields with ``format``)."""
+        self._queued(self._pack(payload))
 
-    async def send(self, payload: int) -> None:
-        """Queue one payload (returns at once; use :meth:`wait` to wait for the transfer)."""
+    async def send(self, payload) -> None:
+        """Queue one payload.
+
+        The queue has no bound, so this awaits nothing and returns before the transfer (as
+        cocotbext-axi's ``send`` with an unbounded queue); :meth:`wait` waits for the transfers.
+        """
         self.send_nowait(payload)
-
-    def empty(self) -> bool:
-        """Return True when every queued payload has been transferred."""
-        return not self._queue
-
-    def count(self) -> int:
-        """Return the number of payloads still queued."""
-        return len(self._queue)
-
-    async def wait(self) -> None:
-        """Wait until every queued payload has been transferred."""
-        while self._queue:
-            await self._idle_event.wait()
 
     async def _run(self):
         p = self._p
@@ -133,6 +213,7 @@ class StreamSource:
                 p.payload.value = self._queue[0]
                 valid = 1
             p.valid.value = valid
+            self._offering = bool(valid)
             await FallingEdge(p.clock)
             await ReadOnly()
             fire = valid and _int(p.ready.value)
@@ -140,13 +221,11 @@ class StreamSource:
             await ReadWrite()
             if fire:
                 self._queue.popleft()
-                self.sent += 1
                 valid = 0
-                if not self._queue:
-                    self._idle_event.set()
+                self._sent()
 
 
-class StreamSink:
+class StreamSink(QueuedReceiver):
     """Accepts a stream output of the design, with optional backpressure.
 
     Parameters
@@ -159,33 +238,16 @@ class StreamSink:
         Each cycle, True holds ``ready`` low.
     clk : str
         Clock port name.
+    format : Format or shape-castable, optional
+        Received payloads are returned as dicts of this format's fields.
     """
 
-    def __init__(self, dut, prefix: str, *, backpressure: Iterator[bool] | None = None, clk: str = "clk"):
+    def __init__(self, dut, prefix: str, *, backpressure: Iterator[bool] | None = None, clk: str = "clk",
+                 format=None):
         self._p = _Port(dut, prefix, clk)
-        self._queue: deque[int] = deque()
+        self._start_queue(format)
         self._bp = backpressure or itertools.repeat(False)
-        self._event = Event()
         self._task = cocotb.start_soon(self._run())
-
-    def empty(self) -> bool:
-        """Return True when no received payload is waiting to be read."""
-        return not self._queue
-
-    def count(self) -> int:
-        """Return the number of received payloads not read yet."""
-        return len(self._queue)
-
-    def recv_nowait(self) -> int:
-        """Return the oldest received payload; raise IndexError when there is none."""
-        return self._queue.popleft()
-
-    async def recv(self) -> int:
-        """Wait for and return the next payload."""
-        while not self._queue:
-            self._event.clear()
-            await self._event.wait()
-        return self._queue.popleft()
 
     async def _run(self):
         p = self._p
@@ -195,13 +257,12 @@ class StreamSink:
             await FallingEdge(p.clock)
             await ReadOnly()
             if ready and _int(p.valid.value):
-                self._queue.append(_int(p.payload.value))
-                self._event.set()
+                self._arrived(_int(p.payload.value))
             await RisingEdge(p.clock)
             await ReadWrite()
 
 
-class StreamMonitor:
+class StreamMonitor(QueuedReceiver):
     """Records every transfer on a stream without driving it.
 
     Parameters
@@ -212,20 +273,19 @@ class StreamMonitor:
         Port prefix.
     clk : str
         Clock port name.
+    format : Format or shape-castable, optional
+        Recorded payloads are returned as dicts of this format's fields.
     """
 
-    def __init__(self, dut, prefix: str, *, clk: str = "clk"):
+    def __init__(self, dut, prefix: str, *, clk: str = "clk", format=None):
         self._p = _Port(dut, prefix, clk)
-        self.transfers: deque[int] = deque()
+        self._start_queue(format)
         self._task = cocotb.start_soon(self._run())
 
-    def empty(self) -> bool:
-        """Return True when no recorded transfer is waiting to be read."""
-        return not self.transfers
-
-    def recv_nowait(self) -> int:
-        """Return the oldest recorded transfer."""
-        return self.transfers.popleft()
+    @property
+    def transfers(self) -> deque:
+        """The recorded transfers not read yet, oldest first (packed integers)."""
+        return self._queue
 
     async def _run(self):
         p = self._p
@@ -233,5 +293,5 @@ class StreamMonitor:
             await FallingEdge(p.clock)
             await ReadOnly()
             if _int(p.valid.value) and _int(p.ready.value):
-                self.transfers.append(_int(p.payload.value))
+                self._arrived(_int(p.payload.value))
             await RisingEdge(p.clock)

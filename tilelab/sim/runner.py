@@ -22,7 +22,7 @@ from .cache import BuildCache
 from .toolchain import cocotb_run_env
 from .verilog import Design, clocked_wrapper, port_names, to_verilog
 
-__all__ = ["BACKENDS", "SimResult", "SimulationError", "icarus_vpi", "run_cocotb_tests", "simulate"]
+__all__ = ["BACKENDS", "CocotbOutcome", "SimResult", "SimulationError", "icarus_vpi", "run_cocotb_tests", "simulate"]
 
 #: The simulation backends, fastest first.
 BACKENDS = ("verilator", "icarus", "amaranth")
@@ -248,50 +248,130 @@ def _simulate_amaranth(component, ref, args, waves, clock_period_ns, work, plusa
 
 
 
+class CocotbOutcome(dict):
+    """What :func:`run_cocotb_tests` returns: ``{test name: "pass" | "fail" | "skip"}``.
+
+    Attributes
+    ----------
+    workdir : Path or None
+        The run's folder (``results.xml``, ``sim.log``, waveforms written there); None once a
+        temporary folder has been removed.
+    log : str
+        The simulator's whole output (cocotb's log included).
+    """
+
+    def __init__(self, outcome: dict, workdir: Path | None, log: str):
+        super().__init__(outcome)
+        self.workdir = workdir
+        self.log = log
+
+
 def run_cocotb_tests(design: wiring.Component | Design, test_module: str, *, backend: str = "verilator",
                      name: str = "top", waves: str | os.PathLike | None = None, visibility: str = "ports",
                      workdir: str | os.PathLike | None = None, testcase: str | None = None,
-                     timeout_seconds: float | None = None) -> dict[str, str]:
+                     timeout_seconds: float | None = None, build_args: tuple[str, ...] | list[str] = (),
+                     plusargs: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
+                     seed: int | None = None, keep: bool = False) -> CocotbOutcome:
     """Run a user's own cocotb test module (``@cocotb.test()`` functions) against ``design``.
 
-    The design is built the same way as for :func:`simulate` (cached; ports-only on Verilator
-    unless ``visibility="all"``).
+    The design is built the same way as for :func:`simulate` (cached under ``~/.cache/tilelab``;
+    on Verilator only the top-level ports are visible to cocotb unless ``visibility="all"``) and
+    cocotb drives its clock (``cocotb.clock.Clock`` on ``dut.clk``), as under cocotb's own runner.
+
+    Parameters
+    ----------
+    design : wiring.Component or Design
+        The component, or its Verilog (``tilelab.drive.export`` / ``tilelab verilog`` units).
+    test_module : str
+        Importable module name of the tests (``"my_tests"``, found on ``sys.path``).
+    backend : {"verilator", "icarus"}
+        The simulator.
+    name : str
+        Top-level module name when ``design`` is a component (``dut`` is this module).
+    waves : path, optional
+        Write a waveform here: FST on Verilator (VCD when the name ends in ``.vcd``), VCD on Icarus.
+    visibility : {"ports", "all"}
+        Verilator: ``"ports"`` makes only the top-level ports reachable from cocotb (``dut.x``
+        for a port ``x``); ``"all"`` every signal (``dut.sub.sig``), as cocotb's runner builds,
+        which simulates slower on designs whose own evaluation dominates (large arrays; a bench
+        whose Python runs every cycle is bound by the Python instead and gains nothing).
+    workdir : path, optional
+        Folder for the run's files (``results.xml``, ``sim.log``); kept. Without it a temporary
+        folder is used and removed after a passing run unless ``keep`` is true; after a failure
+        it is kept and its log path is in the message.
+    testcase : str, optional
+        Run only the tests whose name matches this regular expression (``COCOTB_TEST_FILTER``).
+    timeout_seconds : float, optional
+        Wall-clock limit on the simulator process.
+    build_args : sequence of str
+        More simulator build arguments (Verilator or ``iverilog``: ``-DNAME=VALUE``, ...); part
+        of the build's cache key.
+    plusargs : dict, optional
+        ``+name=value`` arguments of the simulation (``cocotb.plusargs`` in the tests; memory
+        images such as ``{"extmem_init": "image.hex"}``).
+    extra_env : dict, optional
+        More environment variables for the simulator process (read with ``os.environ`` in the
+        tests).
+    seed : int, optional
+        cocotb's random seed (``COCOTB_RANDOM_SEED``); cocotb picks one and logs it when omitted.
+    keep : bool
+        Keep the temporary folder after a passing run too.
 
     Returns
     -------
-    dict
-        Test name -> ``"pass"`` / ``"fail"`` / ``"skip"``.
+    CocotbOutcome
+        ``{test name: "pass" / "fail" / "skip"}``, with the run's ``workdir`` and ``log``.
 
     Raises
     ------
     SimulationError
-        When a test fails (the message lists the failures and the log tail).
+        When a test fails or none ran: the message names the failed tests, holds the log's last
+        lines and the path of the whole log.
     """
+    import shutil
+    import sys
     import xml.etree.ElementTree as ET
 
-    if backend not in ("verilator", "icarus"):
-        raise ValueError(f"cocotb tests run on 'verilator' or 'icarus', not {backend!r}")
+    check_choice("backend", backend, ("verilator", "icarus"))
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    temporary = workdir is None
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tilelab-cocotb-"))
     work.mkdir(parents=True, exist_ok=True)
     if isinstance(design, wiring.Component):
         design = to_verilog(design, name=name)
+    build_args = tuple(str(a) for a in build_args)
     if backend == "verilator":
-        exe, _hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves))
+        exe, _hit = build_verilator(design, visibility=visibility, waves=_wave_format(waves), extra_args=build_args)
         cmd = [str(exe)] + (["--trace", "--trace-file", str(Path(waves).resolve())] if waves else [])
     else:
-        vvp, _hit = build_icarus(design, waves=waves is not None)
+        vvp, _hit = build_icarus(design, waves=waves is not None, extra_args=build_args)
         cmd = ["vvp", "-m", icarus_vpi(), str(vvp)] + ([f"+waves={Path(waves).resolve()}"] if waves else [])
-    extra = {"COCOTB_RESULTS_FILE": str(work / "results.xml")}
+    cmd += [f"+{k}={v}" for k, v in (plusargs or {}).items()]
+    extra = dict(extra_env or {})
+    extra["COCOTB_RESULTS_FILE"] = str(work / "results.xml")
     if testcase:
         extra["COCOTB_TEST_FILTER"] = testcase
+    if seed is not None:
+        extra["COCOTB_RANDOM_SEED"] = str(seed)
     env = cocotb_run_env(toplevel=design.top, test_module=test_module, extra=extra)
-    with open(work / "sim.log", "w") as log:
-        subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_seconds)
-    if not (work / "results.xml").exists():
-        tail = "\n".join((work / "sim.log").read_text(errors="replace").splitlines()[-40:])
-        raise SimulationError(f"cocotb run of {test_module} produced no results; log tail:\n{tail}")
+    results = work / "results.xml"
+    if results.exists():
+        results.unlink()
+    log_path = work / "sim.log"
+    with open(log_path, "w") as log:
+        try:
+            subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_seconds)
+        except subprocess.TimeoutExpired as exc:
+            raise SimulationError(f"cocotb run of {test_module} exceeded {timeout_seconds} s wall clock; "
+                                  f"log: {log_path}") from exc
+    text = log_path.read_text(errors="replace")
+    if not results.exists():
+        tail = "\n".join(text.splitlines()[-40:])
+        raise SimulationError(f"cocotb run of {test_module} produced no results; log tail:\n{tail}\n"
+                              f"whole log: {log_path}")
     outcome = {}
-    for case in ET.parse(work / "results.xml").iter("testcase"):
+    for case in ET.parse(results).iter("testcase"):
         status = "pass"
         if case.find("failure") is not None or case.find("error") is not None:
             status = "fail"
@@ -300,6 +380,10 @@ def run_cocotb_tests(design: wiring.Component | Design, test_module: str, *, bac
         outcome[case.get("name")] = status
     failed = [k for k, v in outcome.items() if v == "fail"]
     if failed or not outcome:
-        tail = "\n".join((work / "sim.log").read_text(errors="replace").splitlines()[-60:])
-        raise SimulationError(f"cocotb tests failed: {failed or 'no test ran'}\n{tail}")
-    return outcome
+        tail = "\n".join(text.splitlines()[-60:])
+        print(f"cocotb tests of {test_module} failed; simulator log: {log_path}", file=sys.stderr)
+        raise SimulationError(f"cocotb tests failed: {failed or 'no test ran'}\n{tail}\nwhole log: {log_path}")
+    if temporary and not keep:
+        shutil.rmtree(work, ignore_errors=True)
+        return CocotbOutcome(outcome, None, text)
+    return CocotbOutcome(outcome, work, text)

@@ -13,7 +13,7 @@ from tilelab.hdl.lint import waive_in_file
 
 from .netcheck import fast_comb_check
 
-__all__ = ["Design", "clocked_wrapper", "to_verilog", "port_names"]
+__all__ = ["Design", "clocked_wrapper", "port_names", "to_verilog", "verilog_models"]
 
 
 @dataclass(frozen=True)
@@ -83,24 +83,29 @@ def to_verilog(component: wiring.Component, *, name: str = "top",
     if shared is not None:
         text += shared.verilog()
     extra = tuple(Path(p) for p in (*getattr(component, "verilog_sources", ()), *extra_sources))
-    # Behavioural Verilog models that the design instantiates (tilelab/hdl/verilog/<module>.v).
-    from tilelab.hdl.memories import VERILOG_DIR
-
-    # Models may instantiate other models: repeat until nothing new is referenced.
-    searched = text
-    while True:
-        found = tuple(model for model in sorted(VERILOG_DIR.glob("*.v"))
-                      if model not in extra and re.search(rf"^\s*{model.stem}\b", searched, re.M))
-        if not found:
-            break
-        extra += found
-        searched = "".join(model.read_text() for model in found)
+    extra += tuple(model for model in verilog_models(text) if model not in extra)
     from amaranth.hdl import Value
 
     ports = [(p, 1) for p in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{p}\s*;", top_text, re.M)]
     for port, value in port_names(component).items():
         ports.append((port, len(Value.cast(value))))
     return Design(top=name, verilog=waive_in_file(text), extra_sources=extra, ports=tuple(ports))
+
+
+def verilog_models(verilog_text: str) -> tuple[Path, ...]:
+    """The behavioural Verilog models (``tilelab/hdl/verilog/<module>.v``) that ``verilog_text``
+    instantiates, directly or through another model."""
+    from tilelab.hdl.memories import VERILOG_DIR
+
+    found_all: tuple[Path, ...] = ()
+    searched = verilog_text
+    while True:         # models may instantiate other models: repeat until nothing new is referenced
+        found = tuple(model for model in sorted(VERILOG_DIR.glob("*.v"))
+                      if model not in found_all and re.search(rf"^\s*{model.stem}\b", searched, re.M))
+        if not found:
+            return found_all
+        found_all += found
+        searched = "".join(model.read_text() for model in found)
 
 
 _DECL = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(\[(\d+):(\d+)\]\s*)?([A-Za-z_][\w$]*)\s*;",
