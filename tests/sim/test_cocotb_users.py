@@ -102,18 +102,10 @@ EXAMPLE_UNITS = {
     "tile_conv": (["tile", "--no-memory", "--tile", TILE_FIELDS],
                   lambda: unit_component("tile", tile=TILE, memory=False)[0], {"conv_layer_is_bit_exact"}),
 }
-#: Examples also run on Icarus (the tile's bench is Python-bound every cycle: Verilator only).
-ICARUS_EXAMPLES = ("mac_array", "circular_buffer", "router")
 
 
-def _runner_cases():
-    for name in EXAMPLE_UNITS:
-        yield pytest.param(name, "verilator", id=f"{name}-verilator")
-        if name in ICARUS_EXAMPLES:
-            yield pytest.param(name, "icarus", marks=requires_icarus, id=f"{name}-icarus")
-
-
-@pytest.mark.parametrize(("name", "sim"), list(_runner_cases()))
+@pytest.mark.parametrize("sim", ["verilator", pytest.param("icarus", marks=requires_icarus)])
+@pytest.mark.parametrize("name", EXAMPLE_UNITS)
 def test_example_under_cocotbs_runner(name, sim, tmp_path):
     args, _component, tests = EXAMPLE_UNITS[name]
     shutil.copy(EXAMPLES / "run_with_cocotb_runner.py", tmp_path)

@@ -12,6 +12,7 @@ the behavioural memory models it instantiates.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from amaranth.lib import wiring
 
 from tilelab.hdl.formats import Format
 from tilelab.pe_models.config import EltwiseConfig, MeshConfig, TileConfig
+from tilelab.sim.builders import icarus_time0_fix
 from tilelab.sim.verilog import Design, to_verilog, verilog_models
 
 __all__ = ["KINDS", "PLANE_KINDS", "Export", "describe_ports", "export", "unit_component"]
@@ -49,7 +51,9 @@ class Export:
     ports : list of dict
         Every top-level port (:func:`describe_ports`).
     text : str
-        The one file to write: the port comment block, the design, the memory models.
+        The one file to write: the port comment block, the design (with
+        :func:`~tilelab.sim.builders.icarus_time0_fix`, as tilelab's Icarus builds have it), the
+        memory models.
     """
 
     design: Design
@@ -176,6 +180,9 @@ def _comment_block(top: str, ports: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_ICARUS_ONLY = re.compile(r"^(\s*)(initial #0 .*;)$", re.M)
+
+
 def export(component: wiring.Component, *, top: str, unit=None) -> Export:
     """Convert ``component`` to one self-contained Verilog file with its ports described.
 
@@ -197,7 +204,10 @@ def export(component: wiring.Component, *, top: str, unit=None) -> Export:
     else:
         design = to_verilog(component, name=top)
     ports = describe_ports(component, design)
-    parts = [_comment_block(top, ports), design.verilog]
+    # With Icarus's start-up fix (what tilelab's own Icarus builds compile), kept from Verilator (which
+    # refuses a delay unless told --timing / --no-timing), so the same file runs on both under cocotb's runner.
+    verilog = _ICARUS_ONLY.sub(r"\1`ifndef VERILATOR\n\1\2\n\1`endif", icarus_time0_fix(design.verilog))
+    parts = [_comment_block(top, ports), verilog]
     for path in verilog_models(design.verilog):
         parts.append(f"// ---- {Path(path).name}: behavioural memory model (tilelab/hdl/verilog) ----\n")
         parts.append(Path(path).read_text())
