@@ -19,3 +19,17 @@ ALL_BACKENDS = [
     pytest.param("verilator", id="verilator"),
     pytest.param("icarus", id="icarus", marks=requires_icarus),
 ]
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray with 2 CPUs for the whole session (no dashboard, a small object store), shut down
+    at the end; ``tilelab.net.parallel`` uses it instead of starting its own."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024 * 1024, logging_level="WARNING",
+             log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

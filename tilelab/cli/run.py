@@ -53,8 +53,13 @@ def _bar(done, total, width=24):
               help="ONNX model: its input .npy in the model's own layout and dtype [default: seeded random].")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="ONNX model: write its output .npy (shape and dtype as onnxruntime returns it).")
+@click.option("--workers", type=Int(lo=1), default=None,
+              help="Run the layers as Ray tasks on N workers (each from its predecessors' golden outputs) "
+                   "[default: one layer after the other in this process].")
+@click.option("--ray-address", default=None,
+              help="The Ray cluster for --workers (ray.init(address=...)) [default: a local Ray with N CPUs].")
 def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, resume, json_file, sim, plots,
-            input_file, save):
+            input_file, save, workers, ray_address):
     """Compile MODEL, run it layer by layer on the simulated hardware and check every layer.
 
     MODEL is a built-in model or a quantized ONNX model (a path ending in .onnx).
@@ -74,6 +79,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     from tilelab.net.report import write_reports
     from tilelab.pe_models.config import DEFAULT_TILE
 
+    if ray_address is not None and workers is None:
+        raise BadInput("--ray-address is for --workers: give the number of workers to run on the cluster")
     if model.endswith(".onnx"):
         from tilelab.net.onnx.cli import run_onnx
 
@@ -86,7 +93,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         given = click.get_current_context().get_parameter_source("batch") != click.core.ParameterSource.DEFAULT
         return run_onnx(model, input_file=input_file, save=save, batch=batch if given else None,
                         image_size=image_size, mesh=mesh, tile_fields=tile_fields, layers=layers, seed=seed,
-                        out_dir=out_dir, resume=resume, json_file=json_file, sim=sim, plots=plots)
+                        out_dir=out_dir, resume=resume, json_file=json_file, sim=sim, plots=plots,
+                        workers=workers, ray_address=ray_address)
     if input_file is not None or save is not None or sim == "golden":
         raise click.BadParameter("--input, --save and --sim golden are for ONNX models (MODEL ending in .onnx)",
                                  param_hint="'MODEL'")
@@ -134,7 +142,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     steps = lowered.steps
     click.echo(f"{model}: image {manifest['image_size']}x{manifest['image_size']}, batch {manifest['batch']}, "
                f"seed {seed}; {len(steps)} layers, running {span[0]}:{span[1]} on "
-               f"{_hardware(backend)} ({sim}); run directory {out_dir}", err=True)
+               f"{_hardware(backend)} ({sim}"
+               + (f", {workers} Ray workers" if workers else "") + f"); run directory {out_dir}", err=True)
     def progress(done, total, record, eta):
         mark = "resumed" if record.get("resumed") else ("bit-exact" if record["bit_exact"] else "MISMATCH")
         line = (f"[{_bar(done, total)}] {done:>3}/{total} {record['name']:<24.24} {record['op']:<15} {mark:<9} "
@@ -151,7 +160,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     previous = _exit_on_sigterm()
     try:
         result = execute(lowered, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
-                         progress=progress, warn=lambda message: click.echo(f"warning: {message}", err=True))
+                         progress=progress, warn=lambda message: click.echo(f"warning: {message}", err=True),
+                         workers=workers, ray_address=ray_address)
     except RunDirError as error:  # a refused or corrupt run directory: exit status 1
         _forget_unstarted(out_dir, fresh, existed, created)
         raise click.ClickException(str(error)) from None

@@ -291,7 +291,8 @@ class _Eta:
 
 
 def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None, resume: bool = False,
-            manifest: dict | None = None, progress=None, warn=None) -> RunResult:
+            manifest: dict | None = None, progress=None, warn=None, workers: int | None = None,
+            ray_address: str | None = None) -> RunResult:
     """Run the steps of ``model`` (all, or the range ``layers``) on ``backend``, layer by layer.
 
     Everything that can be checked is checked before the first simulation: the range, the run
@@ -319,6 +320,14 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
         ``warn(message)`` for each stored output of the run directory that no longer matches its
         record's digest (changed on disk): that step is run again (or, before the range, takes its
         golden output) instead of feeding the later steps a changed tensor.
+    workers : int, optional
+        Run the steps as Ray tasks on this many workers (:mod:`tilelab.net.parallel`): each step
+        starts from the golden outputs of its predecessors, so records, outputs and
+        ``all_bit_exact`` are those of the serial run; steps are persisted as they finish (in any
+        order) and resume skips them alike. Default: one step after the other in this process.
+    ray_address : str, optional
+        The Ray cluster to run on (``ray.init(address=...)``); default a local Ray with
+        ``workers`` CPUs (or the one already running).
 
     Returns
     -------
@@ -359,7 +368,11 @@ def execute(model: LoweredModel, backend: Backend, *, layers=None, run_dir=None,
         return finished[i][1] if i in finished else model.reference[name]
 
     try:
-        _run_steps(model, backend, todo, start, finished, rd, outputs, records, value, progress)
+        if workers is None:
+            _run_steps(model, backend, todo, start, finished, rd, outputs, records, value, progress)
+        else:
+            _run_steps_parallel(model, backend, todo, start, finished, rd, outputs, records, progress,
+                                workers, ray_address)
     finally:
         backend.close()
     del outputs["input"]
@@ -389,6 +402,57 @@ def _run_steps(model, backend, todo, start, finished, rd, outputs, records, valu
             progress(k + 1, len(todo), record, eta.estimate(remaining))
 
 
+def _run_steps_parallel(model, backend, todo, start, finished, rd, outputs, records, progress, workers,
+                        ray_address):
+    """As :func:`_run_steps`, with the unfinished steps as Ray tasks fed golden inputs, longest first."""
+    from tilelab.net.parallel import WorkerPool, ray_session
+
+    by_index = {i: (dict(finished[i][0], resumed=True), finished[i][1])
+                for i in range(start, start + len(todo)) if i in finished}
+    eta = _Eta()
+    done = 0
+
+    def report(i):
+        nonlocal done
+        done += 1
+        if progress is not None:
+            remaining = [s for j, s in enumerate(todo, start=start) if j not in by_index]
+            left = eta.estimate(remaining)
+            progress(done, len(todo), by_index[i][0], None if left is None else left / workers)
+
+    for i in sorted(by_index):
+        report(i)
+    todo_run = [(start + k, s) for k, s in enumerate(todo) if start + k not in by_index]
+    if todo_run:
+        with ray_session(workers, ray_address) as ray:
+            pool = WorkerPool(ray, workers)
+            try:
+                stored, refs = {"input": model.input, **model.reference}, {}
+
+                def golden(name):  # each golden tensor goes to the object store once
+                    if name not in refs:
+                        refs[name] = ray.put(stored[name])
+                    return refs[name]
+
+                shared = ray.put(backend)
+                tasks = [(i, "run_step", (shared, step, *[golden(n) for n in step.inputs]))
+                         for i, step in sorted(todo_run, key=lambda t: -t[1].macs)]
+                for i, (y, stats, wall) in pool.map(tasks):
+                    step = model.steps[i]
+                    record = _record(i, step, y, stats, model.reference[step.name], wall)
+                    eta.add(step.macs, wall, stats is not None)
+                    if rd is not None:
+                        rd.save(i, record, y)
+                    by_index[i] = (record, y)
+                    report(i)
+            finally:
+                pool.close()
+    for i in sorted(by_index):
+        record, y = by_index[i]
+        outputs[model.steps[i].name] = y
+        records.append(record)
+
+
 def format_eta(seconds) -> str:
     """``m:ss`` (or ``?`` when unknown)."""
     if seconds is None or not math.isfinite(seconds):
@@ -397,7 +461,7 @@ def format_eta(seconds) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def prepare(model_name: str, *, image_size=None, batch: int = 1, seed: int = 0):
+def prepare(model_name: str, *, image_size=None, batch: int = 1, seed: int = 0, num_classes: int | None = None):
     """Build, initialize and lower a model: ``(graph, lowered model, manifest)``.
 
     The input and the weights are synthetic and deterministic in ``seed``
@@ -410,6 +474,9 @@ def prepare(model_name: str, *, image_size=None, batch: int = 1, seed: int = 0):
     image_size : int, optional
         Default: the model's native size.
     batch, seed : int
+    num_classes : int, optional
+        Outputs of the classifier (default the model's own, 1000); recorded in the manifest
+        when given.
 
     Raises
     ------
@@ -419,9 +486,10 @@ def prepare(model_name: str, *, image_size=None, batch: int = 1, seed: int = 0):
     from tilelab.net.lowering import lower, synthetic_input
     from tilelab.net.models import get_model, init_weights
 
-    graph = get_model(model_name, image_size=image_size, batch=batch)
+    extra = {} if num_classes is None else {"num_classes": num_classes}
+    graph = get_model(model_name, image_size=image_size, batch=batch, **extra)
     input_shape = graph.nodes[0].shape
     seed = int(seed)
     lowered = lower(graph, init_weights(graph, seed), synthetic_input(input_shape, seed))
-    manifest = {"model": model_name, "image_size": input_shape[1], "batch": input_shape[0], "seed": seed}
+    manifest = {"model": model_name, "image_size": input_shape[1], "batch": input_shape[0], "seed": seed, **extra}
     return graph, lowered, manifest

@@ -32,7 +32,8 @@ def _load_input(path, m):
 
 
 def run_onnx(path, *, input_file=None, save=None, batch=None, image_size=None, mesh="1x1", tile_fields=None,
-             layers=None, seed=0, out_dir=None, resume=False, json_file=None, sim="verilator", plots=True):
+             layers=None, seed=0, out_dir=None, resume=False, json_file=None, sim="verilator", plots=True, workers=None,
+             ray_address=None):
     """Run the ONNX model at ``path`` as ``tilelab run`` does (see the module docstring).
 
     Raises
@@ -104,7 +105,7 @@ def run_onnx(path, *, input_file=None, save=None, batch=None, image_size=None, m
     t0 = time.perf_counter()
     try:
         result = execute(m, backend, layers=span, run_dir=out_dir, resume=resume, manifest=manifest,
-                         progress=progress)
+                         progress=progress, workers=workers, ray_address=ray_address)
     except ExecutionError as error:
         raise click.ClickException(str(error)) from None
     summary = dict(manifest, **result.summary())
