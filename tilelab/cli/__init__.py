@@ -43,7 +43,7 @@ def _register():
     # Subcommands live beside this file, one module per area; each exposes ``command``.
     import importlib
 
-    for name in ("verilog", "bench", "demo", "conv", "analyze", "halo", "noc", "run", "estimate", "export"):
+    for name in ("verilog", "bench", "demo", "conv", "analyze", "halo", "noc", "run", "estimate", "export", "sweep"):
         module = importlib.import_module(f"tilelab.cli.{name}")
         main.add_command(module.command)
     from tilelab.cli.build import build_command, cache_command

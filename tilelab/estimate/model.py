@@ -100,7 +100,7 @@ class ModelEstimate:
 
 
 def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: EltwiseConfig | None = None,
-                   mesh: MeshConfig | None = None) -> list:
+                   mesh: MeshConfig | None = None, shards=None) -> list:
     """Estimate lowered steps (:class:`~tilelab.net.lowering.Step`) one by one.
 
     Parameters
@@ -116,6 +116,8 @@ def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: Eltwise
         :data:`MESH_SHARDS` its compiler accepts (as ``tilelab run --mesh`` does). The element-wise
         steps, which ``tilelab run`` shards over the mesh's element-wise units, are not estimated
         there (no model yet).
+    shards : sequence of (str, str), optional
+        The ``(shard, weight_load)`` choices a mesh tries, in order; default :data:`MESH_SHARDS`.
 
     Returns
     -------
@@ -126,7 +128,7 @@ def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: Eltwise
     for i, step in enumerate(steps):
         base = {"index": i, "name": step.name, "op": step.op, "shape": tuple(step.shape), "out": step.out}
         if mesh is not None and step.op in ("conv2d", "linear"):
-            out.append(_on_mesh(step, mesh, base))
+            out.append(_on_mesh(step, mesh, base, MESH_SHARDS if shards is None else shards))
         elif mesh is not None and step.op in ELTWISE_OPS:
             out.append(LayerEstimate(**base, unit="mesh", estimated=False,
                                      note="element-wise ops sharded over a mesh have no model yet"))
@@ -163,12 +165,12 @@ def estimate_steps(steps, config: TileConfig = DEFAULT_TILE, *, eltwise: Eltwise
 MESH_SHARDS = (("height", "multicast"), ("block", "multicast"), ("width", "multicast"))
 
 
-def _on_mesh(step, mesh: MeshConfig, base: dict) -> LayerEstimate:
+def _on_mesh(step, mesh: MeshConfig, base: dict, shards) -> LayerEstimate:
     from tilelab.compile.mesh import MeshError
 
     spec = step.spec if step.op == "conv2d" else linear_conv_spec(step.spec)
     errors = []
-    for shard, weight_load in MESH_SHARDS:
+    for shard, weight_load in shards:
         try:
             est = estimate_conv_mesh(spec, mesh, shard=shard, weight_load=weight_load, out=step.out)
         except (MeshError, LayoutError) as error:
@@ -196,7 +198,7 @@ def _input_shape(step, steps):
 
 def estimate_model(model_name: str, *, image_size: int | None = None, batch: int = 1,
                    config: TileConfig = DEFAULT_TILE, eltwise: EltwiseConfig | None = None,
-                   mesh: MeshConfig | None = None) -> ModelEstimate:
+                   mesh: MeshConfig | None = None, shards=None, num_classes: int | None = None) -> ModelEstimate:
     """Estimate every step of a model of :data:`tilelab.net.models.MODELS` on one tile.
 
     Parameters
@@ -206,8 +208,10 @@ def estimate_model(model_name: str, *, image_size: int | None = None, batch: int
         Default: the model's native size.
     batch : int
     config : TileConfig
-    eltwise, mesh : optional
+    eltwise, mesh, shards : optional
         As in :func:`estimate_steps`.
+    num_classes : int, optional
+        Outputs of the classifier (default the model's own).
 
     Raises
     ------
@@ -219,11 +223,13 @@ def estimate_model(model_name: str, *, image_size: int | None = None, batch: int
 
     if not isinstance(config, TileConfig):
         raise TypeError(f"config must be a TileConfig, not {config!r}")
-    graph = get_model(model_name, image_size=image_size, batch=batch)
+    graph = get_model(model_name, image_size=image_size, batch=batch,
+                      **({} if num_classes is None else {"num_classes": num_classes}))
     steps = plan_steps(graph)
     shape = graph.nodes[0].shape
     if mesh is not None and mesh.tile != config:
         raise ValueError("the mesh's tiles must be the config tile")
     return ModelEstimate(model=model_name, image_size=shape[1], batch=shape[0], tile=config,
                          eltwise=DEFAULT_ELTWISE if eltwise is None else eltwise,
-                         layers=estimate_steps(steps, config, eltwise=eltwise, mesh=mesh), mesh=mesh)
+                         layers=estimate_steps(steps, config, eltwise=eltwise, mesh=mesh, shards=shards),
+                         mesh=mesh)
