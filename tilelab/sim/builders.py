@@ -13,6 +13,7 @@ from .cache import BuildCache, write_info
 from .progress import BuildProgress
 from .toolchain import (
     ToolchainError,
+    cxx_version,
     icarus_available,
     icarus_version,
     verilator_env,
@@ -37,6 +38,11 @@ OPT_FAST = "-O2 -march=native"
 #: run once); part of the cache key. ``-O0`` instead of Verilator's ``-Os`` cuts the default tile's C++
 #: compile by about a quarter of its CPU time and leaves the simulation speed as it was.
 OPT_SLOW = "-O0"
+
+
+def make_vars(fast: str) -> list[str]:
+    """make's optimisation variables for a Verilator model: ``fast`` for the hot code, :data:`OPT_SLOW` for the cold."""
+    return [f"OPT_FAST={fast}", f"OPT_SLOW={OPT_SLOW}"]
 
 
 def opt_fast() -> str:
@@ -160,7 +166,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
             runtime = _RuntimeObjects(cache, tmp / "obj", {"flags": flags, "waves": waves, "timing": timing})
             runtime.restore()
             _run(["make", "-s", "-j", str(jobs), "-C", str(tmp / "obj"), "-f", "Vtop.mk",
-                  f"OPT_FAST={opt_fast()}", f"OPT_SLOW={OPT_SLOW}", f"VM_TRACE={int(waves is not None)}"],
+                  *make_vars(opt_fast()), f"VM_TRACE={int(waves is not None)}"],
                  env=env, what=f"make of the Verilator model ({design.top})")
             runtime.store()
         exe = tmp / "obj" / "sim"
@@ -189,7 +195,7 @@ class _RuntimeObjects:
         self.obj = obj
         self.cache = cache
         self.key = cache.key("verilator-runtime", {**options, "verilator": verilator_version(),
-                                                   "cxx": _cxx_version(), "makeflags": verilator_env()["MAKEFLAGS"]})
+                                                   "cxx": cxx_version(), "makeflags": verilator_env()["MAKEFLAGS"]})
 
     def _names(self) -> list[str]:
         text = (self.obj / "Vtop_classes.mk").read_text()
@@ -219,11 +225,6 @@ class _RuntimeObjects:
             write_info(tmp, {"kind": "verilator-runtime", "top": "(Verilator run-time library)"})
 
         self.cache.get_or_build(self.key, build)
-
-
-def _cxx_version() -> str:
-    proc = subprocess.run(["c++", "--version"], capture_output=True, text=True)
-    return proc.stdout.splitlines()[0] if proc.returncode == 0 and proc.stdout else "unknown"
 
 
 def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | None = None,

