@@ -22,7 +22,8 @@ from .toolchain import (
 )
 from .verilog import Design
 
-__all__ = ["BuildError", "build_verilator", "build_icarus", "fst_supported", "VERILATOR_OPT_FLAGS"]
+__all__ = ["BuildError", "build_verilator", "build_icarus", "fst_supported", "model_flags", "ports_config",
+           "VERILATOR_OPT_FLAGS"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,30 @@ def _run(cmd: list[str], *, env=None, cwd=None, what: str):
     return proc
 
 
-def _vlt_ports(design: Design) -> str:
+def model_flags(*, timing: bool = False, waves: str | None = None, extra_args=()) -> list[str]:
+    """Verilator's flags for a simulation model (every build of a design, and the C++ speed loop).
+
+    Parameters
+    ----------
+    timing : bool
+        ``--timing`` (delays and events in the Verilog).
+    waves : {None, "fst", "vcd"}
+        Waveform tracing compiled in.
+    extra_args : sequence of str
+        Further Verilator arguments, last.
+    """
+    flags = list(VERILATOR_OPT_FLAGS) + list(VERILATOR_WNO) + ["--timescale", "1ns/1ps"]
+    if timing:
+        flags += ["--timing"]
+    if waves == "fst":
+        flags += ["--trace-fst", "--trace-structs"]
+    elif waves == "vcd":
+        flags += ["--trace", "--trace-structs"]
+    return flags + [str(a) for a in extra_args]
+
+
+def ports_config(design: Design) -> str:
+    """A Verilator configuration file making only ``design``'s top-level ports visible (the fast path)."""
     lines = ["`verilator_config", "// only the top-level ports are visible to cocotb (fast path)"]
     for port, _width in design.ports:
         lines.append(f'public_flat_rw -module "{design.top}" -var "{port}"')
@@ -112,14 +136,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
     import cocotb_tools.config
 
     cache = cache or BuildCache()
-    flags = list(VERILATOR_OPT_FLAGS) + list(VERILATOR_WNO) + ["--timescale", "1ns/1ps"]
-    if timing:
-        flags += ["--timing"]
-    if waves == "fst":
-        flags += ["--trace-fst", "--trace-structs"]
-    elif waves == "vcd":
-        flags += ["--trace", "--trace-structs"]
-    flags += [str(a) for a in extra_args]
+    flags = model_flags(timing=timing, waves=waves, extra_args=extra_args)
     key = cache.key(
         "verilator",
         {
@@ -144,7 +161,7 @@ def build_verilator(design: Design, *, visibility: str = "ports", waves: str | N
             sources.append(str(dst))
         vis = []
         if visibility == "ports":
-            (tmp / "ports.vlt").write_text(_vlt_ports(design))
+            (tmp / "ports.vlt").write_text(ports_config(design))
             vis = [str(tmp / "ports.vlt")]
         else:
             vis = ["--public-flat-rw"]
