@@ -184,7 +184,7 @@ def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # Split-K (the reduction in G parts on G row groups, see ComputeDesc) when it takes the array
     # fewer cycles (the last tile of pixels is ragged); G divides the reduction (and so every
     # row's byte pitch).
-    splits = [s for s in range(exact_log2(config.split_k) + 1) if k % (1 << s) == 0]
+    splits = [s for s in range(exact_log2(config.row_groups) + 1) if k % (1 << s) == 0]
     split = min(splits, key=lambda s: (math(s), s))
     px = R >> split
     m_hi = max(1, min(m_max, _ceil(M, px), max_tiles))

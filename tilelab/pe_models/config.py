@@ -76,7 +76,9 @@ class TileConfig(Config):
         Most row groups of the split-K mode (1: no split-K mode): the array's rows split into G
         row groups over ``rows / G`` pixels, each group reducing its own bytes of the same pixels
         (each weight lane delivers G bytes a step), so layers with few output pixels (a 7×7 stage,
-        a batch-1 fully connected layer) still fill the array. Must divide ``rows``.
+        a batch-1 fully connected layer) still fill the array. The tile builds
+        :attr:`row_groups` of them (the largest power of two up to ``split_k`` that divides
+        ``rows``); the compiler picks per layer how many it uses.
     mem_impl : {"verilog", "amaranth"}
         Memory models: behavioural Verilog (Verilator / Icarus) or Amaranth (Amaranth's simulator).
     """
@@ -91,7 +93,7 @@ class TileConfig(Config):
     out_entries: int = 64
     depthwise: bool = True
     float_requant: bool = False
-    split_k: int = 1
+    split_k: int = 8
     mem_impl: str = "verilog"
 
     def __post_init__(self):
@@ -108,8 +110,6 @@ class TileConfig(Config):
         check_bool("float_requant", self.float_requant)
         check_choice("mem_impl", self.mem_impl, MEM_IMPLS)
         check_choice("split_k", self.split_k, SPLIT_K)
-        if self.rows % self.split_k:
-            raise ValueError(f"split_k {self.split_k!r} must divide rows ({self.rows!r})")
         if self.depthwise and W % self.cols:
             raise ValueError(f"depthwise mode needs cols ({self.cols!r}) to divide ext_bytes ({W!r})")
         if 4 * self.cols > 4096:
@@ -145,6 +145,15 @@ class TileConfig(Config):
     def out_entry_bytes(self) -> int:
         """Bytes of one output-CB entry (C int32 values)."""
         return 4 * self.cols
+
+    @property
+    def row_groups(self) -> int:
+        """Row groups of the split-K mode the tile is built with: the largest power of two up to
+        ``split_k`` that divides ``rows`` and is at least :attr:`out_banks` (1: no split-K mode)."""
+        g = self.split_k
+        while g > 1 and (self.rows % g or g < self.out_banks):
+            g //= 2
+        return g
 
     @property
     def out_banks(self) -> int:

@@ -31,7 +31,7 @@ def array_layouts(config: TileConfig):
     """``(input_layout, output_layout)`` of the tile's MAC array
     (:func:`~tilelab.hdl.mac.mac_array_layouts`: one output bank's rows per drain transfer)."""
     return mac_array_layouts(config.rows, config.cols, depthwise=config.depthwise, drain_rows=config.out_banks,
-                             b_groups=config.split_k)
+                             b_groups=config.row_groups)
 
 
 class Compute(wiring.Component):
@@ -182,7 +182,7 @@ class Compute(wiring.Component):
         p_fill = Signal(max(logc, 1))
         p_woff = Signal(range(W))
         p_split = Signal(2)         # the step's split-K mode (log2 G)
-        split_k = cfg.split_k
+        split_k = cfg.row_groups
         logg = exact_log2(split_k)
         tile_px = Signal(range(R + 1))      # pixels of a tile: R / G
         m.d.comb += tile_px.eq(R)

@@ -82,8 +82,8 @@ class Pack(wiring.Component):
         split_on = Signal()
         writes = Signal()           # this transfer writes entries
         m.d.comb += writes.eq(1)
-        if self.config.split_k > 1:
-            g_mask = Signal(range(self.config.split_k))
+        if self.config.row_groups > 1:
+            g_mask = Signal(range(self.config.row_groups))
             m.d.comb += [split_on.eq(info.split != 0), g_mask.eq((1 << info.split) - 1)]
             pix_first = (index & g_mask) == 0
             with m.If(split_on):
@@ -105,7 +105,7 @@ class Pack(wiring.Component):
                 p = info.params[c]
                 v = Signal(signed(32), name=f"pack_v{i}_{c}")
                 acc_c = row[c]
-                if i == 0 and self.config.split_k > 1:
+                if i == 0 and self.config.row_groups > 1:
                     # the pixel's sum so far: this transfer's rows, plus the ones before (int32 wrap)
                     part = Signal(signed(32), name=f"pack_part{c}")
                     total = Signal(signed(32), name=f"pack_sum{c}")

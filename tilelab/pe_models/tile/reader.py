@@ -148,7 +148,7 @@ class Reader(wiring.Component):
             for t, cnt in enumerate(lane_counts):
                 with m.If(v.target.as_value() == t):
                     m.d.sync += lanes_n.eq(cnt)
-            for sp in range(1, exact_log2(cfg.split_k) + 1):
+            for sp in range(1, exact_log2(cfg.row_groups) + 1):
                 with m.If((v.target == Target.ACT) & (v.split == sp)):
                     m.d.sync += lanes_n.eq(cfg.rows >> sp)     # split-K: lane groups of 2**sp lanes
             with m.If(v.bcast):
@@ -228,7 +228,7 @@ class Reader(wiring.Component):
                         p_cnt.eq(cnt),
                         p_dual.eq(dual), p_chunk.eq(d.chunk), p_gang.eq(gang_n), p_stream.eq(is_act & d.stream),
                     ]
-                    if cfg.split_k > 1:
+                    if cfg.row_groups > 1:
                         m.d.sync += p_split.eq(Mux(is_act, d.split, 0))
                     # Advance: piece → run of taps → row → pixel.
                     run_end = cb_off + ln >= run_bytes
@@ -288,7 +288,7 @@ class Reader(wiring.Component):
                 if t == Target.ACT.value:
                     word = shifted[0]       # activations: one lane per read, or a broadcast
                     hit = p_lane == i
-                    for sp in range(1, exact_log2(cfg.split_k) + 1):
+                    for sp in range(1, exact_log2(cfg.row_groups) + 1):
                         hit = Mux(p_split == sp, p_lane == (i >> sp), hit)     # split-K: a lane group
                     sel = hit | p_bcast
                 else:
@@ -303,7 +303,7 @@ class Reader(wiring.Component):
         for t, cnt in enumerate(lane_counts):
             with m.If(p_bcast & (p_target == t)):
                 m.d.comb += bcast_writes.eq(cnt)
-        for sp in range(1, exact_log2(cfg.split_k) + 1):
+        for sp in range(1, exact_log2(cfg.row_groups) + 1):
             with m.If(p_split == sp):
                 m.d.comb += bcast_writes.eq(1 << sp)
         events("l1_writes", bcast_writes, p_valid)

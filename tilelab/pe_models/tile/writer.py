@@ -109,7 +109,7 @@ class Writer(wiring.Component):
         E = cfg.out_entries
         tile_rows = Signal(range(R + 1))
         m.d.comb += tile_rows.eq(R)
-        for sp in range(1, exact_log2(cfg.split_k) + 1):
+        for sp in range(1, exact_log2(cfg.row_groups) + 1):
             with m.If(d.split == sp):
                 m.d.comb += tile_rows.eq(R >> sp)
         row_idx = ta * tile_rows + r
