@@ -1,9 +1,10 @@
 """ResNet-50 layer shapes on the default compute tile: utilization, cycles, bytes, simulation speed.
 
-Usage: python benchmarks/conv_layers.py [--json out.json] [--layers NAME ...] [--full-size]
+Usage: python benchmarks/conv_layers.py [--json out.json] [--layers NAME ...]
 
-Layers run at their 224×224 sizes except where noted in ``LAYERS`` (whole-tile spatial sizes
-for res4 / res5); ``--full-size`` uses the 224×224 sizes everywhere. Each layer runs through the RTL on
+Layers run at their sizes in ResNet-50 at 224×224 (the 14×14 and 7×7 stages and the batch-1
+fully connected layer included: the split-K mode fills the array where few output pixels would
+leave most rows idle). Each layer runs through the RTL on
 Verilator, is checked bit-exact against numpy, and is reported with its MAC utilization, cycles,
 external bytes, simulated MAC/s and that speed's ratio to the plain C++ Verilator loop of a bare
 MAC array of the same size (the sim-speed benchmark's ceiling).
@@ -25,32 +26,30 @@ from tilelab.pe_models.config import DEFAULT_TILE
 from tilelab.reference import golden
 from tilelab.sim.speed import measure
 
-# name, H at 224 input, H benchmarked, Cin, Cout, kernel, stride, padding, groups.
-# Benchmarked sizes are the 224x224 ones, except res4 / res5, whose 14x14 / 7x7 outputs fill only
-# 87.5 % / 77 % of the 32-pixel tiles of the default array (a mapping limit, reported separately
-# by --full-size): there the spatial size is changed to whole tiles, channels kept.
+# name, H (input at 224x224), Cin, Cout, kernel, stride, padding, groups.
 LAYERS = [
-    ("conv1_7x7_s2", 224, 224, 3, 64, 7, 2, 3, 1),
-    ("res2_1x1_64", 56, 56, 64, 64, 1, 1, 0, 1),
-    ("res2_3x3_64", 56, 56, 64, 64, 3, 1, 1, 1),
-    ("res2_1x1_256", 56, 56, 64, 256, 1, 1, 0, 1),
-    ("res3_1x1_s2", 56, 56, 256, 128, 1, 2, 0, 1),
-    ("res3_3x3_128", 28, 28, 128, 128, 3, 1, 1, 1),
-    ("res4_3x3_256", 14, 16, 256, 256, 3, 1, 1, 1),
-    ("res4_1x1_1024", 14, 16, 256, 1024, 1, 1, 0, 1),
-    ("res5_3x3_512", 7, 8, 512, 512, 3, 1, 1, 1),
-    ("dw_3x3_128", 28, 28, 128, 128, 3, 1, 1, 128),
+    ("conv1_7x7_s2", 224, 3, 64, 7, 2, 3, 1),
+    ("res2_1x1_64", 56, 64, 64, 1, 1, 0, 1),
+    ("res2_3x3_64", 56, 64, 64, 3, 1, 1, 1),
+    ("res2_1x1_256", 56, 64, 256, 1, 1, 0, 1),
+    ("res3_1x1_s2", 56, 256, 128, 1, 2, 0, 1),
+    ("res3_3x3_128", 28, 128, 128, 3, 1, 1, 1),
+    ("res4_3x3_256", 14, 256, 256, 3, 1, 1, 1),
+    ("res4_1x1_1024", 14, 256, 1024, 1, 1, 0, 1),
+    ("res5_3x3_512", 7, 512, 512, 3, 1, 1, 1),
+    ("res5_1x1_2048", 7, 512, 2048, 1, 1, 0, 1),
+    ("fc_2048_1000", 1, 2048, 1000, 1, 1, 0, 1),    # the batch-1 fc as a 1x1 conv
+    ("dw_3x3_128", 28, 128, 128, 3, 1, 1, 128),
     # ResNeXt-50 32x4d's grouped 3x3 convs (32 groups of 4 / 8 / 16 / 32 channels), at their 224x224 sizes.
-    ("rx2_3x3_g32", 56, 56, 128, 128, 3, 1, 1, 32),
-    ("rx3_3x3_g32", 28, 28, 256, 256, 3, 1, 1, 32),
-    ("rx4_3x3_g32", 14, 14, 512, 512, 3, 1, 1, 32),
-    ("rx5_3x3_g32", 7, 7, 1024, 1024, 3, 1, 1, 32),
+    ("rx2_3x3_g32", 56, 128, 128, 3, 1, 1, 32),
+    ("rx3_3x3_g32", 28, 256, 256, 3, 1, 1, 32),
+    ("rx4_3x3_g32", 14, 512, 512, 3, 1, 1, 32),
+    ("rx5_3x3_g32", 7, 1024, 1024, 3, 1, 1, 32),
 ]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full-size", action="store_true", help="224x224 spatial sizes (slow)")
     ap.add_argument("--json", default="conv_layers.json", help="output JSON")
     ap.add_argument("--layers", nargs="*", help="only these layer names")
     args = ap.parse_args(argv)
@@ -59,10 +58,9 @@ def main(argv=None):
     print(f"C++ ceiling, bare {cfg.rows}x{cfg.cols} MAC array: {ceiling / 1e6:.1f} M MAC/s", file=sys.stderr)
     rng = np.random.default_rng(0)
     records = []
-    for name, h_full, h_scaled, cin, cout, k, s, p, g in LAYERS:
+    for name, h, cin, cout, k, s, p, g in LAYERS:
         if args.layers and name not in args.layers:
             continue
-        h = h_full if args.full_size else h_scaled
         x = rng.integers(-128, 128, (1, h, h, cin), dtype=np.int8)
         w = rng.integers(-128, 128, (cout, k, k, cin // g), dtype=np.int8)
         b = rng.integers(-1000, 1000, cout, dtype=np.int32)

@@ -20,7 +20,7 @@ from tilelab.reference import golden
 #: The small tile every test compiles (one Verilator build for the whole suite): a 4×4 array with
 #: 4 KiB per lane, so realistic layers need several blocks, and onnxruntime's float requantization.
 TILE = TileConfig(rows=4, cols=4, ext_bytes=16, ext_words=1 << 15, act_lane_bytes=4096, wgt_lane_bytes=4096,
-                  param_lane_bytes=512, out_entries=16, float_requant=True)
+                  param_lane_bytes=512, out_entries=16, float_requant=True, split_k=4)
 
 
 def seed_of(*parts) -> int:

@@ -24,7 +24,7 @@ from tilelab.sim.cocotb_streams import start_clock_and_reset
 
 #: The tile the Verilog was exported for (the suite's 4x4 test tile; ``--tile`` of the export).
 TILE = TileConfig(rows=4, cols=4, ext_bytes=16, ext_words=1 << 15, act_lane_bytes=4096, wgt_lane_bytes=4096,
-                  param_lane_bytes=512, out_entries=16, float_requant=True)
+                  param_lane_bytes=512, out_entries=16, float_requant=True, split_k=4)
 
 
 def layer(seed):

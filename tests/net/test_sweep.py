@@ -56,7 +56,7 @@ def test_the_grid_and_its_checks(spec_file):
     ({"model": ["resnet18"], "tile": {"rows": []}}, "tile.rows is an empty list: give at least one value"),
     ({"model": ["resnet18"], "tile": {"row": [8]}}, "unknown tile field 'row'; the fields are act_lane_bytes, "
      "cols, depthwise, ext_bytes, ext_words, float_requant, mem_impl, out_entries, param_lane_bytes, rows, "
-     "wgt_lane_bytes"),
+     "split_k, wgt_lane_bytes"),
     ({"model": ["resnet18"], "tile": {"rows": ["8"]}}, "tile.rows must be ints, not '8'"),
     ({"model": ["resnet18"], "tile": {"depthwise": [1]}}, "tile.depthwise must be true or false, not 1"),
     ({"model": ["resnet18"], "image_size": [0]}, "model 'resnet18', image_size 0: image_size must be a positive "

@@ -36,7 +36,7 @@ TILE_FIELDS = ",".join(f"{k}={v}" for k, v in [
     ("rows", TILE.rows), ("cols", TILE.cols), ("ext_bytes", TILE.ext_bytes), ("ext_words", TILE.ext_words),
     ("act_lane_bytes", TILE.act_lane_bytes), ("wgt_lane_bytes", TILE.wgt_lane_bytes),
     ("param_lane_bytes", TILE.param_lane_bytes), ("out_entries", TILE.out_entries),
-    ("float_requant", TILE.float_requant)])
+    ("float_requant", TILE.float_requant), ("split_k", TILE.split_k)])
 MAC_TESTS = {"blocks_without_stalls", "blocks_with_idle_and_backpressure"}
 
 

@@ -22,7 +22,7 @@ from tilelab.sim import (
     simulate,
     to_verilog,
 )
-from tilelab.sim.builders import _have_header, build_verilator
+from tilelab.sim.builders import _have_header, build_verilator, icarus_time0_fix
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
@@ -151,6 +151,37 @@ def test_verilog_carries_ports_and_top_name():
     assert ("i__payload", 16) in d.ports and ("clk", 1) in d.ports and ("rst", 1) in d.ports
     with pytest.raises(ValueError, match=re.escape("top module name must be a Verilog identifier, not 'my-fifo'")):
         to_verilog(Fifo(), name="my-fifo")
+
+
+def test_icarus_time0_fix_wakes_every_combinational_block():
+    # The MAC array's drain index is a register copied into a slice of the output payload by a
+    # one-statement block without Yosys's time-0 trigger: Icarus left it X until the first drain.
+    from tilelab.hdl.mac import MACArray
+
+    verilog = to_verilog(MACArray(rows=4, cols=4, drain_rows=2, b_groups=2), name="arr").verilog
+    bare = re.findall(r"^\s*always @\*\n\s*(?!begin\b)([^\n;]+;)$", verilog, re.M)
+    assert any("row" in stmt for stmt in bare), "the pattern this fix is for is gone; re-check the fix"
+    fixed = icarus_time0_fix(verilog)
+    for stmt in bare:
+        assert f"initial #0 {stmt}" in fixed
+    triggers = re.findall(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;", verilog)
+    assert triggers and all(f"initial #0 {t}= 1'b1;" in fixed for t in triggers)
+
+
+def test_cli_reports_a_stalled_simulation_in_one_line(monkeypatch):
+    from click.testing import CliRunner
+
+    import tilelab.api.conv
+    from tilelab.cli import main
+
+    def stalls(*args, **kwargs):
+        raise SimulationStalled("no progress for 20480 cycles at cycle 24580: writer waits on CB 'out' (empty)")
+
+    monkeypatch.setattr(tilelab.api.conv, "conv2d", stalls)
+    res = CliRunner().invoke(main, ["conv", "--shape", "1,4,4,4", "--out-channels", "4", "--kernel", "1"])
+    assert res.exit_code == 1, res.output
+    assert "Error: SimulationStalled: no progress for 20480 cycles" in res.output
+    assert "writer waits on CB 'out'" in res.output and "Traceback" not in res.output
 
 
 def test_cli_help_everywhere():

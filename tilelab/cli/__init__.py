@@ -10,7 +10,9 @@ from tilelab import __version__
 
 
 class _Main(click.Group):
-    """The ``tilelab`` group: a user's mistake is one line on stderr (``Error: ...``), exit status 2.
+    """The ``tilelab`` group: a user's mistake is one line on stderr (``Error: ...``), exit status 2;
+    a simulation that stalls or times out, or a simulator that is missing or fails to build, is
+    one line too (the unit and what it waits on, or the log to read), exit status 1.
 
     Click prints a usage error after the command's usage and a help hint; here every error is the
     one line that names the option, the value and the limit, the same for every command.
@@ -30,7 +32,22 @@ class _Main(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        except RuntimeError as error:
+            if not isinstance(error, _run_errors()):
+                raise
+            # a stalled or timed-out simulation, a missing simulator, a failed build: one line
+            click.echo(f"Error: {type(error).__name__}: {error}", err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run_errors() -> tuple[type[Exception], ...]:
+    """The errors of a run that are reported as one line (exit status 1), not a traceback."""
+    from tilelab.sim.builders import BuildError
+    from tilelab.sim.io import SimulationStalled, SimulationTimeout
+    from tilelab.sim.toolchain import ToolchainError
+
+    return SimulationStalled, SimulationTimeout, ToolchainError, BuildError
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

@@ -56,6 +56,7 @@ from itertools import pairwise
 
 import numpy as np
 from amaranth.hdl import Shape
+from amaranth.utils import exact_log2
 
 from tilelab.hdl.formats.tile import (
     DESC_BYTES,
@@ -76,6 +77,8 @@ __all__ = ["LayoutError", "Blocking", "TileProgram", "ProgramLayout", "ProgramSt
            "program_streams", "memory_map", "compile_conv", "param_records", "requant_vectors"]
 
 _ALIGN = 64
+EARLY = 1
+MIN_BLOCKS = 3
 
 
 class LayoutError(ValueError):
@@ -101,6 +104,7 @@ class Blocking:
     window_rows: int = 0    #: depthwise: at most this many input rows in a block's window (no padding rows)
     window_cols: int = 0    #: depthwise: pixels per window row (the input width)
     group_size: int = 1     #: depthwise mode: input (= output) channels per conv group (1: depthwise)
+    split: int = 0          #: dense: log2 of the split-K mode's row groups G (tiles of R / G pixels, k / G steps)
 
 
 def row_block_tiles(tiles: int, m: int) -> list[int]:
@@ -152,24 +156,39 @@ def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
             f"bytes per lane ({need} bytes short); it cannot fit L1 even at the smallest block")
     max_tiles = _field_range(ComputeDesc, "m").stop - 1
     n_hi = max(1, min(n_max, _ceil(cols, C), max_tiles, config.max_param_tiles))
-    m_hi = max(1, min(m_max, _ceil(M, R), max_tiles))
     W = config.ext_bytes
-    tiles_m = _ceil(M, R)
 
     # The reader moves one piece of at most W bytes a cycle, a piece never spanning two taps: an
     # im2col row costs taps · ceil(chunk / W) cycles, a weight row ceil(K / W).
     act_row = taps * _ceil(chunk, W)
     wgt_row = _ceil(w_row, W)
+    drain = R // config.out_banks       # pack's cycles per tile
 
-    def cost(n, m):
+    def math(split):
+        # the array's cycles: the split-K mode has tiles of R / G pixels with k / G steps (pack
+        # taking R / D cycles a tile)
+        steps = max(k >> split, drain) if split else k
+        return _ceil(M, R >> split) * _ceil(cols, C) * steps
+
+    def cost(n, m, split):
         # Cycle estimate: the longer of math and data movement, plus what cannot overlap (the first
         # weight page, the first activation page, the final drain, and about two drains of the
         # array per column block, where the pipeline restarts on new weights).
+        px = R >> split
         col_blocks = _ceil(cols, n * C)
-        math_cycles = tiles_m * _ceil(cols, C) * k
+        math_cycles = math(split)
         reader = col_blocks * (n * C * wgt_row + M * act_row)
-        exposed = n * C * wgt_row + R * act_row + R + col_blocks * 2 * R     # first row block: one tile
+        exposed = n * C * wgt_row + px * act_row + R + col_blocks * 2 * R     # first row block: one tile
         return max(math_cycles, reader) + exposed
+
+    # Split-K (the reduction in G parts on G row groups, see ComputeDesc) when it takes the array
+    # fewer cycles (the last tile of pixels is ragged); G divides the reduction (and so every
+    # row's byte pitch).
+    splits = [s for s in range(exact_log2(config.row_groups) + 1) if k % (1 << s) == 0]
+    split = min(splits, key=lambda s: (math(s), s))
+    px = R >> split
+    m_hi = max(1, min(m_max, _ceil(M, px), max_tiles))
+    tiles_m = _ceil(M, px)
 
     # Several row blocks per column, so activation loads double-buffer behind the math; the best
     # column width by the estimate (wide columns reload activations less, narrow ones expose less
@@ -178,10 +197,10 @@ def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     # activations are the one load that cannot overlap the math, and a block boundary costs only a
     # few cycles.
     m = max(1, min(m_hi, 4, _ceil(tiles_m, 4)))
-    n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m), -nn))
+    n = min(range(1, n_hi + 1), key=lambda nn: (cost(nn, m, split), -nn))
     return Blocking(depthwise=False, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
                     cols_per_group=cols, m=m, n=n, row_blocks=len(row_block_tiles(tiles_m, m)),
-                    col_blocks=_ceil(cols, n * C))
+                    col_blocks=_ceil(cols, n * C), split=split)
 
 
 def grouped_fits(spec: Conv2dSpec, config: TileConfig) -> bool:
@@ -475,9 +494,10 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
         _depthwise_streams(spec, config, b, reader, compute, writer, zero_point=zero_point, relu=relu,
                            out_int32=out_int32, pixels=(p_lo, p_hi), channels=(c_lo, c_hi), x_stride=x_stride)
     else:
+        px = R >> b.split                       # pixels per tile (split-K: R / G)
         row_starts = [p_lo]
-        for tiles in row_block_tiles(_ceil(p_hi - p_lo, R), b.m):
-            row_starts.append(min(row_starts[-1] + tiles * R, p_hi))
+        for tiles in row_block_tiles(_ceil(p_hi - p_lo, px), b.m):
+            row_starts.append(min(row_starts[-1] + tiles * px, p_hi))
         page_words = config.act_page_bytes // W
         cpg = b.cols_per_group
         # (first channel, channels) of each conv group's part inside the channel range
@@ -485,28 +505,44 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
                     for g in range(c_lo // cpg, (c_hi - 1) // cpg + 1)]
         for c_first, nch_group in problems:
             g = c_first // cpg
+            # Reader order: a column block's parameters and weights go before the previous block's
+            # last EARLY row blocks of activations (their pages are free by then), so the reader
+            # loads them while the array still works and the next column block does not wait.
+            col_reads = []
             for c0 in range(0, nch_group, b.n * C):
                 nch = min(b.n * C, nch_group - c0)
                 ch0 = c_first + c0                      # first absolute output channel of the block
-                reader.append(_flat_read(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
-                                         PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, C, W))
                 w_row = b.k
-                reader.append(_flat_read(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, nch, C, W))
+                loads = [_flat_read(Target.PARAM, (p_sym, (ch0 - c_lo) * PARAM_RECORD_BYTES),
+                                 PARAM_RECORD_BYTES, PARAM_RECORD_BYTES, nch, C, W),
+                      _flat_read(Target.WGT, (w_sym, (ch0 - c_lo) * w_row), w_row, w_row, nch, C, W)]
+                acts = []
+                col_reads.append((loads, acts))
                 for rb, (p0, p1) in enumerate(pairwise(row_starts)):
                     npix = p1 - p0
                     act = read_desc(Target.ACT, (x_sym, g * b.chunk), x_stride, b.chunk, b.row_bytes, npix,
                                     conv=True, p0=p0)
                     act[-1]["words"] = page_words       # one page of the activation CB
-                    reader.append(act)
+                    act[-1]["split"] = b.split
+                    acts.append(act)
                     last_rb = rb == len(row_starts) - 2
-                    m_t = _ceil(npix, R)
+                    m_t = _ceil(npix, px)
                     n_t = _ceil(nch, C)
-                    compute.append(dict(m=m_t, n=n_t, k=b.k, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
+                    compute.append(dict(m=m_t, n=n_t, k=b.k >> b.split, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
                                         valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=0,
                                         out_int32=int(out_int32), relu=int(relu), act_wait=page_words,
-                                        act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb)))
+                                        act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb),
+                                        split=b.split))
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
-                                       valid_cols=nch, out_int32=int(out_int32)))
+                                       valid_cols=nch, out_int32=int(out_int32), split=b.split))
+            held = []
+            for loads, acts in col_reads:
+                reader.extend(loads)
+                reader.extend(held)
+                cut = len(acts) - EARLY if len(acts) > MIN_BLOCKS else len(acts)
+                reader.extend(acts[:cut])
+                held = acts[cut:]
+            reader.extend(held)
     for d in compute:       # the output format and the padding byte are the layer's
         d.update(float_requant=int(float_requant), pad_value=pad_value)
     return ProgramStreams(blocking=b, reader=reader, compute=compute, writer=writer)

@@ -380,7 +380,8 @@ class _Reader(_Engine):
                 n = npix
             elif target == Target.ACT:
                 p0 = (geo["n0"] * geo["ho"] + geo["oh0"]) * geo["wo"] + geo["ow0"]
-                n = _act_pieces(npix, p0, taps, chunk, row_bytes, geo, R, W)
+                # (split-K: R / G lane groups)
+                n = _act_pieces(npix, p0, taps, chunk, row_bytes, geo, R >> geo.get("split", 0), W)
             elif gang:
                 n = None        # known once the run starts (the fetcher's use of port b)
             else:
@@ -470,6 +471,9 @@ class _Compute(_Engine):
             start = c + 1
             m_t, n_t, k = d["m"], d["n"], d["k"]
             packed = d.get("packed", 0)
+            # split-K tiles: R / G entries, pixel i's written with transfer (i + 1)·F - 1 (F = G / D)
+            split = d.get("split", 0)
+            px, F = R >> split, max(1, (1 << split) // D)
             for ta in range(m_t):
                 ready = start
                 if d["dw"]:
@@ -495,24 +499,30 @@ class _Compute(_Engine):
                     push = not packed or tw == n_t - 1
                     base = entries
                     first = a_last + 1
-                    need_last = base + R - E
+                    need_last = base + px - E
                     # (with fewer entries than rows, pack waits for the writer's pops of this tile)
                     t = (yield Need(cbs.out_pop, need_last)) if need_last <= base else None
-                    if t is not None and t <= first:
+                    if t is not None and t <= first + F - 1:
                         d_last = first + per_drain - 1
-                        if push:
+                        if push and split:
+                            cbs.out_push.add(first + F, px, batch=1, period=F)
+                        elif push:
                             cbs.out_push.add(first + 1, R, batch=D, period=1)
                     else:
                         dq = first - 1
                         for q in range(per_drain):
-                            t = yield Need(cbs.out_pop, base + q * D + D - E)
+                            if split and (q + 1) % F:
+                                dq = max(dq + 1, first + q)         # no entry written: no room needed
+                                continue
+                            got = (q + 1) // F if split else q * D + D
+                            t = yield Need(cbs.out_pop, base + got - E)
                             dq = max(dq + 1, first + q, t)
                             if push:
-                                cbs.out_push.add(dq + 1, D)
+                                cbs.out_push.add(dq + 1, 1 if split else D)
                         d_last = dq
                     drains.append(d_last)
                     if push:
-                        entries += R
+                        entries += px
                     self.clock = i_prev
             drain = i_prev + 1
             if d["dw"]:
@@ -599,8 +609,9 @@ class _Writer(_Engine):
             self.clock = pop_min
             eb = 4 if d["out_int32"] else 1
             n_tiles = 1 if d.get("packed", 0) else d["n"]
+            px = R >> d.get("split", 0)     # rows of a tile (split-K: R / G)
             for ta in range(d["m"]):
-                vr = min(R, d["valid_rows"] - ta * R)
+                vr = min(px, d["valid_rows"] - ta * px)
                 for tw in range(n_tiles):
                     ncols = d["valid_cols"] if d.get("packed", 0) else min(C, d["valid_cols"] - tw * C)
                     P = _ceil(ncols * eb, W)
@@ -618,10 +629,10 @@ class _Writer(_Engine):
                             cbs.out_pop.add(last_pop, 1)
                     last_p = P
                     pop_min = last_pop + P
-                    rest = R - vr
+                    rest = px - vr
                     while rest:
                         part = min(rest, E)
-                        t = yield Need(cbs.out_push, entries + R - rest + part)
+                        t = yield Need(cbs.out_push, entries + px - rest + part)
                         ps = max(pop_min, t)
                         cbs.out_pop.add(ps, part)
                         last_pop, last_p = ps, 0
@@ -629,7 +640,7 @@ class _Writer(_Engine):
                         rest -= part
                     self.busy += vr * P
                     self.bytes += vr * ncols * eb
-                    entries += R
+                    entries += px
                     self.clock = pop_min
         self.finish = last_pop + max(last_p, 1) if last_pop is not None else 0
 

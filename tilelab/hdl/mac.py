@@ -7,6 +7,11 @@ finished block moves to a shadow bank and drains one row per cycle on the output
 the next block already accumulates (double buffering), so a block of K steps keeps the array
 busy whenever K ≥ rows.
 
+With ``b_groups=G > 1`` the weight operand is G rows of C bytes and array row ``r`` multiplies by
+row ``r % G`` of it: the row groups of the tile's split-K mode see different reduction steps of the
+same weight column (the host adds a pixel's G rows afterwards); a plain step repeats one weight row
+G times.
+
 With ``depthwise=True`` the array also has an element-wise mode (``dw=1``):
 ``acc[r][c] (+)= a2[r][c] * b[c]`` — every PE gets its own activation, as depthwise convolution
 needs (output channel c only sees input channel c), so it does not fall to 1/cols of the array.
@@ -73,10 +78,11 @@ class MACUnit(wiring.Component):
 
 
 def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32,
-                      signed_: bool = True, depthwise: bool = False, drain_rows: int = 1):
+                      signed_: bool = True, depthwise: bool = False, drain_rows: int = 1, b_groups: int = 1):
     """Return ``(input_layout, output_layout)`` of :class:`MACArray` for these parameters.
 
-    Input: ``a`` (rows operands), ``b`` (cols operands), ``first``, ``last`` and, with
+    Input: ``a`` (rows operands), ``b`` (cols operands; with ``b_groups`` > 1, ``b_groups`` rows
+    of cols operands), ``first``, ``last`` and, with
     ``depthwise``, ``dw`` (mode) and ``a2`` (rows × cols operands).
     Output: ``row`` (cols accumulators), ``index`` (which row), ``last`` (last row of a block);
     with ``drain_rows=2`` also ``row1``, the accumulators of row ``index + 1``.
@@ -87,9 +93,10 @@ def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 
     fields = {}
     if depthwise:
         fields["a2"] = data.ArrayLayout(data.ArrayLayout(shape(a_width), cols), rows)
+    b = data.ArrayLayout(shape(b_width), cols)
     fields.update({
         "a": data.ArrayLayout(shape(a_width), rows),
-        "b": data.ArrayLayout(shape(b_width), cols),
+        "b": b if b_groups == 1 else data.ArrayLayout(b, b_groups),
         "first": 1,
         "last": 1,
     })
@@ -117,6 +124,8 @@ class MACArray(wiring.Component):
         Add the element-wise (depthwise) mode.
     drain_rows : {1, 2}
         Rows per output transfer (2: rows ``index`` and ``index + 1``; ``rows`` must be even).
+    b_groups : int
+        Weight rows per step (row ``r`` uses row ``r % b_groups``); must divide ``rows``.
 
     Attributes
     ----------
@@ -131,7 +140,8 @@ class MACArray(wiring.Component):
     """
 
     def __init__(self, *, rows: int = 8, cols: int = 8, a_width: int = 8, b_width: int = 8,
-                 acc_width: int = 32, signed_: bool = True, depthwise: bool = False, drain_rows: int = 1):
+                 acc_width: int = 32, signed_: bool = True, depthwise: bool = False, drain_rows: int = 1,
+                 b_groups: int = 1):
         _check_width("rows", rows, maximum=256)
         _check_width("cols", cols, maximum=256)
         _check_width("a_width", a_width, maximum=32)
@@ -140,13 +150,15 @@ class MACArray(wiring.Component):
         _check_acc(a_width, b_width, acc_width)
         if drain_rows not in (1, 2) or rows % drain_rows:
             raise ValueError(f"drain_rows must be 1 or 2 and divide rows ({rows!r}), not {drain_rows!r}")
-        self.drain_rows = drain_rows
+        if not isinstance(b_groups, int) or b_groups < 1 or rows % b_groups:
+            raise ValueError(f"b_groups must be a positive integer dividing rows ({rows!r}), not {b_groups!r}")
+        self.drain_rows, self.b_groups = drain_rows, b_groups
         self.rows, self.cols = rows, cols
         self.a_width, self.b_width, self.acc_width = a_width, b_width, acc_width
         self.signed, self.depthwise = signed_, depthwise
         self.in_layout, self.out_layout = mac_array_layouts(
             rows, cols, a_width=a_width, b_width=b_width, acc_width=acc_width, signed_=signed_,
-            depthwise=depthwise, drain_rows=drain_rows)
+            depthwise=depthwise, drain_rows=drain_rows, b_groups=b_groups)
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
@@ -180,7 +192,7 @@ class MACArray(wiring.Component):
                         m.d.comb += a.eq(p.a2[r][c])
                 else:
                     a = p.a[r]
-                prod = a * p.b[c]
+                prod = a * (p.b[c] if self.b_groups == 1 else p.b[r % self.b_groups][c])
                 new = Signal(shape, name=f"new_{r}_{c}")
                 with m.If(p.first):
                     m.d.comb += new.eq(prod)

@@ -14,14 +14,16 @@ from tilelab.hdl.formats.mesh import WORD_ADDR_BITS
 from tilelab.hdl.formats.noc import MAX_MESH
 from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
 
-__all__ = ["DEFAULT_ELTWISE", "DEFAULT_TILE", "EXT_PORT_BYTES", "MAX_COLS", "MAX_ROWS", "MEM_IMPLS", "Config",
-           "EltwiseConfig", "MeshConfig", "TileConfig"]
+__all__ = ["DEFAULT_ELTWISE", "DEFAULT_TILE", "EXT_PORT_BYTES", "MAX_COLS", "MAX_ROWS", "MEM_IMPLS", "SPLIT_K",
+           "Config", "EltwiseConfig", "MeshConfig", "TileConfig"]
 
 
 #: Widths of an external-memory port, in bytes, that the units' datapaths support.
 EXT_PORT_BYTES = (16, 32, 64)
 #: Memory models: behavioural Verilog (Verilator / Icarus) or Amaranth (Amaranth's simulator).
 MEM_IMPLS = ("verilog", "amaranth")
+#: Row groups the split-K mode may have (``TileConfig.split_k``; ``ComputeDesc.split`` holds log2).
+SPLIT_K = (1, 2, 4, 8)
 #: Largest external memory of a unit, in words.
 MAX_EXT_WORDS = 1 << 26
 #: Largest mesh of tiles: the NoC's grid, less the column of memory ports at its west edge.
@@ -70,6 +72,13 @@ class TileConfig(Config):
         (:class:`~tilelab.hdl.fpscale.FloatScaleRound` per column), for quantized ONNX models
         (``Requant(scale=...)``). Off by default: it costs about a fifth of the simulation speed
         of the default tile, and the integer requantization needs none of it.
+    split_k : {1, 2, 4, 8}
+        Most row groups of the split-K mode (1: no split-K mode): the array's rows split into G
+        row groups over ``rows / G`` pixels, each group reducing its own bytes of the same pixels
+        (each weight lane delivers G bytes a step), so layers with few output pixels (a 7×7 stage,
+        a batch-1 fully connected layer) still fill the array. The tile builds
+        :attr:`row_groups` of them (the largest power of two up to ``split_k`` that divides
+        ``rows``); the compiler picks per layer how many it uses.
     mem_impl : {"verilog", "amaranth"}
         Memory models: behavioural Verilog (Verilator / Icarus) or Amaranth (Amaranth's simulator).
     """
@@ -84,6 +93,7 @@ class TileConfig(Config):
     out_entries: int = 64
     depthwise: bool = True
     float_requant: bool = False
+    split_k: int = 8
     mem_impl: str = "verilog"
 
     def __post_init__(self):
@@ -99,6 +109,7 @@ class TileConfig(Config):
         check_bool("depthwise", self.depthwise)
         check_bool("float_requant", self.float_requant)
         check_choice("mem_impl", self.mem_impl, MEM_IMPLS)
+        check_choice("split_k", self.split_k, SPLIT_K)
         if self.depthwise and W % self.cols:
             raise ValueError(f"depthwise mode needs cols ({self.cols!r}) to divide ext_bytes ({W!r})")
         if 4 * self.cols > 4096:
@@ -134,6 +145,15 @@ class TileConfig(Config):
     def out_entry_bytes(self) -> int:
         """Bytes of one output-CB entry (C int32 values)."""
         return 4 * self.cols
+
+    @property
+    def row_groups(self) -> int:
+        """Row groups of the split-K mode the tile is built with: the largest power of two up to
+        ``split_k`` that divides ``rows`` and is at least :attr:`out_banks` (1: no split-K mode)."""
+        g = self.split_k
+        while g > 1 and (self.rows % g or g < self.out_banks):
+            g //= 2
+        return g
 
     @property
     def out_banks(self) -> int:

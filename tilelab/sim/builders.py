@@ -254,7 +254,7 @@ def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | Non
     if not icarus_available():
         raise ToolchainError("Icarus Verilog is not installed: apt-get install iverilog")
     cache = cache or BuildCache()
-    what = {"top": design.top, "src": design.sources_text(), "waves": waves, "fix": 1, "iverilog": icarus_version()}
+    what = {"top": design.top, "src": design.sources_text(), "waves": waves, "fix": 2, "iverilog": icarus_version()}
     if extra_args:
         what["args"] = [str(a) for a in extra_args]
     key = cache.key("icarus", what)
@@ -291,6 +291,11 @@ def build_icarus(design: Design, *, waves: bool = False, cache: BuildCache | Non
 _TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
 
 
+#: A one-statement ``always @*`` block without the trigger (Yosys writes them for a slice of a
+#: register that other blocks drive too), e.g. ``always @*\n    o[1:0] = row;``.
+_BARE_ALWAYS = re.compile(r"^(\s*)always @\*\n\s*(?!begin\b)([^\n;]+;)$", re.M)
+
+
 def icarus_time0_fix(verilog: str) -> str:
     """Make Icarus evaluate every combinational block at time 0.
 
@@ -298,10 +303,14 @@ def icarus_time0_fix(verilog: str) -> str:
     that simulators run the block once at time 0. Icarus applies the declaration's initial value
     before the blocks start waiting, so the blocks do not run and their outputs stay X until an
     input changes (a constant-driven block never runs). Toggling the register at ``#0`` wakes
-    them all once.
+    them all once. A one-statement block without the register (``always @* o[1:0] = row;``) gets
+    a copy of its statement run once at ``#0``.
     """
-    return _TRIGGER.sub(lambda mt: f"{mt.group(1)}reg {mt.group(2)}= 0;\n{mt.group(1)}initial #0 {mt.group(2)}= 1'b1;",
-                        verilog)
+    def wake(mt):
+        return f"{mt.group(1)}reg {mt.group(2)}= 0;\n{mt.group(1)}initial #0 {mt.group(2)}= 1'b1;"
+
+    verilog = _TRIGGER.sub(wake, verilog)
+    return _BARE_ALWAYS.sub(lambda mt: f"{mt.group(0)}\n{mt.group(1)}initial #0 {mt.group(2)}", verilog)
 
 
 def _have_header(name: str) -> bool:

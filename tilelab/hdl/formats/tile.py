@@ -93,6 +93,10 @@ class ReadDesc(data.Struct):
     or the row's end) is one run of ``taps · chunk`` bytes, cut only at the lane's W-byte words. A
     3-channel stem's 7-tap kernel row is then one or two reads instead of seven.
 
+    With ``split`` = s > 0 (the split-K mode of :class:`ComputeDesc`, G = 2**s) an ``ACT``
+    descriptor fills ``lanes / G`` lane groups of G adjacent lanes: row ``j`` goes to every lane of
+    group ``j % (lanes / G)`` in one write, at byte ``(j // (lanes / G)) * row_bytes``.
+
     With ``bcast`` every row is written to *all* lanes of the CB at byte ``j * row_bytes`` (one
     write to every lane bank in the same cycle). Depthwise conv loads its raw input window this way
     (a 1×1 kernel over the zero-padded input, each input byte read once per window): every MAC-array
@@ -126,6 +130,7 @@ class ReadDesc(data.Struct):
     npix: 16
     words: 32       #: ACT: W-byte words reserved in, filled and pushed to the activation CB
     pad_value: signed(8)    #: the byte read for a tap outside the input
+    split: 2        #: ACT, split-K mode: log2 G; row j goes to the G lanes ``(j % (lanes / G)) · G + i``
 
 
 class ComputeDesc(data.Struct):
@@ -163,6 +168,15 @@ class ComputeDesc(data.Struct):
     column ``c`` multiplies byte ``(c - c % g) + j`` of its lane's ``cols``-byte slot (the j-th
     input channel of its own group) by byte ``k`` of its weight row — the OHWI row
     ``w[channel, tap, j]``. ``dw_group = 0`` is depthwise: column ``c`` takes byte ``c``.
+
+    Split-K mode (``split`` = s > 0, G = 2**s, dense only): the array's rows form G row groups
+    (row ``r`` is in group ``r % G``) over ``rows / G`` pixels (row ``r`` computes pixel
+    ``r // G`` of the tile), so a tile has ``rows / G`` pixels, ``valid_rows`` counts pixels, and
+    step ``k`` reads reduction byte ``k · G + r % G`` of lane ``r`` (every lane of a pixel's group
+    holds its im2col row, see :class:`ReadDesc`) and bytes ``k · G .. k · G + G - 1`` of each
+    weight lane, byte ``g`` for row group ``g``: ``k`` is the reduction size / G (the reduction and
+    the rows' byte pitches multiples of G). Pack adds the G rows of a pixel before the bias and
+    writes ``rows / G`` entries per tile.
     """
 
     m: 8
@@ -203,6 +217,7 @@ class ComputeDesc(data.Struct):
     dw_w: 16                #: input width
     dw_span: signed(16)     #: window rows up to a lane's last tap row: its first tap row + dw_span
     pad_value: signed(8)    #: the byte a depthwise tap in the padding reads
+    split: 2                #: split-K mode: log2 of the row groups (0: off)
 
 
 class WriteDesc(data.Struct):
@@ -213,7 +228,8 @@ class WriteDesc(data.Struct):
     ``dst + pixel * pix_stride + tw * cols * elem_bytes``; only the first ``valid_rows`` pixels and
     ``valid_cols`` channels of the block are written. With ``packed`` (see :class:`ComputeDesc`)
     an activation tile has R entries of ``n * cols`` channels each, one store per pixel. The rows
-    of a tile past ``valid_rows`` are popped from the output CB in one cycle.
+    of a tile past ``valid_rows`` are popped from the output CB in one cycle. In the split-K mode
+    (``split`` = s, see :class:`ComputeDesc`) a tile has ``rows >> s`` rows.
     """
 
     dst: 32
@@ -225,7 +241,8 @@ class WriteDesc(data.Struct):
     valid_cols: 16
     out_int32: 1
     packed: 1
-    _pad0: 6
+    split: 2
+    _pad0: 4
 
 
 class ParamRecord(data.Struct):
@@ -248,11 +265,12 @@ def pack_job_layout(cols: int) -> data.StructLayout:
     ``out_int32`` and ``float_requant``: the output format (from the :class:`ComputeDesc`). With
     packed tiles ``slot`` is the tile's place in the shared output entries and ``push`` marks the
     group's last tile (its rows push the entries); otherwise ``slot`` is 0 and every tile pushes.
+    ``split``: the tile's split-K mode (log2 of the rows pack adds into one entry).
     """
     return data.StructLayout({
         "params": data.ArrayLayout(ParamRecord, cols),
         "zero_point": signed(8), "relu": 1, "out_int32": 1, "float_requant": 1, "slot": range(PACK_SLOTS),
-        "push": 1,
+        "push": 1, "split": 2,
     })
 
 

@@ -30,7 +30,8 @@ _QUEUE = 4
 def array_layouts(config: TileConfig):
     """``(input_layout, output_layout)`` of the tile's MAC array
     (:func:`~tilelab.hdl.mac.mac_array_layouts`: one output bank's rows per drain transfer)."""
-    return mac_array_layouts(config.rows, config.cols, depthwise=config.depthwise, drain_rows=config.out_banks)
+    return mac_array_layouts(config.rows, config.cols, depthwise=config.depthwise, drain_rows=config.out_banks,
+                             b_groups=config.row_groups)
 
 
 class Compute(wiring.Component):
@@ -180,6 +181,22 @@ class Compute(wiring.Component):
         p_gbase = Signal(8 * C)
         p_fill = Signal(max(logc, 1))
         p_woff = Signal(range(W))
+        p_split = Signal(2)         # the step's split-K mode (log2 G)
+        split_k = cfg.row_groups
+        logg = exact_log2(split_k)
+        tile_px = Signal(range(R + 1))      # pixels of a tile: R / G
+        m.d.comb += tile_px.eq(R)
+        for sp in range(1, logg + 1):
+            with m.If(d.split == sp):
+                m.d.comb += tile_px.eq(R >> sp)
+
+        def group_byte(i):
+            """Byte ``i % G`` of a G-byte group in the step's split-K mode (0 without it)."""
+            sub = Signal(range(max(split_k, 2)), name=f"gbyte{i}")
+            for sp in range(1, logg + 1):
+                with m.If(p_split == sp):
+                    m.d.comb += sub.eq(i & ((1 << sp) - 1))
+            return sub
         p_tile = Signal()
         p_poff = Signal(range(W))
         p_slot = Signal(range(PACK_SLOTS))
@@ -227,9 +244,11 @@ class Compute(wiring.Component):
                     events("compute_busy")
                     a_addr = Signal(32)
                     w_addr = Signal(32)
+                    # (split-K: step k reads reduction bytes k·G .. k·G + G - 1, see ComputeDesc)
+                    kb = (k << d.split) if split_k > 1 else k
                     m.d.comb += [
-                        a_addr.eq(a_base + ta * d.a_row_bytes + k),
-                        w_addr.eq(w_base + tw * d.w_row_bytes + k),
+                        a_addr.eq(a_base + ta * d.a_row_bytes + kb),
+                        w_addr.eq(w_base + tw * d.w_row_bytes + kb),
                     ]
                     for r, bank in enumerate(self.act):
                         lane_addr = Signal(32, name=f"a_addr{r}")
@@ -274,7 +293,7 @@ class Compute(wiring.Component):
                         m.d.comb += [bank.en.eq(1), bank.addr.eq(w_addr >> logw)]
                     events("l1_reads", R + C)
                     m.d.sync += [p_valid.eq(1), p_first.eq(k == 0), p_last.eq(last_step),
-                                 p_aoff.eq(a_addr[:logw]), p_woff.eq(w_addr[:logw])]
+                                 p_aoff.eq(a_addr[:logw]), p_woff.eq(w_addr[:logw]), p_split.eq(d.split)]
                     with m.If(is_tile_start):
                         p_addr = p_base + tw * PARAM_RECORD_BYTES
                         for bank in self.par:
@@ -282,10 +301,16 @@ class Compute(wiring.Component):
                         events("l1_reads", C)
                         m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, tw, 0)),
                                      p_push.eq(~d.packed | last_tw)]
-                    # Useful MACs: real rows × real columns of this tile.
-                    vr = d.valid_rows - ta * R
+                    # Useful MACs: real rows × real columns of this tile (split-K: rows / G pixels
+                    # a tile, G rows each).
                     vc = d.valid_cols - tw * C
-                    rows_ok = Mux(vr > R, R, vr)[:8]
+                    if split_k > 1:
+                        vr = Signal(17)
+                        m.d.comb += vr.eq(d.valid_rows - ta * tile_px)
+                        rows_ok = (Mux(vr > tile_px, tile_px, vr) << d.split)[:8]
+                    else:
+                        vr = d.valid_rows - ta * R
+                        rows_ok = Mux(vr > R, R, vr)[:8]
                     cols_ok = Mux(vc > C, C, vc)[:8]
                     events("macs", rows_ok * cols_ok)
                     events("mac_steps")
@@ -310,7 +335,8 @@ class Compute(wiring.Component):
         # Unpack: lane words → operand bytes → operand queues.
         step = opq.i.payload
         for r, bank in enumerate(self.act):
-            m.d.comb += step.a[r].eq(bank.data.word_select(p_aoff, 8))
+            # (split-K: row r reads byte r % G of the step's G bytes; the offset is G-aligned)
+            m.d.comb += step.a[r].eq(bank.data.word_select(p_aoff | group_byte(r) if split_k > 1 else p_aoff, 8))
             if cfg.depthwise:
                 # Depthwise pixels are C-byte aligned (C divides W): the lane's C-byte slot. Grouped
                 # mode: the slot from byte j of the pixel's slot on, so that every group base holds
@@ -324,8 +350,17 @@ class Compute(wiring.Component):
                     m.d.comb += spread.eq(Mux(p_fill[b], slot | (slot << (8 << b)), slot))
                     slot = spread
                 m.d.comb += a2q.i.payload[r].eq(Mux(p_lzero[r], p_pad.replicate(C), slot))
+        subs = [group_byte(g) for g in range(split_k)] if split_k > 1 else []
         for c, bank in enumerate(self.wgt):
-            m.d.comb += step.b[c].eq(bank.data.word_select(p_woff, 8))
+            if split_k == 1:
+                m.d.comb += step.b[c].eq(bank.data.word_select(p_woff, 8))
+                continue
+            # Split-K: the aligned G-byte group of the step, byte g for row group g (a plain step:
+            # the one byte for every group).
+            group = Signal(8 * split_k, name=f"wgroup{c}")
+            m.d.comb += group.eq(bank.data.word_select(p_woff >> logg, 8 * split_k))
+            for g in range(split_k):
+                m.d.comb += step.b[g][c].eq(group.word_select(p_woff[:logg] | subs[g], 8))
         m.d.comb += [step.first.eq(p_first), step.last.eq(p_last), opq.i.valid.eq(p_valid)]
         if cfg.depthwise:
             m.d.comb += step.dw.eq(d.dw)
@@ -344,7 +379,7 @@ class Compute(wiring.Component):
                 if W > PARAM_RECORD_BYTES else bank.data
             m.d.comb += job.params[c].eq(rec)
         m.d.comb += [job.zero_point.eq(d.zero_point), job.relu.eq(d.relu), job.out_int32.eq(d.out_int32),
-                     job.float_requant.eq(d.float_requant),
+                     job.float_requant.eq(d.float_requant), job.split.eq(d.split),
                      job.slot.eq(p_slot), job.push.eq(p_push), tileq.i.valid.eq(p_tile)]
         m.d.comb += self.idle.eq(((state == EngineState.IDLE) | (state == EngineState.DONE))
                                  & ~opq.o.valid & ~tileq.o.valid)

@@ -77,9 +77,20 @@ class Pack(wiring.Component):
         entry = Signal(range(2 * E))
         m.d.comb += entry.eq(cb_out.wr_page + Mux(info.push, 0, index))
         m.d.comb += [cb_out.reserve_n.eq(Mux(info.push, D, index + D)), cb_out.push_n.eq(D)]
-        ok = self.tile.valid & cb_out.can_reserve
+        # Split-K tiles (G = 2**split row groups, G ≥ D): the G rows of a pixel arrive one after
+        # another (D a transfer); pack adds them up and writes the pixel's one entry with its last.
+        split_on = Signal()
+        writes = Signal()           # this transfer writes entries
+        m.d.comb += writes.eq(1)
+        if self.config.row_groups > 1:
+            g_mask = Signal(range(self.config.row_groups))
+            m.d.comb += [split_on.eq(info.split != 0), g_mask.eq((1 << info.split) - 1)]
+            pix_first = (index & g_mask) == 0
+            with m.If(split_on):
+                m.d.comb += [writes.eq(((index + D) & g_mask) == 0), cb_out.reserve_n.eq(1), cb_out.push_n.eq(1)]
+        ok = self.tile.valid & (cb_out.can_reserve | ~writes)
         m.d.comb += acc.ready.eq(ok)
-        with m.If(acc.valid & self.tile.valid & ~cb_out.can_reserve):
+        with m.If(acc.valid & self.tile.valid & writes & ~cb_out.can_reserve):
             events("pack_wait_cb")
         fire = acc.valid & ok
         words, entries = [], []
@@ -93,7 +104,17 @@ class Pack(wiring.Component):
             for c in range(C):
                 p = info.params[c]
                 v = Signal(signed(32), name=f"pack_v{i}_{c}")
-                m.d.comb += v.eq(row[c] + p.bias)                     # int32 wrap, as the accumulator
+                acc_c = row[c]
+                if i == 0 and self.config.row_groups > 1:
+                    # the pixel's sum so far: this transfer's rows, plus the ones before (int32 wrap)
+                    part = Signal(signed(32), name=f"pack_part{c}")
+                    total = Signal(signed(32), name=f"pack_sum{c}")
+                    pair = row[c] + rows[1][c] if D == 2 else row[c]
+                    m.d.comb += total.eq(pair + Mux(pix_first, 0, part))
+                    with m.If(fire):
+                        m.d.sync += part.eq(total)
+                    acc_c = Mux(split_on, total, row[c])
+                m.d.comb += v.eq(acc_c + p.bias)                      # int32 wrap, as the accumulator
                 x = Signal(signed(64), name=f"pack_x{i}_{c}")
                 m.d.comb += x.eq(v * p.multiplier)
                 sm1 = Signal(6, name=f"pack_sm1_{i}_{c}")
@@ -131,15 +152,16 @@ class Pack(wiring.Component):
                 m.d.comb += [word.eq(out32) for word, _, out32 in words]
         words = [word for word, _, _ in words]
         # Entry e lives in bank e % D at word e // D: the D rows go to D different banks.
+        # (a split-K transfer writes one entry, its first row's)
         for b, bank in enumerate(self.out):
-            m.d.comb += [bank.en.eq(fire), bank.mask.eq(mask)]
+            m.d.comb += [bank.en.eq(fire & writes & (~split_on | (entries[0] % D == b))), bank.mask.eq(mask)]
             for i in range(D):
-                with m.If(entries[i] % D == b):
+                with m.If((entries[i] % D == b) & (~split_on if i else 1)):
                     m.d.comb += [bank.addr.eq(entries[i] // D), bank.data.eq(words[i])]
         m.d.comb += [
-            cb_out.push.eq(fire & info.push),
+            cb_out.push.eq(fire & writes & info.push),
             self.tile.ready.eq(fire & acc.payload.last),
         ]
-        events("l1_writes", D, fire)
+        events("l1_writes", Mux(split_on, 1, D), fire & writes)
         events.drive()
         return m

@@ -3,6 +3,7 @@
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from tilelab.hdl.cbuf import cb_producer_signature
 from tilelab.hdl.formats.tile import READ_GANG, EngineState, ReadDesc, ReaderEvents, Target
@@ -131,6 +132,7 @@ class Reader(wiring.Component):
         p_chunk = Signal(range(W + 1))
         p_gang = Signal(range(self.GANG + 1))
         p_stream = Signal()     # a streamed word is written this cycle: push it
+        p_split = Signal(2)     # split-K: the row goes to the 2**p_split lanes of lane group p_lane
         m.d.sync += p_valid.eq(0)
         with m.If(p_valid & p_stream):
             m.d.comb += [cb_act.push.eq(1), cb_act.push_n.eq(1)]
@@ -146,6 +148,9 @@ class Reader(wiring.Component):
             for t, cnt in enumerate(lane_counts):
                 with m.If(v.target.as_value() == t):
                     m.d.sync += lanes_n.eq(cnt)
+            for sp in range(1, exact_log2(cfg.row_groups) + 1):
+                with m.If((v.target == Target.ACT) & (v.split == sp)):
+                    m.d.sync += lanes_n.eq(cfg.rows >> sp)     # split-K: lane groups of 2**sp lanes
             with m.If(v.bcast):
                 # Every row goes to every lane: the lane index stays 0, rows follow each other.
                 m.d.sync += lanes_n.eq(1)
@@ -223,6 +228,8 @@ class Reader(wiring.Component):
                         p_cnt.eq(cnt),
                         p_dual.eq(dual), p_chunk.eq(d.chunk), p_gang.eq(gang_n), p_stream.eq(is_act & d.stream),
                     ]
+                    if cfg.row_groups > 1:
+                        m.d.sync += p_split.eq(Mux(is_act, d.split, 0))
                     # Advance: piece → run of taps → row → pixel.
                     run_end = cb_off + ln >= run_bytes
                     # A row ends after its last tap (row_bytes may leave room at the end of the row).
@@ -280,7 +287,10 @@ class Reader(wiring.Component):
             for i, bank in enumerate(getattr(self, name)):
                 if t == Target.ACT.value:
                     word = shifted[0]       # activations: one lane per read, or a broadcast
-                    sel = (p_lane == i) | p_bcast
+                    hit = p_lane == i
+                    for sp in range(1, exact_log2(cfg.row_groups) + 1):
+                        hit = Mux(p_split == sp, p_lane == (i >> sp), hit)     # split-K: a lane group
+                    sel = hit | p_bcast
                 else:
                     word = shifted[i % (2 * self.GANG)]
                     rel = Signal(8, name=f"rd_rel{t}_{i}")
@@ -293,6 +303,9 @@ class Reader(wiring.Component):
         for t, cnt in enumerate(lane_counts):
             with m.If(p_bcast & (p_target == t)):
                 m.d.comb += bcast_writes.eq(cnt)
+        for sp in range(1, exact_log2(cfg.row_groups) + 1):
+            with m.If(p_split == sp):
+                m.d.comb += bcast_writes.eq(1 << sp)
         events("l1_writes", bcast_writes, p_valid)
         m.d.comb += self.idle.eq((state == EngineState.IDLE) | (state == EngineState.DONE))
         events.drive()

@@ -98,7 +98,7 @@ class ComputeTile(wiring.Component):
         m.submodules.reader = reader = Reader(cfg)
         m.submodules.compute = compute = Compute(cfg)
         m.submodules.array = array = MACArray(rows=cfg.rows, cols=cfg.cols, depthwise=cfg.depthwise,
-                                              drain_rows=cfg.out_banks)
+                                              drain_rows=cfg.out_banks, b_groups=cfg.row_groups)
         m.submodules.pack = pack = Pack(cfg)
         m.submodules.writer = writer = Writer(cfg)
 

@@ -3,6 +3,7 @@
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from tilelab.hdl.cbuf import cb_consumer_signature
 from tilelab.hdl.formats.tile import EngineState, WriteDesc, WriterEvents
@@ -103,14 +104,20 @@ class Writer(wiring.Component):
             m.d.comb += q.ready.eq(1)
             m.d.sync += [d.eq(q.payload), state.eq(EngineState.RUN), ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
 
-        # Rows of the current tile: past valid_rows the rest of the tile is popped at once.
+        # Rows of the current tile (R, or R / G in the split-K mode): past valid_rows the rest of
+        # the tile is popped at once.
         E = cfg.out_entries
-        row_idx = ta * R + r
+        tile_rows = Signal(range(R + 1))
+        m.d.comb += tile_rows.eq(R)
+        for sp in range(1, exact_log2(cfg.row_groups) + 1):
+            with m.If(d.split == sp):
+                m.d.comb += tile_rows.eq(R >> sp)
+        row_idx = ta * tile_rows + r
         skip = row_idx >= d.valid_rows
         rest = Signal(range(R + 1))
-        m.d.comb += rest.eq(Mux(skip, R - r, 1))
+        m.d.comb += rest.eq(Mux(skip, tile_rows - r, 1))
         if E < R:
-            m.d.comb += rest.eq(Mux(skip & (R - r > E), E, Mux(skip, R - r, 1)))
+            m.d.comb += rest.eq(Mux(skip & (tile_rows - r > E), E, Mux(skip, tile_rows - r, 1)))
         m.d.comb += [cb_out.wait_n.eq(rest), cb_out.pop_n.eq(rest)]
         n_tiles = Mux(d.packed, 1, d.n)     # packed: one entry holds all n tiles of a pixel
 
@@ -137,7 +144,7 @@ class Writer(wiring.Component):
                         h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
                     ]
                     m.d.sync += r.eq(r + rest)
-                    with m.If(r + rest >= R):
+                    with m.If(r + rest >= tile_rows):
                         m.d.sync += [r.eq(0), tw.eq(tw + 1)]
                         with m.If(tw + 1 >= n_tiles):
                             m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
