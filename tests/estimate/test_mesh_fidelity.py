@@ -23,6 +23,9 @@ CASES = [
     ("grouped-g4-c32", (1, 8, 8, 32, 32, 3, 1, 1, 8, "int8"), "block", "stream"),     # the grouped form
     ("grouped-g2-c16", (1, 8, 8, 16, 16, 3, 1, 1, 8, "int8"), "height", "multicast"),
     ("5x5-c16", (1, 4, 4, 16, 16, 5, 1, 2, 1, "int8"), "height", "multicast"),
+    # ragged: 24 input channels (input slices of whole words), 30 output channels, 49 output pixels
+    ("ragged-c24-c30", (1, 7, 7, 24, 30, 3, 1, 1, 1, "int8"), "width", "stream"),
+    ("ragged-c24-c30", (1, 7, 7, 24, 30, 3, 1, 1, 1, "int8"), "block", "multicast"),
 ]
 
 

@@ -394,11 +394,12 @@ def test_fst_waves_without_the_lz4_headers_are_refused(files, monkeypatch):
 
 def test_a_mesh_that_cannot_take_a_layer_is_bad_input_and_leaves_no_run(tmp_path):
     out = tmp_path / "run"
-    r = CliRunner().invoke(main, [*RUN, "--out", str(out), "--mesh", "3x3"])
+    # tiles of 4 KiB node memory: every sharding of the first conv needs more
+    r = CliRunner().invoke(main, [*RUN, "--out", str(out), "--mesh", "3x3", "--tile", "ext_words=64"])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.splitlines()[-1].startswith("Error: step 'layer1.0.conv1' (conv2d) fits no sharding of the 3x3 "
-                                                "mesh: height/multicast: output pixels N·Ho·Wo = 64 does not divide "
-                                                "into 9 equal shards")
+                                                "mesh: height/multicast: a tile node needs 6848 bytes of node memory")
+    assert r.stderr.count("a node has 4096") == 3
     assert not out.exists()
 
 

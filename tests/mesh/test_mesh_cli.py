@@ -32,9 +32,9 @@ def test_conv_on_a_mesh(tmp_path):
 
 def test_mesh_options_bad_input():
     runner = CliRunner()
-    r = runner.invoke(main, ["conv", "--shape", "1,5,5,32", "--out-channels", "32", "--kernel", "3",
-                             "--tile", TILE_OPTION, "--mesh", "2x2"])
-    assert r.exit_code == 2 and "does not divide into 4 equal shards" in r.output
+    r = runner.invoke(main, ["conv", "--shape", "1,128,128,64", "--out-channels", "32", "--kernel", "3",
+                             "--padding", "1", "--out", "int32", "--tile", TILE_OPTION, "--mesh", "2x2"])
+    assert r.exit_code == 2 and "a node has 524288" in r.output
     r = runner.invoke(main, ["conv", "--shape", "1,8,8,32", "--out-channels", "32", "--kernel", "3",
                              "--mesh", "20x2"])
     assert r.exit_code == 2 and "does not fit the NoC" in r.output

@@ -7,20 +7,39 @@ and writes, for every tile node, a node-memory image: the data mover's
 input sticks the node holds before the layer starts. Weights and parameter records live in the edge
 memory ports. The RTL moves everything else over the NoC.
 
-Sharding (``T = R·C`` tiles, grid tile ``(i, j)`` is core ``t = i·C + j``):
+Sharding (``T = R·C`` tiles, grid tile ``(i, j)`` is core ``t = i·C + j``), for any channel count:
 
 ``height``
-    Output pixels (N·Ho·Wo, row-major) in ``T`` equal ranges, all channels on every tile; the input
-    sticks are held as a height-sharded tensor (:func:`~tilelab.reference.halo.halo_plan` ownership) and
-    each owner PUTs the remote sticks a core needs (its halo) into that core's memory.
+    Output pixels (N·Ho·Wo, row-major) in ``T`` ranges of ``ceil(N·Ho·Wo / T)`` (the last ones
+    shorter, trailing ones possibly empty: :func:`~tilelab.reference.halo.shard_ranges`), all
+    channels on every tile; the input sticks are held as a height-sharded tensor
+    (:func:`~tilelab.reference.halo.halo_plan` ownership) and each owner PUTs the remote sticks a
+    core needs (its halo) into that core's memory.
 ``width``
-    Output and input channels in ``T`` equal slices; tile ``t`` holds input channel slice ``t`` of
-    every stick and multicasts it to the whole mesh, so every tile then holds the full input and
-    computes its output-channel slice.
+    Output channels in ``T`` slices ``[t·Cout // T, (t + 1)·Cout // T)``; tile ``t`` holds input
+    channel slice ``t`` of every stick and multicasts it to the whole mesh, so every tile then holds
+    the full input and computes its output-channel slice.
 ``block``
-    Grid rows split the output pixels, grid columns the output channels; tile ``(i, j)`` holds
-    channel slice ``j`` of the sticks grid row ``i`` owns and multicasts it (and the halo sticks
-    other grid rows need from it) along the grid row that needs them.
+    Grid rows split the output pixels (``R`` ranges as in ``height``), grid columns the output
+    channels (``C`` slices as in ``width``); tile ``(i, j)`` holds input channel slice ``j`` of the
+    sticks grid row ``i`` owns and multicasts it (and the halo sticks other grid rows need from it)
+    along the grid row that needs them.
+
+A layer the tile runs in its depthwise mode (depthwise and grouped layers of small groups)
+computes whole output rows, so its pixel ranges are ``shard_ranges`` of the ``N·Ho`` output rows.
+A tile whose pixel range or channel slice is empty computes nothing (it still forwards the input
+it holds and takes part in the multicasts of its rectangle).
+
+Stick layout and input channel slices: an input stick occupies ``S = ceil(Cin / W)·W`` bytes
+(``W`` the NoC word, the bytes past ``Cin`` zero), so sticks move as whole NoC words. An input
+channel slice is a run of whole words of the stick, not a run of channels: over ``P`` slices
+(``T`` for width, ``C`` for block) slice ``k`` is words ``[k·SW // P, (k + 1)·SW // P)`` with
+``SW = S / W``, i.e. channels ``[k·SW // P · W, min((k + 1)·SW // P · W, Cin))``. Slices may be
+empty (``SW < P``: a 3-channel stem is one word, held and multicast by one tile) or of unequal
+sizes; their union is the stored stick, so every tile computing on the assembled input sees the
+ordinary layer (``Cin`` channels, weights as given, no padding channels, no extra MACs). The input
+slices need not line up with the output-channel slices: width and block multicast every slice to
+the tiles that compute on it, which then hold all channels of the sticks they read.
 
 Weight loading: the weights are cut in blocks of ``n·C`` output channels (the tile compiler's
 column block).
@@ -37,8 +56,12 @@ program: one or two array fills and drains instead of one per block.
 Addresses: every node has the same memory map (descriptors, tile programs, input, weights,
 parameters, output), but its input region holds only its window of the input — the sticks from the
 first to the last one it holds or needs — and its output region only its own output pixels; the
-tile programs address the whole maps from bases before the windows. An input stick occupies
-``S = ceil(Cin / W)·W`` bytes (word aligned, so sticks move as whole NoC words).
+tile programs address the whole maps from bases before the windows, with ``S`` bytes per input
+stick.
+
+What is refused (:class:`MeshError`, before any simulation): unknown shard or weight-load names,
+a node memory or memory port too small for its part, a transfer wider than a move descriptor;
+(:class:`~tilelab.compile.tile.LayoutError`) a layer whose smallest block does not fit a tile.
 """
 
 from __future__ import annotations
@@ -60,7 +83,7 @@ from tilelab.compile.tile import (
 from tilelab.hdl.formats.mesh import MAX_MOVE_ROWS, MAX_MOVE_WORDS, MOVE_DESC_BYTES, MoveDesc, MoveOp
 from tilelab.hdl.formats.tile import PARAM_RECORD_BYTES
 from tilelab.pe_models.config import MeshConfig
-from tilelab.reference.halo import halo_plan
+from tilelab.reference.halo import halo_plan, shard_ranges
 from tilelab.reference.layers import Conv2dSpec
 
 __all__ = ["MeshError", "MeshImage", "SHARDS", "WEIGHT_LOADS", "NodeImage", "MeshProgram", "compile_conv_mesh"]
@@ -154,7 +177,7 @@ class MeshProgram:
         W = self.config.word_bytes
         p0, p1 = node.pixels
         lo = self.out_addr
-        hi = self.out_addr + (p1 - p0) * self.out_row_bytes - 1
+        hi = self.out_addr + max(p1 - p0, 1) * self.out_row_bytes - 1
         return lo // W, hi // W
 
     def assemble(self, dumps: dict) -> np.ndarray:
@@ -206,11 +229,6 @@ def _unpadded(spec: Conv2dSpec, padded: np.ndarray) -> np.ndarray:
     return (n * spec.h + (r - ph)) * spec.w + (c - pw)
 
 
-def _check_divides(what, count, parts, hint):
-    if count % parts:
-        raise MeshError(f"{what} = {count} does not divide into {parts} equal shards ({hint})")
-
-
 def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard: str = "height",
                       weight_load: str = "multicast", multiplier=None, shift=None, zero_point: int = 0,
                       relu: bool = False, out_int32: bool = False, scale=None, pad_value: int = 0) -> MeshProgram:
@@ -230,7 +248,8 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     Raises
     ------
     MeshError
-        Shard counts that do not divide, slices that are not whole NoC words, node memory too small.
+        Node memory or memory-port space too small, a transfer beyond the descriptor limit (each
+        message names the value and the limit).
     LayoutError
         A tile cannot hold even the smallest block of the layer.
     """
@@ -254,38 +273,48 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     sticks = spec.n * spec.h * spec.w
 
     # ---- what each tile computes, and which input it holds at the start --------------------------
+    # Output pixels are split in ranges of ceil size (the halo plan's shards); a depthwise-mode layer
+    # computes whole output rows, so its ranges are whole rows. Output channels are split in slices
+    # of floor(c·Cout / parts) boundaries; input channel slices are runs of whole NoC words of the
+    # stick (see the module docstring). A range or slice may be empty: that tile computes nothing.
+    rows_only = b.depthwise
+
+    def pixel_ranges(parts):
+        if rows_only:
+            return [(r0 * spec.wo, r1 * spec.wo) for r0, r1 in shard_ranges(spec.n * spec.ho, parts)]
+        return shard_ranges(M, parts)
+
+    def channel_slice(k, parts):
+        return k * cout // parts, (k + 1) * cout // parts
+
     cores = {}                              # (i, j) -> (pixels, channels)
     if shard == "height":
-        _check_divides("output pixels N·Ho·Wo", M, T, f"height sharding over the {R}x{C} mesh")
+        out_ranges = pixel_ranges(T)
         for t in range(T):
-            cores[divmod(t, C)] = ((t * M // T, (t + 1) * M // T), (0, cout))
+            cores[divmod(t, C)] = (out_ranges[t], (0, cout))
         groups_of = T
     elif shard == "width":
-        _check_divides("output channels Cout", cout, T, f"width sharding over the {R}x{C} mesh")
-        _check_divides("input channels Cin", cin, T, f"width sharding over the {R}x{C} mesh")
-        if (cin // T) % W:
-            raise MeshError(f"width sharding: an input channel slice of {cin // T} bytes is not a whole number "
-                            f"of {W}-byte NoC words (Cin = {cin} over {T} tiles)")
+        out_ranges = None
         for t in range(T):
-            cores[divmod(t, C)] = ((0, M), (t * cout // T, (t + 1) * cout // T))
+            cores[divmod(t, C)] = ((0, M), channel_slice(t, T))
         groups_of = 1
     else:
-        _check_divides("output pixels N·Ho·Wo", M, R, f"block sharding over {R} grid rows")
-        _check_divides("output channels Cout", cout, C, f"block sharding over {C} grid columns")
-        _check_divides("input channels Cin", cin, C, f"block sharding over {C} grid columns")
-        if (cin // C) % W:
-            raise MeshError(f"block sharding: an input channel slice of {cin // C} bytes is not a whole number "
-                            f"of {W}-byte NoC words (Cin = {cin} over {C} grid columns)")
+        out_ranges = pixel_ranges(R)
         for i in range(R):
             for j in range(C):
-                cores[i, j] = ((i * M // R, (i + 1) * M // R), (j * cout // C, (j + 1) * cout // C))
+                cores[i, j] = (out_ranges[i], channel_slice(j, C))
         groups_of = R
+    slice_parts = {"height": 1, "width": T, "block": C}[shard]
+
+    def word_slice(k):
+        """Words ``[w0, w1)`` of every stick that input channel slice ``k`` is (possibly none)."""
+        return k * SW // slice_parts, (k + 1) * SW // slice_parts
 
     # halo: needed sticks of each pixel group and their owners (height: per tile; block: per grid row)
     plan = None
     if shard != "width":
         plan = halo_plan(spec.n, spec.h, spec.w, spec.cin, kernel=(spec.kh, spec.kw), stride=spec.stride,
-                         padding=spec.padding, dilation=spec.dilation, cores=groups_of)
+                         padding=spec.padding, dilation=spec.dilation, cores=groups_of, out_ranges=out_ranges)
     own_size = _ceil(sticks, groups_of)
 
     # ---- weight blocks ------------------------------------------------------------------------
@@ -428,15 +457,17 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
                     halo_in[key] += (u1 - u0) * cin
                     halo_total += (u1 - u0) * cin
     elif shard == "width":
-        sl = cin // T
         everyone = list(cores)
         for t in range(T):
             key = divmod(t, C)
+            w0, w1 = word_slice(t)
+            if w1 == w0:
+                continue
+            b0, b1 = w0 * W, min(w1 * W, cin)
             for u in range(sticks):
-                initial[key].append((u * S + t * sl, x_bytes[u, t * sl:(t + 1) * sl].tobytes()))
-            put(key, everyone, 0, t * sl // W, sticks, sl // W, SW, mcast=True)
+                initial[key].append((u * S + b0, x_bytes[u, b0:b1].tobytes()))
+            put(key, everyone, 0, w0, sticks, w1 - w0, SW, mcast=True)
     else:
-        sl = cin // C
         for i_dst, entry in enumerate(plan):
             need = np.asarray(entry["local"] + [r[0] for r in entry["remote"]], np.int64)
             us = np.sort(_unpadded(spec, need))
@@ -444,9 +475,11 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
             for k in sorted(set(owners.tolist())):
                 runs = _runs(us[owners == k])
                 for j in range(C):
+                    w0, w1 = word_slice(j)
+                    if w1 == w0:
+                        continue
                     for u0, u1 in runs:
-                        put((k, j), [(i_dst, jj) for jj in range(C)], u0, j * sl // W, u1 - u0, sl // W, SW,
-                            mcast=True)
+                        put((k, j), [(i_dst, jj) for jj in range(C)], u0, w0, u1 - u0, w1 - w0, SW, mcast=True)
                 if k != i_dst:
                     n_remote = sum(u1 - u0 for u0, u1 in runs)
                     for jj in range(C):
@@ -455,8 +488,12 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         for i in range(R):
             lo, hi = min(i * own_size, sticks), min((i + 1) * own_size, sticks)
             for j in range(C):
+                w0, w1 = word_slice(j)
+                if w1 == w0:
+                    continue
+                b0, b1 = w0 * W, min(w1 * W, cin)
                 for u in range(lo, hi):
-                    initial[i, j].append((x_word((i, j), u) * W + j * sl, x_bytes[u, j * sl:(j + 1) * sl].tobytes()))
+                    initial[i, j].append((x_word((i, j), u) * W + b0, x_bytes[u, b0:b1].tobytes()))
 
     # ---- programs, memory map ----------------------------------------------------------------
     x_size = align(max(hi - lo for lo, hi in window.values()) * S)
@@ -473,7 +510,9 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     for key in sorted(cores):
         i, j = key
         pixels, ch = cores[key]
-        mine = node_blocks(ch)
+        idle = pixels[0] == pixels[1]       # no output pixels (more shards than pixels or rows)
+        # an idle node still receives the blocks multicast to its rectangle, but streams none
+        mine = [] if idle and weight_load == "stream" else node_blocks(ch)
         moves = []
         my_port = cfg.port_coord(i)
         # weights: first block(s)
@@ -503,7 +542,9 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         moves.extend(act_puts[key])
         if act_count[key]:
             moves.append(dict(op=MoveOp.WAIT, sem=SEM_ACT, count=act_count[key]))
-        groups = run_groups(mine, act_in[key] // W)
+        groups = [] if idle else run_groups(mine, act_in[key] // W)
+        if idle and mine:
+            moves.append(dict(op=MoveOp.WAIT, sem=SEM_WGT, count=2 * len(mine)))
         for g, blks in enumerate(groups):
             moves.append(dict(op=MoveOp.WAIT, sem=SEM_WGT, count=2 * len(blks)))
             k = blks[-1]

@@ -54,7 +54,7 @@ def shard_ranges(count: int, cores: int) -> list[tuple[int, int]]:
     return [(min(i * size, count), min((i + 1) * size, count)) for i in range(cores)]
 
 
-def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores) -> list[dict]:
+def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores, out_ranges=None) -> list[dict]:
     """For every core, the padded input sticks its output shard needs: padding, local, remote.
 
     Parameters
@@ -65,6 +65,10 @@ def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores) -> 
         Convolution window, per ``(height, width)``; padding is symmetric.
     cores : int
         Number of cores the input and the output are sharded over.
+    out_ranges : list of (int, int), optional
+        The output sticks ``[start, stop)`` each core computes, one range per core (e.g. whole
+        output rows); default :func:`shard_ranges` of the ``N·Ho·Wo`` outputs. The input is
+        owned as always (ceil-size shards of the non-padded sticks).
 
     Returns
     -------
@@ -75,7 +79,8 @@ def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores) -> 
     Raises
     ------
     TypeError, ValueError
-        If a size is not a positive integer or the output would be smaller than 1×1.
+        If a size is not a positive integer, the output would be smaller than 1×1, or
+        ``out_ranges`` are not ``cores`` ranges inside the output.
     """
     kh, kw = as_pair(kernel, "kernel")
     cores = check_int("cores", cores, 1)
@@ -95,7 +100,13 @@ def halo_plan(n, h, w, c, *, kernel, stride=1, padding=0, dilation=1, cores) -> 
 
     taps = ((np.arange(kh) * dh)[:, None] * wp + (np.arange(kw) * dw)[None, :]).reshape(-1)
     plan = []
-    for core, (start, stop) in enumerate(shard_ranges(spec.n * ho * wo, cores)):
+    if out_ranges is None:
+        out_ranges = shard_ranges(spec.n * ho * wo, cores)
+    out_ranges = [(int(a), int(b)) for a, b in out_ranges]
+    if len(out_ranges) != cores or not all(0 <= a <= b <= spec.n * ho * wo for a, b in out_ranges):
+        raise ValueError(f"out_ranges must be {cores} ranges inside the {spec.n * ho * wo} output sticks, "
+                         f"not {out_ranges}")
+    for core, (start, stop) in enumerate(out_ranges):
         out = np.arange(start, stop)
         b, rest = np.divmod(out, ho * wo)
         oh, ow = np.divmod(rest, wo)
