@@ -306,9 +306,25 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
         groups_of = R
     slice_parts = {"height": 1, "width": T, "block": C}[shard]
 
+    # A grouped (or depthwise) layer's output channels read only their groups' input channels: a
+    # width / block tile then holds the words of those channels (neighbouring slices may share a
+    # word) and nothing is multicast across channel slices.
+    own_channels = spec.groups > 1 and shard != "height"
+
     def word_slice(k):
         """Words ``[w0, w1)`` of every stick that input channel slice ``k`` is (possibly none)."""
+        if own_channels:
+            c0, c1 = channel_slice(k, slice_parts)
+            if c1 == c0:
+                return 0, 0
+            cin_g, cout_g = cin // spec.groups, cout // spec.groups
+            return (c0 // cout_g) * cin_g // W, _ceil(((c1 - 1) // cout_g + 1) * cin_g, W)
         return k * SW // slice_parts, (k + 1) * SW // slice_parts
+
+    def slice_bytes(k):
+        """The input bytes ``[b0, b1)`` of a stick in input channel slice ``k``."""
+        w0, w1 = word_slice(k)
+        return w0 * W, min(w1 * W, cin)
 
     # halo: needed sticks of each pixel group and their owners (height: per tile; block: per grid row)
     plan = None
@@ -463,10 +479,11 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
             w0, w1 = word_slice(t)
             if w1 == w0:
                 continue
-            b0, b1 = w0 * W, min(w1 * W, cin)
+            b0, b1 = slice_bytes(t)
             for u in range(sticks):
                 initial[key].append((u * S + b0, x_bytes[u, b0:b1].tobytes()))
-            put(key, everyone, 0, w0, sticks, w1 - w0, SW, mcast=True)
+            if not own_channels:
+                put(key, everyone, 0, w0, sticks, w1 - w0, SW, mcast=True)
     else:
         for i_dst, entry in enumerate(plan):
             need = np.asarray(entry["local"] + [r[0] for r in entry["remote"]], np.int64)
@@ -476,22 +493,25 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
                 runs = _runs(us[owners == k])
                 for j in range(C):
                     w0, w1 = word_slice(j)
-                    if w1 == w0:
+                    if w1 == w0 or (own_channels and k == i_dst):
                         continue
+                    # the slice goes to the grid row's tiles (grouped: to the tile of its own column)
+                    to = [(i_dst, j)] if own_channels else [(i_dst, jj) for jj in range(C)]
                     for u0, u1 in runs:
-                        put((k, j), [(i_dst, jj) for jj in range(C)], u0, w0, u1 - u0, w1 - w0, SW, mcast=True)
+                        put((k, j), to, u0, w0, u1 - u0, w1 - w0, SW, mcast=not own_channels)
                 if k != i_dst:
                     n_remote = sum(u1 - u0 for u0, u1 in runs)
                     for jj in range(C):
-                        halo_in[i_dst, jj] += n_remote * cin
-                    halo_total += n_remote * cin
+                        b0, b1 = slice_bytes(jj) if own_channels else (0, cin)
+                        halo_in[i_dst, jj] += n_remote * (b1 - b0)
+                        halo_total += n_remote * (b1 - b0) if own_channels else 0
+                    halo_total += 0 if own_channels else n_remote * cin
         for i in range(R):
             lo, hi = min(i * own_size, sticks), min((i + 1) * own_size, sticks)
             for j in range(C):
-                w0, w1 = word_slice(j)
-                if w1 == w0:
+                b0, b1 = slice_bytes(j)
+                if b1 <= b0:
                     continue
-                b0, b1 = w0 * W, min(w1 * W, cin)
                 for u in range(lo, hi):
                     initial[i, j].append((x_word((i, j), u) * W + b0, x_bytes[u, b0:b1].tobytes()))
 
