@@ -71,6 +71,19 @@ def test_1x1_and_depthwise_on_2x2(shard):
     assert st.bit_exact
 
 
+def test_depthwise_width_shards_read_only_their_own_channels():
+    # a depthwise layer's channel slice needs only its own input channels: width tiles take their
+    # words from memory and PUT nothing; block tiles PUT only halo sticks (no channel multicast)
+    cfg = MESHES[2, 2]
+    x, w, b = tensors(1, 8, 8, 32, 32, 3, groups=32, seed=4)
+    _, wide = conv2d_mesh(x, w, b, padding=1, groups=32, out="int32", mesh=cfg, shard="width", weight_load="stream")
+    assert wide.bit_exact and [t["words_put"] for t in wide.tiles] == [0] * cfg.tiles
+    _, blk = conv2d_mesh(x, w, b, padding=1, groups=32, out="int32", mesh=cfg, shard="block", weight_load="stream")
+    assert blk.bit_exact
+    # the tiles PUT the halo sticks of their own channel slice, nothing more
+    assert sum(t["words_put"] for t in blk.tiles) * cfg.tile.ext_bytes <= blk.halo_bytes
+
+
 @pytest.mark.parametrize("shape", list(MESHES), ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("shard,weight_load", [c for c in COMBOS if c[0] != "height"])
 def test_ragged_channels_and_pixels(shape, shard, weight_load):
