@@ -302,16 +302,17 @@ def check_simulator(option: str, sim: str, waves=None) -> None:
     """
     from tilelab.sim import icarus_available
 
+    # (the suffix first: it is wrong whether or not the simulator is installed)
+    allowed = (".vcd", ".fst") if sim == "verilator" else (".vcd",)
+    suffix = Path(waves).suffix.lower() if waves is not None else None
+    if waves is not None and suffix not in allowed:
+        raise BadInput(f"--waves {str(waves)!r}: {sim} writes {_one_of(allowed)} waveforms; "
+                       f"name the file with that suffix")
     if sim == "icarus" and not icarus_available():
         raise BadInput(f"{option} icarus: Icarus Verilog (iverilog, vvp) is not installed; apt-get install iverilog, "
                        f"or choose --sim verilator")
     if waves is None:
         return
-    allowed = (".vcd", ".fst") if sim == "verilator" else (".vcd",)
-    suffix = Path(waves).suffix.lower()
-    if suffix not in allowed:
-        raise BadInput(f"--waves {str(waves)!r}: {sim} writes {_one_of(allowed)} waveforms; "
-                       f"name the file with that suffix")
     from tilelab.sim.builders import fst_supported
 
     if suffix == ".fst" and not fst_supported():
