@@ -186,6 +186,8 @@ CASES = [
      "Invalid value for '--mesh': mesh must look like RxC (e.g. 2x2), not '2x2x2'"),
     ("run_tile_ext_bytes", [*RUN, "--tile", "ext_bytes=0"],
      'Invalid value for --tile: ext_bytes must be one of 16, 32, 64, not 0'),
+    ("run_estimate_without_cycles", [*RUN, "--sim", "golden", "--estimate"],
+     "--estimate compares the estimate with simulated cycles, and --sim golden simulates none"),
     ("run_out_not_a_run_folder", [*RUN, "--out", "notours"],
      "--out 'notours' is a folder that holds no tilelab run (run.json) and is not empty; choose a new or empty folder"),
     ("run_out_is_a_file", [*RUN, "--out", "afile.txt"],

@@ -189,10 +189,19 @@ def test_cli_run_and_resume(tmp_path):
     runner = CliRunner()
     out, js = tmp_path / "run", tmp_path / "summary.json"
     args = ["run", "resnet50", "--image-size", "32", "--layers", "2:4", "--seed", "1", "--out", str(out)]
-    r = runner.invoke(cli, [*args, "--json", str(js)])
+    r = runner.invoke(cli, [*args, "--json", str(js), "--estimate"])
     assert r.exit_code == 0, r.output
     assert "layer1.0.conv2" in r.output and "ETA" in r.output and "all bit-exact" in r.output
+    assert "estimate: 2 layers, " in r.stderr and "estimate.png" in r.output
     summary = json.loads(js.read_text())
+    # --estimate: tilelab estimate's cycles beside the measured ones, within its 5 % on every layer
+    for record in summary["layers"]:
+        assert record["estimated_cycles"] > 0 and record["bound"] is not None, record["name"]
+        assert record["estimate_error"] == (record["estimated_cycles"] - record["cycles"]) / record["cycles"]
+        assert abs(record["estimate_error"]) <= 0.05, record["name"]
+    est = summary["estimate"]
+    assert est["layers"] == 2 and est["measured_cycles"] == summary["total_cycles"]
+    assert est["estimated_cycles"] == sum(r["estimated_cycles"] for r in summary["layers"])
     assert json.loads((out / "stats.json").read_text()) == summary
     for key in ("model", "layers", "all_bit_exact", "total_cycles", "total_macs", "wall_seconds"):
         assert key in summary, key
@@ -201,7 +210,8 @@ def test_cli_run_and_resume(tmp_path):
     assert summary["total_cycles"] == sum(r["cycles"] for r in summary["layers"]) > 0
     rows = (out / "stats.csv").read_text().splitlines()
     assert rows[0].startswith("index,name,op,out,bit_exact,cycles,macs,mac_utilization") and len(rows) == 3
-    for png in ("utilization.png", "roofline.png"):
+    assert rows[0].endswith(",estimated_cycles,estimate_error,bound")
+    for png in ("utilization.png", "roofline.png", "estimate.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = runner.invoke(cli, args)
     assert r.exit_code == 1 and "already holds a run: pass resume (--resume)" in r.output

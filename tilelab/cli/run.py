@@ -58,8 +58,10 @@ def _bar(done, total, width=24):
                    "[default: one layer after the other in this process].")
 @click.option("--ray-address", default=None,
               help="The Ray cluster for --workers (ray.init(address=...)) [default: a local Ray with N CPUs].")
+@click.option("--estimate", is_flag=True,
+              help="Put tilelab estimate's cycles beside the measured ones: the records, stats.csv, estimate.png.")
 def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, resume, json_file, sim, plots,
-            input_file, save, workers, ray_address):
+            input_file, save, workers, ray_address, estimate):
     """Compile MODEL, run it layer by layer on the simulated hardware and check every layer.
 
     MODEL is a built-in model or a quantized ONNX model (a path ending in .onnx).
@@ -67,8 +69,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     Batch norms are folded into their convs (inference), ReLUs into the requantization; each
     conv/linear runs on the compute tile, each pool/add/relu on the element-wise unit; every
     layer's output is compared bit for bit with the numpy golden model. Writes stats.json,
-    stats.csv, utilization.png and roofline.png into the run directory; exits with status 1 if
-    any layer is not bit-exact.
+    stats.csv, utilization.png and roofline.png (with --estimate also estimate.png) into the run
+    directory; exits with status 1 if any layer is not bit-exact.
     """
     from tilelab.api.mesh import parse_mesh
     from tilelab.cli.options import tile_config
@@ -81,6 +83,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
 
     if ray_address is not None and workers is None:
         raise BadInput("--ray-address is for --workers: give the number of workers to run on the cluster")
+    if estimate and sim == "golden":
+        raise BadInput("--estimate compares the estimate with simulated cycles, and --sim golden simulates none")
     if model.endswith(".onnx"):
         from tilelab.net.onnx.cli import run_onnx
 
@@ -94,7 +98,7 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         return run_onnx(model, input_file=input_file, save=save, batch=batch if given else None,
                         image_size=image_size, mesh=mesh, tile_fields=tile_fields, layers=layers, seed=seed,
                         out_dir=out_dir, resume=resume, json_file=json_file, sim=sim, plots=plots,
-                        workers=workers, ray_address=ray_address)
+                        workers=workers, ray_address=ray_address, estimate=estimate)
     if input_file is not None or save is not None or sim == "golden":
         raise click.BadParameter("--input, --save and --sim golden are for ONNX models (MODEL ending in .onnx)",
                                  param_hint="'MODEL'")
@@ -178,6 +182,8 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
     summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
                     "fc_output": _fc_output(steps)})
     summary["session_seconds"] = time.perf_counter() - t0
+    if estimate:
+        report_estimate(summary, steps, backend)
     write_reports(summary, out_dir, json_file=json_file, plots=plots)
     bad = [r["name"] for r in summary["layers"] if not r["bit_exact"]]
     click.echo(
@@ -187,10 +193,26 @@ def command(model, image_size, batch, mesh, tile_fields, layers, seed, out_dir, 
         f"{summary['simulated_macs_per_second'] / 1e6:.1f} M simulated MAC/s, "
         f"{summary['wall_seconds']:.1f} s in layers; max clipped {100 * summary['max_clipped_fraction']:.3f}%"
     )
-    click.echo(f"wrote {out_dir}/stats.json, stats.csv" + (", utilization.png, roofline.png" if plots else ""))
+    click.echo(f"wrote {out_dir}/stats.json, stats.csv" + (", utilization.png, roofline.png" if plots else "")
+               + (", estimate.png" if plots and estimate else ""))
     if bad:
         click.echo(f"not bit-exact: {', '.join(bad)}", err=True)
         sys.exit(1)
+
+
+def report_estimate(summary, steps, backend):
+    """``--estimate``: the estimate beside every record (:func:`tilelab.estimate.model.add_estimates`)
+    and one line on stderr with the totals and the largest error."""
+    from tilelab.estimate.model import add_estimates
+
+    add_estimates(summary, steps, backend.config, mesh=getattr(backend, "mesh", None))
+    e = summary["estimate"]
+    if not e["layers"]:
+        click.echo("estimate: no layer of the run has a model", err=True)
+        return
+    click.echo(f"estimate: {e['layers']} layers, {e['estimated_cycles']:,} cycles estimated vs "
+               f"{e['measured_cycles']:,} measured ({100 * e['error']:+.2f} %); largest error "
+               f"{e['worst_layer']} ({100 * e['worst_error']:+.2f} %)", err=True)
 
 
 def _exit_on_sigterm():

@@ -18,7 +18,7 @@ from .eltwise import ELTWISE_OPS, estimate_eltwise
 from .mesh import estimate_conv_mesh
 from .tile import estimate_conv, estimate_linear, linear_conv_spec
 
-__all__ = ["MESH_SHARDS", "LayerEstimate", "ModelEstimate", "estimate_model", "estimate_steps"]
+__all__ = ["MESH_SHARDS", "LayerEstimate", "ModelEstimate", "add_estimates", "estimate_model", "estimate_steps"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,50 @@ def _on_mesh(step, mesh: MeshConfig, base: dict, shards) -> LayerEstimate:
                              physical=dict(est.physical), physical_ratio=est.cycles / est.physical_bound,
                              mapping=f"{shard}/{weight_load}")
     return LayerEstimate(**base, unit="mesh", estimated=False, note="fits no sharding: " + "; ".join(errors))
+
+
+def add_estimates(summary: dict, steps, config: TileConfig, *, mesh: MeshConfig | None = None) -> dict:
+    """Put the estimate of every run layer beside its measured cycles (``tilelab run --estimate``).
+
+    Each record of ``summary["layers"]`` (a run's summary, :meth:`~tilelab.net.executor.RunResult.summary`)
+    gets ``estimated_cycles``, ``estimate_error`` (``(estimated - measured) / measured``) and
+    ``bound``, or None for a step without a model (``estimate_note`` says why); the summary gets
+    ``estimate``: the totals over the estimated layers and the layer with the largest error.
+
+    Parameters
+    ----------
+    summary : dict
+        Updated in place and returned.
+    steps : list of Step
+        The run's lowered steps (the records' ``index`` points into them).
+    config : TileConfig
+        The tile the run simulated (a mesh: its tiles).
+    mesh : MeshConfig, optional
+        The mesh the run sharded its conv / linear layers over.
+    """
+    estimates = estimate_steps(steps, config, mesh=mesh)
+    worst, measured, predicted = None, 0, 0
+    for record in summary["layers"]:
+        est = estimates[record["index"]]
+        ok = est.estimated and est.name == record["name"] and record["cycles"] > 0
+        record["estimated_cycles"] = est.cycles if ok else None
+        record["estimate_error"] = (est.cycles - record["cycles"]) / record["cycles"] if ok else None
+        record["bound"] = est.bound if ok else None
+        if not ok:
+            record["estimate_note"] = est.note or ("no cycles measured" if est.estimated else None)
+            continue
+        measured += record["cycles"]
+        predicted += est.cycles
+        if worst is None or abs(record["estimate_error"]) > abs(worst["estimate_error"]):
+            worst = record
+    summary["estimate"] = {
+        "layers": sum(r["estimated_cycles"] is not None for r in summary["layers"]),
+        "measured_cycles": measured, "estimated_cycles": predicted,
+        "error": (predicted - measured) / measured if measured else None,
+        "worst_layer": worst["name"] if worst else None,
+        "worst_error": worst["estimate_error"] if worst else None,
+    }
+    return summary
 
 
 def _input_shape(step, steps):

@@ -14,12 +14,15 @@ __all__ = ["CSV_FIELDS", "write_reports"]
 CSV_FIELDS = (
     "index", "name", "op", "out", "bit_exact", "cycles", "macs", "mac_utilization", "ext_bytes_read",
     "ext_bytes_written", "noc_flits", "wall_seconds", "run_seconds", "simulated_macs_per_second",
-    "clipped_fraction",
+    "clipped_fraction", "estimated_cycles", "estimate_error", "bound",
 )
 
 
 def write_reports(summary: dict, out_dir, *, json_file=None, plots: bool = True) -> dict:
-    """Write ``stats.json``, ``stats.csv``, ``utilization.png`` and ``roofline.png`` into ``out_dir``.
+    """Write ``stats.json``, ``stats.csv``, ``utilization.png`` and ``roofline.png`` into ``out_dir``,
+    and ``estimate.png`` (predicted vs measured cycles per layer) when the records carry estimates
+    (``tilelab run --estimate``, :func:`~tilelab.estimate.model.add_estimates`; the CSV's
+    ``estimated_cycles``, ``estimate_error`` and ``bound`` columns are empty otherwise).
 
     Parameters
     ----------
@@ -53,6 +56,9 @@ def write_reports(summary: dict, out_dir, *, json_file=None, plots: bool = True)
     if plots:
         _plot_utilization(summary, paths["utilization"])
         _plot_roofline(summary, paths["roofline"])
+        if "estimate" in summary:
+            paths["estimate"] = out / "estimate.png"
+            _plot_estimate(summary, paths["estimate"])
     else:
         del paths["utilization"], paths["roofline"]
     return paths
@@ -81,6 +87,30 @@ def _plot_utilization(summary, path):
     ax.set_ylabel("MAC utilization (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{summary['model']}: MAC utilization per layer (red: not bit-exact)")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _plot_estimate(summary, path):
+    plt = _figure()
+    layers = [r for r in summary["layers"] if r.get("estimated_cycles") is not None]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(6.0, 0.18 * len(layers) + 2), 5.5),
+                                      gridspec_kw={"height_ratios": [2, 1]})
+    x = range(len(layers))
+    top.bar([i - 0.2 for i in x], [r["cycles"] for r in layers], width=0.4, label="measured (RTL)")
+    top.bar([i + 0.2 for i in x], [r["estimated_cycles"] for r in layers], width=0.4, label="estimated")
+    top.set_yscale("log")
+    top.set_ylabel("cycles")
+    top.legend(fontsize=8)
+    total = summary["estimate"]
+    err = 100 * total["error"] if total["error"] is not None else 0.0
+    top.set_title(f"{summary['model']}: estimated vs measured cycles per layer (total {err:+.2f} %)")
+    bottom.bar(list(x), [100 * r["estimate_error"] for r in layers],
+               color=["tab:red" if abs(r["estimate_error"]) > 0.05 else "tab:green" for r in layers])
+    bottom.axhline(0, color="k", lw=0.5)
+    bottom.set_ylabel("error (%)")
+    bottom.set_xticks(list(x), [r["name"] for r in layers], rotation=90, fontsize=6)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -33,7 +33,7 @@ def _load_input(path, m):
 
 def run_onnx(path, *, input_file=None, save=None, batch=None, image_size=None, mesh="1x1", tile_fields=None,
              layers=None, seed=0, out_dir=None, resume=False, json_file=None, sim="verilator", plots=True, workers=None,
-             ray_address=None):
+             ray_address=None, estimate=False):
     """Run the ONNX model at ``path`` as ``tilelab run`` does (see the module docstring).
 
     Raises
@@ -111,6 +111,10 @@ def run_onnx(path, *, input_file=None, save=None, batch=None, image_size=None, m
     summary = dict(manifest, **result.summary())
     summary.update({"layer_range": list(span), "sim": sim, "run_dir": str(out_dir),
                     "session_seconds": time.perf_counter() - t0})
+    if estimate:
+        from tilelab.cli.run import report_estimate
+
+        report_estimate(summary, m.steps, backend)
     write_reports(summary, out_dir, json_file=json_file, plots=plots and sim != "golden")  # no cycles to plot
     bad = [r["name"] for r in summary["layers"] if not r["bit_exact"]]
     click.echo(f"{len(summary['layers'])} layers, {'all bit-exact' if not bad else f'{len(bad)} NOT bit-exact'}; "
