@@ -13,13 +13,13 @@ it, with the cost of every descriptor in closed form:
   stream one word a cycle while the activation ring has room) and one cycle to push;
 * **compute** waits for its pages, then issues one reduction step a cycle per activation tile ×
   weight tile: steps reach the MAC array three cycles later through a four-entry credit queue; a
-  tile's last step waits until the array's shadow bank has drained the previous tile (R / D
-  cycles, D rows a cycle); a new tile starts only when fewer than four tiles wait for pack; a
+  tile's last step waits until the array's shadow bank has drained the previous tile (its real
+  rows, D a cycle); a new tile starts only when fewer than four tiles wait for pack; a
   depthwise tile waits for the window rows its last lane reads (a grouped conv in the depthwise
   mode is the same engine with ``taps · g`` steps a tile); three cycles between blocks;
 * **pack** drains D rows a cycle into the output circular buffer while it has room;
-* the **writer** stores a row in ``ceil(bytes / W)`` cycles, pops the rows past the valid ones in
-  one cycle, and takes its next descriptor in the cycle of the last pop when it is there.
+* the **writer** stores a row in ``ceil(bytes / W)`` cycles, pops a tile's padding entry (an odd
+  row count with D = 2) in one cycle, and takes its next descriptor in the cycle of the last pop when it is there.
 
 Engines meet only through circular-buffer counts (:class:`~tilelab.estimate.timeline.Track`), as in
 the RTL; :func:`~tilelab.estimate.timeline.run_engines` runs them in order of their clocks.
@@ -450,7 +450,6 @@ class _Compute(_Engine):
         cfg, cbs = self.cfg, self.cbs
         R, E = cfg.rows, cfg.out_entries
         D = 2 if R % 2 == 0 and E % 2 == 0 else 1
-        per_drain = R // D
         i_prev = -10            # the last step's issue cycle
         acc = [-10] * 4         # accept cycles of the last four steps
         drains = []             # per tile: the cycle its last rows left the array
@@ -475,6 +474,11 @@ class _Compute(_Engine):
             split = d.get("split", 0)
             px, F = R >> split, max(1, (1 << split) // D)
             for ta in range(m_t):
+                # the array drains the tile's real rows (split-K: G per real pixel), D a transfer;
+                # pack writes an entry per row (an odd count: a padding one), split-K one per pixel
+                vr = min(px, d["valid_rows"] - ta * px)
+                per_drain = _ceil(vr << split, D)
+                ents = vr if split else per_drain * D
                 ready = start
                 if d["dw"]:
                     need = _dw_need(d, ta, R)
@@ -499,15 +503,15 @@ class _Compute(_Engine):
                     push = not packed or tw == n_t - 1
                     base = entries
                     first = a_last + 1
-                    need_last = base + px - E
+                    need_last = base + ents - E
                     # (with fewer entries than rows, pack waits for the writer's pops of this tile)
                     t = (yield Need(cbs.out_pop, need_last)) if need_last <= base else None
                     if t is not None and t <= first + F - 1:
                         d_last = first + per_drain - 1
                         if push and split:
-                            cbs.out_push.add(first + F, px, batch=1, period=F)
+                            cbs.out_push.add(first + F, ents, batch=1, period=F)
                         elif push:
-                            cbs.out_push.add(first + 1, R, batch=D, period=1)
+                            cbs.out_push.add(first + 1, ents, batch=D, period=1)
                     else:
                         dq = first - 1
                         for q in range(per_drain):
@@ -522,7 +526,7 @@ class _Compute(_Engine):
                         d_last = dq
                     drains.append(d_last)
                     if push:
-                        entries += px
+                        entries += ents
                     self.clock = i_prev
             drain = i_prev + 1
             if d["dw"]:
@@ -592,7 +596,7 @@ class _Writer(_Engine):
         cfg, cbs = self.cfg, self.cbs
         R, C, W, E = cfg.rows, cfg.cols, cfg.ext_bytes, cfg.out_entries
         entries = 0
-        last_pop = None         # the cycle of the last pop, and its pieces (0: rows past the valid ones)
+        last_pop = None         # the cycle of the last pop, and its pieces (0: a padding entry)
         last_p = 0
         for w, d in enumerate(self.descs):
             r = yield Need(self.delivered, w + 1)
@@ -610,8 +614,10 @@ class _Writer(_Engine):
             eb = 4 if d["out_int32"] else 1
             n_tiles = 1 if d.get("packed", 0) else d["n"]
             px = R >> d.get("split", 0)     # rows of a tile (split-K: R / G)
+            D = 2 if R % 2 == 0 and E % 2 == 0 else 1
             for ta in range(d["m"]):
                 vr = min(px, d["valid_rows"] - ta * px)
+                ents = vr if d.get("split", 0) else _ceil(vr, D) * D      # entries: see _Compute
                 for tw in range(n_tiles):
                     ncols = d["valid_cols"] if d.get("packed", 0) else min(C, d["valid_cols"] - tw * C)
                     P = _ceil(ncols * eb, W)
@@ -629,10 +635,10 @@ class _Writer(_Engine):
                             cbs.out_pop.add(last_pop, 1)
                     last_p = P
                     pop_min = last_pop + P
-                    rest = px - vr
+                    rest = ents - vr
                     while rest:
                         part = min(rest, E)
-                        t = yield Need(cbs.out_push, entries + px - rest + part)
+                        t = yield Need(cbs.out_push, entries + ents - rest + part)
                         ps = max(pop_min, t)
                         cbs.out_pop.add(ps, part)
                         last_pop, last_p = ps, 0
@@ -640,7 +646,7 @@ class _Writer(_Engine):
                         rest -= part
                     self.busy += vr * P
                     self.bytes += vr * ncols * eb
-                    entries += px
+                    entries += ents
                     self.clock = pop_min
         self.finish = last_pop + max(last_p, 1) if last_pop is not None else 0
 

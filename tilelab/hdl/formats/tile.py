@@ -137,10 +137,11 @@ class ComputeDesc(data.Struct):
     """One output block on the math engine: ``m`` activation tiles × ``n`` weight tiles.
 
     For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
-    stream through the MAC array and the pack stage writes R output rows to the output CB.
+    stream through the MAC array and the pack stage writes the tile's real output rows (at most
+    R; see :class:`WriteDesc`) to the output CB.
     The engine waits for ``act_wait`` words of the activation CB (counted in W-byte words from its
     read position, which is the page's byte 0) and pops ``act_pop`` words when done. With
-    ``packed`` the ``n`` weight tiles of an activation tile share their R output entries: row
+    ``packed`` the ``n`` weight tiles of an activation tile share their output entries: row
     ``r`` of tile ``tw`` fills bytes ``tw * cols ..`` of entry ``r`` (int8 output, ``n * cols``
     bytes at most ``PACK_SLOTS * cols``), and the entries are pushed with the last tile.
 
@@ -226,10 +227,12 @@ class WriteDesc(data.Struct):
     Entry order matches :class:`ComputeDesc`: for ``ta`` in ``m``, for ``tw`` in ``n``, ``rows``
     rows. Row ``r`` of tile (ta, tw) is output pixel ``pix0 + ta * rows + r`` and goes to
     ``dst + pixel * pix_stride + tw * cols * elem_bytes``; only the first ``valid_rows`` pixels and
-    ``valid_cols`` channels of the block are written. With ``packed`` (see :class:`ComputeDesc`)
-    an activation tile has R entries of ``n * cols`` channels each, one store per pixel. The rows
-    of a tile past ``valid_rows`` are popped from the output CB in one cycle. In the split-K mode
-    (``split`` = s, see :class:`ComputeDesc`) a tile has ``rows >> s`` rows.
+    ``valid_cols`` channels of the block are written. A tile has one entry per real row: the MAC
+    array drains only a tile's real rows, and pack writes them D (the output banks) a transfer,
+    so an odd count leaves one padding entry, popped without a store in a cycle of its own. With
+    ``packed`` (see :class:`ComputeDesc`) the ``n`` weight tiles of an activation tile share its
+    entries, ``n * cols`` channels each, one store per pixel. In the split-K mode (``split`` = s,
+    see :class:`ComputeDesc`) a tile has ``rows >> s`` pixels and one entry per real pixel.
     """
 
     dst: 32

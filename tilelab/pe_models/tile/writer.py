@@ -19,8 +19,9 @@ __all__ = ["Writer"]
 class Writer(wiring.Component):
     """Runs :class:`~tilelab.hdl.formats.tile.WriteDesc` descriptors: for each output-CB entry of
     a block, one read of the output buffer and the entry's real bytes to external memory in W-byte
-    pieces, one a cycle (the next entry is read in the cycle of its last piece). The rows of a tile
-    past ``valid_rows`` are popped in one cycle.
+    pieces, one a cycle (the next entry is read in the cycle of its last piece). A tile has an
+    entry per real row (rounded up to the output banks' D rows a transfer; split-K: per real
+    pixel); a padding entry past ``valid_rows`` is popped in one cycle.
 
     Parameters
     ----------
@@ -104,8 +105,9 @@ class Writer(wiring.Component):
             m.d.comb += q.ready.eq(1)
             m.d.sync += [d.eq(q.payload), state.eq(EngineState.RUN), ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
 
-        # Rows of the current tile (R, or R / G in the split-K mode): past valid_rows the rest of
-        # the tile is popped at once.
+        # Pixels of a tile (R, or R / G in the split-K mode) and the tile's entries: pack writes
+        # only the real rows (the array drains only those), D a transfer, so an odd last row
+        # leaves one padding entry, popped at once (split-K: one entry per real pixel).
         E = cfg.out_entries
         tile_rows = Signal(range(R + 1))
         m.d.comb += tile_rows.eq(R)
@@ -113,11 +115,18 @@ class Writer(wiring.Component):
             with m.If(d.split == sp):
                 m.d.comb += tile_rows.eq(R >> sp)
         row_idx = ta * tile_rows + r
+        vr = Signal(17)
+        m.d.comb += vr.eq(d.valid_rows - ta * tile_rows)
+        real = Mux(vr > tile_rows, tile_rows, vr)
+        tile_ent = Signal(range(R + 2))
+        m.d.comb += tile_ent.eq(real)
+        if D == 2:
+            m.d.comb += tile_ent.eq(Mux(d.split != 0, real, real + real[0]))
         skip = row_idx >= d.valid_rows
-        rest = Signal(range(R + 1))
-        m.d.comb += rest.eq(Mux(skip, tile_rows - r, 1))
+        rest = Signal(range(R + 2))
+        m.d.comb += rest.eq(Mux(skip, tile_ent - r, 1))
         if E < R:
-            m.d.comb += rest.eq(Mux(skip & (tile_rows - r > E), E, Mux(skip, tile_rows - r, 1)))
+            m.d.comb += rest.eq(Mux(skip & (tile_ent - r > E), E, Mux(skip, tile_ent - r, 1)))
         m.d.comb += [cb_out.wait_n.eq(rest), cb_out.pop_n.eq(rest)]
         n_tiles = Mux(d.packed, 1, d.n)     # packed: one entry holds all n tiles of a pixel
 
@@ -144,7 +153,7 @@ class Writer(wiring.Component):
                         h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
                     ]
                     m.d.sync += r.eq(r + rest)
-                    with m.If(r + rest >= tile_rows):
+                    with m.If(r + rest >= tile_ent):
                         m.d.sync += [r.eq(0), tw.eq(tw + 1)]
                         with m.If(tw + 1 >= n_tiles):
                             m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
