@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tilelab.compile.tile import ProgramStreams, memory_map, program_streams
-from tilelab.hdl.formats.tile import DESC_BYTES, Target
+from tilelab.hdl.formats.tile import DESC_BYTES, PACK_SLOTS, Target
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
 from tilelab.reference.layers import Conv2dSpec, LinearSpec
 
@@ -178,16 +178,30 @@ def _act_pieces(npix: int, p0: int, taps: int, chunk: int, row_bytes: int, geo: 
             n += min(R, npix - rnd * R) * cache[off]
         return n
     ho, wo = geo["ho"], geo["wo"]
+    gang = 1 << geo["gang"] if geo.get("gang", 0) else 0
+    sw, kw, pl, w = geo["stride_w"], geo["kw"], geo["pad_left"], geo["w"]
     runs_of = {}
-    for j in range(npix):
+    j = 0
+    while j < npix:
         p = p0 + j
         oh, ow = (p // wo) % ho, p % wo
+        iw = ow * sw - pl
+        if gang and iw >= 0:
+            # a pixel gang (ReadDesc.gang): the next pixels' same kernel row in the same read, while
+            # their runs are whole and they are in this lane round and output row
+            cnt = 1 + sum(1 for i in range(1, gang) if iw + i * sw + kw <= w and j % R + i < R and ow + i < wo
+                          and j + i < npix)
+            if cnt > 1:
+                n += geo["kh"]          # one read per kernel row (no row crosses a lane word)
+                j += cnt
+                continue
         if (oh, ow) not in runs_of:
             runs_of[oh, ow] = _tap_runs(geo, oh, ow)
         key = ((j // R) * row_bytes % W, runs_of[oh, ow])
         if key not in cache:
             cache[key] = _run_row_pieces(key[0], key[1], chunk, W)
         n += cache[key]
+        j += 1
     return n
 
 
@@ -500,7 +514,7 @@ class _Compute(_Engine):
                     self.drain_cycles += max(k, per_drain)
                     i_prev = i_last
                     # pack: D rows a cycle from the cycle after the last step, while the CB has room
-                    push = not packed or tw == n_t - 1
+                    push = not packed or tw == n_t - 1 or tw % PACK_SLOTS == PACK_SLOTS - 1
                     base = entries
                     first = a_last + 1
                     need_last = base + ents - E
@@ -612,14 +626,16 @@ class _Writer(_Engine):
             self.loads.append(load)
             self.clock = pop_min
             eb = 4 if d["out_int32"] else 1
-            n_tiles = 1 if d.get("packed", 0) else d["n"]
+            packed = d.get("packed", 0)
+            n_tiles = _ceil(d["n"], PACK_SLOTS) if packed else d["n"]     # packed: groups of tiles
+            tile_cols = PACK_SLOTS * C if packed else C
             px = R >> d.get("split", 0)     # rows of a tile (split-K: R / G)
             D = 2 if R % 2 == 0 and E % 2 == 0 else 1
             for ta in range(d["m"]):
                 vr = min(px, d["valid_rows"] - ta * px)
                 ents = vr if d.get("split", 0) else _ceil(vr, D) * D      # entries: see _Compute
                 for tw in range(n_tiles):
-                    ncols = d["valid_cols"] if d.get("packed", 0) else min(C, d["valid_cols"] - tw * C)
+                    ncols = min(tile_cols, d["valid_cols"] - tw * tile_cols)
                     P = _ceil(ncols * eb, W)
                     p0 = max(pop_min, (yield Need(cbs.out_push, entries + 1)))
                     if cbs.out_push.total >= entries + vr:

@@ -93,6 +93,16 @@ class ReadDesc(data.Struct):
     or the row's end) is one run of ``taps · chunk`` bytes, cut only at the lane's W-byte words. A
     3-channel stem's 7-tap kernel row is then one or two reads instead of seven.
 
+    With ``run`` and ``gang`` = g > 0 (an ``ACT`` descriptor without ``split``) a read also carries
+    the next pixels' same kernel row (a *pixel gang*): at a kernel row's first tap, inside the
+    input, the read of that pixel's run holds pixel ``i``'s run at byte ``i · stride_w · chunk``
+    for up to 2**g pixels (at most ``2 * READ_GANG``) — as many as have whole runs inside the
+    input and are in the same lane round, output row and descriptor — and each goes to its own
+    lane at the same lane byte. The compiler uses it only when
+    ``(2**g - 1) · stride_w · chunk + kw · chunk ≤ W`` and no kernel row crosses a W-byte word of
+    its lane (padding ``row_bytes`` to a power of two when that makes it so: a 3×3 stem's 27 bytes
+    to 32), so a 3-channel 3×3/2 stem reads its three kernel rows for eight pixels in three cycles.
+
     With ``split`` = s > 0 (the split-K mode of :class:`ComputeDesc`, G = 2**s) an ``ACT``
     descriptor fills ``lanes / G`` lane groups of G adjacent lanes: row ``j`` goes to every lane of
     group ``j % (lanes / G)`` in one write, at byte ``(j // (lanes / G)) * row_bytes``.

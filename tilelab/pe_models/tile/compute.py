@@ -25,6 +25,8 @@ __all__ = ["Compute", "array_layouts", "array_options"]
 
 #: Entries of the operand and pack-job queues (reads in flight hold credits in them).
 _QUEUE = 4
+#: Bits of a weight tile's slot in a packed group (PACK_SLOTS tiles share one output entry).
+_SLOT_BITS = exact_log2(PACK_SLOTS)
 
 
 def array_options(config: TileConfig) -> dict:
@@ -307,8 +309,10 @@ class Compute(wiring.Component):
                         for bank in self.par:
                             m.d.comb += [bank.en.eq(1), bank.addr.eq(p_addr >> logw)]
                         events("l1_reads", C)
-                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, tw, 0)),
-                                     p_push.eq(~d.packed | last_tw)]
+                        # (packed: groups of PACK_SLOTS tiles share entries, pushed by their last)
+                        slot = tw[:_SLOT_BITS]
+                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, slot, 0)),
+                                     p_push.eq(~d.packed | last_tw | (slot == PACK_SLOTS - 1))]
                     # Useful MACs: real rows × real columns of this tile (split-K: rows / G pixels
                     # a tile, G rows each).
                     vc = d.valid_cols - tw * C

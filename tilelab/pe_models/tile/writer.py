@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from tilelab.hdl.cbuf import cb_consumer_signature
-from tilelab.hdl.formats.tile import EngineState, WriteDesc, WriterEvents
+from tilelab.hdl.formats.tile import PACK_SLOTS, EngineState, WriteDesc, WriterEvents
 
 from ..config import TileConfig
 from .events import EventPort
@@ -123,12 +123,18 @@ class Writer(wiring.Component):
         if D == 2:
             m.d.comb += tile_ent.eq(Mux(d.split != 0, real, real + real[0]))
         skip = row_idx >= d.valid_rows
+        # (a tile without real rows, which no program has, still waits for an entry: a stall the
+        # watchdog names, not a block silently written short)
+        left = Signal(range(R + 2))
+        m.d.comb += left.eq(Mux(tile_ent > r, tile_ent - r, 1))
         rest = Signal(range(R + 2))
-        m.d.comb += rest.eq(Mux(skip, tile_ent - r, 1))
+        m.d.comb += rest.eq(Mux(skip, left, 1))
         if E < R:
-            m.d.comb += rest.eq(Mux(skip & (tile_ent - r > E), E, Mux(skip, tile_ent - r, 1)))
+            m.d.comb += rest.eq(Mux(skip & (left > E), E, Mux(skip, left, 1)))
         m.d.comb += [cb_out.wait_n.eq(rest), cb_out.pop_n.eq(rest)]
-        n_tiles = Mux(d.packed, 1, d.n)     # packed: one entry holds all n tiles of a pixel
+        # packed: an entry holds a group of up to PACK_SLOTS weight tiles of a pixel
+        n_tiles = Mux(d.packed, (d.n + PACK_SLOTS - 1) >> exact_log2(PACK_SLOTS), d.n)
+        tile_cols = Mux(d.packed, PACK_SLOTS * C, C)
 
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
@@ -145,12 +151,12 @@ class Writer(wiring.Component):
                     m.d.comb += cb_out.pop.eq(1)
                     m.d.sync += h_bank.eq(cb_out.rd_page % D)
                     events("l1_reads", 1, ~skip)
-                    vc = d.valid_cols - tw * C
-                    ncols = Mux(d.packed, d.valid_cols, Mux(vc > C, C, vc))[:16]
+                    vc = d.valid_cols - tw * tile_cols
+                    ncols = Mux(vc > tile_cols, tile_cols, vc)[:16]
                     pix = d.pix0 + row_idx
                     m.d.sync += [
                         h_valid.eq(~skip), h_piece.eq(0), h_bytes.eq(ncols * eb),
-                        h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
+                        h_addr.eq((d.dst + pix * d.pix_stride + tw * tile_cols * eb)[:32]),
                     ]
                     m.d.sync += r.eq(r + rest)
                     with m.If(r + rest >= tile_ent):
