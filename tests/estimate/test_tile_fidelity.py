@@ -27,6 +27,10 @@ LARGER = [ConvCase(*row) for row in [
     ("grouped-g4-c32",      1, 12, 12, 32,  32,   3, 1,      1,   1,   8,      "int8"),
     ("grouped-g2-c24-s2-int32", 1, 9, 11, 24, 24,  3, 2,      1,   1,   12,     "int32"),
     ("grouped-g4-wide",     1, 5,  40, 8,   8,    3, 1,      1,   1,   2,      "int8"),    # a tight ring
+    # one-channel 3×3 stems: pixel gangs of im2col runs (rows padded to 16 bytes); packed int8
+    ("stem3x3-cin1-s2",     1, 13, 14, 1,   8,    3, 2,      1,   1,   1,      "int8"),
+    ("stem3x3-cin1-s1-int32", 1, 9, 12, 1,  4,    3, 1,      1,   1,   1,      "int32"),
+    ("dense1x1-packed-c20", 2, 6,  6,  8,   20,   1, 1,      0,   1,   1,      "int8"),    # 5 tiles: 4 + 1
 ]]
 CASES = CONV_CASES + LARGER
 

@@ -61,9 +61,11 @@ def test_bounds_name_what_sets_the_layer():
     # a 3x3 layer with 64 channels keeps the array busy
     res2 = estimate_conv(Conv2dSpec(n=1, h=56, w=56, cin=64, cout=64, kh=3, kw=3, padding=1), DEFAULT_TILE)
     assert res2.bound == "array" and res2.mac_utilization > 0.95
-    # two steps a tile, four rows to store: the writer
-    thin = estimate_conv(Conv2dSpec(n=1, h=8, w=8, cin=2, cout=20, kh=1, kw=1), TILE)
+    # two steps a tile, five int32 rows of a pixel to store (int8 rows would pack into two): the writer
+    thin = estimate_conv(Conv2dSpec(n=1, h=8, w=8, cin=2, cout=20, kh=1, kw=1), TILE, out="int32")
     assert thin.bound == "write port"
+    packed = estimate_conv(Conv2dSpec(n=1, h=8, w=8, cin=2, cout=20, kh=1, kw=1), TILE)
+    assert packed.engines["writer"] == 64 * 2 and packed.bound == "array"
     # a tiny layer is mostly loading and pipeline latency
     tiny = estimate_conv(Conv2dSpec(n=1, h=2, w=2, cin=4, cout=4, kh=1, kw=1), TILE)
     assert tiny.bound == "overhead"

@@ -54,6 +54,20 @@ def test_mac_array_drains_two_rows_per_transfer():
     assert fast.value["cycles"] <= 8 + 2 + 1
 
 
+def test_mac_array_drains_only_the_counted_rows():
+    # drain_count: a block's last step says how many rows are real (0: all); only those leave the
+    # shadow bank, so a partial block frees it in ceil(count / drain_rows) transfers
+    counts = [3, 0, 1, 4, 2]
+    r = simulate(MACArray(rows=4, cols=3, drain_rows=2, drain_count=True), mac_array_bench, backend="amaranth",
+                 args={"rows": 4, "cols": 3, "ks": [1, 2, 1, 3, 1], "seed": 7, "drain_rows": 2, "counts": counts})
+    assert r.value["rows_checked"] == 3 + 4 + 1 + 4 + 2
+    fast = simulate(MACArray(rows=4, cols=3, drain_count=True), mac_array_bench, backend="amaranth",
+                    args={"rows": 4, "cols": 3, "ks": [1] * 6, "seed": 8, "idle": 0.0, "stall": 0.0,
+                          "counts": [1] * 6})
+    # one-step blocks of one real row each: one cycle a block, not rows
+    assert fast.value["rows_checked"] == 6 and fast.value["cycles"] <= 6 + 4
+
+
 def test_mac_unit_accumulates_and_clears():
     dut = MACUnit(a_width=8, b_width=8, acc_width=20)
     rng = np.random.default_rng(1)

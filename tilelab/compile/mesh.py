@@ -263,7 +263,7 @@ def compile_conv_mesh(x, w, bias, spec: Conv2dSpec, config: MeshConfig, *, shard
     M = spec.n * spec.ho * spec.wo
     cout, cin = spec.cout, spec.cin
     eb = 4 if out_int32 else 1
-    b = plan_blocking(spec, tcfg)
+    b = plan_blocking(spec, tcfg, out_int32=out_int32)
     if scale is not None:       # the float requantization: the scale's bits in the multiplier field
         multiplier = np.asarray(scale, np.float32).reshape(-1).view(np.int32)
     multiplier, shift = requant_vectors(multiplier, shift, cout)

@@ -121,8 +121,9 @@ def _ceil(a, b):
     return -(-a // b)
 
 
-def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
-    """Choose blocks for ``spec`` on ``config``; raise :class:`LayoutError` when nothing fits."""
+def plan_blocking(spec: Conv2dSpec, config: TileConfig, *, out_int32: bool = False) -> Blocking:
+    """Choose blocks for ``spec`` on ``config`` (int8 or, with ``out_int32``, int32 output);
+    raise :class:`LayoutError` when nothing fits."""
     if spec.groups > 1 and spec.groups == spec.cin == spec.cout and config.depthwise:
         return _plan_depthwise(spec, config)
     if grouped_fits(spec, config):
@@ -132,10 +133,10 @@ def plan_blocking(spec: Conv2dSpec, config: TileConfig) -> Blocking:
             return _plan_depthwise(spec, config)
         except LayoutError:
             pass
-    return _plan_dense(spec, config)
+    return _plan_dense(spec, config, out_int32=out_int32)
 
 
-def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
+def _plan_dense(spec: Conv2dSpec, config: TileConfig, *, out_int32: bool = False) -> Blocking:
     """The dense (im2col) mapping, group by group."""
     R, C = config.rows, config.cols
     M = spec.n * spec.ho * spec.wo
@@ -179,13 +180,21 @@ def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
         math_cycles = math(split)
         reader = col_blocks * (n * C * wgt_row + M * act_row)
         exposed = n * C * wgt_row + px * act_row + R + col_blocks * 2 * R     # first row block: one tile
-        return max(math_cycles, reader) + exposed
+        writer = M * _writer_pieces(cols, n, out_int32, split, config)
+        return max(math_cycles, reader, writer) + exposed
 
     # Split-K (the reduction in G parts on G row groups, see ComputeDesc) when it takes the array
     # fewer cycles (the last tile of pixels is ragged); G divides the reduction (and so every
     # row's byte pitch).
     splits = [s for s in range(exact_log2(config.row_groups) + 1) if k % (1 << s) == 0]
     split = min(splits, key=lambda s: (math(s), s))
+    if not split and groups == 1:
+        # a pixel gang (ReadDesc.gang) needs every kernel row inside one word of its lane: pad
+        # the rows when that makes it possible (a 3×3 stem: 27 bytes a row → 32)
+        padded = _gang_row_bytes(spec, row_bytes, W)
+        if padded != row_bytes and config.act_page_bytes >= padded:
+            row_bytes = padded
+            m_max = config.act_page_bytes // row_bytes
     px = R >> split
     m_hi = max(1, min(m_max, _ceil(M, px), max_tiles))
     tiles_m = _ceil(M, px)
@@ -201,6 +210,53 @@ def _plan_dense(spec: Conv2dSpec, config: TileConfig) -> Blocking:
     return Blocking(depthwise=False, groups=groups, k=k, row_bytes=row_bytes, chunk=chunk,
                     cols_per_group=cols, m=m, n=n, row_blocks=len(row_block_tiles(tiles_m, m)),
                     col_blocks=_ceil(cols, n * C), split=split)
+
+
+def act_gang(spec: Conv2dSpec, chunk: int, row_bytes: int, W: int) -> int:
+    """``ReadDesc.gang`` of a dense layer's im2col run reads (0: none): log2 of the most pixels
+    of an output row whose same kernel row one W-byte read holds (pixel i's at byte
+    ``i · stride_w · chunk``), at most ``2 * READ_GANG``, when the taps run (a tap is a whole pixel,
+    no dilation along the width) and no kernel row of any lane row crosses a word of its lane."""
+    kw, sw = spec.kw, spec.stride[1]
+    run = kw * chunk
+    if kw < 2 or spec.dilation[1] != 1 or spec.groups != 1 or chunk != spec.cin or run > W:
+        return 0
+    g = 0
+    while (1 << (g + 1)) <= 2 * READ_GANG and ((1 << (g + 1)) - 1) * sw * chunk + run <= W:
+        g += 1
+    offsets = {(r * row_bytes) % W for r in range(W)}
+    if any((o + ki * run) % W + run > W for o in offsets for ki in range(spec.kh)):
+        return 0
+    return g
+
+
+def _gang_row_bytes(spec: Conv2dSpec, row_bytes: int, W: int) -> int:
+    """``row_bytes``, or the next power of two up to W when only that lets the reads gang."""
+    chunk = spec.cin
+    if act_gang(spec, chunk, row_bytes, W):
+        return row_bytes
+    up = 1 << max(row_bytes - 1, 0).bit_length()
+    return up if up <= W and act_gang(spec, chunk, up, W) else row_bytes
+
+
+def _packs(n_tiles: int, out_int32: bool, split: int, config: TileConfig) -> bool:
+    """Whether an activation tile's ``n_tiles`` weight tiles share output entries (``packed``, see
+    :class:`~tilelab.hdl.formats.tile.ComputeDesc`): int8 rows, several tiles, no split-K, and an
+    output CB that holds a tile's rows."""
+    return not out_int32 and n_tiles > 1 and not split and config.out_entries >= config.rows
+
+
+def _writer_pieces(cols: int, n: int, out_int32: bool, split: int, config: TileConfig) -> int:
+    """The writer's stores per output pixel of ``cols`` channels in column blocks of ``n`` weight
+    tiles: a store per tile's row, or with ``packed`` per group of PACK_SLOTS tiles."""
+    C, W = config.cols, config.ext_bytes
+    eb = 4 if out_int32 else 1
+    total = 0
+    for c0 in range(0, cols, n * C):
+        nch = min(n * C, cols - c0)
+        width = PACK_SLOTS * C if _packs(_ceil(nch, C), out_int32, split, config) else C
+        total += sum(_ceil(min(width, nch - t) * eb, W) for t in range(0, nch, width))
+    return total
 
 
 def grouped_fits(spec: Conv2dSpec, config: TileConfig) -> bool:
@@ -450,7 +506,7 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
     :func:`compile_conv`; ``x_pix_stride`` is the input's bytes per pixel (default ``spec.cin``).
     """
     R, C, W = config.rows, config.cols, config.ext_bytes
-    b = plan_blocking(spec, config)
+    b = plan_blocking(spec, config, out_int32=out_int32)
     M = spec.n * spec.ho * spec.wo
     eb = 4 if out_int32 else 1
     cout = spec.cout
@@ -460,7 +516,7 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
     if g > 1 and (p_lo % spec.wo or p_hi % spec.wo or c_lo % g or c_hi % g):
         # the grouped form computes whole output rows of whole groups; a part cut elsewhere (a
         # mesh shard) runs on the dense path
-        b = _plan_dense(spec, config)
+        b = _plan_dense(spec, config, out_int32=out_int32)
     if not (0 <= p_lo < p_hi <= M and 0 <= c_lo < c_hi <= cout):
         raise LayoutError(f"pixels {p_lo}..{p_hi} / channels {c_lo}..{c_hi} outside the layer's {M} output "
                           f"pixels / {cout} channels (or empty)")
@@ -524,17 +580,20 @@ def program_streams(spec: Conv2dSpec, config: TileConfig, *, zero_point: int = 0
                                     conv=True, p0=p0)
                     act[-1]["words"] = page_words       # one page of the activation CB
                     act[-1]["split"] = b.split
+                    if act[-1]["run"] and not b.split:
+                        act[-1]["gang"] = act_gang(spec, b.chunk, b.row_bytes, W)
                     acts.append(act)
                     last_rb = rb == len(row_starts) - 2
                     m_t = _ceil(npix, px)
                     n_t = _ceil(nch, C)
+                    packed = _packs(n_t, out_int32, b.split, config)
                     compute.append(dict(m=m_t, n=n_t, k=b.k >> b.split, a_row_bytes=b.row_bytes, w_row_bytes=w_row,
                                         valid_rows=npix, valid_cols=nch, zero_point=zero_point, dw=0,
                                         out_int32=int(out_int32), relu=int(relu), act_wait=page_words,
                                         act_pop=page_words, pop_wgt=int(last_rb), pop_param=int(last_rb),
-                                        split=b.split))
+                                        split=b.split, packed=int(packed)))
                     writer.append(dict(dst=ch0 * eb, pix0=p0, pix_stride=cout * eb, m=m_t, n=n_t, valid_rows=npix,
-                                       valid_cols=nch, out_int32=int(out_int32), split=b.split))
+                                       valid_cols=nch, out_int32=int(out_int32), split=b.split, packed=int(packed)))
             held = []
             for loads, acts in col_reads:
                 reader.extend(loads)
@@ -731,7 +790,7 @@ def _depthwise_streams(spec: Conv2dSpec, config: TileConfig, b: Blocking, reader
     for ch0 in range(c_lo, c_hi, P):
         nch = min(P, c_hi - ch0)
         n_t = _ceil(nch, C)
-        packed = not out_int32 and 1 < n_t <= PACK_SLOTS and config.out_entries >= R
+        packed = _packs(n_t, out_int32, 0, config)
         reader.append(_flat_read(Target.PARAM, ("p", (ch0 - c_lo) * PARAM_RECORD_BYTES), PARAM_RECORD_BYTES,
                                  PARAM_RECORD_BYTES, nch, C, W))
         reader.append(_flat_read(Target.WGT, ("w", (ch0 - c_lo) * taps * g), taps * g, w_pitch, nch, C, W))

@@ -13,13 +13,13 @@ it, with the cost of every descriptor in closed form:
   stream one word a cycle while the activation ring has room) and one cycle to push;
 * **compute** waits for its pages, then issues one reduction step a cycle per activation tile ×
   weight tile: steps reach the MAC array three cycles later through a four-entry credit queue; a
-  tile's last step waits until the array's shadow bank has drained the previous tile (R / D
-  cycles, D rows a cycle); a new tile starts only when fewer than four tiles wait for pack; a
+  tile's last step waits until the array's shadow bank has drained the previous tile (its real
+  rows, D a cycle); a new tile starts only when fewer than four tiles wait for pack; a
   depthwise tile waits for the window rows its last lane reads (a grouped conv in the depthwise
   mode is the same engine with ``taps · g`` steps a tile); three cycles between blocks;
 * **pack** drains D rows a cycle into the output circular buffer while it has room;
-* the **writer** stores a row in ``ceil(bytes / W)`` cycles, pops the rows past the valid ones in
-  one cycle, and takes its next descriptor in the cycle of the last pop when it is there.
+* the **writer** stores a row in ``ceil(bytes / W)`` cycles, pops a tile's padding entry (an odd
+  row count with D = 2) in one cycle, and takes its next descriptor in the cycle of the last pop when it is there.
 
 Engines meet only through circular-buffer counts (:class:`~tilelab.estimate.timeline.Track`), as in
 the RTL; :func:`~tilelab.estimate.timeline.run_engines` runs them in order of their clocks.
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tilelab.compile.tile import ProgramStreams, memory_map, program_streams
-from tilelab.hdl.formats.tile import DESC_BYTES, Target
+from tilelab.hdl.formats.tile import DESC_BYTES, PACK_SLOTS, Target
 from tilelab.pe_models.config import DEFAULT_TILE, TileConfig
 from tilelab.reference.layers import Conv2dSpec, LinearSpec
 
@@ -178,16 +178,30 @@ def _act_pieces(npix: int, p0: int, taps: int, chunk: int, row_bytes: int, geo: 
             n += min(R, npix - rnd * R) * cache[off]
         return n
     ho, wo = geo["ho"], geo["wo"]
+    gang = 1 << geo["gang"] if geo.get("gang", 0) else 0
+    sw, kw, pl, w = geo["stride_w"], geo["kw"], geo["pad_left"], geo["w"]
     runs_of = {}
-    for j in range(npix):
+    j = 0
+    while j < npix:
         p = p0 + j
         oh, ow = (p // wo) % ho, p % wo
+        iw = ow * sw - pl
+        if gang and iw >= 0:
+            # a pixel gang (ReadDesc.gang): the next pixels' same kernel row in the same read, while
+            # their runs are whole and they are in this lane round and output row
+            cnt = 1 + sum(1 for i in range(1, gang) if iw + i * sw + kw <= w and j % R + i < R and ow + i < wo
+                          and j + i < npix)
+            if cnt > 1:
+                n += geo["kh"]          # one read per kernel row (no row crosses a lane word)
+                j += cnt
+                continue
         if (oh, ow) not in runs_of:
             runs_of[oh, ow] = _tap_runs(geo, oh, ow)
         key = ((j // R) * row_bytes % W, runs_of[oh, ow])
         if key not in cache:
             cache[key] = _run_row_pieces(key[0], key[1], chunk, W)
         n += cache[key]
+        j += 1
     return n
 
 
@@ -450,7 +464,6 @@ class _Compute(_Engine):
         cfg, cbs = self.cfg, self.cbs
         R, E = cfg.rows, cfg.out_entries
         D = 2 if R % 2 == 0 and E % 2 == 0 else 1
-        per_drain = R // D
         i_prev = -10            # the last step's issue cycle
         acc = [-10] * 4         # accept cycles of the last four steps
         drains = []             # per tile: the cycle its last rows left the array
@@ -475,6 +488,11 @@ class _Compute(_Engine):
             split = d.get("split", 0)
             px, F = R >> split, max(1, (1 << split) // D)
             for ta in range(m_t):
+                # the array drains the tile's real rows (split-K: G per real pixel), D a transfer;
+                # pack writes an entry per row (an odd count: a padding one), split-K one per pixel
+                vr = min(px, d["valid_rows"] - ta * px)
+                per_drain = _ceil(vr << split, D)
+                ents = vr if split else per_drain * D
                 ready = start
                 if d["dw"]:
                     need = _dw_need(d, ta, R)
@@ -496,18 +514,18 @@ class _Compute(_Engine):
                     self.drain_cycles += max(k, per_drain)
                     i_prev = i_last
                     # pack: D rows a cycle from the cycle after the last step, while the CB has room
-                    push = not packed or tw == n_t - 1
+                    push = not packed or tw == n_t - 1 or tw % PACK_SLOTS == PACK_SLOTS - 1
                     base = entries
                     first = a_last + 1
-                    need_last = base + px - E
+                    need_last = base + ents - E
                     # (with fewer entries than rows, pack waits for the writer's pops of this tile)
                     t = (yield Need(cbs.out_pop, need_last)) if need_last <= base else None
                     if t is not None and t <= first + F - 1:
                         d_last = first + per_drain - 1
                         if push and split:
-                            cbs.out_push.add(first + F, px, batch=1, period=F)
+                            cbs.out_push.add(first + F, ents, batch=1, period=F)
                         elif push:
-                            cbs.out_push.add(first + 1, R, batch=D, period=1)
+                            cbs.out_push.add(first + 1, ents, batch=D, period=1)
                     else:
                         dq = first - 1
                         for q in range(per_drain):
@@ -522,7 +540,7 @@ class _Compute(_Engine):
                         d_last = dq
                     drains.append(d_last)
                     if push:
-                        entries += px
+                        entries += ents
                     self.clock = i_prev
             drain = i_prev + 1
             if d["dw"]:
@@ -592,7 +610,7 @@ class _Writer(_Engine):
         cfg, cbs = self.cfg, self.cbs
         R, C, W, E = cfg.rows, cfg.cols, cfg.ext_bytes, cfg.out_entries
         entries = 0
-        last_pop = None         # the cycle of the last pop, and its pieces (0: rows past the valid ones)
+        last_pop = None         # the cycle of the last pop, and its pieces (0: a padding entry)
         last_p = 0
         for w, d in enumerate(self.descs):
             r = yield Need(self.delivered, w + 1)
@@ -608,12 +626,16 @@ class _Writer(_Engine):
             self.loads.append(load)
             self.clock = pop_min
             eb = 4 if d["out_int32"] else 1
-            n_tiles = 1 if d.get("packed", 0) else d["n"]
+            packed = d.get("packed", 0)
+            n_tiles = _ceil(d["n"], PACK_SLOTS) if packed else d["n"]     # packed: groups of tiles
+            tile_cols = PACK_SLOTS * C if packed else C
             px = R >> d.get("split", 0)     # rows of a tile (split-K: R / G)
+            D = 2 if R % 2 == 0 and E % 2 == 0 else 1
             for ta in range(d["m"]):
                 vr = min(px, d["valid_rows"] - ta * px)
+                ents = vr if d.get("split", 0) else _ceil(vr, D) * D      # entries: see _Compute
                 for tw in range(n_tiles):
-                    ncols = d["valid_cols"] if d.get("packed", 0) else min(C, d["valid_cols"] - tw * C)
+                    ncols = min(tile_cols, d["valid_cols"] - tw * tile_cols)
                     P = _ceil(ncols * eb, W)
                     p0 = max(pop_min, (yield Need(cbs.out_push, entries + 1)))
                     if cbs.out_push.total >= entries + vr:
@@ -629,10 +651,10 @@ class _Writer(_Engine):
                             cbs.out_pop.add(last_pop, 1)
                     last_p = P
                     pop_min = last_pop + P
-                    rest = px - vr
+                    rest = ents - vr
                     while rest:
                         part = min(rest, E)
-                        t = yield Need(cbs.out_push, entries + px - rest + part)
+                        t = yield Need(cbs.out_push, entries + ents - rest + part)
                         ps = max(pop_min, t)
                         cbs.out_pop.add(ps, part)
                         last_pop, last_p = ps, 0
@@ -640,7 +662,7 @@ class _Writer(_Engine):
                         rest -= part
                     self.busy += vr * P
                     self.bytes += vr * ncols * eb
-                    entries += px
+                    entries += ents
                     self.clock = pop_min
         self.finish = last_pop + max(last_p, 1) if last_pop is not None else 0
 

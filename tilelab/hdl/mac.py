@@ -19,7 +19,7 @@ needs (output channel c only sees input channel c), so it does not fall to 1/col
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,11 +78,13 @@ class MACUnit(wiring.Component):
 
 
 def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32,
-                      signed_: bool = True, depthwise: bool = False, drain_rows: int = 1, b_groups: int = 1):
+                      signed_: bool = True, depthwise: bool = False, drain_rows: int = 1, b_groups: int = 1,
+                      drain_count: bool = False):
     """Return ``(input_layout, output_layout)`` of :class:`MACArray` for these parameters.
 
     Input: ``a`` (rows operands), ``b`` (cols operands; with ``b_groups`` > 1, ``b_groups`` rows
-    of cols operands), ``first``, ``last`` and, with
+    of cols operands), ``first``, ``last``, with ``drain_count`` ``count`` (rows of the block to
+    drain, read with ``last``; 0: all) and, with
     ``depthwise``, ``dw`` (mode) and ``a2`` (rows × cols operands).
     Output: ``row`` (cols accumulators), ``index`` (which row), ``last`` (last row of a block);
     with ``drain_rows=2`` also ``row1``, the accumulators of row ``index + 1``.
@@ -100,6 +102,8 @@ def mac_array_layouts(rows: int, cols: int, *, a_width: int = 8, b_width: int = 
         "first": 1,
         "last": 1,
     })
+    if drain_count:
+        fields["count"] = range(rows + 1)
     if depthwise:
         fields["dw"] = 1
     out = {"row": data.ArrayLayout(shape(acc_width), cols)}
@@ -126,6 +130,10 @@ class MACArray(wiring.Component):
         Rows per output transfer (2: rows ``index`` and ``index + 1``; ``rows`` must be even).
     b_groups : int
         Weight rows per step (row ``r`` uses row ``r % b_groups``); must divide ``rows``.
+    drain_count : bool
+        The ``last`` step says how many rows of its block to drain (``count``; 0: all): a block
+        of fewer real rows (a partial tile) leaves the shadow bank after ``ceil(count / drain_rows)``
+        transfers instead of ``rows / drain_rows``, the last one flagged ``last``.
 
     Attributes
     ----------
@@ -141,7 +149,7 @@ class MACArray(wiring.Component):
 
     def __init__(self, *, rows: int = 8, cols: int = 8, a_width: int = 8, b_width: int = 8,
                  acc_width: int = 32, signed_: bool = True, depthwise: bool = False, drain_rows: int = 1,
-                 b_groups: int = 1):
+                 b_groups: int = 1, drain_count: bool = False):
         _check_width("rows", rows, maximum=256)
         _check_width("cols", cols, maximum=256)
         _check_width("a_width", a_width, maximum=32)
@@ -152,13 +160,13 @@ class MACArray(wiring.Component):
             raise ValueError(f"drain_rows must be 1 or 2 and divide rows ({rows!r}), not {drain_rows!r}")
         if not isinstance(b_groups, int) or b_groups < 1 or rows % b_groups:
             raise ValueError(f"b_groups must be a positive integer dividing rows ({rows!r}), not {b_groups!r}")
-        self.drain_rows, self.b_groups = drain_rows, b_groups
+        self.drain_rows, self.b_groups, self.drain_count = drain_rows, b_groups, drain_count
         self.rows, self.cols = rows, cols
         self.a_width, self.b_width, self.acc_width = a_width, b_width, acc_width
         self.signed, self.depthwise = signed_, depthwise
         self.in_layout, self.out_layout = mac_array_layouts(
             rows, cols, a_width=a_width, b_width=b_width, acc_width=acc_width, signed_=signed_,
-            depthwise=depthwise, drain_rows=drain_rows, b_groups=b_groups)
+            depthwise=depthwise, drain_rows=drain_rows, b_groups=b_groups, drain_count=drain_count)
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
@@ -176,8 +184,14 @@ class MACArray(wiring.Component):
         draining = Signal()
         row = Signal(range(R))
         last_row = row == R - D
-        drain_done = self.o.valid & self.o.ready & last_row
         p = self.i.payload
+        if self.drain_count:
+            # the rows to drain of the block in the shadow bank (the last step's count; 0: all)
+            n_drain = Signal(range(R + 1))
+            with m.If(self.i.valid & self.i.ready & p.last):
+                m.d.sync += n_drain.eq(Mux(p.count == 0, R, p.count))
+            last_row = row + D >= n_drain
+        drain_done = self.o.valid & self.o.ready & last_row
 
         # A block may only finish (move to the shadow bank) when the shadow bank is free.
         m.d.comb += self.i.ready.eq(~p.last | ~draining | drain_done)

@@ -93,6 +93,16 @@ class ReadDesc(data.Struct):
     or the row's end) is one run of ``taps · chunk`` bytes, cut only at the lane's W-byte words. A
     3-channel stem's 7-tap kernel row is then one or two reads instead of seven.
 
+    With ``run`` and ``gang`` = g > 0 (an ``ACT`` descriptor without ``split``) a read also carries
+    the next pixels' same kernel row (a *pixel gang*): at a kernel row's first tap, inside the
+    input, the read of that pixel's run holds pixel ``i``'s run at byte ``i · stride_w · chunk``
+    for up to 2**g pixels (at most ``2 * READ_GANG``) — as many as have whole runs inside the
+    input and are in the same lane round, output row and descriptor — and each goes to its own
+    lane at the same lane byte. The compiler uses it only when
+    ``(2**g - 1) · stride_w · chunk + kw · chunk ≤ W`` and no kernel row crosses a W-byte word of
+    its lane (padding ``row_bytes`` to a power of two when that makes it so: a 3×3 stem's 27 bytes
+    to 32), so a 3-channel 3×3/2 stem reads its three kernel rows for eight pixels in three cycles.
+
     With ``split`` = s > 0 (the split-K mode of :class:`ComputeDesc`, G = 2**s) an ``ACT``
     descriptor fills ``lanes / G`` lane groups of G adjacent lanes: row ``j`` goes to every lane of
     group ``j % (lanes / G)`` in one write, at byte ``(j // (lanes / G)) * row_bytes``.
@@ -137,10 +147,11 @@ class ComputeDesc(data.Struct):
     """One output block on the math engine: ``m`` activation tiles × ``n`` weight tiles.
 
     For each activation tile ``ta`` (R pixels) and weight tile ``tw`` (C channels), ``k`` steps
-    stream through the MAC array and the pack stage writes R output rows to the output CB.
+    stream through the MAC array and the pack stage writes the tile's real output rows (at most
+    R; see :class:`WriteDesc`) to the output CB.
     The engine waits for ``act_wait`` words of the activation CB (counted in W-byte words from its
     read position, which is the page's byte 0) and pops ``act_pop`` words when done. With
-    ``packed`` the ``n`` weight tiles of an activation tile share their R output entries: row
+    ``packed`` the ``n`` weight tiles of an activation tile share their output entries: row
     ``r`` of tile ``tw`` fills bytes ``tw * cols ..`` of entry ``r`` (int8 output, ``n * cols``
     bytes at most ``PACK_SLOTS * cols``), and the entries are pushed with the last tile.
 
@@ -226,10 +237,12 @@ class WriteDesc(data.Struct):
     Entry order matches :class:`ComputeDesc`: for ``ta`` in ``m``, for ``tw`` in ``n``, ``rows``
     rows. Row ``r`` of tile (ta, tw) is output pixel ``pix0 + ta * rows + r`` and goes to
     ``dst + pixel * pix_stride + tw * cols * elem_bytes``; only the first ``valid_rows`` pixels and
-    ``valid_cols`` channels of the block are written. With ``packed`` (see :class:`ComputeDesc`)
-    an activation tile has R entries of ``n * cols`` channels each, one store per pixel. The rows
-    of a tile past ``valid_rows`` are popped from the output CB in one cycle. In the split-K mode
-    (``split`` = s, see :class:`ComputeDesc`) a tile has ``rows >> s`` rows.
+    ``valid_cols`` channels of the block are written. A tile has one entry per real row: the MAC
+    array drains only a tile's real rows, and pack writes them D (the output banks) a transfer,
+    so an odd count leaves one padding entry, popped without a store in a cycle of its own. With
+    ``packed`` (see :class:`ComputeDesc`) the ``n`` weight tiles of an activation tile share its
+    entries, ``n * cols`` channels each, one store per pixel. In the split-K mode (``split`` = s,
+    see :class:`ComputeDesc`) a tile has ``rows >> s`` pixels and one entry per real pixel.
     """
 
     dst: 32

@@ -21,17 +21,26 @@ from ..config import TileConfig
 from .events import EventPort
 from .l1 import cb_pages, lane_read_signature
 
-__all__ = ["Compute", "array_layouts"]
+__all__ = ["Compute", "array_layouts", "array_options"]
 
 #: Entries of the operand and pack-job queues (reads in flight hold credits in them).
 _QUEUE = 4
+#: Bits of a weight tile's slot in a packed group (PACK_SLOTS tiles share one output entry).
+_SLOT_BITS = exact_log2(PACK_SLOTS)
+
+
+def array_options(config: TileConfig) -> dict:
+    """The keyword arguments of the tile's :class:`~tilelab.hdl.mac.MACArray` beside its shape:
+    the depthwise mode, one output bank's rows per drain transfer, the split-K row groups, and a
+    drain count (a tile's last step says how many of its rows are real; only those drain)."""
+    return dict(depthwise=config.depthwise, drain_rows=config.out_banks, b_groups=config.row_groups,
+                drain_count=True)
 
 
 def array_layouts(config: TileConfig):
     """``(input_layout, output_layout)`` of the tile's MAC array
-    (:func:`~tilelab.hdl.mac.mac_array_layouts`: one output bank's rows per drain transfer)."""
-    return mac_array_layouts(config.rows, config.cols, depthwise=config.depthwise, drain_rows=config.out_banks,
-                             b_groups=config.row_groups)
+    (:func:`~tilelab.hdl.mac.mac_array_layouts` with :func:`array_options`)."""
+    return mac_array_layouts(config.rows, config.cols, **array_options(config))
 
 
 class Compute(wiring.Component):
@@ -201,6 +210,7 @@ class Compute(wiring.Component):
         p_poff = Signal(range(W))
         p_slot = Signal(range(PACK_SLOTS))
         p_push = Signal()
+        p_count = Signal(range(R + 1))
         m.d.sync += [p_valid.eq(0), p_tile.eq(0)]
         m.d.comb += [inflight.eq(p_valid), tile_inflight.eq(p_tile)]
 
@@ -299,8 +309,10 @@ class Compute(wiring.Component):
                         for bank in self.par:
                             m.d.comb += [bank.en.eq(1), bank.addr.eq(p_addr >> logw)]
                         events("l1_reads", C)
-                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, tw, 0)),
-                                     p_push.eq(~d.packed | last_tw)]
+                        # (packed: groups of PACK_SLOTS tiles share entries, pushed by their last)
+                        slot = tw[:_SLOT_BITS]
+                        m.d.sync += [p_tile.eq(1), p_poff.eq(p_addr[:logw]), p_slot.eq(Mux(d.packed, slot, 0)),
+                                     p_push.eq(~d.packed | last_tw | (slot == PACK_SLOTS - 1))]
                     # Useful MACs: real rows × real columns of this tile (split-K: rows / G pixels
                     # a tile, G rows each).
                     vc = d.valid_cols - tw * C
@@ -312,6 +324,7 @@ class Compute(wiring.Component):
                         vr = d.valid_rows - ta * R
                         rows_ok = Mux(vr > R, R, vr)[:8]
                     cols_ok = Mux(vc > C, C, vc)[:8]
+                    m.d.sync += p_count.eq(rows_ok)     # the array drains only the tile's real rows
                     events("macs", rows_ok * cols_ok)
                     events("mac_steps")
                     m.d.sync += k.eq(k + 1)
@@ -361,7 +374,7 @@ class Compute(wiring.Component):
             m.d.comb += group.eq(bank.data.word_select(p_woff >> logg, 8 * split_k))
             for g in range(split_k):
                 m.d.comb += step.b[g][c].eq(group.word_select(p_woff[:logg] | subs[g], 8))
-        m.d.comb += [step.first.eq(p_first), step.last.eq(p_last), opq.i.valid.eq(p_valid)]
+        m.d.comb += [step.first.eq(p_first), step.last.eq(p_last), step.count.eq(p_count), opq.i.valid.eq(p_valid)]
         if cfg.depthwise:
             m.d.comb += step.dw.eq(d.dw)
         head = opq.o.payload

@@ -116,6 +116,12 @@ class Reader(wiring.Component):
         for g in range(1, self.GANG.bit_length()):
             with m.If(d.gang == g):
                 m.d.comb += gang_n.eq(1 << g)
+        # Pixels per read of a ganged im2col run descriptor (up to 2 * GANG: the lane shifters).
+        act_gang_n = Signal(range(2 * self.GANG + 1))
+        m.d.comb += act_gang_n.eq(1)
+        for g in range(1, (2 * self.GANG).bit_length()):
+            with m.If(d.gang == g):
+                m.d.comb += act_gang_n.eq(1 << g)
 
         # Pipeline register between the address stage and the lane write.
         p_valid = Signal()
@@ -131,6 +137,8 @@ class Reader(wiring.Component):
         p_dual = Signal()       # ... from both ports
         p_chunk = Signal(range(W + 1))
         p_gang = Signal(range(self.GANG + 1))
+        p_act = Signal()        # an activation read: its lanes' chunk shift is the pixel gang's
+        p_actg = Signal()       # ... of several pixels at once (see ReadDesc.gang)
         p_stream = Signal()     # a streamed word is written this cycle: push it
         p_split = Signal(2)     # split-K: the row goes to the 2**p_split lanes of lane group p_lane
         m.d.sync += p_valid.eq(0)
@@ -213,10 +221,24 @@ class Reader(wiring.Component):
                     cnt = Signal(range(2 * self.GANG + 1))
                     rows_left = d.npix - j
                     dual = Signal()
-                    m.d.comb += dual.eq((d.gang != 0) & self.rb_free & (rows_left > gang_n)
+                    m.d.comb += dual.eq((d.gang != 0) & ~is_act & self.rb_free & (rows_left > gang_n)
                                         & ((lane & (2 * gang_n - 1)) == 0) & (lane + 2 * gang_n <= lanes_n))
                     most = Mux(dual, 2 * gang_n, gang_n)
                     m.d.comb += cnt.eq(Mux(rows_left < most, rows_left, most))
+                    # A ganged run descriptor: at a kernel row's first tap inside the input, the
+                    # same kernel row of the next pixels of the output row too, as far as their
+                    # runs are whole (inside the input), the lanes of this round and the rows last;
+                    # pixel i's run is at byte i · stride_w · chunk of the read.
+                    act_g = Signal()
+                    m.d.comb += act_g.eq(is_act & d.run & (d.gang != 0) & (kj == 0) & ~iw_lo)
+                    with m.If(is_act):
+                        m.d.comb += cnt.eq(1)
+                    with m.If(act_g):
+                        more = []
+                        for i in range(1, 2 * self.GANG):
+                            more.append((i < act_gang_n) & (iw + i * d.stride_w + d.kw <= d.w) & (lane + i < lanes_n)
+                                        & (ow + i < d.wo) & (j + i < d.npix))
+                        m.d.comb += cnt.eq(1 + sum(more))
                     with m.If(inb):
                         m.d.comb += [ra.en.eq(1), ra.addr.eq(src)]
                         events("ext_bytes_read", ln * cnt)
@@ -226,7 +248,8 @@ class Reader(wiring.Component):
                         p_valid.eq(1), p_target.eq(d.target.as_value()), p_lane.eq(lane), p_word.eq(qaddr >> logw),
                         p_off.eq(off), p_len.eq(ln), p_zero.eq(~inb), p_pad.eq(d.pad_value), p_bcast.eq(d.bcast),
                         p_cnt.eq(cnt),
-                        p_dual.eq(dual), p_chunk.eq(d.chunk), p_gang.eq(gang_n), p_stream.eq(is_act & d.stream),
+                        p_dual.eq(dual), p_chunk.eq(Mux(act_g, d.stride_w * d.chunk, d.chunk)), p_gang.eq(gang_n),
+                        p_stream.eq(is_act & d.stream), p_act.eq(is_act), p_actg.eq(act_g),
                     ]
                     if cfg.row_groups > 1:
                         m.d.sync += p_split.eq(Mux(is_act, d.split, 0))
@@ -273,21 +296,29 @@ class Reader(wiring.Component):
         m.d.comb += gmask.eq(p_gang - 1)
         for pos in range(2 * self.GANG):
             sh = Signal(8 * W, name=f"rd_shifted{pos}")
+            # position of these lanes in a (dual) gang of p_gang rows (a power of two, from an
+            # aligned lane); in a pixel gang lane p_lane is position 0 (any lane); other
+            # activation reads: no shift
+            at = Signal(range(2 * self.GANG), name=f"rd_gpos{pos}")
+            k = Signal(range(2 * self.GANG), name=f"rd_gk{pos}")
+            m.d.comb += [at.eq(pos & (2 * p_gang - 1)), k.eq(Mux(p_act, 0, at & gmask))]
+            with m.If(p_actg):
+                m.d.comb += k.eq(pos - p_lane)
             if pos == 0:
-                m.d.comb += sh.eq((data_in << (p_off * 8))[:8 * W])
+                m.d.comb += sh.eq(((data_in >> (p_chunk * k * 8)) << (p_off * 8))[:8 * W])
             else:
-                # position of these lanes in a (dual) gang of p_gang rows (a power of two)
-                at = Signal(range(2 * self.GANG), name=f"rd_gpos{pos}")
-                m.d.comb += at.eq(pos & (2 * p_gang - 1))
                 src = Mux(p_dual & (at & p_gang).any(), rb.data, data_in)
-                m.d.comb += sh.eq(((src >> (p_chunk * (at & gmask) * 8)) << (p_off * 8))[:8 * W])
+                m.d.comb += sh.eq(((src >> (p_chunk * k * 8)) << (p_off * 8))[:8 * W])
             shifted.append(sh)
         mask = ((Const(1, W + 1) << p_len) - 1)[:W] << p_off
         for t, name in enumerate(_TARGETS):
             for i, bank in enumerate(getattr(self, name)):
                 if t == Target.ACT.value:
-                    word = shifted[0]       # activations: one lane per read, or a broadcast
-                    hit = p_lane == i
+                    # activations: one lane per read, a pixel gang's lanes, or a broadcast
+                    word = shifted[i % (2 * self.GANG)]
+                    rel = Signal(8, name=f"rd_arel{i}")
+                    m.d.comb += rel.eq(i - p_lane)
+                    hit = rel < p_cnt
                     for sp in range(1, exact_log2(cfg.row_groups) + 1):
                         hit = Mux(p_split == sp, p_lane == (i >> sp), hit)     # split-K: a lane group
                     sel = hit | p_bcast

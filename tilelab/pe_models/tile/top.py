@@ -8,7 +8,7 @@ from tilelab.hdl.formats.tile import READ_GANG, TILE_COUNTERS, EngineState
 from tilelab.hdl.mac import MACArray
 
 from ..config import TileConfig
-from .compute import Compute
+from .compute import Compute, array_options
 from .ext import ExtMemoryTop, ext_port_signature
 from .fetcher import CommandFetcher
 from .l1 import L1
@@ -97,8 +97,7 @@ class ComputeTile(wiring.Component):
         m.submodules.fetcher = fetcher = CommandFetcher(cfg)
         m.submodules.reader = reader = Reader(cfg)
         m.submodules.compute = compute = Compute(cfg)
-        m.submodules.array = array = MACArray(rows=cfg.rows, cols=cfg.cols, depthwise=cfg.depthwise,
-                                              drain_rows=cfg.out_banks, b_groups=cfg.row_groups)
+        m.submodules.array = array = MACArray(rows=cfg.rows, cols=cfg.cols, **array_options(cfg))
         m.submodules.pack = pack = Pack(cfg)
         m.submodules.writer = writer = Writer(cfg)
 

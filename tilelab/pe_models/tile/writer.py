@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from tilelab.hdl.cbuf import cb_consumer_signature
-from tilelab.hdl.formats.tile import EngineState, WriteDesc, WriterEvents
+from tilelab.hdl.formats.tile import PACK_SLOTS, EngineState, WriteDesc, WriterEvents
 
 from ..config import TileConfig
 from .events import EventPort
@@ -19,8 +19,9 @@ __all__ = ["Writer"]
 class Writer(wiring.Component):
     """Runs :class:`~tilelab.hdl.formats.tile.WriteDesc` descriptors: for each output-CB entry of
     a block, one read of the output buffer and the entry's real bytes to external memory in W-byte
-    pieces, one a cycle (the next entry is read in the cycle of its last piece). The rows of a tile
-    past ``valid_rows`` are popped in one cycle.
+    pieces, one a cycle (the next entry is read in the cycle of its last piece). A tile has an
+    entry per real row (rounded up to the output banks' D rows a transfer; split-K: per real
+    pixel); a padding entry past ``valid_rows`` is popped in one cycle.
 
     Parameters
     ----------
@@ -104,8 +105,9 @@ class Writer(wiring.Component):
             m.d.comb += q.ready.eq(1)
             m.d.sync += [d.eq(q.payload), state.eq(EngineState.RUN), ta.eq(0), tw.eq(0), r.eq(0), all_issued.eq(0)]
 
-        # Rows of the current tile (R, or R / G in the split-K mode): past valid_rows the rest of
-        # the tile is popped at once.
+        # Pixels of a tile (R, or R / G in the split-K mode) and the tile's entries: pack writes
+        # only the real rows (the array drains only those), D a transfer, so an odd last row
+        # leaves one padding entry, popped at once (split-K: one entry per real pixel).
         E = cfg.out_entries
         tile_rows = Signal(range(R + 1))
         m.d.comb += tile_rows.eq(R)
@@ -113,13 +115,26 @@ class Writer(wiring.Component):
             with m.If(d.split == sp):
                 m.d.comb += tile_rows.eq(R >> sp)
         row_idx = ta * tile_rows + r
+        vr = Signal(17)
+        m.d.comb += vr.eq(d.valid_rows - ta * tile_rows)
+        real = Mux(vr > tile_rows, tile_rows, vr)
+        tile_ent = Signal(range(R + 2))
+        m.d.comb += tile_ent.eq(real)
+        if D == 2:
+            m.d.comb += tile_ent.eq(Mux(d.split != 0, real, real + real[0]))
         skip = row_idx >= d.valid_rows
-        rest = Signal(range(R + 1))
-        m.d.comb += rest.eq(Mux(skip, tile_rows - r, 1))
+        # (a tile without real rows, which no program has, still waits for an entry: a stall the
+        # watchdog names, not a block silently written short)
+        left = Signal(range(R + 2))
+        m.d.comb += left.eq(Mux(tile_ent > r, tile_ent - r, 1))
+        rest = Signal(range(R + 2))
+        m.d.comb += rest.eq(Mux(skip, left, 1))
         if E < R:
-            m.d.comb += rest.eq(Mux(skip & (tile_rows - r > E), E, Mux(skip, tile_rows - r, 1)))
+            m.d.comb += rest.eq(Mux(skip & (left > E), E, Mux(skip, left, 1)))
         m.d.comb += [cb_out.wait_n.eq(rest), cb_out.pop_n.eq(rest)]
-        n_tiles = Mux(d.packed, 1, d.n)     # packed: one entry holds all n tiles of a pixel
+        # packed: an entry holds a group of up to PACK_SLOTS weight tiles of a pixel
+        n_tiles = Mux(d.packed, (d.n + PACK_SLOTS - 1) >> exact_log2(PACK_SLOTS), d.n)
+        tile_cols = Mux(d.packed, PACK_SLOTS * C, C)
 
         with m.Switch(state):
             with m.Case(EngineState.IDLE, EngineState.DONE):
@@ -136,15 +151,15 @@ class Writer(wiring.Component):
                     m.d.comb += cb_out.pop.eq(1)
                     m.d.sync += h_bank.eq(cb_out.rd_page % D)
                     events("l1_reads", 1, ~skip)
-                    vc = d.valid_cols - tw * C
-                    ncols = Mux(d.packed, d.valid_cols, Mux(vc > C, C, vc))[:16]
+                    vc = d.valid_cols - tw * tile_cols
+                    ncols = Mux(vc > tile_cols, tile_cols, vc)[:16]
                     pix = d.pix0 + row_idx
                     m.d.sync += [
                         h_valid.eq(~skip), h_piece.eq(0), h_bytes.eq(ncols * eb),
-                        h_addr.eq((d.dst + pix * d.pix_stride + tw * C * eb)[:32]),
+                        h_addr.eq((d.dst + pix * d.pix_stride + tw * tile_cols * eb)[:32]),
                     ]
                     m.d.sync += r.eq(r + rest)
-                    with m.If(r + rest >= tile_rows):
+                    with m.If(r + rest >= tile_ent):
                         m.d.sync += [r.eq(0), tw.eq(tw + 1)]
                         with m.If(tw + 1 >= n_tiles):
                             m.d.sync += [tw.eq(0), ta.eq(ta + 1)]
