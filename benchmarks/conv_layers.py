@@ -40,6 +40,11 @@ LAYERS = [
     ("res5_1x1_2048", 7, 512, 2048, 1, 1, 0, 1),
     ("fc_2048_1000", 1, 2048, 1000, 1, 1, 0, 1),    # the batch-1 fc as a 1x1 conv
     ("dw_3x3_128", 28, 128, 128, 3, 1, 1, 128),
+    # MobileNetV2's 3x3/2 stem (pixel gangs), a 1x1 expansion (packed rows) and small depthwise maps.
+    ("mb_stem_3x3_s2", 224, 3, 32, 3, 2, 1, 1),
+    ("mb_1x1_16_96", 112, 16, 96, 1, 1, 0, 1),
+    ("dw_3x3_384_14", 14, 384, 384, 3, 1, 1, 384),
+    ("dw_3x3_960_7", 7, 960, 960, 3, 1, 1, 960),
     # ResNeXt-50 32x4d's grouped 3x3 convs (32 groups of 4 / 8 / 16 / 32 channels), at their 224x224 sizes.
     ("rx2_3x3_g32", 56, 128, 128, 3, 1, 1, 32),
     ("rx3_3x3_g32", 28, 256, 256, 3, 1, 1, 32),
