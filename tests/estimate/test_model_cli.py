@@ -75,3 +75,31 @@ def test_mesh_estimate_shards_the_conv_layers():
     assert any(r.estimated for r in convs)
     assert all(not r.estimated and "no model yet" in r.note for r in est.layers if r.op in ("add", "max_pool"))
     assert est.summary()["mesh"] == [2, 2]
+
+
+def test_estimate_of_an_onnx_model_has_the_run_steps(tmp_path):
+    """``tilelab estimate FILE.onnx``: the steps ``tilelab run FILE.onnx`` runs, on the tile it builds
+    (onnxruntime's requantization), the quantized add without a model named."""
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from tests.net.test_onnx_import import cnn, quantize
+    from tilelab.estimate import estimate_onnx
+    from tilelab.net.onnx import load_onnx
+
+    path = quantize(cnn("cnn-estimate"), tmp_path)
+    steps = load_onnx(path).steps
+    est = estimate_onnx(path)
+    assert est.tile.float_requant and [(r.name, r.op) for r in est.layers] == [(s.name, s.op) for s in steps]
+    convs = [r for r in est.layers if r.op in ("conv2d", "linear")]
+    assert convs and all(r.estimated and r.cycles >= r.physical["compute"] for r in convs)
+    js = tmp_path / "est.json"
+    r = CliRunner().invoke(cli, ["estimate", str(path), "--json", str(js)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(js.read_text())
+    assert [x["cycles"] for x in summary["layers"]] == [x.cycles for x in est.layers]
+    assert summary["total_cycles"] == sum(x.cycles for x in est.layers) > 0
+    r = CliRunner().invoke(cli, ["estimate", str(path), "--image-size", "32"])
+    assert r.exit_code == 2 and "an ONNX model's input shape is fixed" in r.output
+    r = CliRunner().invoke(cli, ["estimate", str(tmp_path / "missing.onnx")])
+    assert r.exit_code == 2 and "cannot read ONNX model" in r.output and "Traceback" not in r.output

@@ -265,6 +265,10 @@ CASES = [
     ("estimate_image_size_too_large", ["estimate", "resnet50", "--image-size", "100000"],
      '--image-size: a tensor 1x100000x100000x3 (30,000,000,000 bytes) does not fit the external '
      'memory of the tile (4,194,304 bytes)'),
+    ("estimate_onnx_missing", ["estimate", "missing.onnx"],
+     "MODEL: cannot read ONNX model 'missing.onnx': No such file or directory"),
+    ("estimate_onnx_image_size", ["estimate", "missing.onnx", "--image-size", "32"],
+     "--image-size: an ONNX model's input shape is fixed; --image-size does not apply"),
     ("estimate_batch_zero", ["estimate", "resnet50", "--batch", "0"],
      "Invalid value for '--batch': batch must be a positive integer, not 0"),
     ("estimate_json_missing_folder", ["estimate", "resnet50", "--json", "nodir/e.json"],

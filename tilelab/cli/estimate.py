@@ -24,6 +24,9 @@ from tilelab.cli.options import Int, check_input_fits, check_inputs_outputs
 def command(model, image_size, batch, tile_fields, mesh, json_file):
     """Estimate MODEL's cycles on one compute tile, layer by layer, without simulating it.
 
+    MODEL is a built-in model or a quantized ONNX model (a path ending in .onnx: the default tile
+    then has onnxruntime's requantization, as ``tilelab run FILE.onnx`` builds it).
+
     The layers are those of ``tilelab run`` (same names): conv / fc layers on the compute tile,
     pooling, add and ReLU on the element-wise unit. For each: predicted cycles, MAC utilization,
     external bytes, the bound that sets it (array, array drain, read port, write port, overhead)
@@ -39,12 +42,16 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
     from tilelab.net.models import MODELS
     from tilelab.pe_models.config import DEFAULT_TILE
 
-    if model not in MODELS:
+    onnx = model.endswith(".onnx")
+    if not onnx and model not in MODELS:
         raise _BadInput(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}")
-    config = DEFAULT_TILE
+    if onnx and image_size is not None:
+        raise _BadInput("--image-size: an ONNX model's input shape is fixed; --image-size does not apply")
+    base = DEFAULT_TILE.replace(float_requant=True) if onnx else DEFAULT_TILE
+    config = base
     if tile_fields is not None:
         try:
-            config = tile_config(DEFAULT_TILE, tile_fields)
+            config = tile_config(base, tile_fields)
         except click.BadParameter as error:
             raise _BadInput(f"invalid --tile: {error.message}") from None
     try:
@@ -56,7 +63,9 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
             mesh_config = MeshConfig(rows=rows, cols=cols, tile=config, eltwise=True)
     except (MeshError, ValueError) as error:
         raise _BadInput(f"invalid --mesh: {error}") from None
-    check_inputs_outputs({}, {"--json": json_file})
+    check_inputs_outputs({"MODEL": model} if onnx else {}, {"--json": json_file})
+    if onnx:
+        return _estimate_onnx(model, batch, config, mesh_config, json_file)
     from tilelab.net.models import get_model
 
     try:
@@ -74,13 +83,32 @@ def command(model, image_size, batch, tile_fields, mesh, json_file):
         raise click.ClickException(str(error)) from None
     except ValueError as error:
         raise _BadInput(str(error)) from None
-    seconds = time.perf_counter() - t0
+    _report(model, result, time.perf_counter() - t0, json_file)
+
+
+def _estimate_onnx(path, batch, config, mesh_config, json_file):
+    from tilelab.estimate import estimate_onnx
+    from tilelab.net.onnx import OnnxError
+
+    given = click.get_current_context().get_parameter_source("batch") != click.core.ParameterSource.DEFAULT
+    t0 = time.perf_counter()
+    try:
+        result = estimate_onnx(path, batch=batch if given else None, config=config, mesh=mesh_config)
+    except OnnxError as error:
+        raise _BadInput(f"MODEL: {error}") from None
+    _report(result.model, result, time.perf_counter() - t0, json_file)
+
+
+def _report(model, result, seconds, json_file):
+    """Print the per-layer table and the totals; write the JSON."""
+    config, mesh_config = result.tile, result.mesh
     summary = result.summary()
     summary["estimate_seconds"] = seconds
 
     where = (f"one {config.rows}x{config.cols} tile ({config.ext_bytes}-byte ports) and a "
              f"{result.eltwise.ext_bytes}-byte element-wise unit" if mesh_config is None else
-             f"a {rows}x{cols} mesh of {config.rows}x{config.cols} tiles ({config.ext_bytes}-byte ports)")
+             f"a {mesh_config.rows}x{mesh_config.cols} mesh of {config.rows}x{config.cols} tiles "
+             f"({config.ext_bytes}-byte ports)")
     click.echo(f"{model}: image {result.image_size}x{result.image_size}, batch {result.batch}; "
                f"{len(result.layers)} layers on {where}")
     click.echo(f"{'#':>3} {'layer':<24} {'op':<15} {'cycles':>11} {'util':>6} {'ext read':>12} {'ext written':>12} "

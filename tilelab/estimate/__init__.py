@@ -9,9 +9,9 @@ whole network step by step as ``tilelab run`` runs it (:mod:`tilelab.estimate.mo
 
 from .eltwise import EltwiseEstimate, estimate_eltwise
 from .mesh import MeshEstimate, estimate_conv_mesh, estimate_mesh_program
-from .model import LayerEstimate, ModelEstimate, add_estimates, estimate_model, estimate_steps
+from .model import LayerEstimate, ModelEstimate, add_estimates, estimate_model, estimate_onnx, estimate_steps
 from .tile import BOUNDS, TileEstimate, estimate_conv, estimate_linear, estimate_streams
 
 __all__ = ["BOUNDS", "EltwiseEstimate", "LayerEstimate", "MeshEstimate", "ModelEstimate", "TileEstimate",
            "estimate_conv", "estimate_conv_mesh", "estimate_eltwise", "estimate_linear", "estimate_mesh_program",
-           "add_estimates", "estimate_model", "estimate_steps", "estimate_streams"]
+           "add_estimates", "estimate_model", "estimate_onnx", "estimate_steps", "estimate_streams"]

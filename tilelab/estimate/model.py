@@ -18,7 +18,8 @@ from .eltwise import ELTWISE_OPS, estimate_eltwise
 from .mesh import estimate_conv_mesh
 from .tile import estimate_conv, estimate_linear, linear_conv_spec
 
-__all__ = ["MESH_SHARDS", "LayerEstimate", "ModelEstimate", "add_estimates", "estimate_model", "estimate_steps"]
+__all__ = ["MESH_SHARDS", "LayerEstimate", "ModelEstimate", "add_estimates", "estimate_model", "estimate_onnx",
+           "estimate_steps"]
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,45 @@ def _input_shape(step, steps):
         if s.name == src:
             return tuple(s.shape)
     raise ValueError(f"step {step.name!r} reads {src!r}, which is not a step")
+
+
+def estimate_onnx(path, *, batch: int | None = None, config: TileConfig | None = None,
+                  eltwise: EltwiseConfig | None = None, mesh: MeshConfig | None = None, shards=None) -> ModelEstimate:
+    """Estimate every step of a quantized ONNX model as ``tilelab run FILE.onnx`` runs it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.onnx`` file (QDQ or QOperator, see :func:`tilelab.net.onnx.load_onnx`).
+    batch : int, optional
+        Fixes a symbolic batch dimension.
+    config : TileConfig, optional
+        Default: the default tile with onnxruntime's requantization (``float_requant=True``), the
+        tile ``tilelab run`` builds for ONNX models.
+    eltwise, mesh, shards : optional
+        As in :func:`estimate_steps`. Steps without a model (the quantized add, concat and
+        lookup-table ops) are listed as not estimated.
+
+    Raises
+    ------
+    tilelab.net.onnx.OnnxError
+        A file that is not a model tilelab imports (the error names why).
+    """
+    from pathlib import Path
+
+    from tilelab.net.onnx import load_onnx
+
+    config = DEFAULT_TILE.replace(float_requant=True) if config is None else config
+    if not isinstance(config, TileConfig):
+        raise TypeError(f"config must be a TileConfig, not {config!r}")
+    if mesh is not None and mesh.tile != config:
+        raise ValueError("the mesh's tiles must be the config tile")
+    m = load_onnx(path, batch=batch)
+    shape = m.model_input.shape
+    return ModelEstimate(model=Path(path).name, image_size=shape[2], batch=shape[0], tile=config,
+                         eltwise=DEFAULT_ELTWISE if eltwise is None else eltwise,
+                         layers=estimate_steps(m.steps, config, eltwise=eltwise, mesh=mesh, shards=shards),
+                         mesh=mesh)
 
 
 def estimate_model(model_name: str, *, image_size: int | None = None, batch: int = 1,
