@@ -23,6 +23,14 @@ Pages: an activation page holds ``m·K`` bytes per lane (R lanes), a weight page
 lane (C lanes); each CB has two pages of half its lane bank. So the L1 limit reads
 ``K·(bM + bN) ≤ (act_page_bytes·R + wgt_page_bytes·C)`` — the guide's rule, per lane.
 
+For int8 outputs the ``n`` weight tiles of an activation tile share its output entries in groups
+of ``PACK_SLOTS`` (``packed``, :func:`_packs`), so the writer stores ``ceil(channels / W)`` pieces
+a pixel instead of one per weight tile; the column block's width counts those stores
+(:func:`_writer_pieces`). A layer whose taps run (a tap is a whole pixel) reads the same kernel row
+of up to ``2 · READ_GANG`` neighbouring output pixels in one W-byte read (:func:`act_gang`, a
+pixel gang of ``ReadDesc.gang``), its im2col rows padded to a power of two when that keeps every
+kernel row inside one word of its lane (a 3×3 stem of 3 channels: 27 bytes → 32).
+
 Depthwise conv (``groups == cin == cout``) on a tile with the depthwise mode has its own mapping:
 channels go in groups of up to W (``ext_bytes``), i.e. W / C weight tiles, so that one pixel of
 the group is one external-memory word. The activation CB is a ring over the whole lane bank,
