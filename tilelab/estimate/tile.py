@@ -462,8 +462,7 @@ class _Compute(_Engine):
 
     def run(self):
         cfg, cbs = self.cfg, self.cbs
-        R, E = cfg.rows, cfg.out_entries
-        D = 2 if R % 2 == 0 and E % 2 == 0 else 1
+        R, E, D = cfg.rows, cfg.out_entries, cfg.out_banks
         i_prev = -10            # the last step's issue cycle
         acc = [-10] * 4         # accept cycles of the last four steps
         drains = []             # per tile: the cycle its last rows left the array
@@ -630,7 +629,7 @@ class _Writer(_Engine):
             n_tiles = _ceil(d["n"], PACK_SLOTS) if packed else d["n"]     # packed: groups of tiles
             tile_cols = PACK_SLOTS * C if packed else C
             px = R >> d.get("split", 0)     # rows of a tile (split-K: R / G)
-            D = 2 if R % 2 == 0 and E % 2 == 0 else 1
+            D = cfg.out_banks
             for ta in range(d["m"]):
                 vr = min(px, d["valid_rows"] - ta * px)
                 ents = vr if d.get("split", 0) else _ceil(vr, D) * D      # entries: see _Compute

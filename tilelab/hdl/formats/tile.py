@@ -151,9 +151,9 @@ class ComputeDesc(data.Struct):
     R; see :class:`WriteDesc`) to the output CB.
     The engine waits for ``act_wait`` words of the activation CB (counted in W-byte words from its
     read position, which is the page's byte 0) and pops ``act_pop`` words when done. With
-    ``packed`` the ``n`` weight tiles of an activation tile share their output entries: row
-    ``r`` of tile ``tw`` fills bytes ``tw * cols ..`` of entry ``r`` (int8 output, ``n * cols``
-    bytes at most ``PACK_SLOTS * cols``), and the entries are pushed with the last tile.
+    ``packed`` (int8 output) the ``n`` weight tiles of an activation tile share output entries
+    in groups of ``PACK_SLOTS``: row ``r`` of tile ``tw`` fills bytes ``(tw % PACK_SLOTS) * cols ..``
+    of its group's entry ``r``, and a group's entries are pushed with its last tile.
 
     In depthwise mode (``dw``) the activation page holds a raw input window (``bcast``
     :class:`ReadDesc`: whole input rows, pixel ``i`` of the window at word ``i``, up to W
@@ -240,9 +240,10 @@ class WriteDesc(data.Struct):
     ``valid_cols`` channels of the block are written. A tile has one entry per real row: the MAC
     array drains only a tile's real rows, and pack writes them D (the output banks) a transfer,
     so an odd count leaves one padding entry, popped without a store in a cycle of its own. With
-    ``packed`` (see :class:`ComputeDesc`) the ``n`` weight tiles of an activation tile share its
-    entries, ``n * cols`` channels each, one store per pixel. In the split-K mode (``split`` = s,
-    see :class:`ComputeDesc`) a tile has ``rows >> s`` pixels and one entry per real pixel.
+    ``packed`` (see :class:`ComputeDesc`) each group of ``PACK_SLOTS`` weight tiles of an activation
+    tile shares its entries, up to ``PACK_SLOTS * cols`` channels each, one store per pixel and
+    group. In the split-K mode (``split`` = s, see :class:`ComputeDesc`) a tile has ``rows >> s``
+    pixels and one entry per real pixel.
     """
 
     dst: 32
